@@ -1,0 +1,35 @@
+//! The `StoreLogic` trait: what a store type is, as seen by the kernel.
+
+use alloc::string::String;
+
+use crate::op::{Op, OpId};
+use crate::table::{HostError, Table};
+
+/// Why a store logic refused an op. Any error rolls the op back and pauses the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The payload does not decode for this store type; the message says where.
+    MalformedPayload(String),
+    /// The table backing failed; the host holds the detail.
+    Host(HostError),
+}
+
+impl From<HostError> for ApplyError {
+    fn from(e: HostError) -> Self {
+        ApplyError::Host(e)
+    }
+}
+
+/// A store type's logic: a pure function from (table contents, op) to new table contents.
+///
+/// Implementations must be deterministic: the same table contents and op give the same writes on
+/// every platform and build. `apply` may leave partial writes behind when it returns an error; the
+/// host discards them with the op's transaction.
+pub trait StoreLogic {
+    /// The logical type name, e.g. `core:kvstore`. Fixed for the life of a store.
+    fn store_type(&self) -> &'static str;
+    /// The data-format version this logic reads and writes.
+    fn schema_version(&self) -> u64;
+    /// Applies one op (already chain-checked by the host) to `table`.
+    fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table) -> Result<(), ApplyError>;
+}

@@ -1,1 +1,15 @@
+//! lattice-conform: the Lattice store model (self-describing `state.db` + `log.db`, peek →
+//! resolve → open, reference store types) and the conformance suite around it.
+//!
+//! Layers, bottom up: [`op`] (op ids) and [`hash`] (the LtHash state hash); [`kernel`] (the apply
+//! step every host shares); [`store`] (the redb files); [`registry`] (store_type → opener, the
+//! generic open flow); [`history`] (history files). The binary is a thin shell over these.
 
+pub mod hash;
+pub mod history;
+pub mod kernel;
+pub mod op;
+pub mod registry;
+pub mod store;
+
+pub use lattice_logic;

@@ -1,0 +1,98 @@
+//! Errors of the store layer: each names the file (or directory) and, where there is one, the
+//! meta key or op at fault.
+
+use std::path::PathBuf;
+
+use crate::hash::StateHash;
+use crate::kernel::RejectKind;
+
+use super::StoreIdentity;
+
+/// Everything that can go wrong creating, peeking, opening or applying to a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("{path}: no such store directory")]
+    DirMissing { path: PathBuf },
+    #[error("{path}: not a store (neither state.db nor log.db is present)")]
+    NotAStore { path: PathBuf },
+    #[error("{path}: already exists; choose a new directory")]
+    AlreadyExists { path: PathBuf },
+    #[error("{path}: not a redb database or damaged: {detail}")]
+    NotRedb { path: PathBuf, detail: String },
+    #[error("{path}: was not closed cleanly; open it read-write once (`lattice-conform open`) to let redb repair it")]
+    NotClosedCleanly { path: PathBuf },
+    #[error("{path}: held by another process in an incompatible mode")]
+    Locked { path: PathBuf },
+    #[error("{path}: table `{table}` is missing")]
+    MissingTable { path: PathBuf, table: String },
+    #[error("{path}: meta key `{key}` is missing")]
+    MissingMeta { path: PathBuf, key: String },
+    #[error("{path}: meta key `{key}` is invalid: {reason}")]
+    BadMeta { path: PathBuf, key: String, reason: String },
+    #[error("{dir}: state.db and log.db describe different stores (state.db: {state}; log.db: {log})")]
+    IdentityMismatch { dir: PathBuf, state: StoreIdentity, log: StoreIdentity },
+    #[error("{dir}: store is of type `{found}` schema {found_schema}, but the opener is for `{expected}` schema {expected_schema}")]
+    WrongType { dir: PathBuf, found: String, found_schema: u64, expected: String, expected_schema: u64 },
+    #[error("{dir}: corrupt: stored state hash {stored} but the tables hash to {computed}")]
+    Corrupt { dir: PathBuf, stored: StateHash, computed: StateHash },
+    #[error("{dir}: state.db reflects {state_len} log entries but log.db holds only {log_len}; state.db is not from this log (run `lattice-conform rebuild`)")]
+    StateAheadOfLog { dir: PathBuf, state_len: u64, log_len: u64 },
+    #[error("{path}: log entry {index} does not decode: {reason}")]
+    BadLogEntry { path: PathBuf, index: u64, reason: String },
+    #[error("{dir}: store is paused since op {} ({}) was rejected: {}; no further ops are applied (run `lattice-conform rebuild` to clear the pause)", .pause.op_index, .pause.kind.as_str(), .pause.reason)]
+    Paused { dir: PathBuf, pause: PauseRecord },
+    #[error("{dir}: op {index} (id {op_id}) rejected ({}): {reason}; the store is unchanged by it and is now paused", .kind.as_str())]
+    Rejected { dir: PathBuf, index: u64, op_id: String, kind: RejectKind, reason: String },
+    #[error("{dir}: the log holds an op the store logic now rejects at log entry {index} ({}): {reason}", .kind.as_str())]
+    LogReplayRejected { dir: PathBuf, index: u64, kind: RejectKind, reason: String },
+    #[error("{path}: {source}")]
+    Redb { path: PathBuf, #[source] source: redb::Error },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, #[source] source: std::io::Error },
+}
+
+/// Why and where a store paused. Persisted in state.db's meta under `paused` (JSON).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PauseRecord {
+    /// Position of the rejected op in the input it came from (0-based).
+    pub op_index: u64,
+    /// Hex op id of the rejected op.
+    pub op_id: String,
+    pub kind: RejectKind,
+    pub reason: String,
+}
+
+impl StoreError {
+    /// True for failures of a check on a well-formed store (exit code 1 at the CLI); false for
+    /// unusable input (exit code 2).
+    pub fn is_check_failure(&self) -> bool {
+        matches!(self, StoreError::Corrupt { .. } | StoreError::StateAheadOfLog { .. } | StoreError::LogReplayRejected { .. })
+    }
+}
+
+/// Attaches a path to redb errors.
+pub(crate) trait RedbContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, StoreError>;
+}
+
+impl<T, E: Into<redb::Error>> RedbContext<T> for Result<T, E> {
+    fn at(self, path: &std::path::Path) -> Result<T, StoreError> {
+        self.map_err(|e| classify(path, e.into()))
+    }
+}
+
+/// Maps a redb error to the variant a user can act on.
+fn classify(path: &std::path::Path, e: redb::Error) -> StoreError {
+    let path = path.to_path_buf();
+    match e {
+        redb::Error::DatabaseAlreadyOpen => StoreError::Locked { path },
+        redb::Error::RepairAborted => StoreError::NotClosedCleanly { path },
+        redb::Error::Corrupted(detail) => StoreError::NotRedb { path, detail },
+        redb::Error::UpgradeRequired(v) => StoreError::NotRedb { path, detail: format!("file format version {v} needs an upgrade") },
+        redb::Error::Io(source) if source.kind() == std::io::ErrorKind::UnexpectedEof => StoreError::NotRedb { path, detail: format!("file is too short ({source})") },
+        redb::Error::Io(source) => StoreError::Io { path, source },
+        source => StoreError::Redb { path, source },
+    }
+}

@@ -1,0 +1,136 @@
+//! The on-disk layout: table definitions, meta keys and their codecs, and how redb files are
+//! opened. This is the only place that knows redb table names (normative: docs/FORMAT.md,
+//! "Store directory").
+
+use std::path::Path;
+
+use redb::{Builder, ConcurrencyMode, Database, ReadOnlyDatabase, ReadableTable, TableDefinition};
+use uuid::Uuid;
+
+use super::error::{RedbContext, StoreError};
+use super::StoreIdentity;
+
+pub(crate) const STATE_FILE: &str = "state.db";
+pub(crate) const LOG_FILE: &str = "log.db";
+
+/// state.db: identity, tips, state hash, bookkeeping.
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// state.db: the store logic's rows.
+pub(crate) const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
+/// state.db: reserved for the kernel; empty in layout version 1.
+pub(crate) const SYSTEM: TableDefinition<&[u8], &[u8]> = TableDefinition::new("system");
+/// log.db: the store's identity, so log.db identifies the store on its own.
+pub(crate) const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("log_meta");
+/// log.db: canonical op encodings by apply position (0-based).
+pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+
+pub(crate) const K_STORE_ID: &str = "store_id";
+pub(crate) const K_STORE_TYPE: &str = "store_type";
+pub(crate) const K_SCHEMA: &str = "schema_version";
+pub(crate) const K_LAYOUT: &str = "layout_version";
+pub(crate) const K_ACC: &str = "state_acc";
+pub(crate) const K_HASH: &str = "state_hash";
+pub(crate) const K_LOG_LEN: &str = "log_len";
+pub(crate) const K_PAUSED: &str = "paused";
+pub(crate) const TIP_PREFIX: &str = "tip/";
+
+/// The store layout version this build writes and reads.
+pub const LAYOUT_VERSION: u64 = 1;
+
+/// Every process opens our files in this mode, so read-only peeks coexist with one writer.
+const MODE: ConcurrencyMode = ConcurrencyMode::SingleWriter;
+
+pub(crate) fn tip_key(author: &[u8; 32]) -> String {
+    format!("{TIP_PREFIX}{}", hex::encode(author))
+}
+
+/// Opens an existing file read-write (takes the writer role; may repair after a crash).
+pub(crate) fn open_rw(path: &Path) -> Result<Database, StoreError> {
+    require_file(path)?;
+    Builder::new().set_concurrency_mode(MODE).open(path).at(path)
+}
+
+/// Opens an existing file read-only. Writes nothing; refuses a file that needs repair.
+pub(crate) fn open_ro(path: &Path) -> Result<ReadOnlyDatabase, StoreError> {
+    require_file(path)?;
+    Builder::new().set_concurrency_mode(MODE).set_cache_size(1 << 20).open_read_only(path).at(path)
+}
+
+/// Creates a new file; it must not exist.
+pub(crate) fn create(path: &Path) -> Result<Database, StoreError> {
+    if path.exists() {
+        return Err(StoreError::AlreadyExists { path: path.to_path_buf() });
+    }
+    Builder::new().set_concurrency_mode(MODE).create(path).at(path)
+}
+
+/// redb turns an empty file into a database on create; refuse it (and a missing file) up front.
+fn require_file(path: &Path) -> Result<(), StoreError> {
+    let meta = std::fs::metadata(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+    if meta.len() == 0 {
+        return Err(StoreError::NotRedb { path: path.to_path_buf(), detail: "file is empty".into() });
+    }
+    Ok(())
+}
+
+/// Writes the identity keys into a meta table (`meta` or `log_meta`).
+pub(crate) fn write_identity(t: &mut redb::Table<&str, &[u8]>, id: &StoreIdentity, path: &Path) -> Result<(), StoreError> {
+    t.insert(K_STORE_ID, id.store_id.as_bytes().as_slice()).at(path)?;
+    t.insert(K_STORE_TYPE, id.store_type.as_bytes()).at(path)?;
+    t.insert(K_SCHEMA, id.schema_version.to_le_bytes().as_slice()).at(path)?;
+    t.insert(K_LAYOUT, LAYOUT_VERSION.to_le_bytes().as_slice()).at(path)?;
+    Ok(())
+}
+
+/// Reads and checks the identity keys from a meta table.
+pub(crate) fn read_identity(t: &impl ReadableTable<&'static str, &'static [u8]>, path: &Path) -> Result<StoreIdentity, StoreError> {
+    let layout = read_u64(t, K_LAYOUT, path)?;
+    if layout != LAYOUT_VERSION {
+        let hint = if layout > LAYOUT_VERSION { "written by a newer lattice-conform; upgrade this tool" } else { "written by an older layout this build cannot read" };
+        return Err(bad(path, K_LAYOUT, format!("layout version {layout}, this build reads {LAYOUT_VERSION} ({hint})")));
+    }
+    let raw_id = read_bytes(t, K_STORE_ID, path)?;
+    let store_id: [u8; 16] = raw_id.as_slice().try_into().map_err(|_| bad(path, K_STORE_ID, format!("expected 16 bytes, found {}", raw_id.len())))?;
+    let raw_type = read_bytes(t, K_STORE_TYPE, path)?;
+    let store_type = String::from_utf8(raw_type).map_err(|e| bad(path, K_STORE_TYPE, format!("not UTF-8 ({e})")))?;
+    if store_type.is_empty() {
+        return Err(bad(path, K_STORE_TYPE, "empty".into()));
+    }
+    let schema_version = read_u64(t, K_SCHEMA, path)?;
+    Ok(StoreIdentity { store_id: Uuid::from_bytes(store_id), store_type, schema_version })
+}
+
+pub(crate) fn read_opt(t: &impl ReadableTable<&'static str, &'static [u8]>, key: &str, path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(t.get(key).at(path)?.map(|v| v.value().to_vec()))
+}
+
+pub(crate) fn read_bytes(t: &impl ReadableTable<&'static str, &'static [u8]>, key: &str, path: &Path) -> Result<Vec<u8>, StoreError> {
+    read_opt(t, key, path)?.ok_or_else(|| StoreError::MissingMeta { path: path.to_path_buf(), key: key.to_string() })
+}
+
+pub(crate) fn read_u64(t: &impl ReadableTable<&'static str, &'static [u8]>, key: &str, path: &Path) -> Result<u64, StoreError> {
+    let raw = read_bytes(t, key, path)?;
+    let arr: [u8; 8] = raw.as_slice().try_into().map_err(|_| bad(path, key, format!("expected 8 bytes (u64 LE), found {}", raw.len())))?;
+    Ok(u64::from_le_bytes(arr))
+}
+
+pub(crate) fn read_hash(t: &impl ReadableTable<&'static str, &'static [u8]>, key: &str, path: &Path) -> Result<[u8; 32], StoreError> {
+    let raw = read_bytes(t, key, path)?;
+    raw.as_slice().try_into().map_err(|_| bad(path, key, format!("expected 32 bytes, found {}", raw.len())))
+}
+
+pub(crate) fn bad(path: &Path, key: &str, reason: String) -> StoreError {
+    StoreError::BadMeta { path: path.to_path_buf(), key: key.to_string(), reason }
+}
+
+/// Opens a table that must exist in a read transaction, naming it if it does not.
+pub(crate) fn open_ro_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<K, V>,
+    path: &Path,
+) -> Result<redb::ReadOnlyTable<K, V>, StoreError> {
+    match txn.open_table(def) {
+        Err(redb::TableError::TableDoesNotExist(_)) => Err(StoreError::MissingTable { path: path.to_path_buf(), table: redb::TableHandle::name(&def).to_string() }),
+        other => other.at(path),
+    }
+}

@@ -1,0 +1,466 @@
+//! A store on disk: a directory with `state.db` (identity, tips, state hash, `data`) and `log.db`
+//! (identity again, and the op log in apply order). Both are redb files.
+//!
+//! Guarantees:
+//! - Each op is all-or-nothing. Ops are applied inside one `state.db` write transaction and one
+//!   `log.db` write transaction; the log commits first, then the state. A rejected op aborts both
+//!   transactions, the ops before it are committed again without it, and the store records a pause.
+//! - `log.db` is the source of truth. If a crash lands between the two commits, the next
+//!   read-write open replays the missing log tail into `state.db`; `rebuild` recreates `state.db`
+//!   from `log.db` alone and reaches the identical state hash.
+//! - The stored state hash always equals a from-scratch recompute over `data` and the tips
+//!   (`verify` checks this and reports a mismatch as corrupt).
+
+mod error;
+mod layout;
+mod peek;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lattice_logic::{HostError, StoreLogic, Table};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use error::{PauseRecord, StoreError};
+pub use layout::LAYOUT_VERSION;
+pub use peek::{peek_both, peek_info, peek_with_source, PeekSource};
+
+use crate::hash::{LtHash, RowTable, StateHash};
+use crate::kernel::{self, ChainState, Rejection, Step};
+use crate::op::{Op, OpId};
+use error::RedbContext;
+use layout::*;
+
+/// A store logic shared between threads and openers.
+pub type Logic = Arc<dyn StoreLogic + Send + Sync>;
+
+/// Ops per redb transaction when applying many ops.
+const BATCH: usize = 1024;
+
+/// Who a store is: the three identity keys of its meta tables.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StoreIdentity {
+    pub store_id: Uuid,
+    pub store_type: String,
+    pub schema_version: u64,
+}
+
+impl std::fmt::Display for StoreIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "id {} type `{}` schema {}", self.store_id, self.store_type, self.schema_version)
+    }
+}
+
+/// Counts from one `apply_ops` call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ApplySummary {
+    pub applied: u64,
+    pub duplicates: u64,
+}
+
+/// An open store, holding the writer role on both files.
+pub struct Store {
+    dir: PathBuf,
+    identity: StoreIdentity,
+    state: Database,
+    log: Database,
+    logic: Logic,
+    acc: LtHash,
+    log_len: u64,
+    paused: Option<PauseRecord>,
+}
+
+impl Store {
+    /// Creates a new, empty store at `dir` (which must not exist). The directory is built under a
+    /// temporary name beside it and renamed into place, so a crash leaves no half-made store.
+    pub fn create(dir: &Path, store_id: Uuid, logic: Logic) -> Result<Store, StoreError> {
+        if dir.exists() {
+            return Err(StoreError::AlreadyExists { path: dir.to_path_buf() });
+        }
+        let identity = StoreIdentity { store_id, store_type: logic.store_type().to_string(), schema_version: logic.schema_version() };
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new().prefix(".lattice-creating-").tempdir_in(parent).map_err(|source| StoreError::Io { path: parent.to_path_buf(), source })?;
+        init_log(&tmp.path().join(LOG_FILE), &identity)?;
+        init_state(&tmp.path().join(STATE_FILE), &identity)?;
+        let tmp = tmp.keep();
+        std::fs::rename(&tmp, dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+        Store::open(dir, logic)
+    }
+
+    /// Opens the store at `dir` read-write with `logic`, which must match the stored type and
+    /// schema. Catches `state.db` up with `log.db` if a crash left it behind.
+    pub fn open(dir: &Path, logic: Logic) -> Result<Store, StoreError> {
+        peek::check_dir(dir)?;
+        let (state_path, log_path) = (dir.join(STATE_FILE), dir.join(LOG_FILE));
+        let state = open_rw(&state_path)?;
+        let log = open_rw(&log_path)?;
+        let identity = read_db_identity(&state, META, &state_path)?;
+        let log_identity = read_db_identity(&log, LOG_META, &log_path)?;
+        if identity != log_identity {
+            return Err(StoreError::IdentityMismatch { dir: dir.to_path_buf(), state: identity, log: log_identity });
+        }
+        check_logic(dir, &identity, logic.as_ref())?;
+        let (acc, log_len, paused) = read_bookkeeping(&state, &state_path, &identity)?;
+        let mut store = Store { dir: dir.to_path_buf(), identity, state, log, logic, acc, log_len, paused };
+        store.catch_up()?;
+        Ok(store)
+    }
+
+    /// Recreates `state.db` from `log.db` alone, replaying every logged op with `logic`. The new
+    /// file is built beside the old one and renamed over it; a pause record is not carried over.
+    pub fn rebuild(dir: &Path, logic: Logic) -> Result<Store, StoreError> {
+        peek::check_dir(dir)?;
+        let log_path = dir.join(LOG_FILE);
+        let identity = {
+            let log = open_rw(&log_path)?;
+            read_db_identity(&log, LOG_META, &log_path)?
+        };
+        check_logic(dir, &identity, logic.as_ref())?;
+        let tmp_path = dir.join("state.db.rebuild");
+        let _ = std::fs::remove_file(&tmp_path);
+        init_state(&tmp_path, &identity)?;
+        std::fs::rename(&tmp_path, dir.join(STATE_FILE)).map_err(|source| StoreError::Io { path: dir.join(STATE_FILE), source })?;
+        Store::open(dir, logic)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn identity(&self) -> &StoreIdentity {
+        &self.identity
+    }
+
+    /// The stored (incrementally maintained) state hash.
+    pub fn state_hash(&self) -> StateHash {
+        self.acc.state_hash(&self.identity.store_type, self.identity.schema_version)
+    }
+
+    /// Number of ops in the log (= ops applied, duplicates excluded).
+    pub fn log_len(&self) -> u64 {
+        self.log_len
+    }
+
+    pub fn paused(&self) -> Option<&PauseRecord> {
+        self.paused.as_ref()
+    }
+
+    /// Applies `ops` in order; `first_index` is the position of `ops[0]` in its source, used to
+    /// name a rejected op. Stops at the first rejected op, which pauses the store.
+    pub fn apply_ops(&mut self, ops: &[Op], first_index: u64) -> Result<ApplySummary, StoreError> {
+        if let Some(pause) = &self.paused {
+            return Err(StoreError::Paused { dir: self.dir.clone(), pause: pause.clone() });
+        }
+        let mut total = ApplySummary::default();
+        for (n, chunk) in ops.chunks(BATCH).enumerate() {
+            let base = first_index + (n * BATCH) as u64;
+            match self.apply_batch(chunk, true)? {
+                Ok(s) => add(&mut total, s),
+                Err((pos, rejection)) => return Err(self.reject(chunk, pos, base, rejection, &mut total)),
+            }
+        }
+        Ok(total)
+    }
+
+    /// Recomputes the state hash from `data` and the tips and compares it with the stored one.
+    pub fn verify(&self) -> Result<StateHash, StoreError> {
+        let computed = self.recompute()?;
+        let stored = self.stored_hash()?;
+        if computed != stored || computed != self.state_hash() {
+            return Err(StoreError::Corrupt { dir: self.dir.clone(), stored, computed });
+        }
+        Ok(computed)
+    }
+
+    /// The state hash recomputed from scratch over the tables.
+    pub fn recompute(&self) -> Result<StateHash, StoreError> {
+        let mut acc = LtHash::default();
+        self.for_each_row(|k, v| acc.insert(RowTable::Data, k, v))?;
+        for (author, tip) in self.tips()? {
+            acc.insert(RowTable::Tip, &author, &tip);
+        }
+        Ok(acc.state_hash(&self.identity.store_type, self.identity.schema_version))
+    }
+
+    /// Calls `f` on every `data` row in key order.
+    pub fn for_each_row(&self, mut f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
+        let path = self.state_path();
+        let txn = self.state.begin_read().at(&path)?;
+        let table = layout::open_ro_table(&txn, DATA, &path)?;
+        for row in table.iter().at(&path)? {
+            let (k, v) = row.at(&path)?;
+            f(k.value(), v.value());
+        }
+        Ok(())
+    }
+
+    /// Every author's chain tip, ordered by author.
+    pub fn tips(&self) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
+        let path = self.state_path();
+        let txn = self.state.begin_read().at(&path)?;
+        let meta = layout::open_ro_table(&txn, META, &path)?;
+        let mut out = Vec::new();
+        for row in meta.range(TIP_PREFIX.."tip0").at(&path)? {
+            let (k, v) = row.at(&path)?;
+            out.push(parse_tip(k.value(), v.value(), &path)?);
+        }
+        Ok(out)
+    }
+
+    /// The logged ops in apply order.
+    pub fn log_ops(&self) -> Result<Vec<Op>, StoreError> {
+        read_log(&self.log, &self.log_path(), 0)
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join(LOG_FILE)
+    }
+
+    fn stored_hash(&self) -> Result<StateHash, StoreError> {
+        let path = self.state_path();
+        let txn = self.state.begin_read().at(&path)?;
+        let meta = layout::open_ro_table(&txn, META, &path)?;
+        Ok(StateHash(read_hash(&meta, K_HASH, &path)?))
+    }
+
+    /// Handles a rejection at `pos` of `chunk`: commits the ops before it, records the pause.
+    fn reject(&mut self, chunk: &[Op], pos: usize, base: u64, r: Rejection, total: &mut ApplySummary) -> StoreError {
+        let committed = match self.apply_batch(&chunk[..pos], true) {
+            Ok(Ok(s)) => s,
+            Ok(Err((i, again))) => return self.replay_error(base + i as u64, again),
+            Err(e) => return e,
+        };
+        add(total, committed);
+        let pause = PauseRecord { op_index: base + pos as u64, op_id: hex::encode(r.op_id), kind: r.kind, reason: r.reason };
+        if let Err(e) = self.write_pause(&pause) {
+            return e;
+        }
+        self.paused = Some(pause.clone());
+        StoreError::Rejected { dir: self.dir.clone(), index: pause.op_index, op_id: pause.op_id, kind: pause.kind, reason: pause.reason }
+    }
+
+    fn replay_error(&self, index: u64, r: Rejection) -> StoreError {
+        StoreError::LogReplayRejected { dir: self.dir.clone(), index, kind: r.kind, reason: r.reason }
+    }
+
+    fn write_pause(&self, pause: &PauseRecord) -> Result<(), StoreError> {
+        let path = self.state_path();
+        let json = serde_json::to_vec(pause).expect("a pause record always serializes");
+        let txn = self.state.begin_write().at(&path)?;
+        txn.open_table(META).at(&path)?.insert(K_PAUSED, json.as_slice()).at(&path)?;
+        txn.commit().at(&path)
+    }
+
+    /// Replays log entries the state has not seen yet (after a crash between the two commits).
+    fn catch_up(&mut self) -> Result<(), StoreError> {
+        let logged = log_count(&self.log, &self.log_path())?;
+        if self.log_len > logged {
+            return Err(StoreError::StateAheadOfLog { dir: self.dir.clone(), state_len: self.log_len, log_len: logged });
+        }
+        let missing = read_log(&self.log, &self.log_path(), self.log_len)?;
+        for (n, chunk) in missing.chunks(BATCH).enumerate() {
+            let base = self.log_len + (n * BATCH) as u64;
+            if let Err((i, r)) = self.apply_batch(chunk, false)? {
+                return Err(self.replay_error(base + i as u64, r));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `ops` in one transaction per file. The outer error is a storage failure; the inner
+    /// one a rejected op (its position in `ops`), in which case nothing was committed.
+    fn apply_batch(&mut self, ops: &[Op], append: bool) -> Result<Result<ApplySummary, (usize, Rejection)>, StoreError> {
+        let (state_path, log_path) = (self.state_path(), self.log_path());
+        let state_txn = self.state.begin_write().at(&state_path)?;
+        let log_txn = self.log.begin_write().at(&log_path)?;
+        let mut acc = self.acc.clone();
+        let mut log_len = self.log_len;
+        let mut summary = ApplySummary::default();
+        {
+            let mut data = RedbData { table: state_txn.open_table(DATA).at(&state_path)?, err: None };
+            let mut chain = RedbChain { meta: state_txn.open_table(META).at(&state_path)?, err: None };
+            let mut log = log_txn.open_table(LOG).at(&log_path)?;
+            for (i, op) in ops.iter().enumerate() {
+                match kernel::apply_op(self.logic.as_ref(), &self.identity.store_id, op, &mut data, &mut chain, &mut acc) {
+                    Ok(Step::Applied(_)) => {
+                        if append {
+                            log.insert(log_len, op.encode().as_slice()).at(&log_path)?;
+                        }
+                        log_len += 1;
+                        summary.applied += 1;
+                    }
+                    Ok(Step::Duplicate(_)) => summary.duplicates += 1,
+                    Err(r) => {
+                        if let Some(e) = data.err.take().or(chain.err.take()) {
+                            return Err(StoreError::Redb { path: state_path, source: e });
+                        }
+                        return Ok(Err((i, r)));
+                    }
+                }
+            }
+            let hash = acc.state_hash(&self.identity.store_type, self.identity.schema_version);
+            chain.meta.insert(K_ACC, acc.to_bytes().as_slice()).at(&state_path)?;
+            chain.meta.insert(K_HASH, hash.0.as_slice()).at(&state_path)?;
+            chain.meta.insert(K_LOG_LEN, log_len.to_le_bytes().as_slice()).at(&state_path)?;
+        }
+        log_txn.commit().at(&log_path)?;
+        state_txn.commit().at(&state_path)?;
+        self.acc = acc;
+        self.log_len = log_len;
+        Ok(Ok(summary))
+    }
+}
+
+fn add(total: &mut ApplySummary, s: ApplySummary) {
+    total.applied += s.applied;
+    total.duplicates += s.duplicates;
+}
+
+fn check_logic(dir: &Path, id: &StoreIdentity, logic: &(dyn StoreLogic + Send + Sync)) -> Result<(), StoreError> {
+    if id.store_type != logic.store_type() || id.schema_version != logic.schema_version() {
+        return Err(StoreError::WrongType {
+            dir: dir.to_path_buf(),
+            found: id.store_type.clone(),
+            found_schema: id.schema_version,
+            expected: logic.store_type().to_string(),
+            expected_schema: logic.schema_version(),
+        });
+    }
+    Ok(())
+}
+
+fn init_log(path: &Path, identity: &StoreIdentity) -> Result<(), StoreError> {
+    let db = layout::create(path)?;
+    let txn = db.begin_write().at(path)?;
+    write_identity(&mut txn.open_table(LOG_META).at(path)?, identity, path)?;
+    txn.open_table(LOG).at(path)?;
+    txn.commit().at(path)
+}
+
+fn init_state(path: &Path, identity: &StoreIdentity) -> Result<(), StoreError> {
+    let db = layout::create(path)?;
+    let txn = db.begin_write().at(path)?;
+    {
+        let mut meta = txn.open_table(META).at(path)?;
+        write_identity(&mut meta, identity, path)?;
+        let acc = LtHash::default();
+        meta.insert(K_ACC, acc.to_bytes().as_slice()).at(path)?;
+        meta.insert(K_HASH, acc.state_hash(&identity.store_type, identity.schema_version).0.as_slice()).at(path)?;
+        meta.insert(K_LOG_LEN, 0u64.to_le_bytes().as_slice()).at(path)?;
+        txn.open_table(DATA).at(path)?;
+        txn.open_table(SYSTEM).at(path)?;
+    }
+    txn.commit().at(path)
+}
+
+fn read_db_identity(db: &Database, table: redb::TableDefinition<&'static str, &'static [u8]>, path: &Path) -> Result<StoreIdentity, StoreError> {
+    let txn = db.begin_read().at(path)?;
+    read_identity(&layout::open_ro_table(&txn, table, path)?, path)
+}
+
+/// Reads the accumulator, checks the stored hash against it, and reads `log_len` and `paused`.
+fn read_bookkeeping(db: &Database, path: &Path, id: &StoreIdentity) -> Result<(LtHash, u64, Option<PauseRecord>), StoreError> {
+    let txn = db.begin_read().at(path)?;
+    let meta = layout::open_ro_table(&txn, META, path)?;
+    let raw = read_bytes(&meta, K_ACC, path)?;
+    let acc = LtHash::from_bytes(&raw).ok_or_else(|| bad(path, K_ACC, format!("expected {} bytes, found {}", crate::hash::ACC_BYTES, raw.len())))?;
+    let stored = StateHash(read_hash(&meta, K_HASH, path)?);
+    let from_acc = acc.state_hash(&id.store_type, id.schema_version);
+    if stored != from_acc {
+        return Err(StoreError::Corrupt { dir: path.parent().unwrap_or(path).to_path_buf(), stored, computed: from_acc });
+    }
+    let log_len = read_u64(&meta, K_LOG_LEN, path)?;
+    let paused = match read_opt(&meta, K_PAUSED, path)? {
+        Some(json) => Some(serde_json::from_slice(&json).map_err(|e| bad(path, K_PAUSED, e.to_string()))?),
+        None => None,
+    };
+    Ok((acc, log_len, paused))
+}
+
+fn log_count(db: &Database, path: &Path) -> Result<u64, StoreError> {
+    let txn = db.begin_read().at(path)?;
+    layout::open_ro_table(&txn, LOG, path)?.len().at(path)
+}
+
+fn read_log(db: &Database, path: &Path, from: u64) -> Result<Vec<Op>, StoreError> {
+    let txn = db.begin_read().at(path)?;
+    let log = layout::open_ro_table(&txn, LOG, path)?;
+    let mut ops = Vec::new();
+    for (expected, row) in (from..).zip(log.range(from..).at(path)?) {
+        let (k, v) = row.at(path)?;
+        if k.value() != expected {
+            return Err(StoreError::BadLogEntry { path: path.to_path_buf(), index: expected, reason: format!("entry missing (next present is {})", k.value()) });
+        }
+        ops.push(Op::decode(v.value()).map_err(|e| StoreError::BadLogEntry { path: path.to_path_buf(), index: expected, reason: e.to_string() })?);
+    }
+    Ok(ops)
+}
+
+fn parse_tip(key: &str, value: &[u8], path: &Path) -> Result<([u8; 32], OpId), StoreError> {
+    let author = hex::decode(&key[TIP_PREFIX.len()..]).ok().and_then(|a| <[u8; 32]>::try_from(a).ok());
+    let author = author.ok_or_else(|| bad(path, key, "tip key must be `tip/` + 64 hex digits".into()))?;
+    let tip = value.try_into().map_err(|_| bad(path, key, format!("expected 32 bytes, found {}", value.len())))?;
+    Ok((author, tip))
+}
+
+/// The `data` table inside a write transaction, seen through the logic's table interface.
+struct RedbData<'t> {
+    table: redb::Table<'t, &'static [u8], &'static [u8]>,
+    err: Option<redb::Error>,
+}
+
+impl RedbData<'_> {
+    fn keep<T>(&mut self, r: Result<T, redb::StorageError>) -> Result<T, HostError> {
+        r.map_err(|e| {
+            self.err = Some(e.into());
+            HostError
+        })
+    }
+}
+
+impl Table for RedbData<'_> {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
+        let r = self.table.get(key).map(|v| v.map(|g| g.value().to_vec()));
+        self.keep(r)
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostError> {
+        let r = self.table.insert(key, value).map(drop);
+        self.keep(r)
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), HostError> {
+        let r = self.table.remove(key).map(drop);
+        self.keep(r)
+    }
+}
+
+/// Author tips as `tip/<hex>` keys of the meta table inside a write transaction.
+struct RedbChain<'t> {
+    meta: redb::Table<'t, &'static str, &'static [u8]>,
+    err: Option<redb::Error>,
+}
+
+impl ChainState for RedbChain<'_> {
+    fn tip(&mut self, author: &[u8; 32]) -> Result<Option<OpId>, HostError> {
+        let r = self.meta.get(tip_key(author).as_str()).map(|v| v.and_then(|g| g.value().try_into().ok()));
+        r.map_err(|e| {
+            self.err = Some(e.into());
+            HostError
+        })
+    }
+
+    fn set_tip(&mut self, author: &[u8; 32], id: &OpId) -> Result<(), HostError> {
+        let r = self.meta.insert(tip_key(author).as_str(), id.as_slice()).map(drop);
+        r.map_err(|e| {
+            self.err = Some(e.into());
+            HostError
+        })
+    }
+}

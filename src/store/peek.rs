@@ -1,0 +1,68 @@
+//! Peek: read a store's identity without opening its logic and without writing anything.
+//!
+//! `peek_info` opens `state.db` read-only (redb's `ReadOnlyDatabase`: no lock for writing, no
+//! header write, no fsync) and reads three meta keys; when `state.db` is missing it reads
+//! `log.db`'s `log_meta` instead. Because every process opens our files in redb's `SingleWriter`
+//! mode, a peek works while another process holds the store open for writing.
+
+use std::path::Path;
+
+use redb::ReadableDatabase;
+
+use super::error::StoreError;
+use super::layout::{open_ro, open_ro_table, read_identity, LOG_FILE, LOG_META, META, STATE_FILE};
+use super::StoreIdentity;
+
+/// Which file a peek read its answer from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeekSource {
+    StateDb,
+    LogDb,
+}
+
+/// Reads the identity of the store in `dir` from `state.db`, or from `log.db` if `state.db` is
+/// missing. Never writes.
+pub fn peek_info(dir: &Path) -> Result<StoreIdentity, StoreError> {
+    peek_with_source(dir).map(|(id, _)| id)
+}
+
+/// As [`peek_info`], also saying which file answered.
+pub fn peek_with_source(dir: &Path) -> Result<(StoreIdentity, PeekSource), StoreError> {
+    check_dir(dir)?;
+    let state = dir.join(STATE_FILE);
+    if state.exists() {
+        return Ok((read_meta_ro(&state, META)?, PeekSource::StateDb));
+    }
+    let log = dir.join(LOG_FILE);
+    if log.exists() {
+        return Ok((read_meta_ro(&log, LOG_META)?, PeekSource::LogDb));
+    }
+    Err(StoreError::NotAStore { path: dir.to_path_buf() })
+}
+
+/// Peeks both files and requires them to agree. Still read-only.
+pub fn peek_both(dir: &Path) -> Result<(StoreIdentity, StoreIdentity), StoreError> {
+    check_dir(dir)?;
+    let state = read_meta_ro(&dir.join(STATE_FILE), META)?;
+    let log = read_meta_ro(&dir.join(LOG_FILE), LOG_META)?;
+    if state != log {
+        return Err(StoreError::IdentityMismatch { dir: dir.to_path_buf(), state, log });
+    }
+    Ok((state, log))
+}
+
+pub(crate) fn check_dir(dir: &Path) -> Result<(), StoreError> {
+    if !dir.is_dir() {
+        return Err(StoreError::DirMissing { path: dir.to_path_buf() });
+    }
+    Ok(())
+}
+
+fn read_meta_ro(path: &Path, table: redb::TableDefinition<&'static str, &'static [u8]>) -> Result<StoreIdentity, StoreError> {
+    use super::error::RedbContext;
+    let db = open_ro(path)?;
+    let txn = db.begin_read().at(path)?;
+    let t = open_ro_table(&txn, table, path)?;
+    read_identity(&t, path)
+}

@@ -1,1 +1,198 @@
+//! History files: a store's identity and its ops in JSON, every field explicit.
+//!
+//! This is the provisional history format (`format_version` 1, normative in docs/FORMAT.md,
+//! "History file"). Loading reports bad JSON with line and column, and a bad op with its index
+//! and field; a file written by a newer format version is refused as such.
 
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::op::{op_id, Hlc, Op, OpId};
+
+/// The `format` tag every history file carries.
+pub const FORMAT_TAG: &str = "lattice-conform/history";
+/// The history format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A loaded, checked history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct History {
+    pub store_id: Uuid,
+    pub store_type: String,
+    pub schema_version: u64,
+    pub ops: Vec<Op>,
+}
+
+/// Why a history file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    #[error("{path}: cannot read: {source}")]
+    Io { path: PathBuf, #[source] source: std::io::Error },
+    #[error("{path}: invalid JSON at line {line}, column {column}: {msg}")]
+    Json { path: PathBuf, line: usize, column: usize, msg: String },
+    #[error("{path}: `format` is {found:?}, expected {FORMAT_TAG:?}")]
+    NotAHistory { path: PathBuf, found: String },
+    #[error("{path}: format_version {found} is newer than this build reads ({FORMAT_VERSION}); upgrade lattice-conform")]
+    TooNew { path: PathBuf, found: u32 },
+    #[error("{path}: format_version {found} is older than this build reads ({FORMAT_VERSION}); re-export it with the tool that wrote it")]
+    TooOld { path: PathBuf, found: u32 },
+    #[error("{path}: op {index}, field `{field}`: {reason}")]
+    BadOp { path: PathBuf, index: usize, field: &'static str, reason: String },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJson {
+    format: String,
+    format_version: u32,
+    store_id: Uuid,
+    store_type: String,
+    schema_version: u64,
+    ops: Vec<OpJson>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    author: String,
+    hlc: HlcJson,
+    prev: String,
+    #[serde(default)]
+    causal_deps: Vec<String>,
+    payload: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HlcJson {
+    wall_ms: u64,
+    counter: u32,
+}
+
+impl History {
+    /// Loads and checks a history file.
+    pub fn load(path: &Path) -> Result<History, HistoryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| HistoryError::Io { path: path.to_path_buf(), source })?;
+        History::parse(&text, path)
+    }
+
+    /// Parses history JSON; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<History, HistoryError> {
+        let file: FileJson = serde_json::from_str(text).map_err(|e| HistoryError::Json { path: path.to_path_buf(), line: e.line(), column: e.column(), msg: strip_position(&e) })?;
+        check_format(&file, path)?;
+        let ops = file.ops.iter().enumerate().map(|(i, op)| parse_op(op, &file.store_id, i, path)).collect::<Result<_, _>>()?;
+        Ok(History { store_id: file.store_id, store_type: file.store_type, schema_version: file.schema_version, ops })
+    }
+
+    /// Pretty JSON (two-space indent, trailing newline), with each op's id written out.
+    pub fn to_json(&self) -> String {
+        let ops = self.ops.iter().map(|op| op_json(op, op_id(&self.store_id, op))).collect();
+        let file = FileJson { format: FORMAT_TAG.into(), format_version: FORMAT_VERSION, store_id: self.store_id, store_type: self.store_type.clone(), schema_version: self.schema_version, ops };
+        let mut s = serde_json::to_string_pretty(&file).expect("a history always serializes");
+        s.push('\n');
+        s
+    }
+}
+
+fn check_format(file: &FileJson, path: &Path) -> Result<(), HistoryError> {
+    if file.format != FORMAT_TAG {
+        return Err(HistoryError::NotAHistory { path: path.to_path_buf(), found: file.format.clone() });
+    }
+    match file.format_version {
+        v if v > FORMAT_VERSION => Err(HistoryError::TooNew { path: path.to_path_buf(), found: v }),
+        v if v < FORMAT_VERSION => Err(HistoryError::TooOld { path: path.to_path_buf(), found: v }),
+        _ => Ok(()),
+    }
+}
+
+fn parse_op(j: &OpJson, store_id: &Uuid, index: usize, path: &Path) -> Result<Op, HistoryError> {
+    let bad = |field, reason| HistoryError::BadOp { path: path.to_path_buf(), index, field, reason };
+    let deps = j.causal_deps.iter().map(|d| hash32(d)).collect::<Result<Vec<_>, _>>().map_err(|r| bad("causal_deps", r))?;
+    let op = Op {
+        author: hash32(&j.author).map_err(|r| bad("author", r))?,
+        hlc: Hlc { wall_ms: j.hlc.wall_ms, counter: j.hlc.counter },
+        prev: hash32(&j.prev).map_err(|r| bad("prev", r))?,
+        causal_deps: deps,
+        payload: hex::decode(&j.payload).map_err(|e| bad("payload", format!("not hex: {e}")))?,
+    };
+    op.validate().map_err(|e| bad("op", e.to_string()))?;
+    if let Some(stated) = &j.id {
+        let computed = hex::encode(op_id(store_id, &op));
+        if *stated != computed {
+            return Err(bad("id", format!("states {stated} but the op's contents hash to {computed}")));
+        }
+    }
+    Ok(op)
+}
+
+fn op_json(op: &Op, id: OpId) -> OpJson {
+    OpJson {
+        id: Some(hex::encode(id)),
+        author: hex::encode(op.author),
+        hlc: HlcJson { wall_ms: op.hlc.wall_ms, counter: op.hlc.counter },
+        prev: hex::encode(op.prev),
+        causal_deps: op.causal_deps.iter().map(hex::encode).collect(),
+        payload: hex::encode(&op.payload),
+    }
+}
+
+/// Decodes 64 lowercase-or-uppercase hex digits into 32 bytes.
+pub fn hash32(s: &str) -> Result<[u8; 32], String> {
+    if s.len() != 64 {
+        return Err(format!("expected 64 hex digits (32 bytes), found {} characters", s.len()));
+    }
+    let bytes = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
+    Ok(bytes.try_into().expect("64 hex digits are 32 bytes"))
+}
+
+/// serde_json appends " at line L column C"; we report those separately.
+fn strip_position(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> History {
+        let op = Op { author: [3; 32], hlc: Hlc { wall_ms: 5, counter: 1 }, prev: [0; 32], causal_deps: vec![], payload: vec![0xab] };
+        History { store_id: Uuid::from_bytes([9; 16]), store_type: "core:logstore".into(), schema_version: 1, ops: vec![op] }
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let h = sample();
+        assert_eq!(History::parse(&h.to_json(), Path::new("h.json")).unwrap(), h);
+    }
+
+    #[test]
+    fn bad_json_names_line_and_column() {
+        let err = History::parse("{\n  \"format\": ,\n}", Path::new("h.json")).unwrap_err();
+        assert!(matches!(err, HistoryError::Json { line: 2, column: 13, .. }), "{err}");
+    }
+
+    #[test]
+    fn wrong_length_hash_names_op_and_field() {
+        let text = sample().to_json().replace(&"00".repeat(32), &"00".repeat(31));
+        let err = History::parse(&text, Path::new("h.json")).unwrap_err().to_string();
+        assert_eq!(err, "h.json: op 0, field `prev`: expected 64 hex digits (32 bytes), found 62 characters");
+    }
+
+    #[test]
+    fn stated_id_must_match_and_newer_formats_are_refused() {
+        let text = sample().to_json();
+        let tampered = text.replace("\"payload\": \"ab\"", "\"payload\": \"ac\"");
+        assert!(matches!(History::parse(&tampered, Path::new("h")), Err(HistoryError::BadOp { field: "id", .. })));
+        let newer = text.replace("\"format_version\": 1", "\"format_version\": 2");
+        assert!(matches!(History::parse(&newer, Path::new("h")), Err(HistoryError::TooNew { found: 2, .. })));
+    }
+}

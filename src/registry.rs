@@ -1,1 +1,150 @@
+//! The registry: store_type → opener, and the generic open flow (peek → resolve → open).
+//!
+//! A node opens any store without prior configuration: it peeks the identity, resolves the type
+//! here, and opens the store with the resolved logic. Openers are native closures today; the Wasm
+//! opener plugs in behind the same [`StoreOpener`] trait.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use lattice_logic::kvstore::KvStore;
+use lattice_logic::logstore::LogStore;
+use lattice_logic::StoreLogic;
+
+use crate::store::{self, Logic, Store, StoreError, StoreIdentity};
+
+/// Builds the logic for one store type and schema version.
+pub trait StoreOpener: Send + Sync {
+    fn store_type(&self) -> &str;
+    fn schema_version(&self) -> u64;
+    /// A short description of where the logic comes from, e.g. `native`.
+    fn describe(&self) -> String;
+    fn logic(&self) -> Logic;
+}
+
+/// An opener backed by a native constructor.
+pub struct NativeOpener {
+    store_type: String,
+    schema_version: u64,
+    make: Box<dyn Fn() -> Logic + Send + Sync>,
+}
+
+impl NativeOpener {
+    /// An opener for a logic type that implements `Default`.
+    pub fn of<L: StoreLogic + Default + Send + Sync + 'static>() -> NativeOpener {
+        let probe = L::default();
+        NativeOpener::new(probe.store_type(), probe.schema_version(), || Arc::new(L::default()))
+    }
+
+    pub fn new(store_type: &str, schema_version: u64, make: impl Fn() -> Logic + Send + Sync + 'static) -> NativeOpener {
+        NativeOpener { store_type: store_type.to_string(), schema_version, make: Box::new(make) }
+    }
+}
+
+impl StoreOpener for NativeOpener {
+    fn store_type(&self) -> &str {
+        &self.store_type
+    }
+
+    fn schema_version(&self) -> u64 {
+        self.schema_version
+    }
+
+    fn describe(&self) -> String {
+        "native".to_string()
+    }
+
+    fn logic(&self) -> Logic {
+        (self.make)()
+    }
+}
+
+/// Failures to find an opener.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    #[error("no opener for store type `{store_type}`; registered types: {}", list(.registered))]
+    NoOpener { store_type: String, registered: Vec<String> },
+    #[error("the opener for `{store_type}` supports schema {supported}, but the store has schema {found}")]
+    UnsupportedSchema { store_type: String, found: u64, supported: u64 },
+}
+
+fn list(types: &[String]) -> String {
+    if types.is_empty() {
+        "(none)".to_string()
+    } else {
+        types.join(", ")
+    }
+}
+
+/// Any failure of the generic open flow.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{dir}: {source}")]
+    Resolve { dir: std::path::PathBuf, #[source] source: RegistryError },
+}
+
+/// store_type → opener. Iteration is in type-name order.
+#[derive(Default)]
+pub struct Registry {
+    openers: BTreeMap<String, Arc<dyn StoreOpener>>,
+}
+
+impl Registry {
+    /// A registry with the native reference types `core:kvstore` and `core:logstore`.
+    pub fn with_reference_types() -> Registry {
+        let mut r = Registry::default();
+        r.register(Arc::new(NativeOpener::of::<KvStore>()));
+        r.register(Arc::new(NativeOpener::of::<LogStore>()));
+        r
+    }
+
+    /// Registers `opener` for its store type, replacing any earlier one.
+    pub fn register(&mut self, opener: Arc<dyn StoreOpener>) {
+        self.openers.insert(opener.store_type().to_string(), opener);
+    }
+
+    pub fn registered_types(&self) -> Vec<String> {
+        self.openers.keys().cloned().collect()
+    }
+
+    /// The opener for `store_type`.
+    pub fn opener(&self, store_type: &str) -> Result<&Arc<dyn StoreOpener>, RegistryError> {
+        self.openers.get(store_type).ok_or_else(|| RegistryError::NoOpener { store_type: store_type.to_string(), registered: self.registered_types() })
+    }
+
+    /// The logic for a peeked identity: the type must be registered and the schema supported.
+    pub fn resolve(&self, id: &StoreIdentity) -> Result<Logic, RegistryError> {
+        let opener = self.opener(&id.store_type)?;
+        if opener.schema_version() != id.schema_version {
+            return Err(RegistryError::UnsupportedSchema { store_type: id.store_type.clone(), found: id.schema_version, supported: opener.schema_version() });
+        }
+        Ok(opener.logic())
+    }
+
+    /// The generic open flow: peek the identity, resolve the type, open the store.
+    pub fn open(&self, dir: &Path) -> Result<Store, OpenError> {
+        let identity = store::peek_info(dir)?;
+        let logic = self.resolve(&identity).map_err(|source| OpenError::Resolve { dir: dir.to_path_buf(), source })?;
+        Ok(Store::open(dir, logic)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_type_lists_the_registered_ones() {
+        let r = Registry::with_reference_types();
+        let id = StoreIdentity { store_id: uuid::Uuid::nil(), store_type: "my.app.v2".into(), schema_version: 1 };
+        let msg = r.resolve(&id).err().unwrap().to_string();
+        assert_eq!(msg, "no opener for store type `my.app.v2`; registered types: core:kvstore, core:logstore");
+        let wrong_schema = StoreIdentity { schema_version: 9, store_type: "core:kvstore".into(), ..id };
+        assert!(matches!(r.resolve(&wrong_schema), Err(RegistryError::UnsupportedSchema { found: 9, supported: 1, .. })));
+    }
+}

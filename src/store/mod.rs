@@ -164,6 +164,16 @@ impl Store {
         Ok(total)
     }
 
+    /// Applies `ops` after skipping the leading ops that are already in the log, so re-running an
+    /// interrupted or completed apply of the same history resumes it instead of breaking chains.
+    /// Returns how many leading ops were skipped.
+    pub fn apply_resuming(&mut self, ops: &[Op]) -> Result<(u64, ApplySummary), StoreError> {
+        let logged: std::collections::BTreeSet<OpId> = self.log_ops()?.iter().map(|op| crate::op::op_id(&self.identity.store_id, op)).collect();
+        let skip = ops.iter().take_while(|op| logged.contains(&crate::op::op_id(&self.identity.store_id, op))).count();
+        let summary = self.apply_ops(&ops[skip..], skip as u64)?;
+        Ok((skip as u64, summary))
+    }
+
     /// Recomputes the state hash from `data` and the tips and compares it with the stored one.
     pub fn verify(&self) -> Result<StateHash, StoreError> {
         let computed = self.recompute()?;

@@ -1,0 +1,105 @@
+//! Decoded views of `data` rows for people: `dump`, and later key-level diffs.
+//!
+//! A row of a reference type decodes into its logical meaning (a kvstore key's resolved value and
+//! concurrent heads; a logstore entry's HLC, author and op id). A row of any other type, or one
+//! that does not decode, is shown raw — decoding never fails.
+
+use lattice_logic::{kvstore, logstore};
+use serde::Serialize;
+
+/// One `data` row, decoded as far as its store type allows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DecodedRow {
+    /// A kvstore key: the resolved value (`null` when deleted) and every head.
+    KvKey { key: Bytes, value: Option<Bytes>, heads: Vec<HeadView> },
+    /// A logstore entry.
+    LogEntry { wall_ms: u64, counter: u32, author: String, op_id: String, payload: Bytes },
+    /// Anything else: the raw key and value.
+    Raw { key: Bytes, value: Bytes },
+}
+
+/// A kvstore head.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HeadView {
+    pub op_id: String,
+    pub wall_ms: u64,
+    pub counter: u32,
+    pub author: String,
+    /// `null` for a tombstone.
+    pub value: Option<Bytes>,
+}
+
+/// Bytes shown as hex, plus UTF-8 text when they are printable text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Bytes {
+    pub hex: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utf8: Option<String>,
+}
+
+impl Bytes {
+    pub fn new(b: &[u8]) -> Bytes {
+        let utf8 = std::str::from_utf8(b).ok().filter(|s| s.chars().all(|c| !c.is_control())).map(str::to_string);
+        Bytes { hex: hex::encode(b), utf8 }
+    }
+}
+
+impl std::fmt::Display for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.utf8 {
+            Some(s) if s.len() <= 64 => write!(f, "{s:?}"),
+            _ if self.hex.len() > 64 => write!(f, "0x{}… ({} bytes)", &self.hex[..64], self.hex.len() / 2),
+            _ => write!(f, "0x{}", self.hex),
+        }
+    }
+}
+
+/// Decodes a row of a store of `store_type`.
+pub fn decode_row(store_type: &str, key: &[u8], value: &[u8]) -> DecodedRow {
+    let raw = || DecodedRow::Raw { key: Bytes::new(key), value: Bytes::new(value) };
+    match store_type {
+        kvstore::STORE_TYPE => kv_row(key, value).unwrap_or_else(raw),
+        logstore::STORE_TYPE => log_row(key, value).unwrap_or_else(raw),
+        _ => raw(),
+    }
+}
+
+fn kv_row(key: &[u8], value: &[u8]) -> Option<DecodedRow> {
+    let heads = kvstore::decode_heads(value)?;
+    let resolved = kvstore::resolve(&heads).map(Bytes::new);
+    let views = heads
+        .iter()
+        .map(|h| HeadView { op_id: hex::encode(h.op_id), wall_ms: h.hlc.wall_ms, counter: h.hlc.counter, author: hex::encode(h.author), value: h.value.as_deref().map(Bytes::new) })
+        .collect();
+    Some(DecodedRow::KvKey { key: Bytes::new(key), value: resolved, heads: views })
+}
+
+fn log_row(key: &[u8], value: &[u8]) -> Option<DecodedRow> {
+    let (hlc, author, id) = logstore::parse_entry_key(key)?;
+    Some(DecodedRow::LogEntry { wall_ms: hlc.wall_ms, counter: hlc.counter, author: hex::encode(author), op_id: hex::encode(id), payload: Bytes::new(value) })
+}
+
+impl std::fmt::Display for DecodedRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodedRow::KvKey { key, value, heads } => {
+                match value {
+                    Some(v) => write!(f, "{key} = {v}")?,
+                    None => write!(f, "{key} (deleted)")?,
+                }
+                if heads.len() > 1 {
+                    write!(f, "  [{} concurrent heads:", heads.len())?;
+                    for h in heads {
+                        let v = h.value.as_ref().map_or("tombstone".to_string(), |v| v.to_string());
+                        write!(f, " {}@{}.{}/{}={v}", &h.op_id[..8], h.wall_ms, h.counter, &h.author[..8])?;
+                    }
+                    write!(f, "]")?;
+                }
+                Ok(())
+            }
+            DecodedRow::LogEntry { wall_ms, counter, author, op_id, payload } => write!(f, "{wall_ms}.{counter} author {} op {}: {payload}", &author[..16], &op_id[..16]),
+            DecodedRow::Raw { key, value } => write!(f, "{key} => {value}"),
+        }
+    }
+}

@@ -29,7 +29,7 @@ pub struct History {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HistoryError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Io { path: PathBuf, #[source] source: std::io::Error },
     #[error("{path}: invalid JSON at line {line}, column {column}: {msg}")]
     Json { path: PathBuf, line: usize, column: usize, msg: String },

@@ -84,7 +84,7 @@ fn list(types: &[String]) -> String {
 pub enum OpenError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{dir}: {source}")]
+    #[error("{dir}")]
     Resolve { dir: std::path::PathBuf, #[source] source: RegistryError },
 }
 
@@ -126,9 +126,10 @@ impl Registry {
         Ok(opener.logic())
     }
 
-    /// The generic open flow: peek the identity, resolve the type, open the store.
+    /// The generic open flow: peek the identity, resolve the type, open the store. A file left
+    /// unclean by a crash is repaired by the read-write open (see [`store::peek_for_open`]).
     pub fn open(&self, dir: &Path) -> Result<Store, OpenError> {
-        let identity = store::peek_info(dir)?;
+        let identity = store::peek_for_open(dir)?;
         let logic = self.resolve(&identity).map_err(|source| OpenError::Resolve { dir: dir.to_path_buf(), source })?;
         Ok(Store::open(dir, logic)?)
     }

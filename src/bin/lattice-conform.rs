@@ -196,10 +196,7 @@ fn open(registry: &Registry, dir: &Path, verify: bool, json: bool) -> anyhow::Re
 }
 
 fn rebuild(registry: &Registry, dir: &Path) -> anyhow::Result<()> {
-    let identity = match store::peek_with_source(dir)? {
-        (id, store::PeekSource::LogDb) => id,
-        (_, store::PeekSource::StateDb) => store::peek_both(dir)?.1,
-    };
+    let identity = Store::log_identity(dir)?;
     let store = Store::rebuild(dir, registry.resolve(&identity)?)?;
     println!("rebuilt state.db from {} logged ops; state hash {}", store.log_len(), store.state_hash());
     Ok(())

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 pub use error::{PauseRecord, StoreError};
 pub use layout::LAYOUT_VERSION;
-pub use peek::{peek_both, peek_info, peek_with_source, PeekSource};
+pub use peek::{peek_both, peek_for_open, peek_info, peek_with_source, PeekSource};
 
 use crate::hash::{LtHash, RowTable, StateHash};
 use crate::kernel::{self, ChainState, Rejection, Step};
@@ -108,15 +108,18 @@ impl Store {
         Ok(store)
     }
 
+    /// The identity recorded in `log.db` alone (opened read-write, so a crashed file is repaired).
+    pub fn log_identity(dir: &Path) -> Result<StoreIdentity, StoreError> {
+        peek::check_dir(dir)?;
+        let log_path = dir.join(LOG_FILE);
+        read_db_identity(&open_rw(&log_path)?, LOG_META, &log_path)
+    }
+
     /// Recreates `state.db` from `log.db` alone, replaying every logged op with `logic`. The new
     /// file is built beside the old one and renamed over it; a pause record is not carried over.
     pub fn rebuild(dir: &Path, logic: Logic) -> Result<Store, StoreError> {
         peek::check_dir(dir)?;
-        let log_path = dir.join(LOG_FILE);
-        let identity = {
-            let log = open_rw(&log_path)?;
-            read_db_identity(&log, LOG_META, &log_path)?
-        };
+        let identity = Store::log_identity(dir)?;
         check_logic(dir, &identity, logic.as_ref())?;
         let tmp_path = dir.join("state.db.rebuild");
         let _ = std::fs::remove_file(&tmp_path);

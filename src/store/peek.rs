@@ -9,7 +9,7 @@ use std::path::Path;
 
 use redb::ReadableDatabase;
 
-use super::error::StoreError;
+use super::error::{RedbContext, StoreError};
 use super::layout::{open_ro, open_ro_table, read_identity, LOG_FILE, LOG_META, META, STATE_FILE};
 use super::StoreIdentity;
 
@@ -41,6 +41,21 @@ pub fn peek_with_source(dir: &Path) -> Result<(StoreIdentity, PeekSource), Store
     Err(StoreError::NotAStore { path: dir.to_path_buf() })
 }
 
+/// The identity for a read-write open. Like [`peek_info`], except that a file that was not closed
+/// cleanly is opened read-write once — letting redb repair it — and its identity read then. Only
+/// for callers about to open the store for writing anyway; a plain peek never writes.
+pub fn peek_for_open(dir: &Path) -> Result<StoreIdentity, StoreError> {
+    match peek_info(dir) {
+        Err(StoreError::NotClosedCleanly { path }) => {
+            let table = if path.ends_with(STATE_FILE) { META } else { LOG_META };
+            let db = super::layout::open_rw(&path)?;
+            let txn = db.begin_read().at(&path)?;
+            read_identity(&open_ro_table(&txn, table, &path)?, &path)
+        }
+        other => other,
+    }
+}
+
 /// Peeks both files and requires them to agree. Still read-only.
 pub fn peek_both(dir: &Path) -> Result<(StoreIdentity, StoreIdentity), StoreError> {
     check_dir(dir)?;
@@ -60,7 +75,6 @@ pub(crate) fn check_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 fn read_meta_ro(path: &Path, table: redb::TableDefinition<&'static str, &'static [u8]>) -> Result<StoreIdentity, StoreError> {
-    use super::error::RedbContext;
     let db = open_ro(path)?;
     let txn = db.begin_read().at(path)?;
     let t = open_ro_table(&txn, table, path)?;

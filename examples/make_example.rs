@@ -18,7 +18,13 @@ struct Builder {
 impl Builder {
     fn push(&mut self, author: usize, wall_ms: u64, mut deps: Vec<OpId>, entries: &[Entry]) -> OpId {
         deps.sort();
-        let op = Op { author: author_key(author), hlc: Hlc { wall_ms, counter: 0 }, prev: self.tips[author], causal_deps: deps, payload: encode_payload(entries) };
+        let op = Op {
+            author: author_key(author),
+            hlc: Hlc { wall_ms, counter: 0 },
+            prev: self.tips[author],
+            causal_deps: deps,
+            payload: encode_payload(entries),
+        };
         let id = op_id(&self.store_id, &op);
         self.tips[author] = id;
         self.ops.push(op);

@@ -70,14 +70,26 @@ fn kv_row(key: &[u8], value: &[u8]) -> Option<DecodedRow> {
     let resolved = kvstore::resolve(&heads).map(Bytes::new);
     let views = heads
         .iter()
-        .map(|h| HeadView { op_id: hex::encode(h.op_id), wall_ms: h.hlc.wall_ms, counter: h.hlc.counter, author: hex::encode(h.author), value: h.value.as_deref().map(Bytes::new) })
+        .map(|h| HeadView {
+            op_id: hex::encode(h.op_id),
+            wall_ms: h.hlc.wall_ms,
+            counter: h.hlc.counter,
+            author: hex::encode(h.author),
+            value: h.value.as_deref().map(Bytes::new),
+        })
         .collect();
     Some(DecodedRow::KvKey { key: Bytes::new(key), value: resolved, heads: views })
 }
 
 fn log_row(key: &[u8], value: &[u8]) -> Option<DecodedRow> {
     let (hlc, author, id) = logstore::parse_entry_key(key)?;
-    Some(DecodedRow::LogEntry { wall_ms: hlc.wall_ms, counter: hlc.counter, author: hex::encode(author), op_id: hex::encode(id), payload: Bytes::new(value) })
+    Some(DecodedRow::LogEntry {
+        wall_ms: hlc.wall_ms,
+        counter: hlc.counter,
+        author: hex::encode(author),
+        op_id: hex::encode(id),
+        payload: Bytes::new(value),
+    })
 }
 
 impl std::fmt::Display for DecodedRow {
@@ -98,7 +110,9 @@ impl std::fmt::Display for DecodedRow {
                 }
                 Ok(())
             }
-            DecodedRow::LogEntry { wall_ms, counter, author, op_id, payload } => write!(f, "{wall_ms}.{counter} author {} op {}: {payload}", &author[..16], &op_id[..16]),
+            DecodedRow::LogEntry { wall_ms, counter, author, op_id, payload } => {
+                write!(f, "{wall_ms}.{counter} author {} op {}: {payload}", &author[..16], &op_id[..16])
+            }
             DecodedRow::Raw { key, value } => write!(f, "{key} => {value}"),
         }
     }

@@ -30,7 +30,11 @@ pub struct History {
 #[non_exhaustive]
 pub enum HistoryError {
     #[error("{path}: cannot read")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: invalid JSON at line {line}, column {column}: {msg}")]
     Json { path: PathBuf, line: usize, column: usize, msg: String },
     #[error("{path}: `format` is {found:?}, expected {FORMAT_TAG:?}")]
@@ -83,7 +87,12 @@ impl History {
 
     /// Parses history JSON; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<History, HistoryError> {
-        let file: FileJson = serde_json::from_str(text).map_err(|e| HistoryError::Json { path: path.to_path_buf(), line: e.line(), column: e.column(), msg: strip_position(&e) })?;
+        let file: FileJson = serde_json::from_str(text).map_err(|e| HistoryError::Json {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            msg: strip_position(&e),
+        })?;
         check_format(&file, path)?;
         let ops = file.ops.iter().enumerate().map(|(i, op)| parse_op(op, &file.store_id, i, path)).collect::<Result<_, _>>()?;
         Ok(History { store_id: file.store_id, store_type: file.store_type, schema_version: file.schema_version, ops })
@@ -92,7 +101,14 @@ impl History {
     /// Pretty JSON (two-space indent, trailing newline), with each op's id written out.
     pub fn to_json(&self) -> String {
         let ops = self.ops.iter().map(|op| op_json(op, op_id(&self.store_id, op))).collect();
-        let file = FileJson { format: FORMAT_TAG.into(), format_version: FORMAT_VERSION, store_id: self.store_id, store_type: self.store_type.clone(), schema_version: self.schema_version, ops };
+        let file = FileJson {
+            format: FORMAT_TAG.into(),
+            format_version: FORMAT_VERSION,
+            store_id: self.store_id,
+            store_type: self.store_type.clone(),
+            schema_version: self.schema_version,
+            ops,
+        };
         let mut s = serde_json::to_string_pretty(&file).expect("a history always serializes");
         s.push('\n');
         s

@@ -102,10 +102,15 @@ pub fn apply_op(
 fn check_chain(op: &Op, id: &OpId, tip: Option<OpId>) -> Result<Option<Step>, (RejectKind, String)> {
     match tip {
         None if op.is_genesis() => Ok(None),
-        None => Err((RejectKind::BadGenesis, format!("first op of author {} must have an all-zero prev, has {}", short(&op.author), short(&op.prev)))),
+        None => Err((
+            RejectKind::BadGenesis,
+            format!("first op of author {} must have an all-zero prev, has {}", short(&op.author), short(&op.prev)),
+        )),
         Some(tip) if tip == *id => Ok(Some(Step::Duplicate(*id))),
         Some(tip) if op.prev == tip => Ok(None),
-        Some(tip) => Err((RejectKind::BrokenChain, format!("prev {} is not author {}'s tip {}", short(&op.prev), short(&op.author), short(&tip)))),
+        Some(tip) => {
+            Err((RejectKind::BrokenChain, format!("prev {} is not author {}'s tip {}", short(&op.prev), short(&op.author), short(&tip))))
+        }
     }
 }
 

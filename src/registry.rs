@@ -85,7 +85,11 @@ pub enum OpenError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{dir}")]
-    Resolve { dir: std::path::PathBuf, #[source] source: RegistryError },
+    Resolve {
+        dir: std::path::PathBuf,
+        #[source]
+        source: RegistryError,
+    },
 }
 
 /// store_type → opener. Iteration is in type-name order.
@@ -114,14 +118,20 @@ impl Registry {
 
     /// The opener for `store_type`.
     pub fn opener(&self, store_type: &str) -> Result<&Arc<dyn StoreOpener>, RegistryError> {
-        self.openers.get(store_type).ok_or_else(|| RegistryError::NoOpener { store_type: store_type.to_string(), registered: self.registered_types() })
+        self.openers
+            .get(store_type)
+            .ok_or_else(|| RegistryError::NoOpener { store_type: store_type.to_string(), registered: self.registered_types() })
     }
 
     /// The logic for a peeked identity: the type must be registered and the schema supported.
     pub fn resolve(&self, id: &StoreIdentity) -> Result<Logic, RegistryError> {
         let opener = self.opener(&id.store_type)?;
         if opener.schema_version() != id.schema_version {
-            return Err(RegistryError::UnsupportedSchema { store_type: id.store_type.clone(), found: id.schema_version, supported: opener.schema_version() });
+            return Err(RegistryError::UnsupportedSchema {
+                store_type: id.store_type.clone(),
+                found: id.schema_version,
+                supported: opener.schema_version(),
+            });
         }
         Ok(opener.logic())
     }

@@ -14,7 +14,11 @@ use serde::Serialize;
 use uuid::Uuid;
 
 #[derive(Parser)]
-#[command(name = "lattice-conform", version, about = "Self-describing Lattice stores and the conformance suite that guards their state hashes")]
+#[command(
+    name = "lattice-conform",
+    version,
+    about = "Self-describing Lattice stores and the conformance suite that guards their state hashes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -119,7 +123,13 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
     };
     check_history_matches(&store, &history, path)?;
     let (skipped, summary) = store.apply_resuming(&history.ops)?;
-    println!("applied {} ops ({} duplicates, {} already logged); state hash {}", summary.applied, summary.duplicates, skipped, store.state_hash());
+    println!(
+        "applied {} ops ({} duplicates, {} already logged); state hash {}",
+        summary.applied,
+        summary.duplicates,
+        skipped,
+        store.state_hash()
+    );
     Ok(())
 }
 
@@ -179,7 +189,13 @@ fn open(registry: &Registry, dir: &Path, verify: bool, json: bool) -> anyhow::Re
     if verify {
         store.verify()?;
     }
-    let out = OpenJson { identity: store.identity().clone(), state_hash: store.state_hash().to_string(), ops: store.log_len(), paused: store.paused().cloned(), verified: verify };
+    let out = OpenJson {
+        identity: store.identity().clone(),
+        state_hash: store.state_hash().to_string(),
+        ops: store.log_len(),
+        paused: store.paused().cloned(),
+        verified: verify,
+    };
     if json {
         return print_json(&out);
     }

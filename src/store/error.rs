@@ -47,9 +47,17 @@ pub enum StoreError {
     #[error("{dir}: the log holds an op the store logic now rejects at log entry {index} ({}): {reason}", .kind.as_str())]
     LogReplayRejected { dir: PathBuf, index: u64, kind: RejectKind, reason: String },
     #[error("{path}")]
-    Redb { path: PathBuf, #[source] source: redb::Error },
+    Redb {
+        path: PathBuf,
+        #[source]
+        source: redb::Error,
+    },
     #[error("{path}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Why and where a store paused. Persisted in state.db's meta under `paused` (JSON).
@@ -91,8 +99,12 @@ fn classify(path: &std::path::Path, e: redb::Error) -> StoreError {
         redb::Error::RepairAborted => StoreError::NotClosedCleanly { path },
         redb::Error::Corrupted(detail) => StoreError::NotRedb { path, detail },
         redb::Error::UpgradeRequired(v) => StoreError::NotRedb { path, detail: format!("file format version {v} needs an upgrade") },
-        redb::Error::Io(source) if source.kind() == std::io::ErrorKind::UnexpectedEof => StoreError::NotRedb { path, detail: format!("file is too short ({source})") },
-        redb::Error::Io(source) if source.kind() == std::io::ErrorKind::InvalidData => StoreError::NotRedb { path, detail: source.to_string() },
+        redb::Error::Io(source) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+            StoreError::NotRedb { path, detail: format!("file is too short ({source})") }
+        }
+        redb::Error::Io(source) if source.kind() == std::io::ErrorKind::InvalidData => {
+            StoreError::NotRedb { path, detail: source.to_string() }
+        }
         redb::Error::Io(source) => StoreError::Io { path, source },
         source => StoreError::Redb { path, source },
     }

@@ -86,11 +86,16 @@ pub(crate) fn write_identity(t: &mut redb::Table<&str, &[u8]>, id: &StoreIdentit
 pub(crate) fn read_identity(t: &impl ReadableTable<&'static str, &'static [u8]>, path: &Path) -> Result<StoreIdentity, StoreError> {
     let layout = read_u64(t, K_LAYOUT, path)?;
     if layout != LAYOUT_VERSION {
-        let hint = if layout > LAYOUT_VERSION { "written by a newer lattice-conform; upgrade this tool" } else { "written by an older layout this build cannot read" };
+        let hint = if layout > LAYOUT_VERSION {
+            "written by a newer lattice-conform; upgrade this tool"
+        } else {
+            "written by an older layout this build cannot read"
+        };
         return Err(bad(path, K_LAYOUT, format!("layout version {layout}, this build reads {LAYOUT_VERSION} ({hint})")));
     }
     let raw_id = read_bytes(t, K_STORE_ID, path)?;
-    let store_id: [u8; 16] = raw_id.as_slice().try_into().map_err(|_| bad(path, K_STORE_ID, format!("expected 16 bytes, found {}", raw_id.len())))?;
+    let store_id: [u8; 16] =
+        raw_id.as_slice().try_into().map_err(|_| bad(path, K_STORE_ID, format!("expected 16 bytes, found {}", raw_id.len())))?;
     let raw_type = read_bytes(t, K_STORE_TYPE, path)?;
     let store_type = String::from_utf8(raw_type).map_err(|e| bad(path, K_STORE_TYPE, format!("not UTF-8 ({e})")))?;
     if store_type.is_empty() {
@@ -130,7 +135,9 @@ pub(crate) fn open_ro_table<K: redb::Key + 'static, V: redb::Value + 'static>(
     path: &Path,
 ) -> Result<redb::ReadOnlyTable<K, V>, StoreError> {
     match txn.open_table(def) {
-        Err(redb::TableError::TableDoesNotExist(_)) => Err(StoreError::MissingTable { path: path.to_path_buf(), table: redb::TableHandle::name(&def).to_string() }),
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            Err(StoreError::MissingTable { path: path.to_path_buf(), table: redb::TableHandle::name(&def).to_string() })
+        }
         other => other.at(path),
     }
 }

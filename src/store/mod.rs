@@ -81,7 +81,10 @@ impl Store {
         }
         let identity = StoreIdentity { store_id, store_type: logic.store_type().to_string(), schema_version: logic.schema_version() };
         let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new().prefix(".lattice-creating-").tempdir_in(parent).map_err(|source| StoreError::Io { path: parent.to_path_buf(), source })?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".lattice-creating-")
+            .tempdir_in(parent)
+            .map_err(|source| StoreError::Io { path: parent.to_path_buf(), source })?;
         init_log(&tmp.path().join(LOG_FILE), &identity)?;
         init_state(&tmp.path().join(STATE_FILE), &identity)?;
         let tmp = tmp.keep();
@@ -92,7 +95,12 @@ impl Store {
     /// Opens the store at `dir` read-write with `logic`, which must match the stored type and
     /// schema. Catches `state.db` up with `log.db` if a crash left it behind.
     pub fn open(dir: &Path, logic: Logic) -> Result<Store, StoreError> {
-        peek::check_dir(dir)?;
+        // Refuse a mismatched store read-only first: a read-write redb open rewrites the header.
+        match peek::peek_both(dir) {
+            Ok((identity, _)) => check_logic(dir, &identity, logic.as_ref())?,
+            Err(StoreError::NotClosedCleanly { .. }) => {}
+            Err(e) => return Err(e),
+        }
         let (state_path, log_path) = (dir.join(STATE_FILE), dir.join(LOG_FILE));
         let state = open_rw(&state_path)?;
         let log = open_rw(&log_path)?;
@@ -171,7 +179,8 @@ impl Store {
     /// interrupted or completed apply of the same history resumes it instead of breaking chains.
     /// Returns how many leading ops were skipped.
     pub fn apply_resuming(&mut self, ops: &[Op]) -> Result<(u64, ApplySummary), StoreError> {
-        let logged: std::collections::BTreeSet<OpId> = self.log_ops()?.iter().map(|op| crate::op::op_id(&self.identity.store_id, op)).collect();
+        let logged: std::collections::BTreeSet<OpId> =
+            self.log_ops()?.iter().map(|op| crate::op::op_id(&self.identity.store_id, op)).collect();
         let skip = ops.iter().take_while(|op| logged.contains(&crate::op::op_id(&self.identity.store_id, op))).count();
         let summary = self.apply_ops(&ops[skip..], skip as u64)?;
         Ok((skip as u64, summary))
@@ -372,7 +381,11 @@ fn init_state(path: &Path, identity: &StoreIdentity) -> Result<(), StoreError> {
     txn.commit().at(path)
 }
 
-fn read_db_identity(db: &Database, table: redb::TableDefinition<&'static str, &'static [u8]>, path: &Path) -> Result<StoreIdentity, StoreError> {
+fn read_db_identity(
+    db: &Database,
+    table: redb::TableDefinition<&'static str, &'static [u8]>,
+    path: &Path,
+) -> Result<StoreIdentity, StoreError> {
     let txn = db.begin_read().at(path)?;
     read_identity(&layout::open_ro_table(&txn, table, path)?, path)
 }
@@ -382,7 +395,8 @@ fn read_bookkeeping(db: &Database, path: &Path, id: &StoreIdentity) -> Result<(L
     let txn = db.begin_read().at(path)?;
     let meta = layout::open_ro_table(&txn, META, path)?;
     let raw = read_bytes(&meta, K_ACC, path)?;
-    let acc = LtHash::from_bytes(&raw).ok_or_else(|| bad(path, K_ACC, format!("expected {} bytes, found {}", crate::hash::ACC_BYTES, raw.len())))?;
+    let acc = LtHash::from_bytes(&raw)
+        .ok_or_else(|| bad(path, K_ACC, format!("expected {} bytes, found {}", crate::hash::ACC_BYTES, raw.len())))?;
     let stored = StateHash(read_hash(&meta, K_HASH, path)?);
     let from_acc = acc.state_hash(&id.store_type, id.schema_version);
     if stored != from_acc {
@@ -408,9 +422,17 @@ fn read_log(db: &Database, path: &Path, from: u64) -> Result<Vec<Op>, StoreError
     for (expected, row) in (from..).zip(log.range(from..).at(path)?) {
         let (k, v) = row.at(path)?;
         if k.value() != expected {
-            return Err(StoreError::BadLogEntry { path: path.to_path_buf(), index: expected, reason: format!("entry missing (next present is {})", k.value()) });
+            return Err(StoreError::BadLogEntry {
+                path: path.to_path_buf(),
+                index: expected,
+                reason: format!("entry missing (next present is {})", k.value()),
+            });
         }
-        ops.push(Op::decode(v.value()).map_err(|e| StoreError::BadLogEntry { path: path.to_path_buf(), index: expected, reason: e.to_string() })?);
+        ops.push(Op::decode(v.value()).map_err(|e| StoreError::BadLogEntry {
+            path: path.to_path_buf(),
+            index: expected,
+            reason: e.to_string(),
+        })?);
     }
     Ok(ops)
 }

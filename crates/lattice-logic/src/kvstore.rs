@@ -182,9 +182,8 @@ impl StoreLogic for KvStore {
 
 fn apply_entry(id: &OpId, op: &Op, entry: Entry, table: &mut dyn Table) -> Result<(), ApplyError> {
     let mut heads = match table.get(entry.key())? {
-        Some(bytes) => decode_heads(&bytes).ok_or_else(|| {
-            ApplyError::MalformedPayload(format!("stored heads for key {:02x?} do not decode", entry.key()))
-        })?,
+        Some(bytes) => decode_heads(&bytes)
+            .ok_or_else(|| ApplyError::MalformedPayload(format!("stored heads for key {:02x?} do not decode", entry.key())))?,
         None => Vec::new(),
     };
     heads.retain(|h| op.causal_deps.binary_search(&h.op_id).is_err());

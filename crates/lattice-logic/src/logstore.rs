@@ -68,7 +68,13 @@ mod tests {
     #[test]
     fn entries_order_by_hlc_then_author_and_empty_is_malformed() {
         let mut t = MemTable::default();
-        let mk = |a: u8, ms: u64, p: Vec<u8>| Op { author: [a; 32], hlc: Hlc { wall_ms: ms, counter: 0 }, prev: ZERO_HASH, causal_deps: vec![], payload: p };
+        let mk = |a: u8, ms: u64, p: Vec<u8>| Op {
+            author: [a; 32],
+            hlc: Hlc { wall_ms: ms, counter: 0 },
+            prev: ZERO_HASH,
+            causal_deps: vec![],
+            payload: p,
+        };
         LogStore.apply(&[1; 32], &mk(2, 5, vec![1]), &mut t).unwrap();
         LogStore.apply(&[2; 32], &mk(1, 5, vec![2]), &mut t).unwrap();
         LogStore.apply(&[3; 32], &mk(9, 4, vec![3]), &mut t).unwrap();

@@ -68,7 +68,10 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::Truncated { what, at } => write!(f, "truncated while reading {what} at byte {at}"),
             DecodeError::UnknownVersion(v) => write!(f, "unknown op encoding version {v} (this build reads version {OP_ENCODING_VERSION})"),
-            DecodeError::DepsNotAscending { index } => write!(f, "causal_deps[{index}] is not strictly greater than the one before it (deps must be sorted ascending, without repeats)"),
+            DecodeError::DepsNotAscending { index } => write!(
+                f,
+                "causal_deps[{index}] is not strictly greater than the one before it (deps must be sorted ascending, without repeats)"
+            ),
             DecodeError::TooManyDeps(n) => write!(f, "{n} causal_deps exceed the limit of {MAX_CAUSAL_DEPS}"),
             DecodeError::PayloadTooLarge(n) => write!(f, "payload of {n} bytes exceeds the limit of {MAX_PAYLOAD}"),
             DecodeError::TrailingBytes { at } => write!(f, "trailing bytes after the op at byte {at}"),

@@ -1,0 +1,224 @@
+//! The real binary on real files: the main flow, peek's promises, corruption, and bad inputs
+//! (each must be a clear error with exit 2, no panic, and nothing written).
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::util::{digests, example, example_store, run, tamper_first_data_row, tamper_str_table, Run};
+
+fn cmd(words: &[&str], dir: &Path) -> Run {
+    run(words.iter().map(OsStr::new).chain([dir.as_os_str()]))
+}
+
+fn open_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&cmd(&["open", "--json"], dir).expect(0).stdout).unwrap()
+}
+
+#[test]
+fn example_history_applies_verifies_rebuilds_and_resumes_to_one_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let opened = open_json(&dir);
+    insta::assert_json_snapshot!("open_example", opened);
+    cmd(&["open", "--verify"], &dir).expect(0);
+    let again = run([OsStr::new("apply"), dir.as_os_str(), example().as_os_str()]).expect(0);
+    assert!(again.stdout.starts_with("applied 0 ops (0 duplicates, 7 already logged)"), "{}", again.stdout);
+    cmd(&["rebuild"], &dir).expect(0);
+    assert_eq!(open_json(&dir)["state_hash"], opened["state_hash"]);
+}
+
+#[test]
+fn dump_shows_resolved_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    insta::assert_snapshot!("dump_example", cmd(&["dump"], &dir).expect(0).stdout);
+}
+
+#[test]
+fn peek_leaves_both_files_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let before = digests(&dir);
+    let out = cmd(&["peek", "--json"], &dir).expect(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!((v["store_type"].as_str(), v["source"].as_str()), (Some("core:kvstore"), Some("state_db")));
+    assert_eq!(digests(&dir), before);
+}
+
+#[test]
+fn peek_works_while_another_process_holds_the_store_for_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_lattice-conform"))
+        .arg("hold-open")
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let peeked = cmd(&["peek"], &dir);
+    drop(holder.stdin.take().map(|mut s| s.flush()));
+    assert!(holder.wait().unwrap().success());
+    assert!(peeked.expect(0).stdout.contains("store_type:     core:kvstore"));
+}
+
+#[test]
+fn peek_of_a_store_killed_while_open_is_a_clear_error_and_open_repairs_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_lattice-conform"))
+        .arg("hold-open")
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    BufReader::new(holder.stdout.take().unwrap()).read_line(&mut String::new()).unwrap();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let err = cmd(&["peek"], &dir).expect(2);
+    assert!(err.stderr.contains("state.db: was not closed cleanly"), "{}", err.stderr);
+    cmd(&["open", "--verify"], &dir).expect(0);
+    cmd(&["peek"], &dir).expect(0);
+}
+
+#[test]
+fn tampering_one_data_value_makes_open_verify_report_corrupt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let hash = open_json(&dir)["state_hash"].as_str().unwrap().to_string();
+    tamper_first_data_row(&dir.join("state.db"));
+    cmd(&["open"], &dir).expect(0);
+    let out = cmd(&["open", "--verify"], &dir).expect(1);
+    assert!(out.stderr.contains("corrupt: stored state hash ") && out.stderr.contains(&hash), "{}", out.stderr);
+}
+
+#[test]
+fn a_rejected_op_exits_2_names_the_op_and_pauses_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example()).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ops = v["ops"].as_array_mut().unwrap();
+    ops[3]["payload"] = "00".into();
+    ops[3].as_object_mut().unwrap().remove("id");
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, serde_json::to_string(&v).unwrap()).unwrap();
+    let dir = tmp.path().join("s");
+    let out = run([OsStr::new("apply"), dir.as_os_str(), bad.as_os_str(), OsStr::new("--create")]).expect(2);
+    assert!(out.stderr.contains("op 3 (id ") && out.stderr.contains("malformed_payload"), "{}", out.stderr);
+    let opened = open_json(&dir);
+    assert_eq!((opened["ops"].as_u64(), opened["paused"]["op_index"].as_u64()), (Some(3), Some(3)));
+    let again = run([OsStr::new("apply"), dir.as_os_str(), bad.as_os_str()]).expect(2);
+    assert!(again.stderr.contains("store is paused since op 3"), "{}", again.stderr);
+    cmd(&["rebuild"], &dir).expect(0);
+    assert!(open_json(&dir)["paused"].is_null());
+}
+
+/// Runs `peek` and `open` on `dir`, expects exit 2 with `needle` in the message, and checks that
+/// no file changed.
+fn refused(dir: &Path, needle: &str) {
+    let before = digests(dir);
+    for verb in ["peek", "open"] {
+        let out = cmd(&[verb], dir).expect(2);
+        assert!(out.stderr.contains(needle), "{verb}: expected {needle:?} in:\n{}", out.stderr);
+    }
+    assert_eq!(digests(dir), before, "a refused store must not be written");
+}
+
+#[test]
+fn bad_store_inputs_are_clear_errors_with_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = example_store(tmp.path());
+    let case = |name: &str| {
+        let d = tmp.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::copy(good.join("log.db"), d.join("log.db")).unwrap();
+        std::fs::copy(good.join("state.db"), d.join("state.db")).unwrap();
+        d
+    };
+    // Missing directory.
+    let out = cmd(&["peek"], &tmp.path().join("nope")).expect(2);
+    assert!(out.stderr.contains("nope: no such store directory"), "{}", out.stderr);
+    // A directory with neither file.
+    let empty_dir = tmp.path().join("empty-dir");
+    std::fs::create_dir(&empty_dir).unwrap();
+    refused(&empty_dir, "not a store (neither state.db nor log.db is present)");
+    // Empty state.db.
+    let d = case("empty-file");
+    std::fs::write(d.join("state.db"), b"").unwrap();
+    refused(&d, "state.db: not a redb database or damaged: file is empty");
+    // Random bytes.
+    let d = case("random");
+    std::fs::write(d.join("state.db"), (0..9000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
+    refused(&d, "state.db: not a redb database or damaged");
+    // Truncated redb file.
+    let d = case("truncated");
+    let bytes = std::fs::read(d.join("state.db")).unwrap();
+    std::fs::write(d.join("state.db"), &bytes[..bytes.len() / 3]).unwrap();
+    refused(&d, "state.db: not a redb database or damaged");
+    // Meta missing store_id.
+    let d = case("no-store-id");
+    tamper_str_table(&d.join("state.db"), "meta", "store_id", None);
+    refused(&d, "meta key `store_id` is missing");
+    // store_id of the wrong length.
+    let d = case("short-store-id");
+    tamper_str_table(&d.join("state.db"), "meta", "store_id", Some(&[1, 2, 3]));
+    refused(&d, "meta key `store_id` is invalid: expected 16 bytes, found 3");
+    // Non-UTF-8 store_type.
+    let d = case("bad-type");
+    tamper_str_table(&d.join("state.db"), "meta", "store_type", Some(&[0xff, 0xfe]));
+    refused(&d, "meta key `store_type` is invalid: not UTF-8");
+    // state.db and log.db of different stores.
+    let other = tmp.path().join("other");
+    cmd(&["create", "--type", "core:kvstore"], &other).expect(0);
+    let d = case("mixed");
+    std::fs::copy(other.join("log.db"), d.join("log.db")).unwrap();
+    refused(&d, "state.db and log.db describe different stores");
+}
+
+#[test]
+fn bad_history_inputs_are_clear_errors_with_exit_2_and_leave_the_store_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let before = digests(&dir);
+    let apply = |text: &str| {
+        let f = tmp.path().join("h.json");
+        std::fs::write(&f, text).unwrap();
+        run([OsStr::new("apply"), dir.as_os_str(), f.as_os_str()]).expect(2).stderr
+    };
+    let text = std::fs::read_to_string(example()).unwrap();
+    // Bad JSON: the message names line and column.
+    let broken = text.replacen("\"store_type\": \"core:kvstore\",", "\"store_type\": core:kvstore,", 1);
+    assert!(apply(&broken).contains("h.json: invalid JSON at line 5, column 17"));
+    // An op with a hash of the wrong length: names the op and the field.
+    let first_author = text.find("\"author\": \"").unwrap() + 11;
+    let short = format!("{}{}", &text[..first_author], &text[first_author + 2..]);
+    assert!(apply(&short).contains("h.json: op 0, field `author`: expected 64 hex digits (32 bytes), found 62 characters"));
+    // A history of another store.
+    let other = text.replace("6c617474-6963-4500-8000-000000000001", "6c617474-6963-4500-8000-000000000002");
+    let err = apply(&other);
+    assert!(err.contains("the history is for the store") || err.contains("field `id`"), "{err}");
+    // A file written by a newer format version.
+    assert!(apply(&text.replace("\"format_version\": 1", "\"format_version\": 9"))
+        .contains("format_version 9 is newer than this build reads (1)"));
+    assert_eq!(digests(&dir), before);
+}
+
+#[test]
+fn create_refuses_unknown_types_and_existing_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let out = cmd(&["create", "--type", "my.app.v2"], &dir).expect(2);
+    assert!(out.stderr.contains("no opener for store type `my.app.v2`; registered types: core:kvstore, core:logstore"), "{}", out.stderr);
+    assert!(!dir.exists());
+    cmd(&["create", "--type", "core:logstore"], &dir).expect(0);
+    let before = digests(&dir);
+    let again = cmd(&["create", "--type", "core:logstore"], &dir).expect(2);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    assert_eq!(digests(&dir), before);
+}

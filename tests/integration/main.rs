@@ -1,0 +1,7 @@
+//! Integration tests: the library on real redb files, and the real binary in temp directories.
+
+mod chain;
+mod cli;
+mod gen;
+mod props;
+mod util;

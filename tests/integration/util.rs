@@ -1,0 +1,89 @@
+//! Helpers shared by the integration tests: run the binary, fingerprint files, tamper with redb.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use redb::{Builder, ConcurrencyMode, TableDefinition};
+
+/// The outcome of one run of the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts the exit code, showing the output on failure.
+    pub fn expect(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert!(!self.stderr.contains("panicked"), "the binary panicked:\n{}", self.stderr);
+        self
+    }
+}
+
+/// Runs `lattice-conform ARGS` and captures everything.
+pub fn run<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let out = Command::new(env!("CARGO_BIN_EXE_lattice-conform")).args(args).output().expect("the binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The bundled example history.
+pub fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kv-example.json")
+}
+
+/// Builds a store from the example history under `tmp` and returns its directory.
+pub fn example_store(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("store");
+    run([OsStr::new("apply"), dir.as_os_str(), example().as_os_str(), OsStr::new("--create")]).expect(0);
+    dir
+}
+
+/// blake3 of every file in `dir`, by name.
+pub fn digests(dir: &Path) -> BTreeMap<String, [u8; 32]> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), *blake3::hash(&std::fs::read(e.path()).unwrap()).as_bytes())
+        })
+        .collect()
+}
+
+/// Sets (`Some`) or removes (`None`) one key of a `&str → &[u8]` table in a redb file, bypassing
+/// the library — the way a bug or an attacker would.
+pub fn tamper_str_table(file: &Path, table: &str, key: &str, value: Option<&[u8]>) {
+    let db = Builder::new().set_concurrency_mode(ConcurrencyMode::SingleWriter).open(file).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(TableDefinition::<&str, &[u8]>::new(table)).unwrap();
+        match value {
+            Some(v) => t.insert(key, v).map(drop).unwrap(),
+            None => t.remove(key).map(drop).unwrap(),
+        }
+    }
+    txn.commit().unwrap();
+}
+
+/// Overwrites the value of the first row of the `data` table.
+pub fn tamper_first_data_row(file: &Path) {
+    use redb::ReadableTable;
+    let db = Builder::new().set_concurrency_mode(ConcurrencyMode::SingleWriter).open(file).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(TableDefinition::<&[u8], &[u8]>::new("data")).unwrap();
+        let key = t.first().unwrap().unwrap().0.value().to_vec();
+        t.insert(key.as_slice(), b"tampered".as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+}

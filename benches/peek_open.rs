@@ -31,7 +31,8 @@ fn store_with(entries: u64) -> PathBuf {
         .map(|n| {
             let entries: Vec<Entry> =
                 (0..100).map(|i| Entry::Put { key: format!("key-{:09}", n * 100 + i).into_bytes(), value: vec![7; 32] }).collect();
-            let op = Op { author: [1; 32], hlc: Hlc { wall_ms: n, counter: 0 }, prev, causal_deps: vec![], payload: encode_payload(&entries) };
+            let op =
+                Op { author: [1; 32], hlc: Hlc { wall_ms: n, counter: 0 }, prev, causal_deps: vec![], payload: encode_payload(&entries) };
             prev = op_id(&store_id, &op);
             op
         })
@@ -70,7 +71,9 @@ fn open(c: &mut Criterion) {
     g.sample_size(20);
     for entries in SIZES {
         let dir = store_with(entries);
-        g.bench_with_input(BenchmarkId::new("trusting_stored_hash", entries), &dir, |b, d| b.iter(|| registry.open(d).unwrap().state_hash()));
+        g.bench_with_input(BenchmarkId::new("trusting_stored_hash", entries), &dir, |b, d| {
+            b.iter(|| registry.open(d).unwrap().state_hash())
+        });
         g.bench_with_input(BenchmarkId::new("verify", entries), &dir, |b, d| b.iter(|| registry.open(d).unwrap().verify().unwrap()));
     }
     g.finish();

@@ -47,6 +47,13 @@ pub enum HistoryError {
     BadOp { path: PathBuf, index: usize, field: &'static str, reason: String },
 }
 
+/// The two fields every version of the format has; read leniently to decide how to read the rest.
+#[derive(Deserialize)]
+struct Probe {
+    format: String,
+    format_version: u32,
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileJson {
@@ -87,13 +94,16 @@ impl History {
 
     /// Parses history JSON; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<History, HistoryError> {
-        let file: FileJson = serde_json::from_str(text).map_err(|e| HistoryError::Json {
+        let json_err = |e: serde_json::Error| HistoryError::Json {
             path: path.to_path_buf(),
             line: e.line(),
             column: e.column(),
             msg: strip_position(&e),
-        })?;
-        check_format(&file, path)?;
+        };
+        // Check the version before the strict parse, so a newer file with new fields says "too new".
+        let probe: Probe = serde_json::from_str(text).map_err(json_err)?;
+        check_format(&probe, path)?;
+        let file: FileJson = serde_json::from_str(text).map_err(json_err)?;
         let ops = file.ops.iter().enumerate().map(|(i, op)| parse_op(op, &file.store_id, i, path)).collect::<Result<_, _>>()?;
         Ok(History { store_id: file.store_id, store_type: file.store_type, schema_version: file.schema_version, ops })
     }
@@ -115,7 +125,7 @@ impl History {
     }
 }
 
-fn check_format(file: &FileJson, path: &Path) -> Result<(), HistoryError> {
+fn check_format(file: &Probe, path: &Path) -> Result<(), HistoryError> {
     if file.format != FORMAT_TAG {
         return Err(HistoryError::NotAHistory { path: path.to_path_buf(), found: file.format.clone() });
     }
@@ -139,7 +149,7 @@ fn parse_op(j: &OpJson, store_id: &Uuid, index: usize, path: &Path) -> Result<Op
     op.validate().map_err(|e| bad("op", e.to_string()))?;
     if let Some(stated) = &j.id {
         let computed = hex::encode(op_id(store_id, &op));
-        if *stated != computed {
+        if stated.to_ascii_lowercase() != computed {
             return Err(bad("id", format!("states {stated} but the op's contents hash to {computed}")));
         }
     }
@@ -208,7 +218,10 @@ mod tests {
         let text = sample().to_json();
         let tampered = text.replace("\"payload\": \"ab\"", "\"payload\": \"ac\"");
         assert!(matches!(History::parse(&tampered, Path::new("h")), Err(HistoryError::BadOp { field: "id", .. })));
-        let newer = text.replace("\"format_version\": 1", "\"format_version\": 2");
+        let newer = text.replace("\"format_version\": 1", "\"format_version\": 2, \"new_field\": true");
         assert!(matches!(History::parse(&newer, Path::new("h")), Err(HistoryError::TooNew { found: 2, .. })));
+        let id = op_id(&Uuid::from_bytes([9; 16]), &sample().ops[0]);
+        let upper = text.replace(&hex::encode(id), &hex::encode_upper(id));
+        assert_eq!(History::parse(&upper, Path::new("h")).unwrap(), sample(), "hex is case-insensitive, `id` included");
     }
 }

@@ -40,6 +40,8 @@ pub enum RejectKind {
     MalformedOp,
     /// The store logic could not decode the payload.
     MalformedPayload,
+    /// A row already stored does not decode: the store's state is damaged, not the op.
+    CorruptState,
     /// The host failed underneath (storage, limits).
     HostFailure,
 }
@@ -51,6 +53,7 @@ impl RejectKind {
             RejectKind::BrokenChain => "broken_chain",
             RejectKind::MalformedOp => "malformed_op",
             RejectKind::MalformedPayload => "malformed_payload",
+            RejectKind::CorruptState => "corrupt_state",
             RejectKind::HostFailure => "host_failure",
         }
     }
@@ -87,6 +90,7 @@ pub fn apply_op(
     let mut hashing = HashingTable { inner: data, acc: &mut next };
     logic.apply(&id, op, &mut hashing).map_err(|e| match e {
         ApplyError::MalformedPayload(m) => reject(RejectKind::MalformedPayload, m),
+        ApplyError::CorruptState(m) => reject(RejectKind::CorruptState, m),
         ApplyError::Host(_) => reject(RejectKind::HostFailure, "storage failed under the store logic".into()),
     })?;
     if let Some(old) = tip {

@@ -218,13 +218,19 @@ fn rebuild(registry: &Registry, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Serialize)]
+struct DumpJson {
+    store_type: String,
+    rows: Vec<lattice_conform::decode::DecodedRow>,
+}
+
 fn dump(registry: &Registry, dir: &Path, json: bool) -> anyhow::Result<()> {
     let store = registry.open(dir)?;
     let store_type = store.identity().store_type.clone();
     let mut rows = Vec::new();
     store.for_each_row(|k, v| rows.push(decode_row(&store_type, k, v)))?;
     if json {
-        return print_json(&serde_json::json!({ "store_type": store_type, "rows": rows }));
+        return print_json(&DumpJson { store_type, rows });
     }
     let mut out = std::io::stdout().lock();
     for row in rows {

@@ -76,7 +76,13 @@ impl StoreError {
     /// True for failures of a check on a well-formed store (exit code 1 at the CLI); false for
     /// unusable input (exit code 2).
     pub fn is_check_failure(&self) -> bool {
-        matches!(self, StoreError::Corrupt { .. } | StoreError::StateAheadOfLog { .. } | StoreError::LogReplayRejected { .. })
+        matches!(
+            self,
+            StoreError::Corrupt { .. }
+                | StoreError::StateAheadOfLog { .. }
+                | StoreError::LogReplayRejected { .. }
+                | StoreError::Rejected { kind: RejectKind::CorruptState, .. }
+        )
     }
 }
 

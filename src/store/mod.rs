@@ -484,11 +484,18 @@ struct RedbChain<'t> {
 
 impl ChainState for RedbChain<'_> {
     fn tip(&mut self, author: &[u8; 32]) -> Result<Option<OpId>, HostError> {
-        let r = self.meta.get(tip_key(author).as_str()).map(|v| v.and_then(|g| g.value().try_into().ok()));
-        r.map_err(|e| {
-            self.err = Some(e.into());
-            HostError
-        })
+        let raw = self.meta.get(tip_key(author).as_str()).map(|v| v.map(|g| g.value().to_vec()));
+        match raw {
+            Ok(None) => Ok(None),
+            Ok(Some(v)) => v.as_slice().try_into().map(Some).map_err(|_| {
+                self.err = Some(redb::Error::Corrupted(format!("meta key `{}` holds {} bytes, expected 32", tip_key(author), v.len())));
+                HostError
+            }),
+            Err(e) => {
+                self.err = Some(e.into());
+                Err(HostError)
+            }
+        }
     }
 
     fn set_tip(&mut self, author: &[u8; 32], id: &OpId) -> Result<(), HostError> {

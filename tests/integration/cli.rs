@@ -222,3 +222,77 @@ fn create_refuses_unknown_types_and_existing_directories() {
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
     assert_eq!(digests(&dir), before);
 }
+
+#[test]
+fn rebuild_recovers_from_a_garbage_state_db() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let hash = open_json(&dir)["state_hash"].clone();
+    std::fs::write(dir.join("state.db"), b"not a database at all").unwrap();
+    cmd(&["open"], &dir).expect(2);
+    cmd(&["rebuild"], &dir).expect(0);
+    assert_eq!(open_json(&dir)["state_hash"], hash);
+    cmd(&["open", "--verify"], &dir).expect(0);
+}
+
+fn write_history(path: &Path, store_type: &str, store_id: uuid::Uuid, ops: Vec<lattice_conform::op::Op>) {
+    let h = lattice_conform::history::History { store_id, store_type: store_type.into(), schema_version: 1, ops };
+    std::fs::write(path, h.to_json()).unwrap();
+}
+
+#[test]
+fn logstore_entries_dump_in_hlc_then_author_order_and_an_empty_payload_halts() {
+    use crate::gen::{author, Chains};
+    let tmp = tempfile::tempdir().unwrap();
+    let id = uuid::Uuid::from_u128(42);
+    let mut c = Chains::new(id);
+    let ops = vec![
+        c.next(author(2), 5, vec![], b"b".to_vec()).0,
+        c.next(author(1), 5, vec![], b"a".to_vec()).0,
+        c.next(author(3), 4, vec![], b"c".to_vec()).0,
+    ];
+    let (f, dir) = (tmp.path().join("log.json"), tmp.path().join("s"));
+    write_history(&f, "core:logstore", id, ops.clone());
+    run([OsStr::new("apply"), dir.as_os_str(), f.as_os_str(), OsStr::new("--create")]).expect(0);
+    let dumped: serde_json::Value = serde_json::from_str(&cmd(&["dump", "--json"], &dir).expect(0).stdout).unwrap();
+    let payloads: Vec<&str> = dumped["rows"].as_array().unwrap().iter().map(|r| r["payload"]["utf8"].as_str().unwrap()).collect();
+    let (a1, a2) = (hex::encode(author(1)), hex::encode(author(2)));
+    assert_eq!(payloads, if a1 < a2 { ["c", "a", "b"] } else { ["c", "b", "a"] });
+    let mut more = ops;
+    more.push(c.next(author(1), 6, vec![], vec![]).0);
+    write_history(&f, "core:logstore", id, more);
+    let out = run([OsStr::new("apply"), dir.as_os_str(), f.as_os_str()]).expect(2);
+    assert!(
+        out.stderr.contains("op 3 (id ") && out.stderr.contains("malformed_payload") && out.stderr.contains("empty payload"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn dump_json_shows_concurrent_kvstore_heads_and_the_winner() {
+    use crate::gen::{author, put, Chains};
+    let tmp = tempfile::tempdir().unwrap();
+    let id = uuid::Uuid::from_u128(43);
+    let mut c = Chains::new(id);
+    let ops = vec![c.next(author(1), 7, vec![], put(b"k", b"early")).0, c.next(author(2), 9, vec![], put(b"k", b"late")).0];
+    let (f, dir) = (tmp.path().join("kv.json"), tmp.path().join("s"));
+    write_history(&f, "core:kvstore", id, ops);
+    run([OsStr::new("apply"), dir.as_os_str(), f.as_os_str(), OsStr::new("--create")]).expect(0);
+    let dumped: serde_json::Value = serde_json::from_str(&cmd(&["dump", "--json"], &dir).expect(0).stdout).unwrap();
+    let row = &dumped["rows"][0];
+    assert_eq!((row["kind"].as_str(), row["value"]["utf8"].as_str()), (Some("kv_key"), Some("late")));
+    assert_eq!(row["heads"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_tip_of_the_wrong_length_is_reported_not_taken_for_a_new_author() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let text = std::fs::read_to_string(example()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let first_author = v["ops"][0]["author"].as_str().unwrap();
+    tamper_str_table(&dir.join("state.db"), "meta", &format!("tip/{first_author}"), Some(&[1, 2, 3]));
+    let out = cmd(&["open", "--verify"], &dir).expect(2);
+    assert!(out.stderr.contains("is invalid: expected 32 bytes, found 3"), "{}", out.stderr);
+}

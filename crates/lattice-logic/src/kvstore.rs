@@ -130,7 +130,8 @@ pub fn encode_heads(heads: &[Head]) -> Vec<u8> {
     out
 }
 
-/// Decodes a stored head set. `None` means the bytes are not a head set this version wrote.
+/// Decodes a stored head set. `None` means the bytes are not a head set this version writes
+/// (truncated, trailing bytes, empty, or heads out of resolution order).
 pub fn decode_heads(bytes: &[u8]) -> Option<Vec<Head>> {
     let mut r = Reader::new(bytes);
     let n = r.u32("head count").ok()? as usize;
@@ -146,7 +147,8 @@ pub fn decode_heads(bytes: &[u8]) -> Option<Vec<Head>> {
         };
         heads.push(Head { op_id, hlc, author, value });
     }
-    r.is_empty().then_some(heads)
+    let ordered = heads.windows(2).all(|w| w[0].order_key() < w[1].order_key());
+    (r.is_empty() && !heads.is_empty() && ordered).then_some(heads)
 }
 
 /// The winning head (last-writer-wins by HLC, then author, then op id), tombstone or not.
@@ -183,7 +185,7 @@ impl StoreLogic for KvStore {
 fn apply_entry(id: &OpId, op: &Op, entry: Entry, table: &mut dyn Table) -> Result<(), ApplyError> {
     let mut heads = match table.get(entry.key())? {
         Some(bytes) => decode_heads(&bytes)
-            .ok_or_else(|| ApplyError::MalformedPayload(format!("stored heads for key {:02x?} do not decode", entry.key())))?,
+            .ok_or_else(|| ApplyError::CorruptState(format!("stored heads of key {:02x?} do not decode", entry.key())))?,
         None => Vec::new(),
     };
     heads.retain(|h| op.causal_deps.binary_search(&h.op_id).is_err());

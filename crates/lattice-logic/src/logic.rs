@@ -10,6 +10,8 @@ use crate::table::{HostError, Table};
 pub enum ApplyError {
     /// The payload does not decode for this store type; the message says where.
     MalformedPayload(String),
+    /// A row already in the table does not decode: the stored state is damaged, not the op.
+    CorruptState(String),
     /// The table backing failed; the host holds the detail.
     Host(HostError),
 }

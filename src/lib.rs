@@ -12,6 +12,7 @@ pub mod history;
 pub mod kernel;
 pub mod op;
 pub mod registry;
+pub mod replay;
 pub mod store;
 
 pub use lattice_logic;

@@ -89,6 +89,28 @@ proptest! {
     }
 
     #[test]
+    fn in_memory_replay_matches_the_store_on_disk_including_halts(steps in steps(60), bad_at in prop::option::of(0usize..60)) {
+        use lattice_conform::replay::replay;
+        use lattice_conform::store::StoreError;
+        let id = Uuid::from_u128(3);
+        let mut ops = history(&steps, id);
+        if let Some(i) = bad_at.filter(|&i| i < ops.len()) {
+            ops[i].payload = vec![0xff];
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Store::create(&tmp.path().join("s"), id, Arc::new(KvStore)).unwrap();
+        let disk_halt = match s.apply_ops(&ops, 0) {
+            Ok(_) => None,
+            Err(StoreError::Rejected { index, kind, .. }) => Some((index, kind)),
+            Err(e) => panic!("{e}"),
+        };
+        let mem = replay(s.identity().clone(), Arc::new(KvStore), &ops);
+        prop_assert_eq!(mem.halt.map(|(i, r)| (i, r.kind)), disk_halt);
+        prop_assert_eq!(mem.state_hash, s.state_hash());
+        prop_assert_eq!(mem.applied, s.log_len());
+    }
+
+    #[test]
     fn independent_ops_in_any_order_give_the_same_hash(len in 1usize..12, a in prop::collection::vec(0usize..3, 0..40), b in prop::collection::vec(0usize..3, 0..40)) {
         let id = Uuid::from_u128(2);
         let chains = own_chains(len, id);

@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use crate::util::{digests, example, example_store, run, tamper_first_data_row, tamper_str_table, Run};
 
@@ -47,13 +47,11 @@ fn peek_leaves_both_files_byte_identical() {
     assert_eq!(digests(&dir), before);
 }
 
-#[test]
-fn peek_works_while_another_process_holds_the_store_for_writing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = example_store(tmp.path());
+/// Starts a second process that holds `dir` open for writing; returns once it says "ready".
+fn hold_open(dir: &Path) -> Child {
     let mut holder = Command::new(env!("CARGO_BIN_EXE_lattice-conform"))
         .arg("hold-open")
-        .arg(&dir)
+        .arg(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -61,6 +59,14 @@ fn peek_works_while_another_process_holds_the_store_for_writing() {
     let mut line = String::new();
     BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n");
+    holder
+}
+
+#[test]
+fn peek_works_while_another_process_holds_the_store_for_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let mut holder = hold_open(&dir);
     let peeked = cmd(&["peek"], &dir);
     drop(holder.stdin.take().map(|mut s| s.flush()));
     assert!(holder.wait().unwrap().success());
@@ -71,14 +77,7 @@ fn peek_works_while_another_process_holds_the_store_for_writing() {
 fn peek_of_a_store_killed_while_open_is_a_clear_error_and_open_repairs_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = example_store(tmp.path());
-    let mut holder = Command::new(env!("CARGO_BIN_EXE_lattice-conform"))
-        .arg("hold-open")
-        .arg(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    BufReader::new(holder.stdout.take().unwrap()).read_line(&mut String::new()).unwrap();
+    let mut holder = hold_open(&dir);
     holder.kill().unwrap();
     holder.wait().unwrap();
     let err = cmd(&["peek"], &dir).expect(2);

@@ -295,3 +295,15 @@ fn a_tip_of_the_wrong_length_is_reported_not_taken_for_a_new_author() {
     let out = cmd(&["open", "--verify"], &dir).expect(2);
     assert!(out.stderr.contains("is invalid: expected 32 bytes, found 3"), "{}", out.stderr);
 }
+
+#[test]
+fn format_md_test_vectors_are_what_the_code_computes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/FORMAT.md")).unwrap();
+    let hash = open_json(&dir)["state_hash"].as_str().unwrap().to_string();
+    let history = lattice_conform::history::History::load(&example()).unwrap();
+    let op0 = hex::encode(lattice_conform::op::op_id(&history.store_id, &history.ops[0]));
+    assert!(doc.contains(&hash), "docs/FORMAT.md must state the example's final state hash {hash}");
+    assert!(doc.contains(&op0), "docs/FORMAT.md must state op 0's id {op0}");
+}

@@ -106,23 +106,26 @@ impl std::fmt::Display for StateHash {
 /// The element encoding: `tag ‖ u32 LE key length ‖ key ‖ u32 LE value length ‖ value`.
 pub fn element(table: RowTable, key: &[u8], value: &[u8]) -> Vec<u8> {
     let mut e = Vec::with_capacity(9 + key.len() + value.len());
-    e.push(table as u8);
-    e.extend_from_slice(&(key.len() as u32).to_le_bytes());
-    e.extend_from_slice(key);
-    e.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    e.extend_from_slice(value);
+    write_element(table, key, value, |part| e.extend_from_slice(part));
     e
+}
+
+/// Feeds the element encoding to `sink` in parts, so hashing needs no copy of large values.
+fn write_element(table: RowTable, key: &[u8], value: &[u8], mut sink: impl FnMut(&[u8])) {
+    sink(&[table as u8]);
+    sink(&(key.len() as u32).to_le_bytes());
+    sink(key);
+    sink(&(value.len() as u32).to_le_bytes());
+    sink(value);
 }
 
 /// blake3 XOF of `ELEMENT_DOMAIN ‖ element`, read as 1024 little-endian `u16` lanes.
 fn expand(table: RowTable, key: &[u8], value: &[u8]) -> [u16; LANES] {
     let mut h = blake3::Hasher::new();
     h.update(ELEMENT_DOMAIN);
-    h.update(&[table as u8]);
-    h.update(&(key.len() as u32).to_le_bytes());
-    h.update(key);
-    h.update(&(value.len() as u32).to_le_bytes());
-    h.update(value);
+    write_element(table, key, value, |part| {
+        h.update(part);
+    });
     let mut bytes = [0u8; ACC_BYTES];
     h.finalize_xof().fill(&mut bytes);
     let mut lanes = [0u16; LANES];

@@ -450,29 +450,28 @@ struct RedbData<'t> {
     err: Option<redb::Error>,
 }
 
-impl RedbData<'_> {
-    fn keep<T>(&mut self, r: Result<T, redb::StorageError>) -> Result<T, HostError> {
-        r.map_err(|e| {
-            self.err = Some(e.into());
-            HostError
-        })
-    }
+/// Keeps a storage error for the host and hands the logic the opaque [`HostError`].
+fn stash<T>(slot: &mut Option<redb::Error>, r: Result<T, redb::StorageError>) -> Result<T, HostError> {
+    r.map_err(|e| {
+        *slot = Some(e.into());
+        HostError
+    })
 }
 
 impl Table for RedbData<'_> {
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
         let r = self.table.get(key).map(|v| v.map(|g| g.value().to_vec()));
-        self.keep(r)
+        stash(&mut self.err, r)
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostError> {
         let r = self.table.insert(key, value).map(drop);
-        self.keep(r)
+        stash(&mut self.err, r)
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<(), HostError> {
         let r = self.table.remove(key).map(drop);
-        self.keep(r)
+        stash(&mut self.err, r)
     }
 }
 
@@ -484,25 +483,19 @@ struct RedbChain<'t> {
 
 impl ChainState for RedbChain<'_> {
     fn tip(&mut self, author: &[u8; 32]) -> Result<Option<OpId>, HostError> {
-        let raw = self.meta.get(tip_key(author).as_str()).map(|v| v.map(|g| g.value().to_vec()));
-        match raw {
-            Ok(None) => Ok(None),
-            Ok(Some(v)) => v.as_slice().try_into().map(Some).map_err(|_| {
-                self.err = Some(redb::Error::Corrupted(format!("meta key `{}` holds {} bytes, expected 32", tip_key(author), v.len())));
+        let key = tip_key(author);
+        let raw = self.meta.get(key.as_str()).map(|v| v.map(|g| g.value().to_vec()));
+        match stash(&mut self.err, raw)? {
+            None => Ok(None),
+            Some(v) => v.as_slice().try_into().map(Some).map_err(|_| {
+                self.err = Some(redb::Error::Corrupted(format!("meta key `{key}` holds {} bytes, expected 32", v.len())));
                 HostError
             }),
-            Err(e) => {
-                self.err = Some(e.into());
-                Err(HostError)
-            }
         }
     }
 
     fn set_tip(&mut self, author: &[u8; 32], id: &OpId) -> Result<(), HostError> {
         let r = self.meta.insert(tip_key(author).as_str(), id.as_slice()).map(drop);
-        r.map_err(|e| {
-            self.err = Some(e.into());
-            HostError
-        })
+        stash(&mut self.err, r)
     }
 }

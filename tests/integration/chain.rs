@@ -135,3 +135,20 @@ fn state_db_ahead_of_its_log_is_refused() {
     assert!(matches!(err, StoreError::StateAheadOfLog { state_len: 1, log_len: 0, .. }), "{err}");
     assert!(err.is_check_failure());
 }
+
+#[test]
+fn applying_over_a_tip_of_the_wrong_length_is_a_storage_error_not_a_new_genesis() {
+    // A damaged tip used to read as "no tip", so a fresh genesis op for that author was accepted.
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut s, mut c) = new_store(tmp.path());
+    let (a, _) = c.next(author(1), 1, vec![], put(b"k", b"1"));
+    s.apply_ops(&[a], 0).unwrap();
+    drop(s);
+    let dir = tmp.path().join("s");
+    crate::util::tamper_str_table(&dir.join("state.db"), "meta", &format!("tip/{}", hex::encode(author(1))), Some(&[1, 2, 3]));
+    let mut s = Store::open(&dir, Arc::new(KvStore)).unwrap();
+    let (genesis_again, _) = Chains::new(s.identity().store_id).next(author(1), 2, vec![], put(b"k", b"2"));
+    let err = format!("{:#}", anyhow::Error::from(s.apply_ops(&[genesis_again], 0).unwrap_err()));
+    assert!(err.contains("holds 3 bytes, expected 32"), "{err}");
+    assert_eq!(s.log_len(), 1);
+}

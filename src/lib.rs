@@ -5,6 +5,7 @@
 //! step every host shares); [`store`] (the redb files); [`registry`] (store_type → opener, the
 //! generic open flow); [`history`] (history files). The binary is a thin shell over these.
 
+pub mod build;
 pub mod decode;
 pub mod exit;
 pub mod hash;

@@ -156,7 +156,7 @@ mod tests {
     struct WritesThenFails;
 
     impl StoreLogic for WritesThenFails {
-        fn store_type(&self) -> &'static str {
+        fn store_type(&self) -> &str {
             "test:writes-then-fails"
         }
         fn schema_version(&self) -> u64 {

@@ -166,7 +166,7 @@ pub fn resolve(heads: &[Head]) -> Option<&[u8]> {
 pub struct KvStore;
 
 impl StoreLogic for KvStore {
-    fn store_type(&self) -> &'static str {
+    fn store_type(&self) -> &str {
         STORE_TYPE
     }
 
@@ -175,20 +175,73 @@ impl StoreLogic for KvStore {
     }
 
     fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table) -> Result<(), ApplyError> {
-        for entry in decode_payload(&op.payload)? {
-            apply_entry(id, op, entry, table)?;
-        }
-        Ok(())
+        apply_with(Fault::None, id, op, table)
     }
 }
 
-fn apply_entry(id: &OpId, op: &Op, entry: Entry, table: &mut dyn Table) -> Result<(), ApplyError> {
+/// A deliberate fault, injected to prove that verification catches a logic change. Only
+/// [`Fault::None`] is `core:kvstore`; the others exist for tests and hot-fix fixtures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fault {
+    #[default]
+    None,
+    /// When an op supersedes two or more heads of a key, the last one it names survives.
+    ForgetOneHead,
+}
+
+impl Fault {
+    /// The name used on the command line (`--build native-fault:NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::None => "none",
+            Fault::ForgetOneHead => "forget-one-head",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Fault> {
+        [Fault::None, Fault::ForgetOneHead].into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// `core:kvstore` with a [`Fault`] injected. Claims the same type and schema, as a bad hot fix would.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FaultyKvStore(pub Fault);
+
+impl StoreLogic for FaultyKvStore {
+    fn store_type(&self) -> &str {
+        STORE_TYPE
+    }
+
+    fn schema_version(&self) -> u64 {
+        SCHEMA_VERSION
+    }
+
+    fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table) -> Result<(), ApplyError> {
+        apply_with(self.0, id, op, table)
+    }
+}
+
+fn apply_with(fault: Fault, id: &OpId, op: &Op, table: &mut dyn Table) -> Result<(), ApplyError> {
+    for entry in decode_payload(&op.payload)? {
+        apply_entry(fault, id, op, entry, table)?;
+    }
+    Ok(())
+}
+
+fn apply_entry(fault: Fault, id: &OpId, op: &Op, entry: Entry, table: &mut dyn Table) -> Result<(), ApplyError> {
     let mut heads = match table.get(entry.key())? {
         Some(bytes) => decode_heads(&bytes)
             .ok_or_else(|| ApplyError::CorruptState(format!("stored heads of key {:02x?} do not decode", entry.key())))?,
         None => Vec::new(),
     };
-    heads.retain(|h| op.causal_deps.binary_search(&h.op_id).is_err());
+    let superseded = heads.iter().filter(|h| op.causal_deps.binary_search(&h.op_id).is_ok()).count();
+    let spare = match fault {
+        Fault::ForgetOneHead if superseded >= 2 => {
+            heads.iter().rev().find(|h| op.causal_deps.binary_search(&h.op_id).is_ok()).map(|h| h.op_id)
+        }
+        _ => None,
+    };
+    heads.retain(|h| op.causal_deps.binary_search(&h.op_id).is_err() || Some(h.op_id) == spare);
     let (key, value) = match entry {
         Entry::Put { key, value } => (key, Some(value)),
         Entry::Delete { key } => (key, None),
@@ -237,6 +290,22 @@ mod tests {
         assert_eq!(hs.len(), 1);
         assert_eq!(hs[0].value, None);
         assert_eq!(resolve(&hs), None);
+    }
+
+    #[test]
+    fn forget_one_head_fault_keeps_one_superseded_head() {
+        let mut good = MemTable::default();
+        let mut bad = MemTable::default();
+        for t in [&mut good as &mut dyn Table, &mut bad] {
+            KvStore.apply(&[1; 32], &op(1, 10, vec![], &[put(b"k", b"a")]), t).unwrap();
+            KvStore.apply(&[2; 32], &op(2, 10, vec![], &[put(b"k", b"b")]), t).unwrap();
+        }
+        let merge = op(3, 11, vec![[1; 32], [2; 32]], &[put(b"k", b"c")]);
+        KvStore.apply(&[3; 32], &merge, &mut good).unwrap();
+        FaultyKvStore(Fault::ForgetOneHead).apply(&[3; 32], &merge, &mut bad).unwrap();
+        assert_eq!(heads(&mut good, b"k").len(), 1);
+        assert_eq!(heads(&mut bad, b"k").len(), 2);
+        assert_eq!(Fault::from_name("forget-one-head"), Some(Fault::ForgetOneHead));
     }
 
     #[test]

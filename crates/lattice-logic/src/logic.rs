@@ -29,7 +29,7 @@ impl From<HostError> for ApplyError {
 /// host discards them with the op's transaction.
 pub trait StoreLogic {
     /// The logical type name, e.g. `core:kvstore`. Fixed for the life of a store.
-    fn store_type(&self) -> &'static str;
+    fn store_type(&self) -> &str;
     /// The data-format version this logic reads and writes.
     fn schema_version(&self) -> u64;
     /// Applies one op (already chain-checked by the host) to `table`.

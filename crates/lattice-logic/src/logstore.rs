@@ -41,7 +41,7 @@ pub fn parse_entry_key(key: &[u8]) -> Option<(Hlc, [u8; 32], OpId)> {
 pub struct LogStore;
 
 impl StoreLogic for LogStore {
-    fn store_type(&self) -> &'static str {
+    fn store_type(&self) -> &str {
         STORE_TYPE
     }
 

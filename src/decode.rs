@@ -31,7 +31,7 @@ pub struct HeadView {
 }
 
 /// Bytes shown as hex, plus UTF-8 text when they are printable text.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Bytes {
     pub hex: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,6 +52,26 @@ impl std::fmt::Display for Bytes {
             _ if self.hex.len() > 64 => write!(f, "0x{}… ({} bytes)", &self.hex[..64], self.hex.len() / 2),
             _ => write!(f, "0x{}", self.hex),
         }
+    }
+}
+
+/// The decoded form of an op's payload, for readers: kvstore entries or a logstore entry's bytes.
+/// `None` for other types and for payloads that do not decode.
+pub fn decode_payload(store_type: &str, payload: &[u8]) -> Option<serde_json::Value> {
+    match store_type {
+        kvstore::STORE_TYPE => {
+            let entries = kvstore::decode_payload(payload).ok()?;
+            Some(serde_json::Value::Array(entries.iter().map(entry_json).collect()))
+        }
+        logstore::STORE_TYPE if !payload.is_empty() => serde_json::to_value(Bytes::new(payload)).ok(),
+        _ => None,
+    }
+}
+
+fn entry_json(e: &kvstore::Entry) -> serde_json::Value {
+    match e {
+        kvstore::Entry::Put { key, value } => serde_json::json!({ "put": { "key": Bytes::new(key), "value": Bytes::new(value) } }),
+        kvstore::Entry::Delete { key } => serde_json::json!({ "delete": { "key": Bytes::new(key) } }),
     }
 }
 

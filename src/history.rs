@@ -1,7 +1,9 @@
 //! History files: a store's identity and its ops in JSON, every field explicit.
 //!
-//! This is the provisional history format (`format_version` 1, normative in docs/FORMAT.md,
-//! "History file"). Loading reports bad JSON with line and column, and a bad op with its index
+//! One format serves `apply`, the corpus and recorded histories (`format_version` 1, normative in
+//! docs/FORMAT.md, "History file"). A corpus history also records its provenance (how to
+//! regenerate it), and small payloads carry a decoded form beside the hex for readers, which must
+//! agree with the hex. Loading reports bad JSON with line and column, and a bad op with its index
 //! and field; a file written by a newer format version is refused as such.
 
 use std::path::{Path, PathBuf};
@@ -22,8 +24,29 @@ pub struct History {
     pub store_id: Uuid,
     pub store_type: String,
     pub schema_version: u64,
+    /// How the history was made; `None` for hand-written ones.
+    pub provenance: Option<Provenance>,
     pub ops: Vec<Op>,
 }
+
+/// How a generated history was made: enough to regenerate it byte for byte.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// Generator name and version, e.g. `lattice-conform-gen/1`.
+    pub generator: String,
+    pub seed: u64,
+    pub scenario: String,
+    /// Position of this history in its `gen` run.
+    pub index: u32,
+    /// The `--ops` argument it was generated with.
+    pub ops: u32,
+    /// What the history exercises, for coverage tables.
+    pub tags: Vec<String>,
+}
+
+/// Payloads up to this size carry a decoded form in the file.
+pub const DECODED_MAX_PAYLOAD: usize = 4096;
 
 /// Why a history file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +85,8 @@ struct FileJson {
     store_id: Uuid,
     store_type: String,
     schema_version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provenance: Option<Provenance>,
     ops: Vec<OpJson>,
 }
 
@@ -76,6 +101,8 @@ struct OpJson {
     #[serde(default)]
     causal_deps: Vec<String>,
     payload: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decoded: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -104,19 +131,27 @@ impl History {
         let probe: Probe = serde_json::from_str(text).map_err(json_err)?;
         check_format(&probe, path)?;
         let file: FileJson = serde_json::from_str(text).map_err(json_err)?;
-        let ops = file.ops.iter().enumerate().map(|(i, op)| parse_op(op, &file.store_id, i, path)).collect::<Result<_, _>>()?;
-        Ok(History { store_id: file.store_id, store_type: file.store_type, schema_version: file.schema_version, ops })
+        let ops =
+            file.ops.iter().enumerate().map(|(i, op)| parse_op(op, &file.store_id, &file.store_type, i, path)).collect::<Result<_, _>>()?;
+        Ok(History {
+            store_id: file.store_id,
+            store_type: file.store_type,
+            schema_version: file.schema_version,
+            provenance: file.provenance,
+            ops,
+        })
     }
 
     /// Pretty JSON (two-space indent, trailing newline), with each op's id written out.
     pub fn to_json(&self) -> String {
-        let ops = self.ops.iter().map(|op| op_json(op, op_id(&self.store_id, op))).collect();
+        let ops = self.ops.iter().map(|op| op_json(op, op_id(&self.store_id, op), &self.store_type)).collect();
         let file = FileJson {
             format: FORMAT_TAG.into(),
             format_version: FORMAT_VERSION,
             store_id: self.store_id,
             store_type: self.store_type.clone(),
             schema_version: self.schema_version,
+            provenance: self.provenance.clone(),
             ops,
         };
         let mut s = serde_json::to_string_pretty(&file).expect("a history always serializes");
@@ -136,7 +171,7 @@ fn check_format(file: &Probe, path: &Path) -> Result<(), HistoryError> {
     }
 }
 
-fn parse_op(j: &OpJson, store_id: &Uuid, index: usize, path: &Path) -> Result<Op, HistoryError> {
+fn parse_op(j: &OpJson, store_id: &Uuid, store_type: &str, index: usize, path: &Path) -> Result<Op, HistoryError> {
     let bad = |field, reason| HistoryError::BadOp { path: path.to_path_buf(), index, field, reason };
     let deps = j.causal_deps.iter().map(|d| hash32(d)).collect::<Result<Vec<_>, _>>().map_err(|r| bad("causal_deps", r))?;
     let op = Op {
@@ -147,6 +182,11 @@ fn parse_op(j: &OpJson, store_id: &Uuid, index: usize, path: &Path) -> Result<Op
         payload: hex::decode(&j.payload).map_err(|e| bad("payload", format!("not hex: {e}")))?,
     };
     op.validate().map_err(|e| bad("op", e.to_string()))?;
+    if let Some(stated) = &j.decoded {
+        if decoded_payload(store_type, &op.payload).as_ref() != Some(stated) {
+            return Err(bad("decoded", "does not agree with `payload` (the hex is authoritative; fix or drop `decoded`)".into()));
+        }
+    }
     if let Some(stated) = &j.id {
         let computed = hex::encode(op_id(store_id, &op));
         if stated.to_ascii_lowercase() != computed {
@@ -156,7 +196,16 @@ fn parse_op(j: &OpJson, store_id: &Uuid, index: usize, path: &Path) -> Result<Op
     Ok(op)
 }
 
-fn op_json(op: &Op, id: OpId) -> OpJson {
+/// The decoded form written beside a payload: present for payloads up to
+/// [`DECODED_MAX_PAYLOAD`] bytes that decode for the store type.
+fn decoded_payload(store_type: &str, payload: &[u8]) -> Option<serde_json::Value> {
+    if payload.len() > DECODED_MAX_PAYLOAD {
+        return None;
+    }
+    crate::decode::decode_payload(store_type, payload)
+}
+
+fn op_json(op: &Op, id: OpId, store_type: &str) -> OpJson {
     OpJson {
         id: Some(hex::encode(id)),
         author: hex::encode(op.author),
@@ -164,6 +213,7 @@ fn op_json(op: &Op, id: OpId) -> OpJson {
         prev: hex::encode(op.prev),
         causal_deps: op.causal_deps.iter().map(hex::encode).collect(),
         payload: hex::encode(&op.payload),
+        decoded: decoded_payload(store_type, &op.payload),
     }
 }
 
@@ -191,7 +241,13 @@ mod tests {
 
     fn sample() -> History {
         let op = Op { author: [3; 32], hlc: Hlc { wall_ms: 5, counter: 1 }, prev: [0; 32], causal_deps: vec![], payload: vec![0xab] };
-        History { store_id: Uuid::from_bytes([9; 16]), store_type: "core:logstore".into(), schema_version: 1, ops: vec![op] }
+        History {
+            store_id: Uuid::from_bytes([9; 16]),
+            store_type: "core:logstore".into(),
+            schema_version: 1,
+            provenance: None,
+            ops: vec![op],
+        }
     }
 
     #[test]
@@ -217,7 +273,10 @@ mod tests {
     fn stated_id_must_match_and_newer_formats_are_refused() {
         let text = sample().to_json();
         let tampered = text.replace("\"payload\": \"ab\"", "\"payload\": \"ac\"");
-        assert!(matches!(History::parse(&tampered, Path::new("h")), Err(HistoryError::BadOp { field: "id", .. })));
+        assert!(matches!(History::parse(&tampered, Path::new("h")), Err(HistoryError::BadOp { field: "decoded", .. })));
+        let mut v: serde_json::Value = serde_json::from_str(&tampered).unwrap();
+        v["ops"][0].as_object_mut().unwrap().remove("decoded");
+        assert!(matches!(History::parse(&v.to_string(), Path::new("h")), Err(HistoryError::BadOp { field: "id", .. })));
         let newer = text.replace("\"format_version\": 1", "\"format_version\": 2, \"new_field\": true");
         assert!(matches!(History::parse(&newer, Path::new("h")), Err(HistoryError::TooNew { found: 2, .. })));
         let id = op_id(&Uuid::from_bytes([9; 16]), &sample().ops[0]);

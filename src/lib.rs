@@ -6,14 +6,19 @@
 //! generic open flow); [`history`] (history files). The binary is a thin shell over these.
 
 pub mod build;
+pub mod corpus;
 pub mod decode;
+pub mod diff;
 pub mod exit;
+pub mod golden;
 pub mod hash;
 pub mod history;
 pub mod kernel;
 pub mod op;
 pub mod registry;
 pub mod replay;
+pub mod report;
 pub mod store;
+pub mod verify;
 
 pub use lattice_logic;

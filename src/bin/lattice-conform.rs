@@ -1,15 +1,19 @@
 //! The `lattice-conform` command line: arguments in, one library call, output and an exit code.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use lattice_conform::corpus;
 use lattice_conform::decode::decode_row;
 use lattice_conform::exit;
+use lattice_conform::golden::BlessAction;
 use lattice_conform::history::History;
 use lattice_conform::registry::{OpenError, Registry};
+use lattice_conform::report::{render, Format};
 use lattice_conform::store::{self, PauseRecord, Store, StoreError, StoreIdentity};
+use lattice_conform::verify::{Report, VerifyOptions};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -66,6 +70,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Generate op histories into a corpus directory (deterministic: same arguments, same bytes).
+    Gen(GenArgs),
+    /// Corpus tools.
+    #[command(subcommand)]
+    Corpus(CorpusCommand),
+    /// Compute goldens for the corpus and write new or changed ones as pending (never overwriting
+    /// an accepted golden); with --accept, accept the pending ones.
+    Bless {
+        #[arg(long, default_value = "corpus")]
+        corpus: PathBuf,
+        #[arg(long, default_value = "golden")]
+        golden: PathBuf,
+        #[arg(long = "type")]
+        store_type: Option<String>,
+        #[arg(long)]
+        accept: bool,
+    },
+    /// Replay corpus histories through a build and compare them with the goldens.
+    Verify(VerifyArgs),
+    /// Verification reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Test support: open DIR for writing, print "ready", hold it until standard input closes.
     #[command(hide = true)]
     HoldOpen { dir: PathBuf },
@@ -87,6 +113,9 @@ fn exit_code(e: &anyhow::Error) -> i32 {
         Some(OpenError::Store(s)) => Some(s),
         _ => None,
     });
+    if e.downcast_ref::<CheckFailed>().is_some() {
+        return exit::CHECK_FAILED;
+    }
     match store_err {
         Some(s) if s.is_check_failure() => exit::CHECK_FAILED,
         _ => exit::INPUT_ERROR,
@@ -103,6 +132,11 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Rebuild { dir } => rebuild(&registry, &dir),
         Command::Dump { dir, json } => dump(&registry, &dir, json),
         Command::HoldOpen { dir } => hold_open(&registry, &dir),
+        Command::Gen(args) => gen(args),
+        Command::Corpus(CorpusCommand::Stats { corpus }) => corpus_stats(&corpus),
+        Command::Bless { corpus, golden, store_type, accept } => bless(&registry, &corpus, &golden, store_type.as_deref(), accept),
+        Command::Verify(args) => verify(&registry, args),
+        Command::Report(ReportCommand::Merge { reports, format }) => report_merge(&reports, format),
     }
 }
 
@@ -238,6 +272,148 @@ fn dump(registry: &Registry, dir: &Path, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(clap::Args)]
+struct GenArgs {
+    #[arg(long = "type", required_unless_present = "check")]
+    store_type: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 40)]
+    histories: u32,
+    #[arg(long, default_value_t = 100)]
+    ops: u32,
+    /// One scenario; by default every scenario of the type in turn.
+    #[arg(long)]
+    scenario: Option<String>,
+    #[arg(long, default_value = "corpus")]
+    out: PathBuf,
+    /// Regenerate every committed history of --out from its provenance and compare bytes.
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(Subcommand)]
+enum CorpusCommand {
+    /// Print the coverage table (scenario × type → histories, ops).
+    Stats {
+        #[arg(long, default_value = "corpus")]
+        corpus: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// `native`, `native-fault:NAME`, a path to a .wasm file, or `cas:<digest>`.
+    #[arg(long, default_value = "native")]
+    build: String,
+    #[arg(long = "type")]
+    store_type: Option<String>,
+    #[arg(long, default_value = "corpus")]
+    corpus: PathBuf,
+    #[arg(long, default_value = "golden")]
+    golden: PathBuf,
+    /// Glob over history ids (`<store_type>/<name>`), e.g. `*batches*`.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Run the I-th of N deterministic shards, e.g. `2/4`.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Histories verified in parallel (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    #[arg(long, value_enum, default_value = "human")]
+    format: Format,
+    /// Verify every history even after a failure.
+    #[arg(long)]
+    keep_going: bool,
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Combine shard reports (from `verify --format json`) into one verdict.
+    Merge {
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+}
+
+fn gen(args: GenArgs) -> anyhow::Result<()> {
+    if args.check {
+        let (drift, checked) = corpus::check_generated(&args.out)?;
+        for d in &drift {
+            eprintln!("drift: {}: {}", d.path.display(), d.reason);
+        }
+        if !drift.is_empty() {
+            anyhow::bail!(CheckFailed(format!("{} of {checked} generated histories no longer regenerate byte for byte", drift.len())));
+        }
+        println!("gen --check: {checked} generated histories regenerate byte for byte");
+        return Ok(());
+    }
+    let store_type = args.store_type.expect("clap requires --type without --check");
+    let req = corpus::GenRequest { store_type, seed: args.seed, histories: args.histories, ops: args.ops, scenario: args.scenario };
+    let cov = corpus::generate_into(&args.out, &req)?;
+    print!("{}", corpus::coverage_table(&cov));
+    Ok(())
+}
+
+fn corpus_stats(dir: &Path) -> anyhow::Result<()> {
+    print!("{}", corpus::coverage_table(&corpus::stats(dir)?));
+    Ok(())
+}
+
+fn bless(registry: &Registry, corpus: &Path, golden: &Path, store_type: Option<&str>, accept: bool) -> anyhow::Result<()> {
+    let done = lattice_conform::golden::bless_all(corpus, golden, store_type, accept, registry)?;
+    let mut counts = std::collections::BTreeMap::new();
+    for (id, action) in &done {
+        if *action != BlessAction::Unchanged {
+            println!("{:<9} {id}", format!("{action:?}").to_lowercase());
+        }
+        *counts.entry(format!("{action:?}").to_lowercase()).or_insert(0) += 1;
+    }
+    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    println!("bless: {}", if summary.is_empty() { "nothing to do".to_string() } else { summary.join(", ") });
+    if !accept && done.iter().any(|(_, a)| *a != BlessAction::Unchanged) {
+        println!("review the .pending files under {}, then run `lattice-conform bless --accept`", golden.display());
+    }
+    Ok(())
+}
+
+fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
+    let mut opts = VerifyOptions::new(Path::new("."));
+    opts.corpus = args.corpus;
+    opts.golden = args.golden;
+    opts.build = args.build.parse()?;
+    opts.store_type = args.store_type;
+    opts.filter = args.filter;
+    opts.shard = args.shard.as_deref().map(lattice_conform::verify::parse_shard).transpose()?;
+    opts.jobs = args.jobs.unwrap_or(opts.jobs).max(1);
+    opts.keep_going = args.keep_going;
+    opts.progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let report = lattice_conform::verify::verify(&opts, registry)?;
+    finish_report(&report, args.format)
+}
+
+fn report_merge(paths: &[PathBuf], format: Format) -> anyhow::Result<()> {
+    let parts = paths.iter().map(|p| Ok((p.clone(), Report::load(p)?))).collect::<anyhow::Result<Vec<_>>>()?;
+    finish_report(&Report::merge(parts)?, format)
+}
+
+/// Prints the report; a failed history makes the exit code 1.
+fn finish_report(report: &Report, format: Format) -> anyhow::Result<()> {
+    print!("{}", render(report, format));
+    if report.failed() > 0 {
+        anyhow::bail!(CheckFailed(format!("{} of {} histories failed", report.failed(), report.results.len())));
+    }
+    Ok(())
+}
+
+/// A check failed on well-formed input (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct CheckFailed(String);
 
 fn hold_open(registry: &Registry, dir: &Path) -> anyhow::Result<()> {
     let _store = registry.open(dir)?;

@@ -105,6 +105,7 @@ fn a_rejected_op_exits_2_names_the_op_and_pauses_the_store() {
     let ops = v["ops"].as_array_mut().unwrap();
     ops[3]["payload"] = "00".into();
     ops[3].as_object_mut().unwrap().remove("id");
+    ops[3].as_object_mut().unwrap().remove("decoded");
     let bad = tmp.path().join("bad.json");
     std::fs::write(&bad, serde_json::to_string(&v).unwrap()).unwrap();
     let dir = tmp.path().join("s");
@@ -235,7 +236,7 @@ fn rebuild_recovers_from_a_garbage_state_db() {
 }
 
 fn write_history(path: &Path, store_type: &str, store_id: uuid::Uuid, ops: Vec<lattice_conform::op::Op>) {
-    let h = lattice_conform::history::History { store_id, store_type: store_type.into(), schema_version: 1, ops };
+    let h = lattice_conform::history::History { store_id, store_type: store_type.into(), schema_version: 1, provenance: None, ops };
     std::fs::write(path, h.to_json()).unwrap();
 }
 

@@ -1,0 +1,315 @@
+//! The seeded op-history generator.
+//!
+//! Each scenario is a proptest [`Strategy`] over abstract actions (who writes which keys, whether
+//! the op merges the heads it has seen, whether its HLC ties the previous one, whether it is
+//! delivered twice), turned into real, correctly chained ops by [`Builder`]. `gen` draws one value
+//! per history from a ChaCha RNG seeded by blake3(seed, scenario, index), so the same arguments
+//! give byte-identical files on every machine; the property tests reuse the same strategies.
+//! Negative scenarios inject one bad op (broken chain, bad genesis, malformed payload) that must
+//! halt the store.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+
+use lattice_logic::kvstore::{self, encode_payload, Entry};
+use lattice_logic::logstore;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use uuid::Uuid;
+
+use crate::history::{History, Provenance};
+use crate::op::{op_id, Hlc, Op, OpId, ZERO_HASH};
+
+/// Name and version of this generator, recorded in every generated history.
+pub const GENERATOR: &str = "lattice-conform-gen/1";
+/// Wall clock of the first generated op (2023-11-14T22:13:20Z), so HLCs look real.
+const BASE_WALL_MS: u64 = 1_700_000_000_000;
+
+/// The bad op a negative scenario injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    BrokenChain,
+    BadGenesis,
+    MalformedPayload,
+}
+
+/// A named way of generating histories for one store type.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub store_type: &'static str,
+    pub tags: &'static [&'static str],
+    params: Params,
+}
+
+#[derive(Clone, Debug)]
+struct Params {
+    authors: RangeInclusive<u8>,
+    keys: &'static [&'static str],
+    entries: RangeInclusive<usize>,
+    value_len: RangeInclusive<usize>,
+    /// Percentages (0–100).
+    delete: u8,
+    merge: u8,
+    tie: u8,
+    redeliver: u8,
+    max_ops: Option<u32>,
+    large_key: bool,
+    fault: Option<Fault>,
+}
+
+const KEYS: &[&str] = &["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
+const FEW_KEYS: &[&str] = &["alpha", "beta"];
+const PREFIX_KEYS: &[&str] = &["a", "ab", "abc", "abcd", "b", "ba"];
+
+const BASE: Params = Params {
+    authors: 1..=1,
+    keys: KEYS,
+    entries: 1..=1,
+    value_len: 1..=12,
+    delete: 15,
+    merge: 100,
+    tie: 0,
+    redeliver: 0,
+    max_ops: None,
+    large_key: false,
+    fault: None,
+};
+const CONCURRENT: Params = Params { authors: 2..=5, merge: 30, tie: 10, ..BASE };
+
+/// Every scenario, in a fixed order.
+pub fn scenarios() -> Vec<Scenario> {
+    let kv = |name, tags, params| Scenario { name, store_type: kvstore::STORE_TYPE, tags, params };
+    let log = |name, tags, params| Scenario { name, store_type: logstore::STORE_TYPE, tags, params };
+    vec![
+        kv("single-author", &["one-author"], BASE),
+        kv("concurrent-writers", &["many-authors", "forks", "merges"], CONCURRENT),
+        kv("delete-reput", &["delete", "re-put"], Params { authors: 1..=2, keys: FEW_KEYS, delete: 50, merge: 80, ..BASE }),
+        kv("batches", &["batch"], Params { authors: 1..=3, entries: 2..=6, merge: 60, ..BASE }),
+        kv("duplicate-delivery", &["duplicate"], Params { authors: 1..=3, redeliver: 20, merge: 60, ..BASE }),
+        kv("large-values", &["large-key", "large-value"], Params { value_len: 65_536..=66_560, max_ops: Some(3), large_key: true, ..BASE }),
+        kv("empty-value", &["empty-value"], Params { value_len: 0..=1, authors: 1..=2, ..BASE }),
+        kv("prefix-keys", &["prefix-keys"], Params { keys: PREFIX_KEYS, authors: 1..=3, merge: 60, ..BASE }),
+        kv("hlc-ties", &["hlc-tie", "forks"], Params { authors: 2..=4, tie: 80, merge: 20, ..BASE }),
+        kv("broken-chain", &["negative", "halt"], Params { fault: Some(Fault::BrokenChain), ..CONCURRENT }),
+        kv("bad-genesis", &["negative", "halt"], Params { fault: Some(Fault::BadGenesis), ..CONCURRENT }),
+        kv("malformed-payload", &["negative", "halt"], Params { fault: Some(Fault::MalformedPayload), ..CONCURRENT }),
+        log("log-ties", &["hlc-tie", "many-authors"], Params { authors: 2..=5, tie: 70, ..BASE }),
+        log("log-many-authors", &["many-authors"], Params { authors: 8..=16, tie: 10, ..BASE }),
+        log("log-empty-payload", &["negative", "halt"], Params { authors: 1..=3, fault: Some(Fault::MalformedPayload), ..BASE }),
+    ]
+}
+
+/// The scenarios of one store type.
+pub fn scenarios_for(store_type: &str) -> Vec<Scenario> {
+    scenarios().into_iter().filter(|s| s.store_type == store_type).collect()
+}
+
+/// One abstract step of a history.
+#[derive(Clone, Debug)]
+pub struct Action {
+    author: u8,
+    /// (key index into the scenario's pool, `None` = delete / value bytes).
+    entries: Vec<(usize, Option<Vec<u8>>)>,
+    merge: bool,
+    tie: bool,
+    redeliver: bool,
+}
+
+/// A generated plan: the actions and, for negative scenarios, where the fault goes.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    actions: Vec<Action>,
+    fault_at: usize,
+}
+
+impl Scenario {
+    /// The number of actions a request for `ops` ops gives (some scenarios cap it).
+    pub fn op_count(&self, ops: u32) -> usize {
+        let n = self.params.max_ops.map_or(ops, |m| ops.min(m)) as usize;
+        if self.params.fault.is_some() {
+            n.max(2)
+        } else {
+            n.max(1)
+        }
+    }
+
+    /// The proptest strategy for a plan of `n` actions.
+    pub fn strategy(&self, n: usize) -> impl Strategy<Value = Plan> {
+        let p = self.params.clone();
+        let fault_range = 1..n.max(2);
+        p.authors
+            .clone()
+            .prop_flat_map(move |authors| (vec(action(p.clone(), authors), n), fault_range.clone()))
+            .prop_map(|(actions, fault_at)| Plan { actions, fault_at })
+    }
+
+    /// Turns a plan into a history of this scenario's store type.
+    pub fn build(&self, plan: &Plan, store_id: Uuid, salt: &[u8]) -> Vec<Op> {
+        let mut b =
+            Builder { store_id, salt: salt.to_vec(), tips: BTreeMap::new(), heads: BTreeMap::new(), clock: BASE_WALL_MS, ops: vec![] };
+        for (i, a) in plan.actions.iter().enumerate() {
+            let fault = self.params.fault.filter(|_| i == plan.fault_at);
+            b.step(self, a, fault);
+        }
+        b.ops
+    }
+
+    fn key(&self, index: usize) -> Vec<u8> {
+        let k = self.params.keys[index % self.params.keys.len()].as_bytes().to_vec();
+        if self.params.large_key && index == 0 {
+            return k.iter().copied().cycle().take(65_536).collect();
+        }
+        k
+    }
+}
+
+fn action(p: Params, authors: u8) -> impl Strategy<Value = Action> {
+    let entry = (0..p.keys.len(), 0..100u8, vec(b'a'..=b'z', p.value_len.clone()));
+    let delete = p.delete;
+    let entries = vec(entry, p.entries.clone()).prop_map(move |es| {
+        let mut seen = std::collections::BTreeSet::new();
+        es.into_iter().filter(|(k, _, _)| seen.insert(*k)).map(|(k, roll, v)| (k, (roll >= delete).then_some(v))).collect()
+    });
+    let pct = |x: u8| (0..100u8).prop_map(move |r| r < x);
+    (0..authors, entries, pct(p.merge), pct(p.tie), pct(p.redeliver)).prop_map(|(author, entries, merge, tie, redeliver)| Action {
+        author,
+        entries,
+        merge,
+        tie,
+        redeliver,
+    })
+}
+
+/// Chains abstract actions into real ops, tracking tips and the heads of each key.
+struct Builder {
+    store_id: Uuid,
+    salt: Vec<u8>,
+    tips: BTreeMap<[u8; 32], OpId>,
+    heads: BTreeMap<Vec<u8>, Vec<(OpId, [u8; 32])>>,
+    clock: u64,
+    ops: Vec<Op>,
+}
+
+impl Builder {
+    fn author(&self, n: u8) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(b"lattice-conform gen author\0");
+        h.update(&self.salt);
+        h.update(&[n]);
+        *h.finalize().as_bytes()
+    }
+
+    fn step(&mut self, s: &Scenario, a: &Action, fault: Option<Fault>) {
+        if !a.tie {
+            self.clock += 1;
+        }
+        let mut author = self.author(a.author);
+        let keys: Vec<Vec<u8>> = a.entries.iter().map(|(k, _)| s.key(*k)).collect();
+        let deps = if s.store_type == kvstore::STORE_TYPE { self.deps(&keys, &author, a.merge) } else { vec![] };
+        let mut payload = self.payload(s, a, &keys);
+        let mut prev = self.tips.get(&author).copied().unwrap_or(ZERO_HASH);
+        match fault {
+            Some(Fault::BrokenChain) => {
+                if prev == ZERO_HASH {
+                    author = *self.tips.keys().next().expect("an earlier op exists: faults start at index 1");
+                }
+                prev = *blake3::hash(b"lattice-conform gen: not the tip").as_bytes();
+            }
+            Some(Fault::BadGenesis) => {
+                author = self.author(255);
+                prev = *blake3::hash(b"lattice-conform gen: not zero").as_bytes();
+            }
+            Some(Fault::MalformedPayload) if s.store_type == kvstore::STORE_TYPE => payload.truncate(payload.len() - 1),
+            Some(Fault::MalformedPayload) => payload.clear(),
+            None => {}
+        }
+        let op = Op { author, hlc: Hlc { wall_ms: self.clock, counter: 0 }, prev, causal_deps: deps.clone(), payload };
+        let id = op_id(&self.store_id, &op);
+        if fault.is_none() {
+            self.record(id, &op, &keys, &deps);
+        }
+        self.ops.push(op.clone());
+        if a.redeliver {
+            self.ops.push(op);
+        }
+    }
+
+    /// Heads this op supersedes: every head of its keys when merging, else only its author's own.
+    fn deps(&self, keys: &[Vec<u8>], author: &[u8; 32], merge: bool) -> Vec<OpId> {
+        let mut deps: Vec<OpId> = keys
+            .iter()
+            .flat_map(|k| self.heads.get(k).into_iter().flatten())
+            .filter(|(_, a)| merge || a == author)
+            .map(|(id, _)| *id)
+            .collect();
+        deps.sort();
+        deps.dedup();
+        deps
+    }
+
+    fn payload(&self, s: &Scenario, a: &Action, keys: &[Vec<u8>]) -> Vec<u8> {
+        if s.store_type == logstore::STORE_TYPE {
+            let mut p = a.entries.first().and_then(|(_, v)| v.clone()).unwrap_or_default();
+            if p.is_empty() {
+                p.push(b'.');
+            }
+            return p;
+        }
+        let entries: Vec<Entry> = a
+            .entries
+            .iter()
+            .zip(keys)
+            .map(|((_, v), key)| match v {
+                Some(value) => Entry::Put { key: key.clone(), value: value.clone() },
+                None => Entry::Delete { key: key.clone() },
+            })
+            .collect();
+        encode_payload(&entries)
+    }
+
+    fn record(&mut self, id: OpId, op: &Op, keys: &[Vec<u8>], deps: &[OpId]) {
+        self.tips.insert(op.author, id);
+        for k in keys {
+            let heads = self.heads.entry(k.clone()).or_default();
+            heads.retain(|(h, _)| deps.binary_search(h).is_err());
+            heads.push((id, op.author));
+        }
+    }
+}
+
+/// Generates history `index` of `scenario` for `seed` with about `ops` ops.
+pub fn generate(scenario: &Scenario, seed: u64, index: u32, ops: u32) -> History {
+    let salt = salt(scenario, seed, index);
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &salt));
+    let plan = scenario.strategy(scenario.op_count(ops)).new_tree(&mut runner).expect("generator strategies never reject").current();
+    let store_id = Uuid::new_v8(salt[..16].try_into().expect("16 bytes"));
+    let provenance = Provenance {
+        generator: GENERATOR.to_string(),
+        seed,
+        scenario: scenario.name.to_string(),
+        index,
+        ops,
+        tags: scenario.tags.iter().map(|t| t.to_string()).collect(),
+    };
+    let ops = scenario.build(&plan, store_id, &salt);
+    History { store_id, store_type: scenario.store_type.to_string(), schema_version: 1, provenance: Some(provenance), ops }
+}
+
+/// The history's file stem: `<scenario>-s<seed>-<index>`.
+pub fn history_name(scenario: &str, seed: u64, index: u32) -> String {
+    format!("{scenario}-s{seed}-{index:03}")
+}
+
+/// blake3(domain ‖ scenario ‖ 0 ‖ seed LE ‖ index LE): seeds the RNG, the store id and the authors.
+fn salt(scenario: &Scenario, seed: u64, index: u32) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"lattice-conform gen salt v1\0");
+    h.update(scenario.name.as_bytes());
+    h.update(&[0]);
+    h.update(&seed.to_le_bytes());
+    h.update(&index.to_le_bytes());
+    *h.finalize().as_bytes()
+}

@@ -1,0 +1,261 @@
+//! Golden files: the expected outcome of replaying one corpus history, fixed per store type.
+//!
+//! A golden records the history's digest, the op counts, the expected halt (op index and reject
+//! kind) or none, the state hash every [`CHECKPOINT_INTERVAL`] ops, and the final state hash. It
+//! is only ever produced by running the real code (`bless`), written as *pending* beside the
+//! accepted file, and accepted explicitly (`bless --accept`): an accepted golden is never
+//! silently overwritten. Normative: docs/FORMAT.md, "Golden file".
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::corpus::{self, CorpusError, ManifestEntry};
+use crate::history::History;
+use crate::kernel::{RejectKind, Step};
+use crate::replay::MemStore;
+use crate::store::{Logic, StoreIdentity};
+
+/// Ops between two checkpoints.
+pub const CHECKPOINT_INTERVAL: u64 = 64;
+const GOLDEN_TAG: &str = "lattice-conform/golden";
+const GOLDEN_VERSION: u32 = 1;
+/// Suffix of a golden waiting for review.
+pub const PENDING_SUFFIX: &str = ".pending";
+
+/// The expected outcome of one history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Golden {
+    pub format: String,
+    pub format_version: u32,
+    /// `<store_type>/<name>`.
+    pub history: String,
+    /// blake3 of the history file.
+    pub history_blake3: String,
+    pub store_type: String,
+    pub schema_version: u64,
+    /// Ops in the history.
+    pub ops: u64,
+    /// Ops processed before the halt (or all): applied + duplicates.
+    pub processed: u64,
+    pub applied: u64,
+    pub duplicates: u64,
+    pub halt: Option<Halt>,
+    pub checkpoint_interval: u64,
+    pub checkpoints: Vec<Checkpoint>,
+    pub final_state_hash: String,
+}
+
+/// Where and why a history halts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Halt {
+    pub op_index: u64,
+    pub kind: RejectKind,
+}
+
+/// The state hash after the first `after_ops` ops.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    pub after_ops: u64,
+    pub state_hash: String,
+}
+
+/// Errors reading or writing goldens.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GoldenError {
+    #[error("{path}: missing golden for history `{history}` (run `lattice-conform bless`, review, then `bless --accept`)")]
+    Missing { path: PathBuf, history: String },
+    #[error("{path}: cannot read or write")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid golden JSON at line {line}, column {column}: {msg}")]
+    Json { path: PathBuf, line: usize, column: usize, msg: String },
+    #[error("{path}: golden format {found:?} version {version} is not one this build reads ({GOLDEN_TAG:?} version {GOLDEN_VERSION})")]
+    Version { path: PathBuf, found: String, version: u32 },
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+}
+
+/// Replays `history` with `logic` and records its golden.
+pub fn compute(history: &History, logic: Logic, entry: &ManifestEntry) -> Golden {
+    let identity =
+        StoreIdentity { store_id: history.store_id, store_type: history.store_type.clone(), schema_version: history.schema_version };
+    let trace = trace(identity, logic, history);
+    Golden {
+        format: GOLDEN_TAG.into(),
+        format_version: GOLDEN_VERSION,
+        history: entry.id(),
+        history_blake3: entry.blake3.clone(),
+        store_type: history.store_type.clone(),
+        schema_version: history.schema_version,
+        ops: history.ops.len() as u64,
+        processed: trace.applied + trace.duplicates,
+        applied: trace.applied,
+        duplicates: trace.duplicates,
+        halt: trace.halt,
+        checkpoint_interval: CHECKPOINT_INTERVAL,
+        checkpoints: trace.checkpoints,
+        final_state_hash: trace.final_state_hash,
+    }
+}
+
+/// What one replay observed, in golden terms.
+struct Trace {
+    applied: u64,
+    duplicates: u64,
+    halt: Option<Halt>,
+    checkpoints: Vec<Checkpoint>,
+    final_state_hash: String,
+}
+
+fn trace(identity: StoreIdentity, logic: Logic, history: &History) -> Trace {
+    let mut store = MemStore::new(identity, logic);
+    let mut t = Trace { applied: 0, duplicates: 0, halt: None, checkpoints: vec![], final_state_hash: String::new() };
+    for (i, op) in history.ops.iter().enumerate() {
+        match store.apply(op) {
+            Ok(Step::Applied(_)) => t.applied += 1,
+            Ok(Step::Duplicate(_)) => t.duplicates += 1,
+            Err(r) => {
+                t.halt = Some(Halt { op_index: i as u64, kind: r.kind });
+                break;
+            }
+        }
+        let done = i as u64 + 1;
+        if done.is_multiple_of(CHECKPOINT_INTERVAL) {
+            t.checkpoints.push(Checkpoint { after_ops: done, state_hash: store.state_hash().to_string() });
+        }
+    }
+    t.final_state_hash = store.state_hash().to_string();
+    t
+}
+
+/// Path of the accepted golden of a corpus entry under `golden_dir`.
+pub fn path_for(golden_dir: &Path, entry: &ManifestEntry) -> PathBuf {
+    golden_dir.join(&entry.path)
+}
+
+fn pending_path(accepted: &Path) -> PathBuf {
+    let mut s = accepted.as_os_str().to_owned();
+    s.push(PENDING_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// Loads a golden file.
+pub fn load(path: &Path, history: &str) -> Result<Golden, GoldenError> {
+    if !path.exists() {
+        return Err(GoldenError::Missing { path: path.to_path_buf(), history: history.to_string() });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| GoldenError::Io { path: path.to_path_buf(), source })?;
+    let g: Golden = serde_json::from_str(&text).map_err(|e| GoldenError::Json {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        msg: e.to_string(),
+    })?;
+    if g.format != GOLDEN_TAG || g.format_version != GOLDEN_VERSION {
+        return Err(GoldenError::Version { path: path.to_path_buf(), found: g.format, version: g.format_version });
+    }
+    Ok(g)
+}
+
+/// The canonical text of a golden: pretty JSON with a trailing newline.
+pub fn to_text(g: &Golden) -> String {
+    let mut s = serde_json::to_string_pretty(g).expect("a golden always serializes");
+    s.push('\n');
+    s
+}
+
+/// What `bless` did to one golden.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlessAction {
+    /// The accepted golden already says this.
+    Unchanged,
+    /// No accepted golden yet: a pending one was written.
+    New,
+    /// The accepted golden differs: a pending one was written beside it.
+    Changed,
+    /// A pending golden was accepted.
+    Accepted,
+}
+
+/// Writes `golden` as pending unless the accepted file already holds exactly it. Never touches
+/// the accepted file.
+pub fn bless_one(golden_dir: &Path, entry: &ManifestEntry, golden: &Golden) -> Result<BlessAction, GoldenError> {
+    let accepted = path_for(golden_dir, entry);
+    let text = to_text(golden);
+    let action = match std::fs::read_to_string(&accepted) {
+        Ok(existing) if existing == text => BlessAction::Unchanged,
+        Ok(_) => BlessAction::Changed,
+        Err(_) => BlessAction::New,
+    };
+    let pending = pending_path(&accepted);
+    if action == BlessAction::Unchanged {
+        let _ = std::fs::remove_file(&pending);
+        return Ok(action);
+    }
+    corpus::write_atomic(&pending, text.as_bytes())?;
+    Ok(action)
+}
+
+/// Accepts the pending golden of `entry`, if there is one.
+pub fn accept_one(golden_dir: &Path, entry: &ManifestEntry) -> Result<Option<BlessAction>, GoldenError> {
+    let accepted = path_for(golden_dir, entry);
+    let pending = pending_path(&accepted);
+    if !pending.exists() {
+        return Ok(None);
+    }
+    std::fs::rename(&pending, &accepted).map_err(|source| GoldenError::Io { path: accepted, source })?;
+    Ok(Some(BlessAction::Accepted))
+}
+
+/// Blesses (or with `accept`, accepts) the golden of every history of the corpus, optionally of
+/// one store type. Goldens are computed with the registered native logic. Returns what happened
+/// to each history, in manifest order.
+pub fn bless_all(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    store_type: Option<&str>,
+    accept: bool,
+    registry: &crate::registry::Registry,
+) -> Result<Vec<(String, BlessAction)>, BlessError> {
+    let manifest = corpus::Manifest::load(corpus_dir, false)?;
+    let mut out = Vec::new();
+    for entry in manifest.files.iter().filter(|e| store_type.is_none_or(|t| t == e.store_type)) {
+        let action = if accept {
+            match accept_one(golden_dir, entry)? {
+                Some(a) => a,
+                None => continue,
+            }
+        } else {
+            let history = corpus::load_checked(corpus_dir, entry)?;
+            let logic = registry.resolve(&StoreIdentity {
+                store_id: history.store_id,
+                store_type: history.store_type.clone(),
+                schema_version: history.schema_version,
+            })?;
+            bless_one(golden_dir, entry, &compute(&history, logic, entry))?
+        };
+        out.push((entry.id(), action));
+    }
+    Ok(out)
+}
+
+/// Failures of `bless`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlessError {
+    #[error(transparent)]
+    Golden(#[from] GoldenError),
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+}

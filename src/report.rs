@@ -1,0 +1,119 @@
+//! Rendering verification reports: human text, JSON, JUnit XML. Nothing here runs anything.
+
+use std::fmt::Write as _;
+
+use crate::verify::{Divergence, HistoryResult, Report};
+
+/// Output format of `verify` and `report merge`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Junit,
+}
+
+/// Renders `report` in `format`.
+pub fn render(report: &Report, format: Format) -> String {
+    match format {
+        Format::Human => human(report),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(report).expect("a report always serializes");
+            s.push('\n');
+            s
+        }
+        Format::Junit => junit(report),
+    }
+}
+
+/// One line per history, failure details, and a closing `N passed, N failed` line.
+pub fn human(report: &Report) -> String {
+    let mut out = String::new();
+    for r in &report.results {
+        match &r.failure {
+            None => writeln!(out, "PASS {} ({} ops)", r.id, r.ops).unwrap(),
+            Some(f) => {
+                writeln!(out, "FAIL {} ({} ops): {}", r.id, r.ops, f.summary).unwrap();
+                if let Some(d) = &f.divergence {
+                    divergence_text(&mut out, d);
+                }
+            }
+        }
+    }
+    if report.not_run > 0 {
+        writeln!(out, "stopped after the first failure: {} histories not run (use --keep-going to run them)", report.not_run).unwrap();
+    }
+    writeln!(out, "build {}: {} passed, {} failed", report.build, report.passed(), report.failed()).unwrap();
+    out
+}
+
+fn divergence_text(out: &mut String, d: &Divergence) {
+    writeln!(
+        out,
+        "  first divergent op: #{} (id {}), author {}, hlc {}.{}",
+        d.op_index,
+        &d.op_id[..16],
+        &d.author[..16],
+        d.wall_ms,
+        d.counter
+    )
+    .unwrap();
+    if let Some(p) = &d.payload {
+        writeln!(out, "    payload: {p}").unwrap();
+    }
+    writeln!(out, "    reference: {} → {}", d.reference, d.reference_state_hash).unwrap();
+    writeln!(out, "    this build: {} → {}", d.candidate, d.candidate_state_hash).unwrap();
+    if !d.diff.is_empty() {
+        writeln!(out, "  key diff (reference → this build):").unwrap();
+    }
+    for k in &d.diff {
+        writeln!(out, "    {}", k.key).unwrap();
+        writeln!(out, "      - {}", k.expected_text.as_deref().unwrap_or("(absent)")).unwrap();
+        writeln!(out, "      + {}", k.actual_text.as_deref().unwrap_or("(absent)")).unwrap();
+    }
+}
+
+/// JUnit XML: one `<testcase>` per history, classname = store type.
+pub fn junit(report: &Report) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let (tests, failures) = (report.results.len(), report.failed());
+    writeln!(out, "<testsuites name=\"lattice-conform verify\" tests=\"{tests}\" failures=\"{failures}\">").unwrap();
+    writeln!(out, "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"0\">", xml(&report.build)).unwrap();
+    for r in &report.results {
+        testcase(&mut out, r);
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+fn testcase(out: &mut String, r: &HistoryResult) {
+    let name = r.id.split_once('/').map_or(r.id.as_str(), |(_, n)| n);
+    write!(out, "    <testcase classname=\"{}\" name=\"{}\"", xml(&r.store_type), xml(name)).unwrap();
+    match &r.failure {
+        None => out.push_str("/>\n"),
+        Some(f) => {
+            let mut body = String::new();
+            if let Some(d) = &f.divergence {
+                divergence_text(&mut body, d);
+            }
+            writeln!(out, ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>", xml(&f.summary), xml(&body)).unwrap();
+        }
+    }
+}
+
+/// Escapes text for XML attributes and content; drops characters XML 1.0 cannot carry.
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}

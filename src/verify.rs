@@ -1,0 +1,426 @@
+//! `verify`: replay corpus histories through a build and compare them with the goldens.
+//!
+//! Each selected history is digest-checked against the manifest, replayed in memory with the
+//! build's logic, and compared with its golden: halt (op index and kind), checkpoint hashes, final
+//! hash and counts. On a mismatch the reference build (the registered native logic) and the
+//! candidate are replayed in lockstep from the last agreeing checkpoint to find the exact first
+//! divergent op, which is reported decoded together with a key-level diff of `data`. Histories
+//! run in parallel; results are always reported in corpus order.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::build::{BuildError, BuildSpec};
+use crate::corpus::{self, CorpusError, Manifest, ManifestEntry};
+use crate::diff::{diff_rows, KeyDiff};
+use crate::golden::{self, Golden, GoldenError};
+use crate::history::History;
+use crate::kernel::Step;
+use crate::op::op_id;
+use crate::registry::Registry;
+use crate::replay::MemStore;
+use crate::store::{Logic, StoreIdentity};
+
+/// What to verify.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    pub corpus: PathBuf,
+    pub golden: PathBuf,
+    pub build: BuildSpec,
+    /// Only histories of this store type.
+    pub store_type: Option<String>,
+    /// Only histories whose id (`<store_type>/<name>`) matches this glob.
+    pub filter: Option<String>,
+    /// `(i, n)`: only the i-th of n shards (1-based).
+    pub shard: Option<(u32, u32)>,
+    pub jobs: usize,
+    /// Run every history even after a failure.
+    pub keep_going: bool,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl VerifyOptions {
+    /// Defaults: `corpus/` and `golden/` under `root`, native build, every type, all cores.
+    pub fn new(root: &std::path::Path) -> VerifyOptions {
+        VerifyOptions {
+            corpus: root.join("corpus"),
+            golden: root.join("golden"),
+            build: BuildSpec::Native,
+            store_type: None,
+            filter: None,
+            shard: None,
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            keep_going: false,
+            progress: false,
+        }
+    }
+}
+
+/// Unusable input: verification could not be carried out (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+    #[error(transparent)]
+    Golden(#[from] GoldenError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("--filter {glob:?}: {reason}")]
+    BadFilter { glob: String, reason: String },
+    #[error("--shard {0}: expected I/N with 1 <= I <= N")]
+    BadShard(String),
+    #[error("no history selected (corpus {corpus}, type {store_type:?}, filter {filter:?}, shard {shard:?})")]
+    NothingSelected { corpus: PathBuf, store_type: Option<String>, filter: Option<String>, shard: Option<String> },
+    #[error(
+        "{build}: the build implements `{found}` schema {found_schema}, but history `{history}` is `{expected}` schema {expected_schema}"
+    )]
+    BuildTypeMismatch { build: String, history: String, found: String, found_schema: u64, expected: String, expected_schema: u64 },
+    #[error("report {path}: {reason}")]
+    BadReport { path: PathBuf, reason: String },
+}
+
+/// The outcome of a verification run; serializes to the `--format json` report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    pub format: String,
+    pub format_version: u32,
+    pub build: String,
+    /// `I/N` when sharded; merged reports list every shard.
+    pub shards: Vec<String>,
+    /// Histories not run because an earlier one failed (without `--keep-going`).
+    pub not_run: u64,
+    pub results: Vec<HistoryResult>,
+}
+
+/// One history's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryResult {
+    /// `<store_type>/<name>`.
+    pub id: String,
+    pub store_type: String,
+    pub ops: u64,
+    /// `None` when the history passed.
+    pub failure: Option<Failure>,
+}
+
+/// Why a history failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Failure {
+    /// One line: what differs from the golden.
+    pub summary: String,
+    /// The first op at which the candidate's state differs from the reference build's, if any.
+    pub divergence: Option<Divergence>,
+}
+
+/// The first op at which the reference and the candidate disagree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Divergence {
+    pub op_index: u64,
+    pub op_id: String,
+    pub author: String,
+    pub wall_ms: u64,
+    pub counter: u32,
+    /// The op's payload decoded for its store type (`null` if it does not decode).
+    pub payload: Option<serde_json::Value>,
+    /// What the reference build did with the op (`applied`, `duplicate`, or a reject kind).
+    pub reference: String,
+    pub candidate: String,
+    pub reference_state_hash: String,
+    pub candidate_state_hash: String,
+    pub diff: Vec<KeyDiff>,
+}
+
+const REPORT_TAG: &str = "lattice-conform/verify-report";
+const REPORT_VERSION: u32 = 1;
+
+impl Report {
+    pub fn new(build: String, shards: Vec<String>) -> Report {
+        Report { format: REPORT_TAG.into(), format_version: REPORT_VERSION, build, shards, not_run: 0, results: vec![] }
+    }
+
+    pub fn passed(&self) -> usize {
+        self.results.iter().filter(|r| r.failure.is_none()).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.passed()
+    }
+
+    /// Reads a JSON report written by `verify --format json`.
+    pub fn load(path: &std::path::Path) -> Result<Report, VerifyError> {
+        let bad = |reason: String| VerifyError::BadReport { path: path.to_path_buf(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let r: Report = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if r.format != REPORT_TAG || r.format_version != REPORT_VERSION {
+            return Err(bad(format!("format {:?} version {} is not {REPORT_TAG:?} version {REPORT_VERSION}", r.format, r.format_version)));
+        }
+        Ok(r)
+    }
+
+    /// Combines shard reports into one: results sorted by id; a history in two shards is an error.
+    pub fn merge(parts: Vec<(PathBuf, Report)>) -> Result<Report, VerifyError> {
+        let build = parts.first().map(|(_, r)| r.build.clone()).unwrap_or_default();
+        let mut merged = Report::new(build.clone(), vec![]);
+        for (path, r) in parts {
+            if r.build != build {
+                return Err(VerifyError::BadReport { path, reason: format!("build `{}` differs from `{build}`", r.build) });
+            }
+            merged.shards.extend(r.shards);
+            merged.not_run += r.not_run;
+            merged.results.extend(r.results);
+        }
+        merged.results.sort_by(|a, b| a.id.cmp(&b.id));
+        if let Some(w) = merged.results.windows(2).find(|w| w[0].id == w[1].id) {
+            return Err(VerifyError::BadReport { path: PathBuf::from(&w[0].id), reason: "history appears in more than one report".into() });
+        }
+        merged.shards.sort();
+        Ok(merged)
+    }
+}
+
+/// Parses `I/N`.
+pub fn parse_shard(s: &str) -> Result<(u32, u32), VerifyError> {
+    let parsed = s.split_once('/').and_then(|(i, n)| Some((i.parse().ok()?, n.parse().ok()?)));
+    match parsed {
+        Some((i, n)) if i >= 1 && i <= n => Ok((i, n)),
+        _ => Err(VerifyError::BadShard(s.to_string())),
+    }
+}
+
+/// The shard (1-based) a history id belongs to among `n`: blake3(id) as a u64 LE, mod n, plus 1.
+pub fn shard_of(id: &str, n: u32) -> u32 {
+    let h = blake3::hash(id.as_bytes());
+    let x = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
+    (x % n as u64) as u32 + 1
+}
+
+/// Runs a verification. `Err` is unusable input; failing histories are in the report.
+pub fn verify(opts: &VerifyOptions, registry: &Registry) -> Result<Report, VerifyError> {
+    let entries = select(opts)?;
+    let shards = opts.shard.map(|(i, n)| vec![format!("{i}/{n}")]).unwrap_or_default();
+    let mut report = Report::new(opts.build.to_string(), shards);
+    let results = run_all(opts, registry, &entries)?;
+    report.not_run = (entries.len() - results.len()) as u64;
+    report.results = results;
+    Ok(report)
+}
+
+/// The manifest entries selected by type, filter and shard, in manifest order.
+pub fn select(opts: &VerifyOptions) -> Result<Vec<ManifestEntry>, VerifyError> {
+    let manifest = Manifest::load(&opts.corpus, false)?;
+    let glob = match &opts.filter {
+        Some(g) => {
+            Some(globset::Glob::new(g).map_err(|e| VerifyError::BadFilter { glob: g.clone(), reason: e.to_string() })?.compile_matcher())
+        }
+        None => None,
+    };
+    let selected: Vec<ManifestEntry> = manifest
+        .files
+        .into_iter()
+        .filter(|e| opts.store_type.as_ref().is_none_or(|t| *t == e.store_type))
+        .filter(|e| glob.as_ref().is_none_or(|g| g.is_match(e.id())))
+        .filter(|e| opts.shard.is_none_or(|(i, n)| shard_of(&e.id(), n) == i))
+        .collect();
+    if selected.is_empty() {
+        return Err(VerifyError::NothingSelected {
+            corpus: opts.corpus.clone(),
+            store_type: opts.store_type.clone(),
+            filter: opts.filter.clone(),
+            shard: opts.shard.map(|(i, n)| format!("{i}/{n}")),
+        });
+    }
+    Ok(selected)
+}
+
+/// Runs histories on `opts.jobs` threads. Without `keep_going`, stops handing out histories after
+/// a failure and returns the results up to and including the first failure in corpus order —
+/// every earlier history has completed by then, so the output does not depend on timing.
+fn run_all(opts: &VerifyOptions, registry: &Registry, entries: &[ManifestEntry]) -> Result<Vec<HistoryResult>, VerifyError> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let slots: Mutex<Vec<Option<Result<HistoryResult, VerifyError>>>> = Mutex::new((0..entries.len()).map(|_| None).collect());
+    let bar = progress_bar(opts.progress, entries.len());
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.clamp(1, entries.len()) {
+            s.spawn(|| loop {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(entry) = entries.get(i) else { break };
+                let result = verify_one(opts, registry, entry);
+                let failed = !matches!(&result, Ok(r) if r.failure.is_none());
+                if failed && !opts.keep_going {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                slots.lock().expect("no thread panics while holding the lock")[i] = Some(result);
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    collect(slots.into_inner().expect("threads are done"), opts.keep_going)
+}
+
+fn collect(slots: Vec<Option<Result<HistoryResult, VerifyError>>>, keep_going: bool) -> Result<Vec<HistoryResult>, VerifyError> {
+    let mut out = Vec::new();
+    for slot in slots {
+        let Some(result) = slot else { break };
+        let result = result?;
+        let failed = result.failure.is_some();
+        out.push(result);
+        if failed && !keep_going {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn progress_bar(show: bool, len: usize) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} histories").expect("valid template"));
+    bar
+}
+
+/// Verifies one history against its golden.
+pub fn verify_one(opts: &VerifyOptions, registry: &Registry, entry: &ManifestEntry) -> Result<HistoryResult, VerifyError> {
+    let history = corpus::load_checked(&opts.corpus, entry)?;
+    let expected = golden::load(&golden::path_for(&opts.golden, entry), &entry.id())?;
+    let logic = opts.build.logic(&history.store_type, registry)?;
+    check_build_type(opts, &history, &logic, entry)?;
+    let actual = golden::compute(&history, logic.clone(), entry);
+    let failure = compare(&expected, &actual).map(|summary| Failure { summary, divergence: None });
+    let failure = match failure {
+        Some(f) => Some(explain(f, &history, &expected, &actual, logic, registry)?),
+        None => None,
+    };
+    Ok(HistoryResult { id: entry.id(), store_type: entry.store_type.clone(), ops: history.ops.len() as u64, failure })
+}
+
+fn check_build_type(opts: &VerifyOptions, h: &History, logic: &Logic, entry: &ManifestEntry) -> Result<(), VerifyError> {
+    if logic.store_type() == h.store_type && logic.schema_version() == h.schema_version {
+        return Ok(());
+    }
+    Err(VerifyError::BuildTypeMismatch {
+        build: opts.build.to_string(),
+        history: entry.id(),
+        found: logic.store_type().to_string(),
+        found_schema: logic.schema_version(),
+        expected: h.store_type.clone(),
+        expected_schema: h.schema_version,
+    })
+}
+
+/// The first difference between the golden and this run, in the order a reader wants it.
+fn compare(expected: &Golden, actual: &Golden) -> Option<String> {
+    if expected.history_blake3 != actual.history_blake3 {
+        return Some(format!(
+            "the golden was made from history {} but the history is now {}",
+            expected.history_blake3, actual.history_blake3
+        ));
+    }
+    if expected.halt != actual.halt {
+        return Some(format!("halt: expected {}, got {}", halt_text(&expected.halt), halt_text(&actual.halt)));
+    }
+    for (e, a) in expected.checkpoints.iter().zip(&actual.checkpoints) {
+        if e != a {
+            return Some(format!("state hash after {} ops: expected {}, got {}", e.after_ops, e.state_hash, a.state_hash));
+        }
+    }
+    if expected.final_state_hash != actual.final_state_hash {
+        return Some(format!("final state hash: expected {}, got {}", expected.final_state_hash, actual.final_state_hash));
+    }
+    if expected != actual {
+        return Some(format!(
+            "counts: expected {} applied / {} duplicates / {} checkpoints, got {} / {} / {}",
+            expected.applied,
+            expected.duplicates,
+            expected.checkpoints.len(),
+            actual.applied,
+            actual.duplicates,
+            actual.checkpoints.len()
+        ));
+    }
+    None
+}
+
+fn halt_text(h: &Option<golden::Halt>) -> String {
+    match h {
+        Some(h) => format!("halt at op {} ({})", h.op_index, h.kind.as_str()),
+        None => "no halt".into(),
+    }
+}
+
+/// Adds the first divergent op between the reference build and the candidate, or says that the
+/// two agree (so the golden, not the build, is what changed).
+fn explain(
+    mut f: Failure,
+    h: &History,
+    expected: &Golden,
+    actual: &Golden,
+    logic: Logic,
+    registry: &Registry,
+) -> Result<Failure, VerifyError> {
+    let reference = registry.opener(&h.store_type).map_err(BuildError::from)?.logic();
+    let start = last_agreeing_checkpoint(expected, actual);
+    f.divergence = first_divergence(h, reference, logic, start);
+    if f.divergence.is_none() {
+        f.summary.push_str("; the reference build agrees with this build on every op, so the golden is what changed (re-run `lattice-conform bless` and review)");
+    }
+    Ok(f)
+}
+
+/// Ops covered by the last checkpoint both runs agree on (0 if none).
+fn last_agreeing_checkpoint(expected: &Golden, actual: &Golden) -> u64 {
+    expected.checkpoints.iter().zip(&actual.checkpoints).take_while(|(e, a)| e == a).last().map_or(0, |(e, _)| e.after_ops)
+}
+
+/// Replays both builds; compares state hash and outcome after every op from `start` on.
+fn first_divergence(h: &History, reference: Logic, candidate: Logic, start: u64) -> Option<Divergence> {
+    let identity = StoreIdentity { store_id: h.store_id, store_type: h.store_type.clone(), schema_version: h.schema_version };
+    let mut r = MemStore::new(identity.clone(), reference);
+    let mut c = MemStore::new(identity, candidate);
+    for (i, op) in h.ops.iter().enumerate() {
+        let (ro, co) = (outcome(r.apply(op)), outcome(c.apply(op)));
+        let checking = i as u64 + 1 > start;
+        if checking && (ro != co || r.state_hash() != c.state_hash()) {
+            return Some(Divergence {
+                op_index: i as u64,
+                op_id: hex::encode(op_id(&h.store_id, op)),
+                author: hex::encode(op.author),
+                wall_ms: op.hlc.wall_ms,
+                counter: op.hlc.counter,
+                payload: crate::decode::decode_payload(&h.store_type, &op.payload),
+                reference: ro,
+                candidate: co,
+                reference_state_hash: r.state_hash().to_string(),
+                candidate_state_hash: c.state_hash().to_string(),
+                diff: diff_rows(&h.store_type, r.rows(), c.rows()),
+            });
+        }
+        if ro != "applied" && ro != "duplicate" {
+            return None;
+        }
+    }
+    None
+}
+
+fn outcome(r: Result<Step, crate::kernel::Rejection>) -> String {
+    match r {
+        Ok(Step::Applied(_)) => "applied".into(),
+        Ok(Step::Duplicate(_)) => "duplicate".into(),
+        Err(rej) => rej.kind.as_str().into(),
+    }
+}

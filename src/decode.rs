@@ -55,6 +55,12 @@ impl std::fmt::Display for Bytes {
     }
 }
 
+/// Whether [`decode_payload`] knows `store_type`. A `decoded` form in a history of another type
+/// cannot be checked and is kept as the reader's note.
+pub fn has_payload_decoder(store_type: &str) -> bool {
+    matches!(store_type, kvstore::STORE_TYPE | logstore::STORE_TYPE)
+}
+
 /// The decoded form of an op's payload, for readers: kvstore entries or a logstore entry's bytes.
 /// `None` for other types and for payloads that do not decode.
 pub fn decode_payload(store_type: &str, payload: &[u8]) -> Option<serde_json::Value> {

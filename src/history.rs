@@ -182,7 +182,7 @@ fn parse_op(j: &OpJson, store_id: &Uuid, store_type: &str, index: usize, path: &
         payload: hex::decode(&j.payload).map_err(|e| bad("payload", format!("not hex: {e}")))?,
     };
     op.validate().map_err(|e| bad("op", e.to_string()))?;
-    if let Some(stated) = &j.decoded {
+    if let Some(stated) = j.decoded.as_ref().filter(|_| crate::decode::has_payload_decoder(store_type)) {
         if decoded_payload(store_type, &op.payload).as_ref() != Some(stated) {
             return Err(bad("decoded", "does not agree with `payload` (the hex is authoritative; fix or drop `decoded`)".into()));
         }

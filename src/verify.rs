@@ -297,9 +297,9 @@ fn progress_bar(show: bool, len: usize) -> indicatif::ProgressBar {
 /// Verifies one history against its golden.
 pub fn verify_one(opts: &VerifyOptions, registry: &Registry, entry: &ManifestEntry) -> Result<HistoryResult, VerifyError> {
     let history = corpus::load_checked(&opts.corpus, entry)?;
-    let expected = golden::load(&golden::path_for(&opts.golden, entry), &entry.id())?;
     let logic = opts.build.logic(&history.store_type, registry)?;
     check_build_type(opts, &history, &logic, entry)?;
+    let expected = golden::load(&golden::path_for(&opts.golden, entry), &entry.id())?;
     let actual = golden::compute(&history, logic.clone(), entry);
     let failure = compare(&expected, &actual).map(|summary| Failure { summary, divergence: None });
     let failure = match failure {

@@ -2,6 +2,7 @@
 
 mod chain;
 mod cli;
+mod corpus;
 mod gen;
 mod props;
 mod util;

@@ -75,10 +75,8 @@ pub enum GoldenError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: invalid golden JSON at line {line}, column {column}: {msg}")]
-    Json { path: PathBuf, line: usize, column: usize, msg: String },
-    #[error("{path}: golden format {found:?} version {version} is not one this build reads ({GOLDEN_TAG:?} version {GOLDEN_VERSION})")]
-    Version { path: PathBuf, found: String, version: u32 },
+    #[error(transparent)]
+    Version(#[from] crate::versioned::VersionError),
     #[error(transparent)]
     Corpus(#[from] CorpusError),
 }
@@ -153,15 +151,8 @@ pub fn load(path: &Path, history: &str) -> Result<Golden, GoldenError> {
         return Err(GoldenError::Missing { path: path.to_path_buf(), history: history.to_string() });
     }
     let text = std::fs::read_to_string(path).map_err(|source| GoldenError::Io { path: path.to_path_buf(), source })?;
-    let g: Golden = serde_json::from_str(&text).map_err(|e| GoldenError::Json {
-        path: path.to_path_buf(),
-        line: e.line(),
-        column: e.column(),
-        msg: e.to_string(),
-    })?;
-    if g.format != GOLDEN_TAG || g.format_version != GOLDEN_VERSION {
-        return Err(GoldenError::Version { path: path.to_path_buf(), found: g.format, version: g.format_version });
-    }
+    crate::versioned::check(&text, path, GOLDEN_TAG, GOLDEN_VERSION)?;
+    let g: Golden = serde_json::from_str(&text).map_err(|e| crate::versioned::json_error(path, &e))?;
     Ok(g)
 }
 

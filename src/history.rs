@@ -58,23 +58,10 @@ pub enum HistoryError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: invalid JSON at line {line}, column {column}: {msg}")]
-    Json { path: PathBuf, line: usize, column: usize, msg: String },
-    #[error("{path}: `format` is {found:?}, expected {FORMAT_TAG:?}")]
-    NotAHistory { path: PathBuf, found: String },
-    #[error("{path}: format_version {found} is newer than this build reads ({FORMAT_VERSION}); upgrade lattice-conform")]
-    TooNew { path: PathBuf, found: u32 },
-    #[error("{path}: format_version {found} is older than this build reads ({FORMAT_VERSION}); re-export it with the tool that wrote it")]
-    TooOld { path: PathBuf, found: u32 },
+    #[error(transparent)]
+    Version(#[from] crate::versioned::VersionError),
     #[error("{path}: op {index}, field `{field}`: {reason}")]
     BadOp { path: PathBuf, index: usize, field: &'static str, reason: String },
-}
-
-/// The two fields every version of the format has; read leniently to decide how to read the rest.
-#[derive(Deserialize)]
-struct Probe {
-    format: String,
-    format_version: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -121,16 +108,9 @@ impl History {
 
     /// Parses history JSON; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<History, HistoryError> {
-        let json_err = |e: serde_json::Error| HistoryError::Json {
-            path: path.to_path_buf(),
-            line: e.line(),
-            column: e.column(),
-            msg: strip_position(&e),
-        };
         // Check the version before the strict parse, so a newer file with new fields says "too new".
-        let probe: Probe = serde_json::from_str(text).map_err(json_err)?;
-        check_format(&probe, path)?;
-        let file: FileJson = serde_json::from_str(text).map_err(json_err)?;
+        crate::versioned::check(text, path, FORMAT_TAG, FORMAT_VERSION)?;
+        let file: FileJson = serde_json::from_str(text).map_err(|e| crate::versioned::json_error(path, &e))?;
         let ops =
             file.ops.iter().enumerate().map(|(i, op)| parse_op(op, &file.store_id, &file.store_type, i, path)).collect::<Result<_, _>>()?;
         Ok(History {
@@ -157,17 +137,6 @@ impl History {
         let mut s = serde_json::to_string_pretty(&file).expect("a history always serializes");
         s.push('\n');
         s
-    }
-}
-
-fn check_format(file: &Probe, path: &Path) -> Result<(), HistoryError> {
-    if file.format != FORMAT_TAG {
-        return Err(HistoryError::NotAHistory { path: path.to_path_buf(), found: file.format.clone() });
-    }
-    match file.format_version {
-        v if v > FORMAT_VERSION => Err(HistoryError::TooNew { path: path.to_path_buf(), found: v }),
-        v if v < FORMAT_VERSION => Err(HistoryError::TooOld { path: path.to_path_buf(), found: v }),
-        _ => Ok(()),
     }
 }
 
@@ -226,18 +195,10 @@ pub fn hash32(s: &str) -> Result<[u8; 32], String> {
     Ok(bytes.try_into().expect("64 hex digits are 32 bytes"))
 }
 
-/// serde_json appends " at line L column C"; we report those separately.
-fn strip_position(e: &serde_json::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::versioned::VersionError;
 
     fn sample() -> History {
         let op = Op { author: [3; 32], hlc: Hlc { wall_ms: 5, counter: 1 }, prev: [0; 32], causal_deps: vec![], payload: vec![0xab] };
@@ -259,7 +220,7 @@ mod tests {
     #[test]
     fn bad_json_names_line_and_column() {
         let err = History::parse("{\n  \"format\": ,\n}", Path::new("h.json")).unwrap_err();
-        assert!(matches!(err, HistoryError::Json { line: 2, column: 13, .. }), "{err}");
+        assert!(matches!(err, HistoryError::Version(VersionError::Json { line: 2, column: 13, .. })), "{err}");
     }
 
     #[test]
@@ -278,7 +239,7 @@ mod tests {
         v["ops"][0].as_object_mut().unwrap().remove("decoded");
         assert!(matches!(History::parse(&v.to_string(), Path::new("h")), Err(HistoryError::BadOp { field: "id", .. })));
         let newer = text.replace("\"format_version\": 1", "\"format_version\": 2, \"new_field\": true");
-        assert!(matches!(History::parse(&newer, Path::new("h")), Err(HistoryError::TooNew { found: 2, .. })));
+        assert!(matches!(History::parse(&newer, Path::new("h")), Err(HistoryError::Version(VersionError::TooNew { found: 2, .. }))));
         let id = op_id(&Uuid::from_bytes([9; 16]), &sample().ops[0]);
         let upper = text.replace(&hex::encode(id), &hex::encode_upper(id));
         assert_eq!(History::parse(&upper, Path::new("h")).unwrap(), sample(), "hex is case-insensitive, `id` included");

@@ -20,5 +20,6 @@ pub mod replay;
 pub mod report;
 pub mod store;
 pub mod verify;
+pub mod versioned;
 
 pub use lattice_logic;

@@ -82,6 +82,8 @@ pub enum VerifyError {
     BuildTypeMismatch { build: String, history: String, found: String, found_schema: u64, expected: String, expected_schema: u64 },
     #[error("report {path}: {reason}")]
     BadReport { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Version(#[from] crate::versioned::VersionError),
 }
 
 /// The outcome of a verification run; serializes to the `--format json` report.
@@ -129,7 +131,8 @@ pub struct Divergence {
     pub author: String,
     pub wall_ms: u64,
     pub counter: u32,
-    /// The op's payload decoded for its store type (`null` if it does not decode).
+    /// The op's payload decoded for its store type (`null` if it does not decode or is longer
+    /// than the history file's decoded-form limit).
     pub payload: Option<serde_json::Value>,
     /// What the reference build did with the op (`applied`, `duplicate`, or a reject kind).
     pub reference: String,
@@ -159,11 +162,8 @@ impl Report {
     pub fn load(path: &std::path::Path) -> Result<Report, VerifyError> {
         let bad = |reason: String| VerifyError::BadReport { path: path.to_path_buf(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        let r: Report = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        if r.format != REPORT_TAG || r.format_version != REPORT_VERSION {
-            return Err(bad(format!("format {:?} version {} is not {REPORT_TAG:?} version {REPORT_VERSION}", r.format, r.format_version)));
-        }
-        Ok(r)
+        crate::versioned::check(&text, path, REPORT_TAG, REPORT_VERSION)?;
+        serde_json::from_str(&text).map_err(|e| crate::versioned::json_error(path, &e).into())
     }
 
     /// Combines shard reports into one: results sorted by id; a history in two shards is an error.
@@ -211,6 +211,7 @@ pub fn verify(opts: &VerifyOptions, registry: &Registry) -> Result<Report, Verif
     let results = run_all(opts, registry, &entries)?;
     report.not_run = (entries.len() - results.len()) as u64;
     report.results = results;
+    report.results.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(report)
 }
 
@@ -402,7 +403,9 @@ fn first_divergence(h: &History, reference: Logic, candidate: Logic, start: u64)
                 author: hex::encode(op.author),
                 wall_ms: op.hlc.wall_ms,
                 counter: op.hlc.counter,
-                payload: crate::decode::decode_payload(&h.store_type, &op.payload),
+                payload: (op.payload.len() <= crate::history::DECODED_MAX_PAYLOAD)
+                    .then(|| crate::decode::decode_payload(&h.store_type, &op.payload))
+                    .flatten(),
                 reference: ro,
                 candidate: co,
                 reference_state_hash: r.state_hash().to_string(),

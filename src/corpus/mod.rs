@@ -28,17 +28,13 @@ pub enum CorpusError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: invalid manifest JSON at line {line}, column {column}: {msg}")]
-    BadManifest { path: PathBuf, line: usize, column: usize, msg: String },
-    #[error(
-        "{path}: manifest format {found:?} version {version} is not one this build reads ({MANIFEST_TAG:?} version {MANIFEST_VERSION})"
-    )]
-    ManifestVersion { path: PathBuf, found: String, version: u32 },
+    #[error(transparent)]
+    Version(#[from] crate::versioned::VersionError),
     #[error("{path}: blake3 is {actual} but the manifest says {expected}; the file was changed after it was listed")]
     DigestMismatch { path: PathBuf, expected: String, actual: String },
     #[error("{path}: the manifest lists it as `{listed}` but the file says `{found}`")]
     TypeMismatch { path: PathBuf, listed: String, found: String },
-    #[error("store type `{0}` cannot name a corpus directory: use letters, digits, `.`, `-`, `_` and `:`, without `__`")]
+    #[error("store type `{0}` cannot name a corpus directory: use letters, digits, `.`, `-`, `_` and `:`, without `__` and without `_` next to `:`")]
     BadTypeName(String),
     #[error("no scenario {scenario:?} for `{store_type}`; known: {known}")]
     NoScenario { store_type: String, scenario: Option<String>, known: String },
@@ -80,9 +76,13 @@ impl ManifestEntry {
 }
 
 /// The directory name for a store type: `:` becomes `__` (so `core:kvstore` → `core__kvstore`).
+/// Names that would make the mapping ambiguous (`__`, or `_` beside `:`) are refused, so a
+/// directory name maps back to exactly one type by replacing `__` with `:`.
 pub fn type_dir(store_type: &str) -> Result<String, CorpusError> {
     let ok = !store_type.is_empty()
         && !store_type.contains("__")
+        && !store_type.contains("_:")
+        && !store_type.contains(":_")
         && store_type.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
     if !ok {
         return Err(CorpusError::BadTypeName(store_type.to_string()));
@@ -98,15 +98,8 @@ impl Manifest {
             return Ok(Manifest { format: MANIFEST_TAG.into(), format_version: MANIFEST_VERSION, files: vec![] });
         }
         let text = std::fs::read_to_string(&path).map_err(|source| CorpusError::Io { path: path.clone(), source })?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| CorpusError::BadManifest {
-            path: path.clone(),
-            line: e.line(),
-            column: e.column(),
-            msg: e.to_string(),
-        })?;
-        if m.format != MANIFEST_TAG || m.format_version != MANIFEST_VERSION {
-            return Err(CorpusError::ManifestVersion { path, found: m.format, version: m.format_version });
-        }
+        crate::versioned::check(&text, &path, MANIFEST_TAG, MANIFEST_VERSION)?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| crate::versioned::json_error(&path, &e))?;
         Ok(m)
     }
 
@@ -182,7 +175,7 @@ mod tests {
     fn type_dirs_are_portable_and_reversible() {
         assert_eq!(type_dir("core:kvstore").unwrap(), "core__kvstore");
         assert_eq!(type_dir("my.app-v2").unwrap(), "my.app-v2");
-        for bad in ["", "a__b", "a/b", "ä", "a b"] {
+        for bad in ["", "a__b", "a/b", "ä", "a b", "a_:b", "a:_b"] {
             assert!(type_dir(bad).is_err(), "{bad:?}");
         }
     }

@@ -121,3 +121,48 @@ proptest! {
         prop_assert_eq!(s1.state_hash(), s2.state_hash());
     }
 }
+
+/// The generator's own strategies, reused: every scenario's histories replay in memory with an
+/// incremental hash equal to a recompute, and negative scenarios halt exactly once, at a
+/// rejected op of the kind the scenario injects.
+mod generator_strategies {
+    use lattice_conform::corpus::gen::scenarios;
+    use lattice_conform::kernel::RejectKind;
+    use lattice_conform::registry::Registry;
+    use lattice_conform::replay::replay;
+    use lattice_conform::store::StoreIdentity;
+    use proptest::prelude::*;
+    use proptest::test_runner::TestRunner;
+    use uuid::Uuid;
+
+    #[test]
+    fn every_scenario_replays_consistently_and_negative_ones_halt_as_injected() {
+        let registry = Registry::with_reference_types();
+        for s in scenarios() {
+            let mut runner = TestRunner::new(ProptestConfig { cases: 8, ..ProptestConfig::default() });
+            let logic = registry.opener(s.store_type).unwrap().logic();
+            runner
+                .run(&s.strategy(s.op_count(40)), |plan| {
+                    let id = Uuid::from_u128(5);
+                    let ops = s.build(&plan, id, b"props");
+                    let identity = StoreIdentity { store_id: id, store_type: s.store_type.into(), schema_version: 1 };
+                    let out = replay(identity.clone(), logic.clone(), &ops);
+                    let negative = s.tags.contains(&"negative");
+                    prop_assert_eq!(out.halt.is_some(), negative, "scenario {}", s.name);
+                    if let Some((_, r)) = &out.halt {
+                        let expected = match s.name {
+                            "broken-chain" => RejectKind::BrokenChain,
+                            "bad-genesis" => RejectKind::BadGenesis,
+                            _ => RejectKind::MalformedPayload,
+                        };
+                        prop_assert_eq!(r.kind, expected, "scenario {}", s.name);
+                    }
+                    let mut store = lattice_conform::replay::MemStore::new(identity, logic.clone());
+                    ops.iter().take_while(|op| store.apply(op).is_ok()).count();
+                    prop_assert_eq!(store.recompute(), store.state_hash());
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
+}

@@ -2,15 +2,18 @@
 //!
 //! `native` is the registered native opener; `native-fault:NAME` is the native logic with a
 //! deliberate fault injected (for testing that verification catches a logic change). Wasm builds
-//! (a `.wasm` path, `cas:<digest>`) resolve through the Wasm host.
+//! run a guest module on the Wasm host: a path to a `.wasm` file, or `cas:<digest>` for a module in
+//! the registry's Wasm cache. A Wasm build must declare the store type it is asked to run.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use lattice_logic::kvstore::{Fault, FaultyKvStore, STORE_TYPE as KV};
 
 use crate::registry::{Registry, RegistryError};
 use crate::store::Logic;
+use crate::wasm::{Digest, Limits, WasmError, WasmModule, WasmOpener};
 
 /// A `--build` argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +23,10 @@ pub enum BuildSpec {
     Native,
     /// The native logic with a named fault injected.
     NativeFault(String),
+    /// A Wasm guest module read from a file (an argument ending in `.wasm`).
+    WasmFile(PathBuf),
+    /// A Wasm guest module from the registry's Wasm cache, by blake3 digest (`cas:<64 hex>`).
+    Cas(Digest),
 }
 
 /// Why a build could not be resolved.
@@ -32,6 +39,14 @@ pub enum BuildError {
     UnknownFault { fault: String, store_type: String },
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error("--build {0}: no Wasm cache is configured to look the digest up in (set LATTICE_WASM_CACHE)")]
+    NoWasmCache(String),
+    #[error("--build")]
+    Wasm {
+        build: String,
+        #[source]
+        source: Box<WasmError>,
+    },
 }
 
 impl FromStr for BuildSpec {
@@ -41,6 +56,8 @@ impl FromStr for BuildSpec {
         match s.split_once(':') {
             None if s == "native" => Ok(BuildSpec::Native),
             Some(("native-fault", name)) if !name.is_empty() => Ok(BuildSpec::NativeFault(name.to_string())),
+            Some(("cas", digest)) => digest.parse().map(BuildSpec::Cas).map_err(|_| BuildError::BadSpec(s.to_string())),
+            _ if s.ends_with(".wasm") => Ok(BuildSpec::WasmFile(PathBuf::from(s))),
             _ => Err(BuildError::BadSpec(s.to_string())),
         }
     }
@@ -51,17 +68,38 @@ impl fmt::Display for BuildSpec {
         match self {
             BuildSpec::Native => f.write_str("native"),
             BuildSpec::NativeFault(name) => write!(f, "native-fault:{name}"),
+            BuildSpec::WasmFile(path) => write!(f, "{}", path.display()),
+            BuildSpec::Cas(digest) => write!(f, "cas:{digest}"),
         }
     }
 }
 
 impl BuildSpec {
-    /// The logic this build runs for `store_type` (at the schema the registry knows).
+    /// The logic this build runs for `store_type` (at the schema the registry knows). A Wasm
+    /// module that declares another store type is refused.
     pub fn logic(&self, store_type: &str, registry: &Registry) -> Result<Logic, BuildError> {
+        use crate::registry::StoreOpener;
         match self {
             BuildSpec::Native => Ok(registry.opener(store_type)?.logic()),
             BuildSpec::NativeFault(name) => fault_logic(name, store_type),
+            BuildSpec::WasmFile(_) | BuildSpec::Cas(_) => Ok(self.wasm_opener(store_type, registry)?.logic()),
         }
+    }
+
+    /// The opener of a Wasm build, checked to declare `store_type`.
+    pub fn wasm_opener(&self, store_type: &str, registry: &Registry) -> Result<WasmOpener, BuildError> {
+        let wasm = |source| BuildError::Wasm { build: self.to_string(), source: Box::new(source) };
+        let limits = registry.wasm_cache().map_or_else(Limits::default, |c| c.limits());
+        let module = match self {
+            BuildSpec::WasmFile(path) => WasmModule::from_file(path).map_err(wasm)?,
+            BuildSpec::Cas(digest) => {
+                let cache = registry.wasm_cache().ok_or_else(|| BuildError::NoWasmCache(self.to_string()))?;
+                cache.load(digest).map_err(wasm)?
+            }
+            _ => return Err(BuildError::BadSpec(format!("{self} is not a Wasm build"))),
+        };
+        module.expect_type(store_type, &self.to_string()).map_err(wasm)?;
+        Ok(WasmOpener::new(module, limits))
     }
 }
 
@@ -79,12 +117,20 @@ mod tests {
 
     #[test]
     fn specs_parse_and_print_back() {
-        for s in ["native", "native-fault:forget-one-head"] {
+        let digest = "cas:".to_string() + &"ab".repeat(32);
+        for s in ["native", "native-fault:forget-one-head", "guests/dist/core-kvstore.wasm", &digest] {
             assert_eq!(s.parse::<BuildSpec>().unwrap().to_string(), s);
         }
-        assert!(matches!("nativ".parse::<BuildSpec>(), Err(BuildError::BadSpec(_))));
+        for bad in ["nativ", "cas:abc", "cas:", "kvstore.was"] {
+            assert!(matches!(bad.parse::<BuildSpec>(), Err(BuildError::BadSpec(_))), "{bad}");
+        }
+        assert_eq!(format!("cas:{}", "AB".repeat(32)).parse::<BuildSpec>().unwrap().to_string(), digest);
         let r = Registry::with_reference_types();
         assert!(matches!(BuildSpec::NativeFault("nope".into()).logic(KV, &r), Err(BuildError::UnknownFault { .. })));
         assert!(BuildSpec::NativeFault("forget-one-head".into()).logic("core:logstore", &r).is_err());
+        let cas: BuildSpec = digest.parse().unwrap();
+        assert!(matches!(cas.logic(KV, &r), Err(BuildError::NoWasmCache(_))));
+        let missing = BuildSpec::WasmFile("no/such/guest.wasm".into()).logic(KV, &r).err().unwrap();
+        assert!(matches!(&missing, BuildError::Wasm { source, .. } if matches!(**source, WasmError::Io { .. })), "{missing:?}");
     }
 }

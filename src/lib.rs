@@ -21,5 +21,6 @@ pub mod report;
 pub mod store;
 pub mod verify;
 pub mod versioned;
+pub mod wasm;
 
 pub use lattice_logic;

@@ -1,18 +1,21 @@
 //! The registry: store_type → opener, and the generic open flow (peek → resolve → open).
 //!
 //! A node opens any store without prior configuration: it peeks the identity, resolves the type
-//! here, and opens the store with the resolved logic. Openers are native closures today; the Wasm
-//! opener plugs in behind the same [`StoreOpener`] trait.
+//! here, and opens the store with the resolved logic. Resolve order: a registered opener (native,
+//! or a [`WasmOpener`](crate::wasm::WasmOpener) registered explicitly), else the Wasm cache's
+//! registry file if one is attached ([`Registry::with_wasm_cache`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use lattice_logic::kvstore::KvStore;
+use lattice_logic::kvstore_v2::KvStoreV2;
 use lattice_logic::logstore::LogStore;
 use lattice_logic::StoreLogic;
 
 use crate::store::{self, Logic, Store, StoreError, StoreIdentity};
+use crate::wasm::{WasmCache, WasmError};
 
 /// Builds the logic for one store type and schema version.
 pub trait StoreOpener: Send + Sync {
@@ -68,6 +71,12 @@ pub enum RegistryError {
     NoOpener { store_type: String, registered: Vec<String> },
     #[error("the opener for `{store_type}` supports schema {supported}, but the store has schema {found}")]
     UnsupportedSchema { store_type: String, found: u64, supported: u64 },
+    #[error("the Wasm module registered for `{store_type}` cannot be used")]
+    Wasm {
+        store_type: String,
+        #[source]
+        source: Box<WasmError>,
+    },
 }
 
 fn list(types: &[String]) -> String {
@@ -96,6 +105,7 @@ pub enum OpenError {
 #[derive(Default)]
 pub struct Registry {
     openers: BTreeMap<String, Arc<dyn StoreOpener>>,
+    wasm: Option<WasmCache>,
 }
 
 impl Registry {
@@ -104,12 +114,23 @@ impl Registry {
         let mut r = Registry::default();
         r.register(Arc::new(NativeOpener::of::<KvStore>()));
         r.register(Arc::new(NativeOpener::of::<LogStore>()));
+        r.register(Arc::new(NativeOpener::of::<KvStoreV2>()));
         r
     }
 
     /// Registers `opener` for its store type, replacing any earlier one.
     pub fn register(&mut self, opener: Arc<dyn StoreOpener>) {
         self.openers.insert(opener.store_type().to_string(), opener);
+    }
+
+    /// Falls back to the modules registered in `cache` for store types without a registered opener.
+    pub fn with_wasm_cache(self, cache: WasmCache) -> Registry {
+        Registry { wasm: Some(cache), ..self }
+    }
+
+    /// The attached Wasm cache, if any.
+    pub fn wasm_cache(&self) -> Option<&WasmCache> {
+        self.wasm.as_ref()
     }
 
     pub fn registered_types(&self) -> Vec<String> {
@@ -125,7 +146,7 @@ impl Registry {
 
     /// The logic for a peeked identity: the type must be registered and the schema supported.
     pub fn resolve(&self, id: &StoreIdentity) -> Result<Logic, RegistryError> {
-        let opener = self.opener(&id.store_type)?;
+        let opener = self.resolve_opener(&id.store_type, id.schema_version)?;
         if opener.schema_version() != id.schema_version {
             return Err(RegistryError::UnsupportedSchema {
                 store_type: id.store_type.clone(),
@@ -134,6 +155,21 @@ impl Registry {
             });
         }
         Ok(opener.logic())
+    }
+
+    /// The opener the open flow uses for `store_type`: the registered one, else one built from the
+    /// Wasm cache (preferring the entry for `schema_version`). Loading a cached module re-checks
+    /// its digest; a bad blob is an error, not a fallthrough.
+    pub fn resolve_opener(&self, store_type: &str, schema_version: u64) -> Result<Arc<dyn StoreOpener>, RegistryError> {
+        if let Some(opener) = self.openers.get(store_type) {
+            return Ok(opener.clone());
+        }
+        let Some(cache) = &self.wasm else { return self.opener(store_type).cloned() };
+        match cache.opener_for(store_type, schema_version) {
+            Ok(Some(opener)) => Ok(Arc::new(opener)),
+            Ok(None) => self.opener(store_type).cloned(),
+            Err(source) => Err(RegistryError::Wasm { store_type: store_type.to_string(), source: Box::new(source) }),
+        }
     }
 
     /// The generic open flow: peek the identity, resolve the type, open the store. A file left
@@ -154,7 +190,7 @@ mod tests {
         let r = Registry::with_reference_types();
         let id = StoreIdentity { store_id: uuid::Uuid::nil(), store_type: "my.app.v2".into(), schema_version: 1 };
         let msg = r.resolve(&id).err().unwrap().to_string();
-        assert_eq!(msg, "no opener for store type `my.app.v2`; registered types: core:kvstore, core:logstore");
+        assert_eq!(msg, "no opener for store type `my.app.v2`; registered types: core:kvstore, core:kvstore-v2, core:logstore");
         let wrong_schema = StoreIdentity { schema_version: 9, store_type: "core:kvstore".into(), ..id };
         assert!(matches!(r.resolve(&wrong_schema), Err(RegistryError::UnsupportedSchema { found: 9, supported: 1, .. })));
     }

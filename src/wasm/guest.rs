@@ -1,0 +1,359 @@
+//! One instance of a guest module, and the host side of its `lattice_table` imports.
+//!
+//! A [`Guest`] owns a wasmtime store (fuel, memory cap, the table the current op writes to) and the
+//! instance's typed exports. The host functions check every guest pointer range against the guest
+//! memory before touching it; a bad range, a table failure or a limit traps the call, and the
+//! reason is kept in [`HostState`] so the caller reports it instead of a bare trap.
+
+use std::ptr::NonNull;
+
+use lattice_logic::Table;
+use wasmtime::{
+    Caller, Engine, Error as WtError, Instance, Linker, Memory, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc,
+};
+
+use super::abi::{self, status};
+use super::engine::{self, Limits, WasmModule};
+
+/// Most elements a guest's tables may have.
+const TABLE_ELEMENTS: usize = 65_536;
+
+/// The data a wasmtime store holds for a guest.
+pub struct HostState {
+    limits: StoreLimits,
+    memory_cap: usize,
+    memory: Option<Memory>,
+    table: TableSlot,
+    /// Why the host trapped the current call, if it did.
+    failure: Option<String>,
+}
+
+/// The table of the op being applied, lent to the host functions for one `lattice_apply` call.
+struct TableSlot(Option<NonNull<dyn Table + 'static>>);
+
+// SAFETY: the pointer is set only by `Guest::apply`, which holds `&mut Guest` (so the store is not
+// shared), and cleared before that call returns; it is never dereferenced outside the call.
+unsafe impl Send for TableSlot {}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let r = self.limits.memory_growing(current, desired, maximum);
+        if r.is_err() {
+            self.failure = Some(format!(
+                "memory cap exceeded: the guest tried to grow its memory from {current} to {desired} bytes; the cap is {} bytes",
+                self.memory_cap
+            ));
+        }
+        r
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let r = self.limits.table_growing(current, desired, maximum);
+        if r.is_err() {
+            self.failure = Some(format!("table cap exceeded: the guest tried to grow a table to {desired} elements"));
+        }
+        r
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+/// Why a guest call failed: a trap, running out of fuel, a limit, or a bad argument to the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The call that failed, e.g. `lattice_apply`.
+    pub during: &'static str,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.during, self.detail)
+    }
+}
+
+/// What a module says it is.
+pub struct Identity {
+    pub abi_version: u32,
+    /// The store type, or why it is not a usable name.
+    pub store_type: Result<String, String>,
+    pub schema_version: u64,
+}
+
+/// The outcome of a `lattice_apply` that returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    MalformedPayload(String),
+    CorruptState(String),
+    /// Any other status code, with the guest's message.
+    GuestError(u32, String),
+}
+
+/// A live instance of a guest module.
+pub struct Guest {
+    store: Store<HostState>,
+    memory: Memory,
+    alloc: TypedFunc<u32, u32>,
+    apply: TypedFunc<(u32, u32), u32>,
+    message: TypedFunc<(), u64>,
+    instance: Instance,
+    fuel: u64,
+}
+
+impl Guest {
+    /// Instantiates `module` under `limits` (its start function, if any, runs on the op fuel).
+    pub fn instantiate(module: &WasmModule, limits: &Limits) -> Result<Guest, Failure> {
+        let state = HostState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .table_elements(TABLE_ELEMENTS)
+                .instances(1)
+                .memories(1)
+                .tables(4)
+                .trap_on_grow_failure(true)
+                .build(),
+            memory_cap: limits.memory_bytes,
+            memory: None,
+            table: TableSlot(None),
+            failure: None,
+        };
+        let mut store = Store::new(engine::engine(), state);
+        store.limiter(|s| s as &mut dyn ResourceLimiter);
+        let during = "instantiation";
+        store.set_fuel(limits.fuel_per_op).map_err(|e| Failure { during, detail: format!("{e:#}") })?;
+        let instance = module.instance_pre().instantiate(&mut store).map_err(|e| failure(&mut store, limits.fuel_per_op, during, e))?;
+        let memory = instance
+            .get_memory(&mut store, abi::MEMORY)
+            .ok_or_else(|| Failure { during, detail: "the instance has no `memory` export".to_string() })?;
+        store.data_mut().memory = Some(memory);
+        let alloc = typed(&instance, &mut store, abi::ALLOC_FN)?;
+        let apply = typed(&instance, &mut store, abi::APPLY_FN)?;
+        let message = typed(&instance, &mut store, abi::MESSAGE_FN)?;
+        Ok(Guest { store, memory, alloc, apply, message, instance, fuel: limits.fuel_per_op })
+    }
+
+    /// Calls the identity exports.
+    pub fn identity(&mut self) -> Result<Identity, Failure> {
+        self.refuel(abi::ABI_VERSION_FN)?;
+        let abi_version = self.call0::<u32>(abi::ABI_VERSION_FN)?;
+        let packed = self.call0::<u64>(abi::STORE_TYPE_FN)?;
+        let schema_version = self.call0::<u64>(abi::SCHEMA_VERSION_FN)?;
+        let store_type = self.read_store_type(packed);
+        Ok(Identity { abi_version, store_type, schema_version })
+    }
+
+    fn call0<R: wasmtime::WasmResults>(&mut self, name: &'static str) -> Result<R, Failure> {
+        let f = typed::<(), R>(&self.instance, &mut self.store, name)?;
+        f.call(&mut self.store, ()).map_err(|e| failure(&mut self.store, self.fuel, name, e))
+    }
+
+    fn read_store_type(&mut self, packed: u64) -> Result<String, String> {
+        let (ptr, len) = abi::unpack(packed);
+        if len == 0 || len as usize > abi::MAX_STORE_TYPE {
+            return Err(format!("{}: store type of {len} bytes (must be 1..={})", abi::STORE_TYPE_FN, abi::MAX_STORE_TYPE));
+        }
+        let data = self.memory.data(&self.store);
+        let bytes = range(data.len(), ptr, len).map(|r| &data[r]).map_err(|e| format!("{}: {e}", abi::STORE_TYPE_FN))?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{}: the store type is not UTF-8", abi::STORE_TYPE_FN))
+    }
+
+    fn refuel(&mut self, during: &'static str) -> Result<(), Failure> {
+        self.store.data_mut().failure = None;
+        self.store.set_fuel(self.fuel).map_err(|e| Failure { during, detail: format!("{e:#}") })
+    }
+
+    /// Applies one op: `input` is `op id ‖ canonical op encoding`, `table` the store's `data`.
+    pub fn apply(&mut self, input: &[u8], table: &mut dyn Table) -> Result<Status, Failure> {
+        self.refuel(abi::ALLOC_FN)?;
+        let ptr = self.pass_input(input)?;
+        let len = input.len() as u32;
+        let code = self.with_table(table, |g| g.apply.call(&mut g.store, (ptr, len)));
+        let code = code.map_err(|e| failure(&mut self.store, self.fuel, abi::APPLY_FN, e))?;
+        if code == status::OK {
+            return Ok(Status::Ok);
+        }
+        let msg = self.last_message()?;
+        Ok(match code {
+            status::MALFORMED_PAYLOAD => Status::MalformedPayload(msg),
+            status::CORRUPT_STATE => Status::CorruptState(msg),
+            other => Status::GuestError(other, msg),
+        })
+    }
+
+    /// Asks the guest for a buffer and copies `input` into it; returns its address.
+    fn pass_input(&mut self, input: &[u8]) -> Result<u32, Failure> {
+        let during = abi::ALLOC_FN;
+        let cap = self.store.data().memory_cap;
+        let len = u32::try_from(input.len()).ok().filter(|_| input.len() <= cap).ok_or_else(|| Failure {
+            during,
+            detail: format!("the op ({} bytes) is larger than the guest memory cap ({cap} bytes)", input.len()),
+        })?;
+        let ptr = self.alloc.call(&mut self.store, len).map_err(|e| failure(&mut self.store, self.fuel, during, e))?;
+        let data = self.memory.data_mut(&mut self.store);
+        if ptr == 0 {
+            return Err(Failure { during, detail: format!("the guest could not allocate {len} bytes (it returned 0)") });
+        }
+        let r = range(data.len(), ptr, len).map_err(|e| Failure { during, detail: format!("returned an unusable buffer: {e}") })?;
+        data[r].copy_from_slice(input);
+        Ok(ptr)
+    }
+
+    /// Runs `f` with `table` reachable from the host functions, and unreachable again afterwards.
+    fn with_table<R>(&mut self, table: &mut dyn Table, f: impl FnOnce(&mut Guest) -> R) -> R {
+        struct Clear<'a>(&'a mut Guest);
+        impl Drop for Clear<'_> {
+            fn drop(&mut self) {
+                self.0.store.data_mut().table.0 = None;
+            }
+        }
+        let ptr = NonNull::from(table);
+        // SAFETY: only erases the trait object's lifetime; the pointer is cleared (by `Clear`, also on
+        // unwind) before `table`'s borrow ends, so it is never used past it.
+        let ptr: NonNull<dyn Table + 'static> =
+            unsafe { std::mem::transmute::<NonNull<dyn Table + '_>, NonNull<dyn Table + 'static>>(ptr) };
+        self.store.data_mut().table.0 = Some(ptr);
+        let guard = Clear(self);
+        f(guard.0)
+    }
+
+    fn last_message(&mut self) -> Result<String, Failure> {
+        let packed = self.message.call(&mut self.store, ()).map_err(|e| failure(&mut self.store, self.fuel, abi::MESSAGE_FN, e))?;
+        let (ptr, len) = abi::unpack(packed);
+        let data = self.memory.data(&self.store);
+        let r = range(data.len(), ptr, len.min(abi::MAX_MESSAGE as u32))
+            .map_err(|e| Failure { during: abi::MESSAGE_FN, detail: format!("returned an unusable message: {e}") })?;
+        Ok(String::from_utf8_lossy(&data[r]).into_owned())
+    }
+}
+
+fn typed<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
+    instance: &Instance,
+    store: &mut Store<HostState>,
+    name: &'static str,
+) -> Result<TypedFunc<P, R>, Failure> {
+    instance.get_typed_func::<P, R>(&mut *store, name).map_err(|e| Failure { during: name, detail: format!("{e:#}") })
+}
+
+/// Describes a failed call: the host's recorded reason if it trapped the call, else the trap.
+fn failure(store: &mut Store<HostState>, fuel: u64, during: &'static str, e: WtError) -> Failure {
+    if let Some(reason) = store.data_mut().failure.take() {
+        return Failure { during, detail: reason };
+    }
+    let detail = match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => format!("ran out of fuel: the call needed more than the limit of {fuel} units"),
+        Some(trap) => trap.to_string(),
+        None => format!("{e:#}"),
+    };
+    Failure { during, detail }
+}
+
+/// `ptr..ptr + len` as a range of a memory of `size` bytes, or why it is not one.
+fn range(size: usize, ptr: u32, len: u32) -> Result<std::ops::Range<usize>, String> {
+    let (start, len) = (ptr as usize, len as usize);
+    match start.checked_add(len) {
+        Some(end) if end <= size => Ok(start..end),
+        _ => Err(format!("bytes {start}..{} are outside the guest memory of {size} bytes", start as u64 + len as u64)),
+    }
+}
+
+/// The `lattice_table` host functions.
+pub(crate) fn linker(engine: &Engine) -> Linker<HostState> {
+    let mut l = Linker::new(engine);
+    l.func_wrap(abi::IMPORT_MODULE, "get", host_get).expect("`get` is defined once");
+    l.func_wrap(abi::IMPORT_MODULE, "put", host_put).expect("`put` is defined once");
+    l.func_wrap(abi::IMPORT_MODULE, "delete", host_delete).expect("`delete` is defined once");
+    l
+}
+
+/// Traps the current call with `reason`, recording it for the report.
+fn trap(caller: &mut Caller<'_, HostState>, reason: String) -> WtError {
+    caller.data_mut().failure = Some(reason.clone());
+    WtError::msg(reason)
+}
+
+/// The guest memory and the lent table; traps if called outside `lattice_apply`.
+fn parts<'a>(caller: &mut Caller<'_, HostState>, name: &str) -> Result<(Memory, &'a mut dyn Table), WtError> {
+    let (memory, table) = (caller.data().memory, caller.data().table.0);
+    match (memory, table) {
+        // SAFETY: `Guest::with_table` set the pointer for the duration of the current call and
+        // holds the only `&mut` to the store, so nothing else reaches the table meanwhile.
+        (Some(m), Some(t)) => Ok((m, unsafe { &mut *t.as_ptr() })),
+        _ => Err(trap(caller, format!("lattice_table.{name} was called outside lattice_apply"))),
+    }
+}
+
+/// Checks a guest range for host function `name`, argument `what`.
+fn guest_range(
+    caller: &mut Caller<'_, HostState>,
+    memory: Memory,
+    name: &str,
+    what: &str,
+    ptr: u32,
+    len: u32,
+) -> Result<std::ops::Range<usize>, WtError> {
+    let size = memory.data_size(&*caller);
+    range(size, ptr, len).map_err(|e| trap(caller, format!("the guest passed an out-of-range {what} to lattice_table.{name}: {e}")))
+}
+
+fn table_failed(caller: &mut Caller<'_, HostState>, name: &str) -> WtError {
+    trap(caller, format!("the data table failed under lattice_table.{name}"))
+}
+
+fn host_get(mut caller: Caller<'_, HostState>, key_ptr: u32, key_len: u32, dst_ptr: u32, dst_cap: u32) -> wasmtime::Result<i64> {
+    let (memory, table) = parts(&mut caller, "get")?;
+    let key = guest_range(&mut caller, memory, "get", "key", key_ptr, key_len)?;
+    let dst = guest_range(&mut caller, memory, "get", "destination buffer", dst_ptr, dst_cap)?;
+    let value = match table.get(&memory.data(&caller)[key]) {
+        Ok(v) => v,
+        Err(_) => return Err(table_failed(&mut caller, "get")),
+    };
+    let Some(value) = value else { return Ok(abi::GET_ABSENT) };
+    if value.len() <= dst.len() {
+        memory.data_mut(&mut caller)[dst.start..dst.start + value.len()].copy_from_slice(&value);
+    }
+    Ok(value.len() as i64)
+}
+
+fn host_put(mut caller: Caller<'_, HostState>, key_ptr: u32, key_len: u32, val_ptr: u32, val_len: u32) -> wasmtime::Result<()> {
+    let (memory, table) = parts(&mut caller, "put")?;
+    let key = guest_range(&mut caller, memory, "put", "key", key_ptr, key_len)?;
+    let value = guest_range(&mut caller, memory, "put", "value", val_ptr, val_len)?;
+    let data = memory.data(&caller);
+    match table.put(&data[key], &data[value]) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(table_failed(&mut caller, "put")),
+    }
+}
+
+fn host_delete(mut caller: Caller<'_, HostState>, key_ptr: u32, key_len: u32) -> wasmtime::Result<()> {
+    let (memory, table) = parts(&mut caller, "delete")?;
+    let key = guest_range(&mut caller, memory, "delete", "key", key_ptr, key_len)?;
+    match table.delete(&memory.data(&caller)[key]) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(table_failed(&mut caller, "delete")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range;
+
+    #[test]
+    fn guest_ranges_are_checked_without_overflow() {
+        assert_eq!(range(100, 10, 90), Ok(10..100));
+        assert_eq!(range(100, 100, 0), Ok(100..100));
+        assert_eq!(range(100, 10, 91), Err("bytes 10..101 are outside the guest memory of 100 bytes".to_string()));
+        assert!(range(100, u32::MAX, u32::MAX).unwrap_err().contains("bytes 4294967295..8589934590"));
+    }
+}

@@ -1,0 +1,130 @@
+//! [`WasmLogic`]: a [`StoreLogic`] whose `apply` runs in a Wasm guest; [`WasmOpener`]: the
+//! [`StoreOpener`] that hands one out per store.
+//!
+//! The guest instance sits behind a mutex (the kernel calls `apply(&self, …)` and a logic is shared
+//! between threads) and is created on first use. Any failure of a guest call — a trap, running out
+//! of fuel, the memory cap, a bad pointer — rejects the op as `host_failure` (the kernel rolls it
+//! back), drops the instance (its memory may be half-written) so the next op starts from a fresh
+//! one, and leaves the reason in [`WasmLogic::last_failure`]. A guest's status codes for a
+//! malformed payload and corrupt state map to the same [`ApplyError`]s the native logic returns.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use lattice_logic::{ApplyError, HostError, Op, OpId, StoreLogic, Table};
+
+use super::engine::{Limits, WasmModule};
+use super::guest::{Failure, Guest, Status};
+use crate::registry::StoreOpener;
+use crate::store::Logic;
+
+/// A store logic implemented by a Wasm module.
+pub struct WasmLogic {
+    module: Arc<WasmModule>,
+    limits: Limits,
+    guest: Mutex<Option<Guest>>,
+    last_failure: Mutex<Option<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl WasmLogic {
+    pub fn new(module: Arc<WasmModule>, limits: Limits) -> WasmLogic {
+        WasmLogic { module, limits, guest: Mutex::new(None), last_failure: Mutex::new(None) }
+    }
+
+    pub fn module(&self) -> &Arc<WasmModule> {
+        &self.module
+    }
+
+    /// Why the last rejected op failed inside or around the guest (a trap, fuel, a limit, a bad
+    /// pointer, an unexpected status), if an op has failed that way.
+    pub fn last_failure(&self) -> Option<String> {
+        lock(&self.last_failure).clone()
+    }
+
+    fn record(&self, failure: String) -> ApplyError {
+        let module = &self.module;
+        let text = format!("Wasm module {} (`{}`): {failure}", module.digest().short(), module.store_type());
+        *lock(&self.last_failure) = Some(text);
+        ApplyError::Host(HostError)
+    }
+
+    fn run(&self, slot: &mut Option<Guest>, input: &[u8], table: &mut dyn Table) -> Result<Status, Failure> {
+        let guest = match slot {
+            Some(g) => g,
+            None => slot.insert(Guest::instantiate(&self.module, &self.limits)?),
+        };
+        guest.apply(input, table)
+    }
+}
+
+impl StoreLogic for WasmLogic {
+    fn store_type(&self) -> &str {
+        self.module.store_type()
+    }
+
+    fn schema_version(&self) -> u64 {
+        self.module.schema_version()
+    }
+
+    fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table) -> Result<(), ApplyError> {
+        let encoded = op.encode();
+        let mut input = Vec::with_capacity(32 + encoded.len());
+        input.extend_from_slice(id);
+        input.extend_from_slice(&encoded);
+        let mut slot = lock(&self.guest);
+        match self.run(&mut slot, &input, table) {
+            Ok(Status::Ok) => Ok(()),
+            Ok(Status::MalformedPayload(m)) => Err(ApplyError::MalformedPayload(m)),
+            Ok(Status::CorruptState(m)) => Err(ApplyError::CorruptState(m)),
+            Ok(Status::GuestError(code, m)) => Err(self.record(format!("lattice_apply returned status {code}: {m}"))),
+            Err(failure) => {
+                *slot = None;
+                Err(self.record(failure.to_string()))
+            }
+        }
+    }
+}
+
+/// Opens stores of one type with one Wasm module; each [`StoreOpener::logic`] call gets its own
+/// instance.
+#[derive(Clone, Debug)]
+pub struct WasmOpener {
+    module: Arc<WasmModule>,
+    limits: Limits,
+}
+
+impl WasmOpener {
+    pub fn new(module: Arc<WasmModule>, limits: Limits) -> WasmOpener {
+        WasmOpener { module, limits }
+    }
+
+    pub fn module(&self) -> &Arc<WasmModule> {
+        &self.module
+    }
+
+    /// A fresh logic with its concrete type (for callers that want [`WasmLogic::last_failure`]).
+    pub fn wasm_logic(&self) -> Arc<WasmLogic> {
+        Arc::new(WasmLogic::new(self.module.clone(), self.limits))
+    }
+}
+
+impl StoreOpener for WasmOpener {
+    fn store_type(&self) -> &str {
+        self.module.store_type()
+    }
+
+    fn schema_version(&self) -> u64 {
+        self.module.schema_version()
+    }
+
+    fn describe(&self) -> String {
+        format!("wasm {}", self.module.digest())
+    }
+
+    fn logic(&self) -> Logic {
+        self.wasm_logic()
+    }
+}

@@ -14,6 +14,7 @@ use lattice_conform::registry::{OpenError, Registry};
 use lattice_conform::report::{render, Format};
 use lattice_conform::store::{self, PauseRecord, Store, StoreError, StoreIdentity};
 use lattice_conform::verify::{Report, VerifyOptions};
+use lattice_conform::wasm::{Limits, WasmCache, WasmError};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -95,6 +96,9 @@ enum Command {
     /// Test support: open DIR for writing, print "ready", hold it until standard input closes.
     #[command(hide = true)]
     HoldOpen { dir: PathBuf },
+    /// Wasm guest modules: the content-addressed module cache and its registry file.
+    #[command(subcommand)]
+    Wasm(WasmCommand),
 }
 
 fn main() -> ExitCode {
@@ -123,7 +127,7 @@ fn exit_code(e: &anyhow::Error) -> i32 {
 }
 
 fn run(command: Command) -> anyhow::Result<()> {
-    let registry = Registry::with_reference_types();
+    let registry = with_wasm_env(Registry::with_reference_types())?;
     match command {
         Command::Create { dir, store_type, id } => create(&registry, &dir, &store_type, id.unwrap_or_else(Uuid::new_v4)),
         Command::Apply { dir, history, create } => apply(&registry, &dir, &history, create),
@@ -137,6 +141,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Bless { corpus, golden, store_type, accept } => bless(&registry, &corpus, &golden, store_type.as_deref(), accept),
         Command::Verify(args) => verify(&registry, args),
         Command::Report(ReportCommand::Merge { reports, format }) => report_merge(&reports, format),
+        Command::Wasm(cmd) => wasm_command(cmd),
     }
 }
 
@@ -434,5 +439,104 @@ fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
+    Ok(())
+}
+
+// ---- Wasm modules ---------------------------------------------------------------------------
+
+/// The Wasm cache directory used by the open flow and `--build cas:<digest>`.
+const ENV_WASM_CACHE: &str = "LATTICE_WASM_CACHE";
+/// Fuel per op for Wasm guests (default `Limits::DEFAULT_FUEL_PER_OP`).
+const ENV_WASM_FUEL: &str = "LATTICE_WASM_FUEL";
+/// Guest memory cap in MiB (default `Limits::DEFAULT_MEMORY_BYTES`).
+const ENV_WASM_MEMORY_MIB: &str = "LATTICE_WASM_MEMORY_MIB";
+
+#[derive(Subcommand)]
+enum WasmCommand {
+    /// Check FILE as a guest module, store it in the cache by digest and register it for the
+    /// store type and schema version it declares.
+    Add {
+        file: PathBuf,
+        /// The cache directory (default: $LATTICE_WASM_CACHE).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+    /// List the registered modules: store type, schema version, digest.
+    List {
+        /// The cache directory (default: $LATTICE_WASM_CACHE).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+    /// Print the blake3 digest of each FILE (b3sum format: digest, two spaces, name).
+    Digest { files: Vec<PathBuf> },
+}
+
+/// Attaches the Wasm cache named by $LATTICE_WASM_CACHE (with the limits from the environment).
+fn with_wasm_env(registry: Registry) -> anyhow::Result<Registry> {
+    match std::env::var_os(ENV_WASM_CACHE) {
+        Some(dir) if !dir.is_empty() => Ok(registry.with_wasm_cache(WasmCache::new(dir).with_limits(wasm_limits()?))),
+        _ => Ok(registry),
+    }
+}
+
+fn wasm_limits() -> anyhow::Result<Limits> {
+    let mut limits = Limits::default();
+    if let Some(fuel) = env_number(ENV_WASM_FUEL)? {
+        limits.fuel_per_op = fuel;
+    }
+    if let Some(mib) = env_number(ENV_WASM_MEMORY_MIB)? {
+        limits.memory_bytes = usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    }
+    Ok(limits)
+}
+
+fn env_number(name: &str) -> anyhow::Result<Option<u64>> {
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| anyhow::anyhow!("${name} = {v:?}: expected a whole number")),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("${name}: {e}")),
+    }
+}
+
+fn wasm_cache(cache: Option<PathBuf>) -> anyhow::Result<WasmCache> {
+    let dir = cache.or_else(|| std::env::var_os(ENV_WASM_CACHE).filter(|d| !d.is_empty()).map(PathBuf::from));
+    let dir = dir.ok_or_else(|| anyhow::anyhow!("no Wasm cache directory: pass --cache DIR or set ${ENV_WASM_CACHE}"))?;
+    Ok(WasmCache::new(dir).with_limits(wasm_limits()?))
+}
+
+fn wasm_command(cmd: WasmCommand) -> anyhow::Result<()> {
+    match cmd {
+        WasmCommand::Add { file, cache } => wasm_add(&wasm_cache(cache)?, &file),
+        WasmCommand::List { cache } => wasm_list(&wasm_cache(cache)?),
+        WasmCommand::Digest { files } => wasm_digest(&files),
+    }
+}
+
+fn wasm_add(cache: &WasmCache, file: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).map_err(|source| WasmError::Io { path: file.to_path_buf(), source })?;
+    let added = cache.add(&bytes, &file.display().to_string())?;
+    let e = &added.entry;
+    print!("added {} schema {}: {}", e.store_type, e.schema_version, e.digest);
+    match &added.replaced {
+        Some(old) => println!(" (replaces {old})"),
+        None => println!(),
+    }
+    Ok(())
+}
+
+fn wasm_list(cache: &WasmCache) -> anyhow::Result<()> {
+    for e in cache.entries()? {
+        let digest: lattice_conform::wasm::Digest = e.digest.parse().map_err(anyhow::Error::msg)?;
+        let missing = if cache.blob_path(&digest).exists() { "" } else { "  (blob missing)" };
+        println!("{}  {}  {}{missing}", e.store_type, e.schema_version, e.digest);
+    }
+    Ok(())
+}
+
+fn wasm_digest(files: &[PathBuf]) -> anyhow::Result<()> {
+    for file in files {
+        let bytes = std::fs::read(file).map_err(|source| WasmError::Io { path: file.clone(), source })?;
+        println!("{}  {}", lattice_conform::wasm::Digest::of(&bytes), file.display());
+    }
     Ok(())
 }

@@ -6,3 +6,4 @@ mod corpus;
 mod gen;
 mod props;
 mod util;
+mod wasm;

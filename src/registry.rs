@@ -10,7 +10,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lattice_logic::kvstore::KvStore;
-use lattice_logic::kvstore_v2::KvStoreV2;
 use lattice_logic::logstore::LogStore;
 use lattice_logic::StoreLogic;
 
@@ -114,7 +113,6 @@ impl Registry {
         let mut r = Registry::default();
         r.register(Arc::new(NativeOpener::of::<KvStore>()));
         r.register(Arc::new(NativeOpener::of::<LogStore>()));
-        r.register(Arc::new(NativeOpener::of::<KvStoreV2>()));
         r
     }
 

@@ -236,7 +236,9 @@ mod tests {
         assert_eq!(parse_registry(&file(1, &entry)).unwrap().len(), 1);
         assert!(parse_registry(&file(2, "{\"new\": 1}")).unwrap_err().contains("too new"));
         assert!(parse_registry(&file(0, "")).unwrap_err().contains("too old"));
-        assert!(parse_registry(&file(1, &format!("{entry}, {entry}"))).unwrap_err().contains("modules[1]: a second entry for `a:b` schema 1"));
+        assert!(parse_registry(&file(1, &format!("{entry}, {entry}")))
+            .unwrap_err()
+            .contains("modules[1]: a second entry for `a:b` schema 1"));
         assert!(parse_registry(&file(1, &entry.replace("\"digest\"", "\"x\": 1, \"digest\""))).unwrap_err().contains("unknown field"));
         assert!(parse_registry(&file(1, &entry.replace(&"0".repeat(64), "00"))).unwrap_err().contains("modules[0].digest"));
         assert!(parse_registry(r#"{"format": "other", "format_version": 1}"#).unwrap_err().contains("not a Wasm registry file"));

@@ -4,7 +4,7 @@
 //! concurrent heads; a logstore entry's HLC, author and op id). A row of any other type, or one
 //! that does not decode, is shown raw — decoding never fails.
 
-use lattice_logic::{kvstore, logstore};
+use lattice_logic::{kvstore, kvstore_v2, logstore};
 use serde::Serialize;
 
 /// One `data` row, decoded as far as its store type allows.
@@ -13,6 +13,8 @@ use serde::Serialize;
 pub enum DecodedRow {
     /// A kvstore key: the resolved value (`null` when deleted) and every head.
     KvKey { key: Bytes, value: Option<Bytes>, heads: Vec<HeadView> },
+    /// A kvstore-v2 key: its value (`null` when removed), version and conflict count.
+    KvV2Key { key: Bytes, value: Option<Bytes>, version: u64, conflicts: u32, wall_ms: u64, counter: u32, author: String },
     /// A logstore entry.
     LogEntry { wall_ms: u64, counter: u32, author: String, op_id: String, payload: Bytes },
     /// Anything else: the raw key and value.
@@ -58,7 +60,7 @@ impl std::fmt::Display for Bytes {
 /// Whether [`decode_payload`] knows `store_type`. A `decoded` form in a history of another type
 /// cannot be checked and is kept as the reader's note.
 pub fn has_payload_decoder(store_type: &str) -> bool {
-    matches!(store_type, kvstore::STORE_TYPE | logstore::STORE_TYPE)
+    matches!(store_type, kvstore::STORE_TYPE | logstore::STORE_TYPE | kvstore_v2::STORE_TYPE)
 }
 
 /// The decoded form of an op's payload, for readers: kvstore entries or a logstore entry's bytes.
@@ -70,6 +72,10 @@ pub fn decode_payload(store_type: &str, payload: &[u8]) -> Option<serde_json::Va
             Some(serde_json::Value::Array(entries.iter().map(entry_json).collect()))
         }
         logstore::STORE_TYPE if !payload.is_empty() => serde_json::to_value(Bytes::new(payload)).ok(),
+        kvstore_v2::STORE_TYPE => {
+            let entries = kvstore_v2::decode_payload(payload).ok()?;
+            Some(serde_json::Value::Array(entries.iter().map(v2_entry_json).collect()))
+        }
         _ => None,
     }
 }
@@ -81,12 +87,22 @@ fn entry_json(e: &kvstore::Entry) -> serde_json::Value {
     }
 }
 
+fn v2_entry_json(e: &kvstore_v2::Entry) -> serde_json::Value {
+    match e {
+        kvstore_v2::Entry::Set { key, value, conflicts } => {
+            serde_json::json!({ "set": { "key": Bytes::new(key), "value": Bytes::new(value), "conflicts": conflicts } })
+        }
+        kvstore_v2::Entry::Remove { key } => serde_json::json!({ "remove": { "key": Bytes::new(key) } }),
+    }
+}
+
 /// Decodes a row of a store of `store_type`.
 pub fn decode_row(store_type: &str, key: &[u8], value: &[u8]) -> DecodedRow {
     let raw = || DecodedRow::Raw { key: Bytes::new(key), value: Bytes::new(value) };
     match store_type {
         kvstore::STORE_TYPE => kv_row(key, value).unwrap_or_else(raw),
         logstore::STORE_TYPE => log_row(key, value).unwrap_or_else(raw),
+        kvstore_v2::STORE_TYPE => v2_row(key, value).unwrap_or_else(raw),
         _ => raw(),
     }
 }
@@ -105,6 +121,19 @@ fn kv_row(key: &[u8], value: &[u8]) -> Option<DecodedRow> {
         })
         .collect();
     Some(DecodedRow::KvKey { key: Bytes::new(key), value: resolved, heads: views })
+}
+
+fn v2_row(key: &[u8], value: &[u8]) -> Option<DecodedRow> {
+    let r = kvstore_v2::decode_row(value)?;
+    Some(DecodedRow::KvV2Key {
+        key: Bytes::new(key),
+        value: r.value.as_deref().map(Bytes::new),
+        version: r.version,
+        conflicts: r.conflicts,
+        wall_ms: r.hlc.wall_ms,
+        counter: r.hlc.counter,
+        author: hex::encode(r.author),
+    })
 }
 
 fn log_row(key: &[u8], value: &[u8]) -> Option<DecodedRow> {
@@ -136,6 +165,10 @@ impl std::fmt::Display for DecodedRow {
                 }
                 Ok(())
             }
+            DecodedRow::KvV2Key { key, value, version, conflicts, .. } => match value {
+                Some(v) => write!(f, "{key} = {v}  (version {version}, {conflicts} conflicts)"),
+                None => write!(f, "{key} (removed; version {version})"),
+            },
             DecodedRow::LogEntry { wall_ms, counter, author, op_id, payload } => {
                 write!(f, "{wall_ms}.{counter} author {} op {}: {payload}", &author[..16], &op_id[..16])
             }

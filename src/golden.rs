@@ -180,14 +180,17 @@ pub enum BlessAction {
 /// Writes `golden` as pending unless the accepted file already holds exactly it. Never touches
 /// the accepted file.
 pub fn bless_one(golden_dir: &Path, entry: &ManifestEntry, golden: &Golden) -> Result<BlessAction, GoldenError> {
-    let accepted = path_for(golden_dir, entry);
-    let text = to_text(golden);
-    let action = match std::fs::read_to_string(&accepted) {
+    bless_text(&path_for(golden_dir, entry), &to_text(golden))
+}
+
+/// Writes `text` as the pending version of `accepted` unless `accepted` already holds exactly it.
+pub fn bless_text(accepted: &Path, text: &str) -> Result<BlessAction, GoldenError> {
+    let action = match std::fs::read_to_string(accepted) {
         Ok(existing) if existing == text => BlessAction::Unchanged,
         Ok(_) => BlessAction::Changed,
         Err(_) => BlessAction::New,
     };
-    let pending = pending_path(&accepted);
+    let pending = pending_path(accepted);
     if action == BlessAction::Unchanged {
         let _ = std::fs::remove_file(&pending);
         return Ok(action);
@@ -198,12 +201,16 @@ pub fn bless_one(golden_dir: &Path, entry: &ManifestEntry, golden: &Golden) -> R
 
 /// Accepts the pending golden of `entry`, if there is one.
 pub fn accept_one(golden_dir: &Path, entry: &ManifestEntry) -> Result<Option<BlessAction>, GoldenError> {
-    let accepted = path_for(golden_dir, entry);
-    let pending = pending_path(&accepted);
+    accept_path(&path_for(golden_dir, entry))
+}
+
+/// Replaces `accepted` with its pending version, if there is one.
+pub fn accept_path(accepted: &Path) -> Result<Option<BlessAction>, GoldenError> {
+    let pending = pending_path(accepted);
     if !pending.exists() {
         return Ok(None);
     }
-    std::fs::rename(&pending, &accepted).map_err(|source| GoldenError::Io { path: accepted, source })?;
+    std::fs::rename(&pending, accepted).map_err(|source| GoldenError::Io { path: accepted.to_path_buf(), source })?;
     Ok(Some(BlessAction::Accepted))
 }
 

@@ -14,6 +14,7 @@ pub mod golden;
 pub mod hash;
 pub mod history;
 pub mod kernel;
+pub mod migrate;
 pub mod op;
 pub mod registry;
 pub mod replay;

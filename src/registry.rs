@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lattice_logic::kvstore::KvStore;
+use lattice_logic::kvstore_v2::KvStoreV2;
 use lattice_logic::logstore::LogStore;
 use lattice_logic::StoreLogic;
 
@@ -113,6 +114,7 @@ impl Registry {
         let mut r = Registry::default();
         r.register(Arc::new(NativeOpener::of::<KvStore>()));
         r.register(Arc::new(NativeOpener::of::<LogStore>()));
+        r.register(Arc::new(NativeOpener::of::<KvStoreV2>()));
         r
     }
 
@@ -188,7 +190,7 @@ mod tests {
         let r = Registry::with_reference_types();
         let id = StoreIdentity { store_id: uuid::Uuid::nil(), store_type: "my.app.v2".into(), schema_version: 1 };
         let msg = r.resolve(&id).err().unwrap().to_string();
-        assert_eq!(msg, "no opener for store type `my.app.v2`; registered types: core:kvstore, core:logstore");
+        assert_eq!(msg, "no opener for store type `my.app.v2`; registered types: core:kvstore, core:kvstore-v2, core:logstore");
         let wrong_schema = StoreIdentity { schema_version: 9, store_type: "core:kvstore".into(), ..id };
         assert!(matches!(r.resolve(&wrong_schema), Err(RegistryError::UnsupportedSchema { found: 9, supported: 1, .. })));
     }

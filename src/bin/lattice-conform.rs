@@ -87,12 +87,19 @@ enum Command {
         store_type: Option<String>,
         #[arg(long)]
         accept: bool,
+        /// Bless the migration goldens instead of the history goldens.
+        #[arg(long)]
+        migrations: bool,
     },
     /// Replay corpus histories through a build and compare them with the goldens.
     Verify(VerifyArgs),
     /// Verification reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Migrate SRC to a new store DST of another type (new UUID), optionally with the five checks.
+    Migrate(MigrateArgs),
+    /// Flag a store whose type was changed in place (exit 1 with the findings; 0 when clean).
+    Audit { dir: PathBuf },
     /// Test support: open DIR for writing, print "ready", hold it until standard input closes.
     #[command(hide = true)]
     HoldOpen { dir: PathBuf },
@@ -136,9 +143,12 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Rebuild { dir } => rebuild(&registry, &dir),
         Command::Dump { dir, json } => dump(&registry, &dir, json),
         Command::HoldOpen { dir } => hold_open(&registry, &dir),
+        Command::Migrate(args) => migrate(&registry, args),
+        Command::Audit { dir } => audit(&registry, &dir),
         Command::Gen(args) => gen(args),
         Command::Corpus(CorpusCommand::Stats { corpus }) => corpus_stats(&corpus),
-        Command::Bless { corpus, golden, store_type, accept } => bless(&registry, &corpus, &golden, store_type.as_deref(), accept),
+        Command::Bless { corpus, golden, migrations: true, accept, .. } => bless_migrations(&registry, &corpus, &golden, accept),
+        Command::Bless { corpus, golden, store_type, accept, .. } => bless(&registry, &corpus, &golden, store_type.as_deref(), accept),
         Command::Verify(args) => verify(&registry, args),
         Command::Report(ReportCommand::Merge { reports, format }) => report_merge(&reports, format),
         Command::Wasm(cmd) => wasm_command(cmd),
@@ -332,6 +342,9 @@ struct VerifyArgs {
     /// Verify every history even after a failure.
     #[arg(long)]
     keep_going: bool,
+    /// Check the migration goldens (every bundled source history migrated) instead.
+    #[arg(long)]
+    migrations: bool,
 }
 
 #[derive(Subcommand)]
@@ -387,6 +400,10 @@ fn bless(registry: &Registry, corpus: &Path, golden: &Path, store_type: Option<&
 }
 
 fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
+    if args.migrations {
+        let report = lattice_conform::migrate::verify_migrations(&args.corpus, &args.golden, registry)?;
+        return finish_report(&report, args.format);
+    }
     let mut opts = VerifyOptions::new(Path::new("."));
     opts.corpus = args.corpus;
     opts.golden = args.golden;
@@ -419,6 +436,115 @@ fn finish_report(report: &Report, format: Format) -> anyhow::Result<()> {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct CheckFailed(String);
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// The source store (read only, never written).
+    #[arg(required_unless_present = "list")]
+    src: Option<PathBuf>,
+    /// The new store to create (must not exist).
+    #[arg(required_unless_present = "list")]
+    dst: Option<PathBuf>,
+    #[arg(long, required_unless_present = "list")]
+    to_type: Option<String>,
+    /// The new store's id (default: a random v4 UUID).
+    #[arg(long)]
+    id: Option<Uuid>,
+    /// The author of the migration ops, 64 hex digits (default: blake3("lattice-conform migration author v1")).
+    #[arg(long)]
+    author: Option<String>,
+    /// Run the migration and all checks in a temporary directory; leave nothing behind.
+    #[arg(long)]
+    dry_run: bool,
+    /// Run the five checks and report them.
+    #[arg(long)]
+    check: bool,
+    /// List the available migrations.
+    #[arg(long)]
+    list: bool,
+    /// Test support: stop after K ops and wait to be killed.
+    #[arg(long, hide = true)]
+    stall_after: Option<usize>,
+}
+
+fn migrate(registry: &Registry, args: MigrateArgs) -> anyhow::Result<()> {
+    use lattice_conform::migrate as m;
+    if args.list {
+        for mig in m::migrations() {
+            println!("{} -> {}", mig.source_type(), mig.target_type());
+        }
+        return Ok(());
+    }
+    let (src, dst, to_type) = (args.src.expect("clap"), args.dst.expect("clap"), args.to_type.expect("clap"));
+    let mut opts = m::MigrateOptions::new(&to_type);
+    opts.target_id = args.id;
+    opts.stall_after = args.stall_after;
+    if let Some(a) = &args.author {
+        opts.author = lattice_conform::history::hash32(a).map_err(|e| anyhow::anyhow!("--author: {e}"))?;
+    }
+    let tmp = tempfile::tempdir()?;
+    let target = if args.dry_run { tmp.path().join("dry-run") } else { dst.clone() };
+    if args.dry_run && dst.exists() {
+        anyhow::bail!(m::MigrateError::DestinationExists(dst));
+    }
+    if !(args.check || args.dry_run) {
+        let o = m::migrate(&src, &target, &opts, None, registry)?;
+        println!("migrated {} keys in {} ops: {} → {}; state hash {}", o.source_keys, o.ops, o.source, o.target, o.target_state_hash);
+        return Ok(());
+    }
+    let (o, checks) = m::migrate_checked(&src, &target, &opts, None, registry)?;
+    println!("migrated {} keys in {} ops: {} → {}; state hash {}", o.source_keys, o.ops, o.source, o.target, o.target_state_hash);
+    for (i, c) in checks.iter().enumerate() {
+        println!("check {}: {:<28} {}  {}", i + 1, c.name, if c.ok { "ok  " } else { "FAIL" }, c.detail);
+        for d in &c.diff {
+            println!(
+                "    {}: expected {} got {}",
+                d.key,
+                d.expected_text.as_deref().unwrap_or("(absent)"),
+                d.actual_text.as_deref().unwrap_or("(absent)")
+            );
+        }
+    }
+    if args.dry_run {
+        println!("dry run: nothing was written to {}", dst.display());
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        anyhow::bail!(CheckFailed(format!("{failed} of {} migration checks failed", checks.len())));
+    }
+    Ok(())
+}
+
+fn audit(registry: &Registry, dir: &Path) -> anyhow::Result<()> {
+    let findings = lattice_conform::migrate::audit(dir, registry)?;
+    for f in &findings {
+        println!("finding: {}", f.what);
+    }
+    if !findings.is_empty() {
+        anyhow::bail!(CheckFailed(format!(
+            "{}: {} finding(s): this store's type does not match its history",
+            dir.display(),
+            findings.len()
+        )));
+    }
+    println!("{}: clean", dir.display());
+    Ok(())
+}
+
+fn bless_migrations(registry: &Registry, corpus: &Path, golden: &Path, accept: bool) -> anyhow::Result<()> {
+    let done = lattice_conform::migrate::bless_migrations(corpus, golden, accept, registry)?;
+    let changed: Vec<_> = done.iter().filter(|(_, a)| *a != BlessAction::Unchanged).collect();
+    for (id, action) in &changed {
+        println!("{:<9} {id}", format!("{action:?}").to_lowercase());
+    }
+    println!(
+        "bless --migrations: {} of {} goldens {}",
+        changed.len(),
+        done.len(),
+        if accept { "accepted" } else { "new or changed (pending)" }
+    );
+    Ok(())
+}
 
 fn hold_open(registry: &Registry, dir: &Path) -> anyhow::Result<()> {
     let _store = registry.open(dir)?;

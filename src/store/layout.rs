@@ -33,6 +33,9 @@ pub(crate) const K_HASH: &str = "state_hash";
 pub(crate) const K_LOG_LEN: &str = "log_len";
 pub(crate) const K_PAUSED: &str = "paused";
 pub(crate) const TIP_PREFIX: &str = "tip/";
+/// log.db only: the type and schema the store was created as (`u64 LE schema ‖ UTF-8 type`),
+/// written once at create and never changed; `audit` compares the live identity against it.
+pub(crate) const K_CREATED_AS: &str = "created_as";
 
 /// The store layout version this build writes and reads.
 pub const LAYOUT_VERSION: u64 = 1;

@@ -14,6 +14,7 @@
 mod error;
 mod layout;
 mod peek;
+mod reader;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 pub use error::{PauseRecord, StoreError};
 pub use layout::LAYOUT_VERSION;
 pub use peek::{peek_both, peek_for_open, peek_info, peek_with_source, PeekSource};
+pub use reader::{audit_facts, AuditFacts, StoreReader};
 
 use crate::hash::{LtHash, RowTable, StateHash};
 use crate::kernel::{self, ChainState, Rejection, Step};
@@ -198,37 +200,17 @@ impl Store {
 
     /// The state hash recomputed from scratch over the tables.
     pub fn recompute(&self) -> Result<StateHash, StoreError> {
-        let mut acc = LtHash::default();
-        self.for_each_row(|k, v| acc.insert(RowTable::Data, k, v))?;
-        for (author, tip) in self.tips()? {
-            acc.insert(RowTable::Tip, &author, &tip);
-        }
-        Ok(acc.state_hash(&self.identity.store_type, self.identity.schema_version))
+        recompute(&self.state, &self.state_path(), &self.identity)
     }
 
     /// Calls `f` on every `data` row in key order.
-    pub fn for_each_row(&self, mut f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
-        let path = self.state_path();
-        let txn = self.state.begin_read().at(&path)?;
-        let table = layout::open_ro_table(&txn, DATA, &path)?;
-        for row in table.iter().at(&path)? {
-            let (k, v) = row.at(&path)?;
-            f(k.value(), v.value());
-        }
-        Ok(())
+    pub fn for_each_row(&self, f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
+        for_each_row(&self.state, &self.state_path(), f)
     }
 
     /// Every author's chain tip, ordered by author.
     pub fn tips(&self) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
-        let path = self.state_path();
-        let txn = self.state.begin_read().at(&path)?;
-        let meta = layout::open_ro_table(&txn, META, &path)?;
-        let mut out = Vec::new();
-        for row in meta.range(TIP_PREFIX.."tip0").at(&path)? {
-            let (k, v) = row.at(&path)?;
-            out.push(parse_tip(k.value(), v.value(), &path)?);
-        }
-        Ok(out)
+        read_tips(&self.state, &self.state_path())
     }
 
     /// The logged ops in apply order.
@@ -360,7 +342,13 @@ fn check_logic(dir: &Path, id: &StoreIdentity, logic: &(dyn StoreLogic + Send + 
 fn init_log(path: &Path, identity: &StoreIdentity) -> Result<(), StoreError> {
     let db = layout::create(path)?;
     let txn = db.begin_write().at(path)?;
-    write_identity(&mut txn.open_table(LOG_META).at(path)?, identity, path)?;
+    {
+        let mut meta = txn.open_table(LOG_META).at(path)?;
+        write_identity(&mut meta, identity, path)?;
+        let mut created_as = identity.schema_version.to_le_bytes().to_vec();
+        created_as.extend_from_slice(identity.store_type.as_bytes());
+        meta.insert(K_CREATED_AS, created_as.as_slice()).at(path)?;
+    }
     txn.open_table(LOG).at(path)?;
     txn.commit().at(path)
 }
@@ -391,7 +379,7 @@ fn read_db_identity(
 }
 
 /// Reads the accumulator, checks the stored hash against it, and reads `log_len` and `paused`.
-fn read_bookkeeping(db: &Database, path: &Path, id: &StoreIdentity) -> Result<(LtHash, u64, Option<PauseRecord>), StoreError> {
+fn read_bookkeeping(db: &impl ReadableDatabase, path: &Path, id: &StoreIdentity) -> Result<(LtHash, u64, Option<PauseRecord>), StoreError> {
     let txn = db.begin_read().at(path)?;
     let meta = layout::open_ro_table(&txn, META, path)?;
     let raw = read_bytes(&meta, K_ACC, path)?;
@@ -410,12 +398,12 @@ fn read_bookkeeping(db: &Database, path: &Path, id: &StoreIdentity) -> Result<(L
     Ok((acc, log_len, paused))
 }
 
-fn log_count(db: &Database, path: &Path) -> Result<u64, StoreError> {
+fn log_count(db: &impl ReadableDatabase, path: &Path) -> Result<u64, StoreError> {
     let txn = db.begin_read().at(path)?;
     layout::open_ro_table(&txn, LOG, path)?.len().at(path)
 }
 
-fn read_log(db: &Database, path: &Path, from: u64) -> Result<Vec<Op>, StoreError> {
+fn read_log(db: &impl ReadableDatabase, path: &Path, from: u64) -> Result<Vec<Op>, StoreError> {
     let txn = db.begin_read().at(path)?;
     let log = layout::open_ro_table(&txn, LOG, path)?;
     let mut ops = Vec::new();
@@ -435,6 +423,37 @@ fn read_log(db: &Database, path: &Path, from: u64) -> Result<Vec<Op>, StoreError
         })?);
     }
     Ok(ops)
+}
+
+/// The state hash recomputed from `data` and the tips of a `state.db`.
+fn recompute(db: &impl ReadableDatabase, path: &Path, id: &StoreIdentity) -> Result<StateHash, StoreError> {
+    let mut acc = LtHash::default();
+    for_each_row(db, path, |k, v| acc.insert(RowTable::Data, k, v))?;
+    for (author, tip) in read_tips(db, path)? {
+        acc.insert(RowTable::Tip, &author, &tip);
+    }
+    Ok(acc.state_hash(&id.store_type, id.schema_version))
+}
+
+fn for_each_row(db: &impl ReadableDatabase, path: &Path, mut f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
+    let txn = db.begin_read().at(path)?;
+    let table = layout::open_ro_table(&txn, DATA, path)?;
+    for row in table.iter().at(path)? {
+        let (k, v) = row.at(path)?;
+        f(k.value(), v.value());
+    }
+    Ok(())
+}
+
+fn read_tips(db: &impl ReadableDatabase, path: &Path) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
+    let txn = db.begin_read().at(path)?;
+    let meta = layout::open_ro_table(&txn, META, path)?;
+    let mut out = Vec::new();
+    for row in meta.range(TIP_PREFIX.."tip0").at(path)? {
+        let (k, v) = row.at(path)?;
+        out.push(parse_tip(k.value(), v.value(), path)?);
+    }
+    Ok(out)
 }
 
 fn parse_tip(key: &str, value: &[u8], path: &Path) -> Result<([u8; 32], OpId), StoreError> {

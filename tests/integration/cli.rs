@@ -214,7 +214,11 @@ fn create_refuses_unknown_types_and_existing_directories() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
     let out = cmd(&["create", "--type", "my.app.v2"], &dir).expect(2);
-    assert!(out.stderr.contains("no opener for store type `my.app.v2`; registered types: core:kvstore, core:logstore"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no opener for store type `my.app.v2`; registered types: core:kvstore, core:kvstore-v2, core:logstore"),
+        "{}",
+        out.stderr
+    );
     assert!(!dir.exists());
     cmd(&["create", "--type", "core:logstore"], &dir).expect(0);
     let before = digests(&dir);

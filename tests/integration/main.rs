@@ -4,6 +4,7 @@ mod chain;
 mod cli;
 mod corpus;
 mod gen;
+mod migrate;
 mod props;
 mod util;
 mod wasm;

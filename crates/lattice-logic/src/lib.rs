@@ -16,6 +16,7 @@
 extern crate alloc;
 
 pub mod kvstore;
+pub mod kvstore_v2;
 pub mod logic;
 pub mod logstore;
 pub mod op;

@@ -1,0 +1,622 @@
+//! Migrations: moving a store's data to a new store of a new type, and proving it safe.
+//!
+//! A change of logic never happens in place: a migration reads the source store read-only and
+//! emits ops for the target type, which are applied through the normal apply path to a *new*
+//! store (new UUID, new type) built in a temporary directory beside the destination and renamed
+//! into place at the end — so an interrupted migration leaves no destination at all, and the
+//! source is never written. [`migrate_checked`] runs the five checks a maintainer wants before
+//! rollout. [`audit`] finds stores whose type was swapped in place.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lattice_logic::kvstore::{self as kv};
+use lattice_logic::kvstore_v2::{self as v2};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::diff::{diff_rows, KeyDiff};
+use crate::op::{op_id, Hlc, Op, ZERO_HASH};
+use crate::registry::{Registry, RegistryError};
+use crate::replay::MemStore;
+use crate::store::{self, Store, StoreError, StoreIdentity, StoreReader};
+
+/// Target entries per migration op.
+pub const ENTRIES_PER_OP: usize = 256;
+
+/// The author of migration ops unless `--author` says otherwise: blake3("lattice-conform migration author v1").
+pub fn default_author() -> [u8; 32] {
+    *blake3::hash(b"lattice-conform migration author v1").as_bytes()
+}
+
+/// A way to turn a store of one type into ops for another.
+pub trait Migration: Send + Sync {
+    fn source_type(&self) -> &str;
+    fn target_type(&self) -> &str;
+    /// Target payloads for the source's `data` rows (given in key order). Deterministic.
+    fn payloads(&self, rows: &[(Vec<u8>, Vec<u8>)]) -> Vec<Vec<u8>>;
+    /// The projection compared by the equivalence check: key → resolved value, for a source row.
+    fn project_source(&self, value: &[u8]) -> Option<Vec<u8>>;
+    /// The same projection for a target row.
+    fn project_target(&self, value: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// `core:kvstore` → `core:kvstore-v2`: each key's winning value becomes one v2 row, with the
+/// number of concurrent heads it had (minus one) as its conflict count; deleted keys are dropped.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KvToV2 {
+    /// Fault injection for tests: silently drop the first live key (a lossy migration).
+    pub drop_first_key: bool,
+}
+
+impl Migration for KvToV2 {
+    fn source_type(&self) -> &str {
+        kv::STORE_TYPE
+    }
+
+    fn target_type(&self) -> &str {
+        v2::STORE_TYPE
+    }
+
+    fn payloads(&self, rows: &[(Vec<u8>, Vec<u8>)]) -> Vec<Vec<u8>> {
+        let mut entries: Vec<v2::Entry> = rows
+            .iter()
+            .filter_map(|(k, v)| {
+                let heads = kv::decode_heads(v)?;
+                let value = kv::resolve(&heads)?.to_vec();
+                Some(v2::Entry::Set { key: k.clone(), value, conflicts: heads.len() as u32 - 1 })
+            })
+            .collect();
+        if self.drop_first_key && !entries.is_empty() {
+            entries.remove(0);
+        }
+        entries.chunks(ENTRIES_PER_OP).map(v2::encode_payload).collect()
+    }
+
+    fn project_source(&self, value: &[u8]) -> Option<Vec<u8>> {
+        kv::resolve(&kv::decode_heads(value)?).map(<[u8]>::to_vec)
+    }
+
+    fn project_target(&self, value: &[u8]) -> Option<Vec<u8>> {
+        v2::decode_row(value)?.value
+    }
+}
+
+/// The migrations this build knows.
+pub fn migrations() -> Vec<Arc<dyn Migration>> {
+    vec![Arc::new(KvToV2::default())]
+}
+
+/// Errors of `migrate` and `audit`: unusable input, nothing written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(
+        "{src}: store is paused since op {op_index} was rejected; resolve that first (a migration must not carry a half-applied history)"
+    )]
+    SourcePaused { src: PathBuf, op_index: u64 },
+    #[error("no migration from `{from}` to `{to}`; available: {available}")]
+    NoMigration { from: String, to: String, available: String },
+    #[error("{0}: already exists; a migration never writes over an existing store (choose a new destination)")]
+    DestinationExists(PathBuf),
+    #[error("{0}: cannot create or clean the temporary build directory")]
+    Io(PathBuf, #[source] std::io::Error),
+    #[error("migration stopped by the injected failure `{0:?}`")]
+    Injected(FailPoint),
+}
+
+/// Where a test makes a migration fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailPoint {
+    /// After the first `k` migration ops were applied to the temporary store.
+    AfterOp(usize),
+    /// When the temporary store is complete, before it is renamed into place.
+    BeforeRename,
+    /// Just after the rename.
+    AfterRename,
+}
+
+/// How to run one migration.
+#[derive(Clone, Debug)]
+pub struct MigrateOptions {
+    pub to_type: String,
+    /// The target store id; random when `None`.
+    pub target_id: Option<Uuid>,
+    pub author: [u8; 32],
+    pub fail_at: Option<FailPoint>,
+    /// Test support: after this many ops print `stalled` and wait forever (to be killed).
+    pub stall_after: Option<usize>,
+}
+
+impl MigrateOptions {
+    pub fn new(to_type: &str) -> MigrateOptions {
+        MigrateOptions { to_type: to_type.into(), target_id: None, author: default_author(), fail_at: None, stall_after: None }
+    }
+}
+
+/// What a completed migration produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub source: StoreIdentity,
+    pub target: StoreIdentity,
+    pub target_state_hash: String,
+    pub ops: u64,
+    pub source_keys: u64,
+}
+
+/// Migrates `src` into a new store at `dst`.
+pub fn migrate(
+    src: &Path,
+    dst: &Path,
+    opts: &MigrateOptions,
+    migration: Option<Arc<dyn Migration>>,
+    registry: &Registry,
+) -> Result<Outcome, MigrateError> {
+    let reader = StoreReader::open(src)?;
+    if let Some(p) = reader.paused() {
+        return Err(MigrateError::SourcePaused { src: src.to_path_buf(), op_index: p.op_index });
+    }
+    reader.verify()?;
+    let migration = match migration {
+        Some(m) => m,
+        None => find(&reader.identity().store_type, &opts.to_type)?,
+    };
+    let logic = registry.opener(&opts.to_type)?.logic();
+    if dst.exists() {
+        return Err(MigrateError::DestinationExists(dst.to_path_buf()));
+    }
+    let mut rows = Vec::new();
+    reader.for_each_row(|k, v| rows.push((k.to_vec(), v.to_vec())))?;
+    let target_id = opts.target_id.unwrap_or_else(Uuid::new_v4);
+    let ops = chain(&migration.payloads(&rows), target_id, opts.author);
+    let outcome = build(dst, target_id, &ops, logic, opts)?;
+    Ok(Outcome {
+        source: reader.identity().clone(),
+        target: outcome.0,
+        target_state_hash: outcome.1,
+        ops: ops.len() as u64,
+        source_keys: rows.len() as u64,
+    })
+}
+
+/// The migration from `from` to `to`, or an error listing what exists.
+pub fn find(from: &str, to: &str) -> Result<Arc<dyn Migration>, MigrateError> {
+    let all = migrations();
+    let available = all.iter().map(|m| format!("{} -> {}", m.source_type(), m.target_type())).collect::<Vec<_>>().join(", ");
+    all.into_iter().find(|m| m.source_type() == from && m.target_type() == to).ok_or(MigrateError::NoMigration {
+        from: from.into(),
+        to: to.into(),
+        available,
+    })
+}
+
+/// Chains payloads into ops of one author: HLC wall_ms = 1, 2, …, counter 0, no causal deps.
+pub fn chain(payloads: &[Vec<u8>], store_id: Uuid, author: [u8; 32]) -> Vec<Op> {
+    let mut prev = ZERO_HASH;
+    payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let op = Op { author, hlc: Hlc { wall_ms: i as u64 + 1, counter: 0 }, prev, causal_deps: vec![], payload: p.clone() };
+            prev = op_id(&store_id, &op);
+            op
+        })
+        .collect()
+}
+
+/// Builds the target in `.<name>.migrating-*` beside `dst`, then renames it into place.
+fn build(dst: &Path, id: Uuid, ops: &[Op], logic: store::Logic, opts: &MigrateOptions) -> Result<(StoreIdentity, String), MigrateError> {
+    let parent = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = dst.file_name().map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
+    let prefix = format!(".{name}.migrating-");
+    remove_stale(parent, &prefix)?;
+    let tmp = tempfile::Builder::new().prefix(&prefix).tempdir_in(parent).map_err(|e| MigrateError::Io(parent.to_path_buf(), e))?;
+    let mut store = Store::create(&tmp.path().join("store"), id, logic)?;
+    let split = opts.fail_at.and_then(|f| if let FailPoint::AfterOp(k) = f { Some(k) } else { None }).or(opts.stall_after);
+    let k = split.unwrap_or(ops.len()).min(ops.len());
+    store.apply_ops(&ops[..k], 0)?;
+    if opts.stall_after.is_some() {
+        println!("stalled after {k} ops");
+        loop {
+            std::thread::park();
+        }
+    }
+    if let Some(f @ FailPoint::AfterOp(_)) = opts.fail_at {
+        return Err(MigrateError::Injected(f));
+    }
+    store.apply_ops(&ops[k..], k as u64)?;
+    let (identity, hash) = (store.identity().clone(), store.state_hash().to_string());
+    drop(store);
+    if opts.fail_at == Some(FailPoint::BeforeRename) {
+        return Err(MigrateError::Injected(FailPoint::BeforeRename));
+    }
+    std::fs::rename(tmp.path().join("store"), dst).map_err(|e| MigrateError::Io(dst.to_path_buf(), e))?;
+    if opts.fail_at == Some(FailPoint::AfterRename) {
+        return Err(MigrateError::Injected(FailPoint::AfterRename));
+    }
+    Ok((identity, hash))
+}
+
+/// Removes build directories left by an interrupted earlier run.
+fn remove_stale(parent: &Path, prefix: &str) -> Result<(), MigrateError> {
+    let Ok(entries) = std::fs::read_dir(parent) else { return Ok(()) };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(prefix) {
+            std::fs::remove_dir_all(e.path()).map_err(|err| MigrateError::Io(e.path(), err))?;
+        }
+    }
+    Ok(())
+}
+
+/// One of the five checks, as reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    /// Keys whose projections differ (equivalence check only).
+    pub diff: Vec<KeyDiff>,
+}
+
+impl CheckResult {
+    fn new(name: &str, ok: bool, detail: String) -> CheckResult {
+        CheckResult { name: name.into(), ok, detail, diff: vec![] }
+    }
+}
+
+/// Runs the migration with the five checks around it. The outcome is `Err` only for unusable
+/// input; failed checks are in the returned list.
+pub fn migrate_checked(
+    src: &Path,
+    dst: &Path,
+    opts: &MigrateOptions,
+    migration: Option<Arc<dyn Migration>>,
+    registry: &Registry,
+) -> Result<(Outcome, Vec<CheckResult>), MigrateError> {
+    let before = (digests(src)?, store::peek_info(src)?);
+    let mut opts = opts.clone();
+    opts.target_id = Some(opts.target_id.unwrap_or_else(Uuid::new_v4));
+    let migration = match migration {
+        Some(m) => m,
+        None => find(&store::peek_info(src)?.store_type, &opts.to_type)?,
+    };
+    let outcome = migrate(src, dst, &opts, Some(migration.clone()), registry)?;
+    let checks = vec![
+        check_source_untouched(src, &before)?,
+        check_target_identity(dst, &outcome, registry)?,
+        check_equivalence(src, dst, migration.as_ref())?,
+        check_deterministic(src, dst, &opts, &outcome, &migration, registry)?,
+        check_crash_safe(src, &opts, &outcome, &migration, registry)?,
+    ];
+    Ok((outcome, checks))
+}
+
+/// blake3 of every file in `dir`, by name.
+fn digests(dir: &Path) -> Result<BTreeMap<String, String>, MigrateError> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).map_err(|e| MigrateError::Io(dir.to_path_buf(), e))? {
+        let e = e.map_err(|err| MigrateError::Io(dir.to_path_buf(), err))?;
+        let bytes = std::fs::read(e.path()).map_err(|err| MigrateError::Io(e.path(), err))?;
+        out.insert(e.file_name().to_string_lossy().into_owned(), blake3::hash(&bytes).to_hex().to_string());
+    }
+    Ok(out)
+}
+
+fn check_source_untouched(src: &Path, before: &(BTreeMap<String, String>, StoreIdentity)) -> Result<CheckResult, MigrateError> {
+    let after = (digests(src)?, store::peek_info(src)?);
+    let changed: Vec<&String> = before.0.iter().filter(|(k, v)| after.0.get(*k) != Some(v)).map(|(k, _)| k).collect();
+    let ok = changed.is_empty() && after.0.len() == before.0.len() && after.1 == before.1;
+    let detail =
+        if ok { format!("{} files byte-identical (blake3), identity unchanged", before.0.len()) } else { format!("changed: {changed:?}") };
+    Ok(CheckResult::new("source untouched", ok, detail))
+}
+
+fn check_target_identity(dst: &Path, o: &Outcome, registry: &Registry) -> Result<CheckResult, MigrateError> {
+    let (state, _log) = store::peek_both(dst)?;
+    let schema = registry.opener(&o.target.store_type)?.schema_version();
+    let ok = state.store_id == o.target.store_id
+        && state.store_id != o.source.store_id
+        && state.store_type == o.target.store_type
+        && state.schema_version == schema;
+    Ok(CheckResult::new("self-identifying target", ok, format!("peek: {state}; source id {}; log.db agrees", o.source.store_id)))
+}
+
+fn project(dir: &Path, f: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, MigrateError> {
+    let reader = StoreReader::open(dir)?;
+    let mut out = BTreeMap::new();
+    reader.for_each_row(|k, v| {
+        if let Some(p) = f(v) {
+            out.insert(k.to_vec(), p);
+        }
+    })?;
+    Ok(out)
+}
+
+fn check_equivalence(src: &Path, dst: &Path, m: &dyn Migration) -> Result<CheckResult, MigrateError> {
+    let (a, b) = (project(src, |v| m.project_source(v))?, project(dst, |v| m.project_target(v))?);
+    let diff = diff_rows("(projection)", &a, &b);
+    let detail =
+        if diff.is_empty() { format!("{} keys resolve to the same values", a.len()) } else { format!("{} keys differ", diff.len()) };
+    Ok(CheckResult { diff, ..CheckResult::new("equivalence", a == b, detail) })
+}
+
+fn check_deterministic(
+    src: &Path,
+    dst: &Path,
+    opts: &MigrateOptions,
+    o: &Outcome,
+    m: &Arc<dyn Migration>,
+    registry: &Registry,
+) -> Result<CheckResult, MigrateError> {
+    let tmp = tempfile::tempdir().map_err(|e| MigrateError::Io(std::env::temp_dir(), e))?;
+    let again = migrate(src, &tmp.path().join("again"), opts, Some(m.clone()), registry)?;
+    let refused = matches!(migrate(src, dst, opts, Some(m.clone()), registry), Err(MigrateError::DestinationExists(_)));
+    let ok = again.target_state_hash == o.target_state_hash && refused;
+    Ok(CheckResult::new(
+        "deterministic and idempotent",
+        ok,
+        format!("second run: {}; rerun over the destination refused: {refused}", again.target_state_hash),
+    ))
+}
+
+fn check_crash_safe(
+    src: &Path,
+    opts: &MigrateOptions,
+    o: &Outcome,
+    m: &Arc<dyn Migration>,
+    registry: &Registry,
+) -> Result<CheckResult, MigrateError> {
+    let n = o.ops as usize;
+    let points = [
+        FailPoint::AfterOp(0),
+        FailPoint::AfterOp(n / 2),
+        FailPoint::AfterOp(n.saturating_sub(1)),
+        FailPoint::BeforeRename,
+        FailPoint::AfterRename,
+    ];
+    for point in points {
+        if let Some(problem) = crash_once(src, opts, o, m, registry, point)? {
+            return Ok(CheckResult::new("crash-safe", false, format!("failure injected at {point:?}: {problem}")));
+        }
+    }
+    Ok(CheckResult::new(
+        "crash-safe",
+        true,
+        format!("{} injected failures: no partial target, reruns reach {}", points.len(), o.target_state_hash),
+    ))
+}
+
+/// Interrupts a migration at `point`, checks what is left, reruns. `Some(problem)` on failure.
+fn crash_once(
+    src: &Path,
+    opts: &MigrateOptions,
+    o: &Outcome,
+    m: &Arc<dyn Migration>,
+    registry: &Registry,
+    point: FailPoint,
+) -> Result<Option<String>, MigrateError> {
+    let tmp = tempfile::tempdir().map_err(|e| MigrateError::Io(std::env::temp_dir(), e))?;
+    let dst = tmp.path().join("dst");
+    let failing = MigrateOptions { fail_at: Some(point), ..opts.clone() };
+    if !matches!(migrate(src, &dst, &failing, Some(m.clone()), registry), Err(MigrateError::Injected(_))) {
+        return Ok(Some("the injected failure did not happen".into()));
+    }
+    if dst.exists() && point != FailPoint::AfterRename {
+        return Ok(Some("a destination exists after an interrupted migration".into()));
+    }
+    let hash = if dst.exists() {
+        let s = registry.open(&dst).map_err(|e| MigrateError::Io(dst.clone(), std::io::Error::other(e.to_string())))?;
+        s.verify()?;
+        s.state_hash().to_string()
+    } else {
+        migrate(src, &dst, opts, Some(m.clone()), registry)?.target_state_hash
+    };
+    Ok((hash != o.target_state_hash).then(|| format!("rerun reached {hash}, expected {}", o.target_state_hash)))
+}
+
+/// The golden target store id: fixed so migration goldens are reproducible.
+pub fn golden_target_id() -> Uuid {
+    Uuid::from_u128(0x6c61_7474_6963_4500_8000_0000_0000_0002)
+}
+
+/// The target state hash a migration gives for the state `rows` (in memory, same kernel).
+pub fn target_hash_in_memory(
+    m: &dyn Migration,
+    rows: &[(Vec<u8>, Vec<u8>)],
+    id: Uuid,
+    author: [u8; 32],
+    registry: &Registry,
+) -> Result<String, MigrateError> {
+    let logic = registry.opener(m.target_type())?.logic();
+    let identity = StoreIdentity { store_id: id, store_type: m.target_type().into(), schema_version: logic.schema_version() };
+    let mut target = MemStore::new(identity, logic);
+    for op in chain(&m.payloads(rows), id, author) {
+        target.apply(&op).map_err(|r| MigrateError::Io(PathBuf::from(m.target_type()), std::io::Error::other(r.reason)))?;
+    }
+    Ok(target.state_hash().to_string())
+}
+
+/// One finding of `audit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub what: String,
+}
+
+/// Looks for the in-place type swap the design forbids. Read-only.
+pub fn audit(dir: &Path, registry: &Registry) -> Result<Vec<Finding>, MigrateError> {
+    let f = store::audit_facts(dir)?;
+    let mut out = Vec::new();
+    let mut say = |what: String| out.push(Finding { what });
+    if f.state != f.log {
+        say(format!("state.db says ({}) but log.db says ({})", f.state, f.log));
+    }
+    match &f.created_as {
+        Some((ty, schema)) if (ty, *schema) != (&f.state.store_type, f.state.schema_version) => say(format!(
+            "created as `{ty}` schema {schema}, now `{}` schema {}: the type was changed in place",
+            f.state.store_type, f.state.schema_version
+        )),
+        Some(_) => {}
+        None => say("log.db has no `created_as` record".into()),
+    }
+    match registry.opener(&f.state.store_type) {
+        Ok(o) if o.schema_version() != f.state.schema_version => say(format!(
+            "no opener supports `{}` schema {} (the registered one has schema {})",
+            f.state.store_type,
+            f.state.schema_version,
+            o.schema_version()
+        )),
+        Ok(_) => {}
+        Err(e) => say(e.to_string()),
+    }
+    if !f.hash_matches_type {
+        say(format!("the stored state hash was not computed for `{}` schema {}", f.state.store_type, f.state.schema_version));
+    }
+    Ok(out)
+}
+
+/// The expected outcome of migrating one corpus history's final state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationGolden {
+    pub format: String,
+    pub format_version: u32,
+    pub history: String,
+    pub history_blake3: String,
+    /// `<from type> -> <to type>`.
+    pub migration: String,
+    pub target_store_id: Uuid,
+    pub author: String,
+    pub source_state_hash: String,
+    pub source_keys: u64,
+    pub target_state_hash: String,
+}
+
+const MIGRATION_GOLDEN_TAG: &str = "lattice-conform/migration-golden";
+const MIGRATION_GOLDEN_VERSION: u32 = 1;
+
+/// `golden/migrations/<from dir>-to-<to dir>/<history name>.json`.
+pub fn migration_golden_path(
+    golden_dir: &Path,
+    m: &dyn Migration,
+    entry: &crate::corpus::ManifestEntry,
+) -> Result<PathBuf, crate::corpus::CorpusError> {
+    let dir = format!("{}-to-{}", crate::corpus::type_dir(m.source_type())?, crate::corpus::type_dir(m.target_type())?);
+    Ok(golden_dir.join("migrations").join(dir).join(format!("{}.json", entry.name())))
+}
+
+/// Replays a corpus history natively (up to its halt), migrates the resulting state in memory with
+/// the fixed golden target id and the default author, and records the hashes.
+pub fn compute_migration_golden(
+    m: &dyn Migration,
+    entry: &crate::corpus::ManifestEntry,
+    history: &crate::history::History,
+    registry: &Registry,
+) -> Result<MigrationGolden, MigrateError> {
+    let identity =
+        StoreIdentity { store_id: history.store_id, store_type: history.store_type.clone(), schema_version: history.schema_version };
+    let mut source = MemStore::new(identity.clone(), registry.resolve(&identity)?);
+    history.ops.iter().take_while(|op| source.apply(op).is_ok()).count();
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = source.rows().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let id = golden_target_id();
+    Ok(MigrationGolden {
+        format: MIGRATION_GOLDEN_TAG.into(),
+        format_version: MIGRATION_GOLDEN_VERSION,
+        history: entry.id(),
+        history_blake3: entry.blake3.clone(),
+        migration: format!("{} -> {}", m.source_type(), m.target_type()),
+        target_store_id: id,
+        author: hex::encode(default_author()),
+        source_state_hash: source.state_hash().to_string(),
+        source_keys: rows.len() as u64,
+        target_state_hash: target_hash_in_memory(m, &rows, id, default_author(), registry)?,
+    })
+}
+
+/// Errors of migration goldens (bless and verify).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrationGoldenError {
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error(transparent)]
+    Golden(#[from] crate::golden::GoldenError),
+    #[error(transparent)]
+    Corpus(#[from] crate::corpus::CorpusError),
+    #[error(transparent)]
+    Version(#[from] crate::versioned::VersionError),
+}
+
+/// Every (migration, corpus entry) pair whose source type is the migration's.
+/// A migration paired with one source history of the corpus.
+type MigrationCase = (Arc<dyn Migration>, crate::corpus::ManifestEntry);
+
+fn migration_cases(corpus_dir: &Path) -> Result<Vec<MigrationCase>, MigrationGoldenError> {
+    let manifest = crate::corpus::Manifest::load(corpus_dir, false)?;
+    let mut out = Vec::new();
+    for m in migrations() {
+        out.extend(manifest.files.iter().filter(|e| e.store_type == m.source_type()).map(|e| (m.clone(), e.clone())));
+    }
+    Ok(out)
+}
+
+/// Blesses (or accepts) the migration goldens of every bundled source history.
+pub fn bless_migrations(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    accept: bool,
+    registry: &Registry,
+) -> Result<Vec<(String, crate::golden::BlessAction)>, MigrationGoldenError> {
+    let mut out = Vec::new();
+    for (m, e) in migration_cases(corpus_dir)? {
+        let path = migration_golden_path(golden_dir, m.as_ref(), &e)?;
+        let action = if accept {
+            match crate::golden::accept_path(&path)? {
+                Some(a) => a,
+                None => continue,
+            }
+        } else {
+            let history = crate::corpus::load_checked(corpus_dir, &e)?;
+            let g = compute_migration_golden(m.as_ref(), &e, &history, registry)?;
+            let mut text = serde_json::to_string_pretty(&g).expect("a migration golden serializes");
+            text.push('\n');
+            crate::golden::bless_text(&path, &text)?
+        };
+        out.push((format!("migration:{}", e.id()), action));
+    }
+    Ok(out)
+}
+
+/// Checks every migration golden; results use ids `migration:<store_type>/<name>`.
+pub fn verify_migrations(corpus_dir: &Path, golden_dir: &Path, registry: &Registry) -> Result<crate::verify::Report, MigrationGoldenError> {
+    let mut report = crate::verify::Report::new("native".into(), vec![]);
+    for (m, e) in migration_cases(corpus_dir)? {
+        let path = migration_golden_path(golden_dir, m.as_ref(), &e)?;
+        let id = format!("migration:{}", e.id());
+        if !path.exists() {
+            return Err(crate::golden::GoldenError::Missing { path, history: id }.into());
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| crate::golden::GoldenError::Io { path: path.clone(), source })?;
+        crate::versioned::check(&text, &path, MIGRATION_GOLDEN_TAG, MIGRATION_GOLDEN_VERSION)?;
+        let expected: MigrationGolden = serde_json::from_str(&text).map_err(|err| crate::versioned::json_error(&path, &err))?;
+        let history = crate::corpus::load_checked(corpus_dir, &e)?;
+        let actual = compute_migration_golden(m.as_ref(), &e, &history, registry)?;
+        let failure = (expected != actual).then(|| crate::verify::Failure {
+            summary: format!(
+                "{}: expected target state hash {}, got {} (source {} → {})",
+                expected.migration,
+                expected.target_state_hash,
+                actual.target_state_hash,
+                expected.source_state_hash,
+                actual.source_state_hash
+            ),
+            divergence: None,
+        });
+        report.results.push(crate::verify::HistoryResult { id, store_type: e.store_type.clone(), ops: history.ops.len() as u64, failure });
+    }
+    Ok(report)
+}

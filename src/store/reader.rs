@@ -1,0 +1,111 @@
+//! Read-only access to a store: identity, bookkeeping and rows, without ever writing.
+//!
+//! `StoreReader` opens `state.db` with redb's `ReadOnlyDatabase` (no header write, no lock for
+//! writing), so reading a migration's source leaves every file byte-identical.
+
+use std::path::{Path, PathBuf};
+
+use redb::ReadOnlyDatabase;
+
+use super::error::StoreError;
+use super::layout::{open_ro, STATE_FILE};
+use super::{peek, PauseRecord, StoreIdentity};
+use crate::hash::{LtHash, StateHash};
+use crate::op::OpId;
+
+/// A store opened for reading only.
+pub struct StoreReader {
+    dir: PathBuf,
+    identity: StoreIdentity,
+    state: ReadOnlyDatabase,
+    acc: LtHash,
+    log_len: u64,
+    paused: Option<PauseRecord>,
+}
+
+impl StoreReader {
+    /// Opens `dir` read-only; both files must agree on the identity.
+    pub fn open(dir: &Path) -> Result<StoreReader, StoreError> {
+        let (identity, _) = peek::peek_both(dir)?;
+        let path = dir.join(STATE_FILE);
+        let state = open_ro(&path)?;
+        let (acc, log_len, paused) = super::read_bookkeeping(&state, &path, &identity)?;
+        Ok(StoreReader { dir: dir.to_path_buf(), identity, state, acc, log_len, paused })
+    }
+
+    pub fn identity(&self) -> &StoreIdentity {
+        &self.identity
+    }
+
+    /// The stored state hash.
+    pub fn state_hash(&self) -> StateHash {
+        self.acc.state_hash(&self.identity.store_type, self.identity.schema_version)
+    }
+
+    pub fn log_len(&self) -> u64 {
+        self.log_len
+    }
+
+    pub fn paused(&self) -> Option<&PauseRecord> {
+        self.paused.as_ref()
+    }
+
+    /// Recomputes the state hash from the tables and compares it with the stored one.
+    pub fn verify(&self) -> Result<StateHash, StoreError> {
+        let computed = super::recompute(&self.state, &self.dir.join(STATE_FILE), &self.identity)?;
+        if computed != self.state_hash() {
+            return Err(StoreError::Corrupt { dir: self.dir.clone(), stored: self.state_hash(), computed });
+        }
+        Ok(computed)
+    }
+
+    /// Calls `f` on every `data` row in key order.
+    pub fn for_each_row(&self, f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
+        super::for_each_row(&self.state, &self.dir.join(STATE_FILE), f)
+    }
+
+    /// Every author's chain tip, ordered by author.
+    pub fn tips(&self) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
+        super::read_tips(&self.state, &self.dir.join(STATE_FILE))
+    }
+}
+
+/// What `audit` needs to know about a store, read without writing and without stopping at the
+/// first inconsistency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditFacts {
+    pub state: StoreIdentity,
+    pub log: StoreIdentity,
+    /// The (type, schema) log.db records the store was created as, if present.
+    pub created_as: Option<(String, u64)>,
+    /// Whether the stored state hash is the accumulator's hash under the live type and schema
+    /// (the hash binds the type it was computed for, so an in-place type swap breaks this).
+    pub hash_matches_type: bool,
+}
+
+/// Reads the facts `audit` judges. Fails only when a file cannot be read at all.
+pub fn audit_facts(dir: &Path) -> Result<AuditFacts, StoreError> {
+    use super::error::RedbContext;
+    use super::layout::{
+        open_ro_table, read_bytes, read_hash, read_identity, read_opt, K_ACC, K_CREATED_AS, K_HASH, LOG_FILE, LOG_META, META,
+    };
+    use redb::ReadableDatabase;
+    peek::check_dir(dir)?;
+    let (state_path, log_path) = (dir.join(STATE_FILE), dir.join(LOG_FILE));
+    let state_db = open_ro(&state_path)?;
+    let txn = state_db.begin_read().at(&state_path)?;
+    let meta = open_ro_table(&txn, META, &state_path)?;
+    let state = read_identity(&meta, &state_path)?;
+    let acc = LtHash::from_bytes(&read_bytes(&meta, K_ACC, &state_path)?);
+    let stored = StateHash(read_hash(&meta, K_HASH, &state_path)?);
+    let hash_matches_type = acc.is_some_and(|a| a.state_hash(&state.store_type, state.schema_version) == stored);
+    let log_db = open_ro(&log_path)?;
+    let txn = log_db.begin_read().at(&log_path)?;
+    let log_meta = open_ro_table(&txn, LOG_META, &log_path)?;
+    let log = read_identity(&log_meta, &log_path)?;
+    let created_as = read_opt(&log_meta, K_CREATED_AS, &log_path)?.and_then(|raw| {
+        let schema = u64::from_le_bytes(raw.get(..8)?.try_into().ok()?);
+        Some((String::from_utf8(raw[8..].to_vec()).ok()?, schema))
+    });
+    Ok(AuditFacts { state, log, created_as, hash_matches_type })
+}

@@ -1,0 +1,275 @@
+//! Migrations on real store files: the five checks on every bundled kvstore history, injected
+//! failures and SIGKILL, a lossy migration, the in-place type swap audit, and bad inputs.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use lattice_conform::corpus::{self, Manifest};
+use lattice_conform::lattice_logic::kvstore::{encode_payload, Entry, KvStore};
+use lattice_conform::migrate::{self, FailPoint, KvToV2, MigrateError, MigrateOptions, MigrationGolden};
+use lattice_conform::op::{op_id, Hlc, Op, ZERO_HASH};
+use lattice_conform::registry::Registry;
+use lattice_conform::replay::MemStore;
+use lattice_conform::store::{Store, StoreIdentity};
+use uuid::Uuid;
+
+use crate::util::{digests, example_store, run, tamper_str_table, Run};
+
+const V2: &str = "core:kvstore-v2";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A store on disk holding the valid prefix of a bundled history (negative histories stop
+/// before their rejected op, so the source is not paused).
+fn source_from(entry: &corpus::ManifestEntry, dir: &Path) -> PathBuf {
+    let h = corpus::load_checked(&root().join("corpus"), entry).unwrap();
+    let id = StoreIdentity { store_id: h.store_id, store_type: h.store_type.clone(), schema_version: 1 };
+    let mut probe = MemStore::new(id, Arc::new(KvStore));
+    let valid = h.ops.iter().take_while(|op| probe.apply(op).is_ok()).count();
+    let src = dir.join("src");
+    Store::create(&src, h.store_id, Arc::new(KvStore)).unwrap().apply_ops(&h.ops[..valid], 0).unwrap();
+    src
+}
+
+#[test]
+fn all_five_checks_pass_on_every_bundled_kvstore_history_and_match_the_migration_goldens() {
+    let registry = Registry::with_reference_types();
+    let manifest = Manifest::load(&root().join("corpus"), false).unwrap();
+    let entries: Vec<_> = manifest.files.iter().filter(|e| e.store_type == "core:kvstore").collect();
+    assert!(entries.len() >= 40);
+    for e in entries {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = source_from(e, tmp.path());
+        let mut opts = MigrateOptions::new(V2);
+        opts.target_id = Some(migrate::golden_target_id());
+        let (outcome, checks) = migrate::migrate_checked(&src, &tmp.path().join("dst"), &opts, None, &registry).unwrap();
+        assert_eq!(checks.len(), 5);
+        for c in &checks {
+            assert!(c.ok, "{}: check `{}` failed: {}", e.id(), c.name, c.detail);
+        }
+        let golden_path = migrate::migration_golden_path(&root().join("golden"), &KvToV2::default(), e).unwrap();
+        let golden: MigrationGolden = serde_json::from_str(&std::fs::read_to_string(golden_path).unwrap()).unwrap();
+        assert_eq!(outcome.target_state_hash, golden.target_state_hash, "{}: on-disk migration vs its golden", e.id());
+    }
+}
+
+/// A kvstore with `keys` keys, 100 per op, so the migration has several ops (256 keys each).
+fn big_source(dir: &Path, keys: usize) -> PathBuf {
+    let id = Uuid::from_u128(77);
+    let src = dir.join("src");
+    let mut prev = ZERO_HASH;
+    let ops: Vec<Op> = (0..keys.div_ceil(100))
+        .map(|n| {
+            let entries: Vec<Entry> = (n * 100..((n + 1) * 100).min(keys))
+                .map(|i| Entry::Put { key: format!("k{i:06}").into_bytes(), value: vec![b'v'; 8] })
+                .collect();
+            let op = Op {
+                author: [3; 32],
+                hlc: Hlc { wall_ms: n as u64, counter: 0 },
+                prev,
+                causal_deps: vec![],
+                payload: encode_payload(&entries),
+            };
+            prev = op_id(&id, &op);
+            op
+        })
+        .collect();
+    Store::create(&src, id, Arc::new(KvStore)).unwrap().apply_ops(&ops, 0).unwrap();
+    src
+}
+
+fn leftovers(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains(".migrating-")).count()
+}
+
+#[test]
+fn injected_failures_leave_no_target_and_the_source_untouched_and_reruns_converge() {
+    let registry = Registry::with_reference_types();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = big_source(tmp.path(), 1000);
+    let before = digests(&src);
+    let mut opts = MigrateOptions::new(V2);
+    opts.target_id = Some(Uuid::from_u128(5));
+    let expected = migrate::migrate(&src, &tmp.path().join("reference"), &opts, None, &registry).unwrap().target_state_hash;
+    for point in [FailPoint::AfterOp(0), FailPoint::AfterOp(1), FailPoint::AfterOp(3), FailPoint::BeforeRename, FailPoint::AfterRename] {
+        let dst = tmp.path().join(format!("dst-{point:?}"));
+        let failing = MigrateOptions { fail_at: Some(point), ..opts.clone() };
+        assert!(matches!(migrate::migrate(&src, &dst, &failing, None, &registry), Err(MigrateError::Injected(_))));
+        assert_eq!(dst.exists(), point == FailPoint::AfterRename, "{point:?}");
+        assert_eq!(digests(&src), before, "{point:?}: source changed");
+        let hash = if dst.exists() {
+            registry.open(&dst).unwrap().verify().unwrap().to_string()
+        } else {
+            migrate::migrate(&src, &dst, &opts, None, &registry).unwrap().target_state_hash
+        };
+        assert_eq!(hash, expected, "{point:?}");
+        assert_eq!(leftovers(tmp.path()), 0, "{point:?}: temporary build directories left behind");
+    }
+}
+
+#[test]
+fn sigkill_mid_migration_leaves_no_target_and_a_rerun_reaches_the_same_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = big_source(tmp.path(), 1000);
+    let before = digests(&src);
+    let dst = tmp.path().join("dst");
+    let id = "00000000-0000-4000-8000-000000000009";
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec![
+            "migrate".into(),
+            src.display().to_string(),
+            dst.display().to_string(),
+            "--to-type".into(),
+            V2.into(),
+            "--id".into(),
+            id.into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let mut child =
+        Command::new(env!("CARGO_BIN_EXE_lattice-conform")).args(args(&["--stall-after", "2"])).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "stalled after 2 ops\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!dst.exists(), "a killed migration must not leave a destination");
+    assert_eq!(digests(&src), before);
+    assert_eq!(leftovers(tmp.path()), 1, "the killed run's build directory is still there");
+    let out = run(args(&[])).expect(0);
+    let mut opts = MigrateOptions::new(V2);
+    opts.target_id = Some(id.parse().unwrap());
+    let expected =
+        migrate::migrate(&src, &tmp.path().join("reference"), &opts, None, &Registry::with_reference_types()).unwrap().target_state_hash;
+    assert!(out.stdout.trim_end().ends_with(&expected), "{}", out.stdout);
+    assert_eq!(leftovers(tmp.path()), 0, "the rerun cleans up the stale build directory");
+}
+
+#[test]
+fn a_lossy_migration_fails_the_equivalence_check_naming_the_dropped_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = example_store(tmp.path());
+    let lossy: Arc<dyn migrate::Migration> = Arc::new(KvToV2 { drop_first_key: true });
+    let registry = Registry::with_reference_types();
+    let (_, checks) = migrate::migrate_checked(&src, &tmp.path().join("dst"), &MigrateOptions::new(V2), Some(lossy), &registry).unwrap();
+    let eq = &checks[2];
+    assert_eq!((eq.name.as_str(), eq.ok), ("equivalence", false));
+    assert_eq!(eq.diff.len(), 1);
+    assert_eq!(eq.diff[0].key.utf8.as_deref(), Some("color"), "the first live key in key order");
+    assert!(eq.diff[0].actual.is_none());
+    assert!(checks.iter().filter(|c| c.name != "equivalence").all(|c| c.ok));
+}
+
+#[test]
+fn audit_catches_a_type_rewritten_in_place_and_passes_a_clean_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let clean = run([OsStr::new("audit"), dir.as_os_str()]).expect(0);
+    assert!(clean.stdout.contains("clean"));
+    tamper_str_table(&dir.join("state.db"), "meta", "store_type", Some(V2.as_bytes()));
+    let out = run([OsStr::new("audit"), dir.as_os_str()]).expect(1);
+    assert!(
+        out.stdout.contains("state.db says (") && out.stdout.contains("created as `core:kvstore` schema 1, now `core:kvstore-v2`"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("the stored state hash was not computed for `core:kvstore-v2`"), "{}", out.stdout);
+    // Rewriting both meta tables consistently is still caught by the creation record and the hash.
+    tamper_str_table(&dir.join("log.db"), "log_meta", "store_type", Some(V2.as_bytes()));
+    let both = run([OsStr::new("audit"), dir.as_os_str()]).expect(1);
+    assert!(!both.stdout.contains("state.db says (") && both.stdout.contains("created as `core:kvstore`"), "{}", both.stdout);
+}
+
+fn migrate_cli(src: &Path, dst: &Path, ty: &str) -> Run {
+    run([OsStr::new("migrate"), src.as_os_str(), dst.as_os_str(), OsStr::new("--to-type"), OsStr::new(ty)])
+}
+
+#[test]
+fn bad_migration_inputs_are_exit_2_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = example_store(tmp.path());
+    let before = digests(&src);
+    let dst = tmp.path().join("dst");
+    let cases = [
+        ("missing source", tmp.path().join("nope"), dst.clone(), V2, "no such store directory"),
+        ("unknown target type", src.clone(), dst.clone(), "acme:nothing", "no migration from `core:kvstore` to `acme:nothing`"),
+        ("no migration between the types", src.clone(), dst.clone(), "core:logstore", "available: core:kvstore -> core:kvstore-v2"),
+        ("destination exists", src.clone(), src.clone(), V2, "already exists"),
+    ];
+    for (what, s, d, ty, needle) in cases {
+        let out = migrate_cli(&s, &d, ty).expect(2);
+        assert!(out.stderr.contains(needle), "{what}: {}", out.stderr);
+        assert!(!dst.exists(), "{what}: wrote a destination");
+        assert_eq!(digests(&src), before, "{what}: touched the source");
+    }
+    let corrupt = tmp.path().join("corrupt");
+    std::fs::create_dir(&corrupt).unwrap();
+    std::fs::copy(src.join("log.db"), corrupt.join("log.db")).unwrap();
+    std::fs::write(corrupt.join("state.db"), b"garbage").unwrap();
+    assert!(migrate_cli(&corrupt, &dst, V2).expect(2).stderr.contains("not a redb database"));
+    let paused = tmp.path().join("paused");
+    let text = std::fs::read_to_string(root().join("examples/kv-example.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let op = v["ops"][2].as_object_mut().unwrap();
+    op.insert("payload".into(), "00".into());
+    op.remove("id");
+    op.remove("decoded");
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, v.to_string()).unwrap();
+    run([OsStr::new("apply"), paused.as_os_str(), bad.as_os_str(), OsStr::new("--create")]).expect(2);
+    let out = migrate_cli(&paused, &dst, V2).expect(2);
+    assert!(out.stderr.contains("store is paused since op 2"), "{}", out.stderr);
+    assert!(!dst.exists());
+}
+
+#[test]
+fn dry_run_runs_every_check_and_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = example_store(tmp.path());
+    let dst = tmp.path().join("dst");
+    let args = [OsStr::new("migrate"), src.as_os_str(), dst.as_os_str(), OsStr::new("--to-type"), OsStr::new(V2), OsStr::new("--dry-run")];
+    let out = run(args).expect(0);
+    assert_eq!(out.stdout.matches(" ok ").count(), 5, "{}", out.stdout);
+    assert!(!dst.exists());
+    let names: Vec<String> =
+        std::fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["store"], "only the source remains");
+}
+
+#[test]
+fn verify_migrations_passes_on_the_bundled_goldens_and_fails_on_an_edited_one() {
+    let (corpus, golden) = (root().join("corpus"), root().join("golden"));
+    let args = |g: &Path| {
+        [
+            OsStr::new("verify"),
+            OsStr::new("--migrations"),
+            OsStr::new("--corpus"),
+            corpus.as_os_str(),
+            OsStr::new("--golden"),
+            g.as_os_str(),
+        ]
+        .map(|s| s.to_os_string())
+    };
+    run(args(&golden)).expect(0);
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("golden");
+    let manifest = Manifest::load(&corpus, false).unwrap();
+    let e = manifest.files.iter().find(|e| e.store_type == "core:kvstore").unwrap();
+    for entry in manifest.files.iter().filter(|e| e.store_type == "core:kvstore") {
+        let from = migrate::migration_golden_path(&golden, &KvToV2::default(), entry).unwrap();
+        let to = migrate::migration_golden_path(&copy, &KvToV2::default(), entry).unwrap();
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap();
+    }
+    let edited = migrate::migration_golden_path(&copy, &KvToV2::default(), e).unwrap();
+    let g: MigrationGolden = serde_json::from_str(&std::fs::read_to_string(&edited).unwrap()).unwrap();
+    std::fs::write(&edited, std::fs::read_to_string(&edited).unwrap().replace(&g.target_state_hash, &"0".repeat(64))).unwrap();
+    let out = run(args(&copy)).expect(1);
+    assert!(out.stdout.contains(&format!("FAIL migration:{}", e.id())), "{}", out.stdout);
+}

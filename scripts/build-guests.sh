@@ -5,8 +5,9 @@
 #   scripts/build-guests.sh --check   rebuild into a temp dir and compare with guests/dist/ byte for byte
 #
 # Reproducible: a fixed profile (no debug info, stripped, panic=abort, one codegen unit, LTO), the
-# committed guests/Cargo.lock (--locked), no registry dependencies, and every absolute build path
-# remapped, so the bytes depend only on the source and the compiler. The compiler version is
+# committed guests/Cargo.lock (--locked), no registry dependencies, and a fixed build directory
+# (/tmp/lattice-conform-guests, paths remapped), so the bytes depend only on the source and the
+# compiler, not on where the repository is checked out. The compiler version is
 # recorded in guests/dist/TOOLCHAIN: a different rustc may emit different bytes, so --check
 # refuses to compare (exit 3) rather than report a false mismatch.
 set -euo pipefail
@@ -34,10 +35,16 @@ if [ "$mode" = check ] && [ "$toolchain" != "$(cat "$dist/TOOLCHAIN")" ]; then
 fi
 
 host_target="${CARGO_TARGET_DIR:-$root/target}"
-work="$(mktemp -d)"
+# Cargo derives symbol hashes from a path dependency's absolute path, so the sources are copied to
+# one fixed directory and built there: the bytes must not depend on where the repository is.
+work=/tmp/lattice-conform-guests
+rm -rf "$work"
 trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/src/crates" "$work/src/guests"
+cp -r crates/lattice-logic "$work/src/crates/"
+(cd guests && cp -r Cargo.toml Cargo.lock guest-abi kvstore logstore kvstore-forget-one-head "$work/src/guests/")
 export CARGO_TARGET_DIR="$work/target"
-export RUSTFLAGS="--remap-path-prefix=$root=/lattice --remap-path-prefix=$work=/build --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+export RUSTFLAGS="--remap-path-prefix=$work/src=/lattice --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
 unset CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
 
 # out-name  package  profile
@@ -52,7 +59,7 @@ out="$work/dist"
 mkdir -p "$out"
 for g in "${guests[@]}"; do
   read -r name pkg profile <<<"$g"
-  (cd guests && cargo build --quiet --locked --target "$target" --profile "$profile" -p "$pkg")
+  (cd "$work/src/guests" && cargo build --quiet --locked --target "$target" --profile "$profile" -p "$pkg")
   install -m 644 "$CARGO_TARGET_DIR/$target/$profile/${pkg//-/_}.wasm" "$out/$name.wasm"
 done
 echo "$toolchain" >"$out/TOOLCHAIN"

@@ -6,6 +6,7 @@
 //! generic open flow); [`history`] (history files). The binary is a thin shell over these.
 
 pub mod build;
+pub mod certify;
 pub mod corpus;
 pub mod decode;
 pub mod diff;
@@ -16,6 +17,7 @@ pub mod history;
 pub mod kernel;
 pub mod migrate;
 pub mod op;
+pub mod record;
 pub mod registry;
 pub mod replay;
 pub mod report;

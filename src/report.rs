@@ -46,7 +46,7 @@ pub fn human(report: &Report) -> String {
     out
 }
 
-fn divergence_text(out: &mut String, d: &Divergence) {
+pub fn divergence_text(out: &mut String, d: &Divergence) {
     writeln!(
         out,
         "  first divergent op: #{} (id {}), author {}, hlc {}.{}",

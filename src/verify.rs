@@ -389,7 +389,7 @@ fn last_agreeing_checkpoint(expected: &Golden, actual: &Golden) -> u64 {
 }
 
 /// Replays both builds; compares state hash and outcome after every op from `start` on.
-fn first_divergence(h: &History, reference: Logic, candidate: Logic, start: u64) -> Option<Divergence> {
+pub fn first_divergence(h: &History, reference: Logic, candidate: Logic, start: u64) -> Option<Divergence> {
     let identity = StoreIdentity { store_id: h.store_id, store_type: h.store_type.clone(), schema_version: h.schema_version };
     let mut r = MemStore::new(identity.clone(), reference);
     let mut c = MemStore::new(identity, candidate);

@@ -60,6 +60,13 @@ enum Command {
         /// Recompute the state hash from the tables; a mismatch is reported as corrupt (exit 1).
         #[arg(long)]
         verify: bool,
+        /// Replay the store's log with --build and refuse the store as corrupt (exit 1) if the
+        /// result differs from the stored state hash.
+        #[arg(long)]
+        verify_history: bool,
+        /// The build for --verify-history: `native`, `native-fault:NAME`, a .wasm path, `cas:<digest>`.
+        #[arg(long, default_value = "native")]
+        build: String,
         #[arg(long)]
         json: bool,
     },
@@ -100,6 +107,10 @@ enum Command {
     Migrate(MigrateArgs),
     /// Flag a store whose type was changed in place (exit 1 with the findings; 0 when clean).
     Audit { dir: PathBuf },
+    /// Certify a hot-fix build as hash-equivalent to its baseline, or check a certificate.
+    Certify(CertifyArgs),
+    /// Export a store's log as a history (checked to reproduce its state hash).
+    Record(RecordArgs),
     /// Test support: open DIR for writing, print "ready", hold it until standard input closes.
     #[command(hide = true)]
     HoldOpen { dir: PathBuf },
@@ -120,6 +131,9 @@ fn main() -> ExitCode {
 }
 
 fn exit_code(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<lattice_conform::record::RecordError>().is_some_and(|r| r.is_check_failure()) {
+        return exit::CHECK_FAILED;
+    }
     let store_err = e.downcast_ref::<StoreError>().or_else(|| match e.downcast_ref::<OpenError>() {
         Some(OpenError::Store(s)) => Some(s),
         _ => None,
@@ -139,10 +153,16 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Create { dir, store_type, id } => create(&registry, &dir, &store_type, id.unwrap_or_else(Uuid::new_v4)),
         Command::Apply { dir, history, create } => apply(&registry, &dir, &history, create),
         Command::Peek { dir, json } => peek(&dir, json),
-        Command::Open { dir, verify, json } => open(&registry, &dir, verify, json),
+        Command::Open { dir, verify, verify_history: true, build, json } => {
+            verify_history(&registry, &dir, &build)?;
+            open(&registry, &dir, verify, json)
+        }
+        Command::Open { dir, verify, json, .. } => open(&registry, &dir, verify, json),
         Command::Rebuild { dir } => rebuild(&registry, &dir),
         Command::Dump { dir, json } => dump(&registry, &dir, json),
         Command::HoldOpen { dir } => hold_open(&registry, &dir),
+        Command::Certify(args) => certify(&registry, args),
+        Command::Record(args) => record(&registry, args),
         Command::Migrate(args) => migrate(&registry, args),
         Command::Audit { dir } => audit(&registry, &dir),
         Command::Gen(args) => gen(args),
@@ -544,6 +564,127 @@ fn bless_migrations(registry: &Registry, corpus: &Path, golden: &Path, accept: b
         if accept { "accepted" } else { "new or changed (pending)" }
     );
     Ok(())
+}
+
+#[derive(clap::Args)]
+struct CertifyArgs {
+    #[arg(long = "type", required_unless_present = "check")]
+    store_type: Option<String>,
+    #[arg(long, required_unless_present = "check")]
+    baseline: Option<String>,
+    #[arg(long, required_unless_present = "check")]
+    candidate: Option<String>,
+    /// The bundled corpus (phase 1).
+    #[arg(long, default_value = "corpus")]
+    bundled: PathBuf,
+    /// More corpora to replay in phase 1 (e.g. recorded production histories).
+    #[arg(long)]
+    corpus: Vec<PathBuf>,
+    /// Generated cases in phase 2.
+    #[arg(long, default_value_t = 200)]
+    cases: u32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 200)]
+    max_ops: u32,
+    /// Where to write the certificate.
+    #[arg(long, default_value = "certificate.json")]
+    out: PathBuf,
+    /// Where to write the shrunk counterexample history on divergence.
+    #[arg(long, default_value = "certify-counterexample.json")]
+    counterexample: PathBuf,
+    /// Re-derive this certificate; exit 0 if it still holds, 1 if not.
+    #[arg(long)]
+    check: Option<PathBuf>,
+}
+
+fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {
+    use lattice_conform::certify as c;
+    if let Some(path) = &args.check {
+        return match c::check(path, registry)? {
+            None => Ok(println!("{}: still holds", path.display())),
+            Some(reason) => anyhow::bail!(CheckFailed(format!("{}: {reason}", path.display()))),
+        };
+    }
+    let opts = c::CertifyOptions {
+        store_type: args.store_type.expect("clap"),
+        baseline: args.baseline.expect("clap").parse()?,
+        candidate: args.candidate.expect("clap").parse()?,
+        corpora: std::iter::once(args.bundled).chain(args.corpus).collect(),
+        cases: args.cases,
+        seed: args.seed,
+        max_ops: args.max_ops,
+    };
+    match c::certify(&opts, registry)? {
+        c::Verdict::Equivalent(cert) => {
+            lattice_conform::corpus::write_atomic(&args.out, c::to_text(&cert).as_bytes())?;
+            println!("equivalent on {} histories ({} ops); certificate written to {}", cert.histories, cert.ops, args.out.display());
+            Ok(())
+        }
+        c::Verdict::Diverged { source, history, divergence } => {
+            lattice_conform::corpus::write_atomic(&args.counterexample, history.to_json().as_bytes())?;
+            let mut text = String::new();
+            lattice_conform::report::divergence_text(&mut text, &divergence);
+            println!("DIVERGED on {source}; shrunk to {} ops, written to {}", history.ops.len(), args.counterexample.display());
+            print!("{text}");
+            anyhow::bail!(CheckFailed(format!("{} is not hash-equivalent to {}", opts.candidate, opts.baseline)))
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct RecordArgs {
+    dir: PathBuf,
+    /// Write the history here.
+    #[arg(long, required_unless_present = "corpus")]
+    out: Option<PathBuf>,
+    /// Or add it to this corpus (updating its manifest), with its golden under --golden.
+    #[arg(long, requires_all = ["golden", "name"])]
+    corpus: Option<PathBuf>,
+    #[arg(long)]
+    golden: Option<PathBuf>,
+    /// The history's name in the corpus.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()> {
+    let history = lattice_conform::record::record(&args.dir, registry)?;
+    let text = history.to_json();
+    if let Some(out) = &args.out {
+        lattice_conform::corpus::write_atomic(out, text.as_bytes())?;
+        println!("recorded {} ops to {}", history.ops.len(), out.display());
+    }
+    if let (Some(c), Some(g), Some(name)) = (&args.corpus, &args.golden, &args.name) {
+        let entry = lattice_conform::corpus::add_history(c, name, &history)?;
+        let logic = registry.resolve(&StoreIdentity {
+            store_id: history.store_id,
+            store_type: history.store_type.clone(),
+            schema_version: history.schema_version,
+        })?;
+        let golden = lattice_conform::golden::compute(&history, logic, &entry);
+        lattice_conform::corpus::write_atomic(
+            &lattice_conform::golden::path_for(g, &entry),
+            lattice_conform::golden::to_text(&golden).as_bytes(),
+        )?;
+        println!("recorded {} ops as {} with its golden (final state hash {})", history.ops.len(), entry.id(), golden.final_state_hash);
+    }
+    Ok(())
+}
+
+fn verify_history(registry: &Registry, dir: &Path, build: &str) -> anyhow::Result<()> {
+    let spec: lattice_conform::build::BuildSpec = build.parse()?;
+    let Some(refusal) = lattice_conform::record::verify_history(dir, &spec, registry)? else {
+        println!("history verified: replaying the log with {spec} reproduces the stored state hash");
+        return Ok(());
+    };
+    println!("replaying the log with {spec} gives {}, the store says {}", refusal.replayed, refusal.stored);
+    if let Some(d) = &refusal.divergence {
+        let mut text = String::new();
+        lattice_conform::report::divergence_text(&mut text, d);
+        print!("{text}");
+    }
+    anyhow::bail!(CheckFailed(format!("{}: corrupt under build {spec}: its history does not reproduce the stored state", dir.display())))
 }
 
 fn hold_open(registry: &Registry, dir: &Path) -> anyhow::Result<()> {

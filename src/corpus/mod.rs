@@ -231,6 +231,24 @@ pub fn generate_into(out: &Path, req: &GenRequest) -> Result<Coverage, CorpusErr
     Ok(cov)
 }
 
+/// Writes `history` into the corpus at `dir` as `<type dir>/<name>.json` and lists it in the
+/// manifest (replacing an entry of the same path).
+pub fn add_history(dir: &Path, name: &str, history: &History) -> Result<ManifestEntry, CorpusError> {
+    let rel = format!("{}/{name}.json", type_dir(&history.store_type)?);
+    let text = history.to_json();
+    write_atomic(&dir.join(&rel), text.as_bytes())?;
+    let entry = ManifestEntry {
+        path: rel,
+        store_type: history.store_type.clone(),
+        ops: history.ops.len() as u64,
+        blake3: blake3::hash(text.as_bytes()).to_hex().to_string(),
+    };
+    let mut manifest = Manifest::load(dir, true)?;
+    manifest.upsert(entry.clone());
+    manifest.save(dir)?;
+    Ok(entry)
+}
+
 /// One committed history that no longer regenerates byte for byte.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Drift {

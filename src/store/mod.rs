@@ -403,7 +403,7 @@ fn log_count(db: &impl ReadableDatabase, path: &Path) -> Result<u64, StoreError>
     layout::open_ro_table(&txn, LOG, path)?.len().at(path)
 }
 
-fn read_log(db: &impl ReadableDatabase, path: &Path, from: u64) -> Result<Vec<Op>, StoreError> {
+pub(crate) fn read_log(db: &impl ReadableDatabase, path: &Path, from: u64) -> Result<Vec<Op>, StoreError> {
     let txn = db.begin_read().at(path)?;
     let log = layout::open_ro_table(&txn, LOG, path)?;
     let mut ops = Vec::new();

@@ -64,6 +64,12 @@ impl StoreReader {
         super::for_each_row(&self.state, &self.dir.join(STATE_FILE), f)
     }
 
+    /// The logged ops in apply order, read from `log.db` read-only.
+    pub fn log_ops(&self) -> Result<Vec<crate::op::Op>, StoreError> {
+        let path = self.dir.join(super::layout::LOG_FILE);
+        super::read_log(&open_ro(&path)?, &path, 0)
+    }
+
     /// Every author's chain tip, ordered by author.
     pub fn tips(&self) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
         super::read_tips(&self.state, &self.dir.join(STATE_FILE))

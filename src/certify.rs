@@ -1,0 +1,326 @@
+//! Hot-fix certification: is a candidate build hash-equivalent to its baseline?
+//!
+//! Both builds replay the same histories side by side and must agree after every op, on the
+//! outcome (applied, duplicate, or the same reject kind) and on the state hash. Phase 1 replays
+//! every history of the bundled corpus for the type and of any extra corpus (e.g. recorded
+//! production histories); phase 2 replays generated histories (the corpus generator's scenarios)
+//! and mutations of corpus payload bytes, re-chained so the ops stay valid — so a store type with
+//! no generator still gets coverage. A divergence is shrunk to a small history that still
+//! diverges. Agreement yields a certificate bound to both builds' digests; the same inputs give a
+//! byte-identical certificate, and `check` re-derives it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::build::{BuildError, BuildSpec};
+use crate::corpus::{self, gen, CorpusError, Manifest};
+use crate::history::History;
+use crate::op::{op_id, Op, OpId};
+use crate::registry::Registry;
+use crate::store::Logic;
+use crate::verify::{first_divergence, Divergence};
+
+const CERT_TAG: &str = "lattice-conform/certificate";
+const CERT_VERSION: u32 = 1;
+
+/// What to certify.
+#[derive(Clone, Debug)]
+pub struct CertifyOptions {
+    pub store_type: String,
+    pub baseline: BuildSpec,
+    pub candidate: BuildSpec,
+    /// Corpus directories (the bundled one first); histories of other types are skipped.
+    pub corpora: Vec<PathBuf>,
+    /// Generated cases (phase 2); half generated histories, half payload mutations.
+    pub cases: u32,
+    pub seed: u64,
+    pub max_ops: u32,
+}
+
+/// A certificate: the candidate reproduced the baseline's outcome and state hash after every op
+/// of every history listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    pub format: String,
+    pub format_version: u32,
+    pub tool: String,
+    pub store_type: String,
+    pub schema_version: u64,
+    pub baseline: BuildId,
+    pub candidate: BuildId,
+    pub corpora: Vec<CorpusId>,
+    pub seed: u64,
+    pub cases: u32,
+    pub max_ops: u32,
+    pub histories: u64,
+    pub ops: u64,
+    pub verdict: String,
+}
+
+/// A build and the digest of its bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildId {
+    /// The `--build` argument.
+    pub build: String,
+    /// blake3 of the `.wasm` bytes; for a native build, of the running executable.
+    pub blake3: String,
+    /// `wasm`, or `native lattice-conform <version>`.
+    pub kind: String,
+}
+
+/// A corpus and the digest of its manifest (which lists every file's digest).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorpusId {
+    pub path: String,
+    pub manifest_blake3: String,
+    pub histories: u64,
+}
+
+/// The result of a certification run.
+#[derive(Debug)]
+pub enum Verdict {
+    Equivalent(Certificate),
+    /// The builds disagree; the history is shrunk, `source` says where it came from.
+    Diverged {
+        source: String,
+        history: History,
+        divergence: Box<Divergence>,
+    },
+}
+
+/// Unusable input (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertifyError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+    #[error("{0}: cannot read the build to digest it")]
+    Io(PathBuf, #[source] std::io::Error),
+    #[error(transparent)]
+    Version(#[from] crate::versioned::VersionError),
+}
+
+/// Runs both phases.
+pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, CertifyError> {
+    let baseline = opts.baseline.logic(&opts.store_type, registry)?;
+    let candidate = opts.candidate.logic(&opts.store_type, registry)?;
+    let mut corpus_ids = Vec::new();
+    let mut histories: Vec<(String, History)> = Vec::new();
+    for dir in &opts.corpora {
+        let (id, hs) = load_corpus(dir, &opts.store_type)?;
+        corpus_ids.push(id);
+        histories.extend(hs);
+    }
+    let generated = generated_cases(opts, &histories);
+    let (mut count, mut ops) = (0u64, 0u64);
+    for (source, h) in histories.iter().chain(generated.iter()) {
+        if let Some(d) = first_divergence(h, baseline.clone(), candidate.clone(), 0) {
+            let (history, divergence) = shrink(h.clone(), d, &baseline, &candidate);
+            return Ok(Verdict::Diverged { source: source.clone(), history, divergence: Box::new(divergence) });
+        }
+        count += 1;
+        ops += h.ops.len() as u64;
+    }
+    Ok(Verdict::Equivalent(Certificate {
+        format: CERT_TAG.into(),
+        format_version: CERT_VERSION,
+        tool: format!("lattice-conform {}", env!("CARGO_PKG_VERSION")),
+        store_type: opts.store_type.clone(),
+        schema_version: baseline.schema_version(),
+        baseline: build_id(&opts.baseline)?,
+        candidate: build_id(&opts.candidate)?,
+        corpora: corpus_ids,
+        seed: opts.seed,
+        cases: opts.cases,
+        max_ops: opts.max_ops,
+        histories: count,
+        ops,
+        verdict: "equivalent".into(),
+    }))
+}
+
+/// The certificate's canonical text: pretty JSON and a newline.
+pub fn to_text(c: &Certificate) -> String {
+    let mut s = serde_json::to_string_pretty(c).expect("a certificate serializes");
+    s.push('\n');
+    s
+}
+
+/// Re-derives a certificate from its own recorded inputs. `Ok(None)` if it still holds byte for
+/// byte; `Ok(Some(reason))` if not (a build or corpus changed or cannot be read, or the file was
+/// edited). `Err` only if the certificate itself cannot be read.
+pub fn check(path: &Path, registry: &Registry) -> Result<Option<String>, CertifyError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CertifyError::Io(path.to_path_buf(), e))?;
+    let cert: Certificate = match crate::versioned::check(&text, path, CERT_TAG, CERT_VERSION).map(|_| serde_json::from_str(&text)) {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return Ok(Some(format!("the certificate does not parse: {e}"))),
+        Err(e) => return Ok(Some(format!("the certificate does not parse: {e}"))),
+    };
+    let opts = CertifyOptions {
+        store_type: cert.store_type.clone(),
+        baseline: cert.baseline.build.parse()?,
+        candidate: cert.candidate.build.parse()?,
+        corpora: cert.corpora.iter().map(|c| PathBuf::from(&c.path)).collect(),
+        cases: cert.cases,
+        seed: cert.seed,
+        max_ops: cert.max_ops,
+    };
+    // Anything that stops the re-derivation (a build that no longer loads, a corpus that changed
+    // or vanished) means the certificate no longer holds.
+    let verdict = match certify(&opts, registry) {
+        Ok(v) => v,
+        Err(e) => return Ok(Some(format!("cannot re-derive: {e}"))),
+    };
+    Ok(match verdict {
+        Verdict::Diverged { source, divergence, .. } => Some(format!("the builds now diverge on {source} at op {}", divergence.op_index)),
+        Verdict::Equivalent(again) if to_text(&again) == text => None,
+        Verdict::Equivalent(again) => Some(first_difference(&text, &to_text(&again))),
+    })
+}
+
+fn first_difference(file: &str, derived: &str) -> String {
+    let (line, (a, b)) = file.lines().zip(derived.lines()).enumerate().find(|(_, (a, b))| a != b).unwrap_or((0, ("", "")));
+    format!("the certificate no longer holds: line {}: file has `{}`, re-derived `{}`", line + 1, a.trim(), b.trim())
+}
+
+fn load_corpus(dir: &Path, store_type: &str) -> Result<(CorpusId, Vec<(String, History)>), CertifyError> {
+    let manifest = Manifest::load(dir, false)?;
+    let mut out = Vec::new();
+    for e in manifest.files.iter().filter(|e| e.store_type == store_type) {
+        out.push((format!("{}: {}", dir.display(), e.id()), corpus::load_checked(dir, e)?));
+    }
+    let digest = corpus::digest_file(&dir.join(corpus::MANIFEST))?;
+    Ok((CorpusId { path: dir.display().to_string(), manifest_blake3: digest, histories: out.len() as u64 }, out))
+}
+
+/// Phase 2: generated histories of the type's scenarios, then payload mutations of corpus
+/// histories (half each; all mutations when the type has no generator).
+fn generated_cases(opts: &CertifyOptions, corpus: &[(String, History)]) -> Vec<(String, History)> {
+    let scenarios = gen::scenarios_for(&opts.store_type);
+    let gen_count = if scenarios.is_empty() { 0 } else { opts.cases.div_ceil(2) };
+    let mut out = Vec::new();
+    for i in 0..gen_count {
+        let s = &scenarios[i as usize % scenarios.len()];
+        let ops = 1 + (mix(opts.seed, i as u64) % opts.max_ops.max(1) as u64) as u32;
+        out.push((format!("generated {} seed {} index {i} ops {ops}", s.name, opts.seed), gen::generate(s, opts.seed, i, ops)));
+    }
+    for i in gen_count..opts.cases {
+        if corpus.is_empty() {
+            break;
+        }
+        let (name, h) = &corpus[mix(opts.seed, i as u64) as usize % corpus.len()];
+        out.push((format!("mutation {i} of {name}"), mutate(h, mix(opts.seed ^ 0x6d75_7461, i as u64), opts.max_ops as usize)));
+    }
+    out
+}
+
+/// A deterministic 64-bit mix of (seed, i): blake3, first 8 bytes LE.
+fn mix(seed: u64, i: u64) -> u64 {
+    let mut h = blake3::Hasher::new();
+    h.update(&seed.to_le_bytes());
+    h.update(&i.to_le_bytes());
+    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+/// Flips one payload byte in up to three ops of (a prefix of) `h`, then re-chains.
+fn mutate(h: &History, r: u64, max_ops: usize) -> History {
+    let mut ops: Vec<(OpId, Op)> = with_ids(h).into_iter().take(max_ops.max(1)).collect();
+    for k in 0..3u64 {
+        let x = mix(r, k);
+        let i = x as usize % ops.len();
+        let p = &mut ops[i].1.payload;
+        if !p.is_empty() {
+            let at = (x >> 20) as usize % p.len();
+            p[at] ^= 1 << ((x >> 40) % 8);
+        }
+    }
+    History { ops: rechain(h, &ops), provenance: None, ..h.clone() }
+}
+
+/// Repairs `prev` links and `causal_deps` after ops of `h` were edited or removed. `ops` pairs
+/// each kept op (possibly edited) with its id in `h`. A `prev` or dep that named an op of `h` is
+/// pointed at that op's new id (a `prev` at the author's previous kept op, or zero if none; a dep
+/// naming a removed op is dropped); links to ids outside `h` — injected faults — are kept.
+pub fn rechain(h: &History, ops: &[(OpId, Op)]) -> Vec<Op> {
+    let known: std::collections::BTreeSet<OpId> = h.ops.iter().map(|op| op_id(&h.store_id, op)).collect();
+    let mut renamed: BTreeMap<OpId, OpId> = BTreeMap::new();
+    let mut tips: BTreeMap<[u8; 32], OpId> = BTreeMap::new();
+    let mut out = Vec::with_capacity(ops.len());
+    for (original, op) in ops {
+        let mut op = op.clone();
+        if known.contains(&op.prev) {
+            op.prev = tips.get(&op.author).copied().unwrap_or(crate::op::ZERO_HASH);
+        }
+        op.causal_deps = op.causal_deps.iter().filter_map(|d| if known.contains(d) { renamed.get(d).copied() } else { Some(*d) }).collect();
+        op.causal_deps.sort();
+        op.causal_deps.dedup();
+        let new = op_id(&h.store_id, &op);
+        renamed.insert(*original, new);
+        tips.insert(op.author, new);
+        out.push(op);
+    }
+    out
+}
+
+/// The ops of `h` paired with their ids.
+fn with_ids(h: &History) -> Vec<(OpId, Op)> {
+    h.ops.iter().map(|op| (op_id(&h.store_id, op), op.clone())).collect()
+}
+
+/// Shrinks a diverging history: cut after the divergent op, then drop ops one at a time and
+/// shorten payloads while the builds still diverge. Deterministic.
+pub fn shrink(h: History, d: Divergence, baseline: &Logic, candidate: &Logic) -> (History, Divergence) {
+    let diverges = |base: &History, ops: &[(OpId, Op)]| {
+        let cand = History { ops: rechain(base, ops), ..base.clone() };
+        first_divergence(&cand, baseline.clone(), candidate.clone(), 0).map(|d| (cand, d))
+    };
+    let mut best = cut((h, d));
+    loop {
+        let pairs = with_ids(&best.0);
+        let smaller = (0..pairs.len()).rev().find_map(|i| {
+            let mut ops = pairs.clone();
+            ops.remove(i);
+            diverges(&best.0, &ops)
+        });
+        let smaller = smaller.or_else(|| {
+            (0..pairs.len()).find_map(|i| {
+                let mut ops = pairs.clone();
+                ops[i].1.payload.pop()?;
+                diverges(&best.0, &ops)
+            })
+        });
+        match smaller {
+            Some(found) => best = cut(found),
+            None => return best,
+        }
+    }
+}
+
+fn cut((h, d): (History, Divergence)) -> (History, Divergence) {
+    (History { ops: h.ops[..=d.op_index as usize].to_vec(), ..h }, d)
+}
+
+fn build_id(b: &BuildSpec) -> Result<BuildId, CertifyError> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| CertifyError::Io(p.to_path_buf(), e));
+    Ok(match b {
+        BuildSpec::WasmFile(path) => {
+            BuildId { build: b.to_string(), blake3: blake3::hash(&read(path)?).to_hex().to_string(), kind: "wasm".into() }
+        }
+        BuildSpec::Cas(d) => BuildId { build: b.to_string(), blake3: d.to_string(), kind: "wasm".into() },
+        _ => {
+            let exe = std::env::current_exe().map_err(|e| CertifyError::Io(PathBuf::from("current executable"), e))?;
+            BuildId {
+                build: b.to_string(),
+                blake3: blake3::hash(&read(&exe)?).to_hex().to_string(),
+                kind: format!("native lattice-conform {}", env!("CARGO_PKG_VERSION")),
+            }
+        }
+    })
+}

@@ -1,0 +1,92 @@
+//! `record` and `open --verify-history`: real stores as test input, and a node refusing a build
+//! that changed the meaning of its history.
+//!
+//! `record` exports a store's log (the applied ops, in apply order) as a history, checked to
+//! reproduce the store's current state hash, so a maintainer can certify a hot fix against
+//! production histories. `verify_history` replays a store's log with a given build and refuses
+//! the store as corrupt if the result differs from the stored state hash.
+
+use std::path::Path;
+
+use crate::build::{BuildError, BuildSpec};
+use crate::history::History;
+use crate::registry::Registry;
+use crate::replay::replay;
+use crate::store::{StoreError, StoreReader};
+use crate::verify::{first_divergence, Divergence};
+
+/// Failures of `record` and `verify_history`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("{dir}: store is paused since op {op_index}; its log is not a complete history (resolve the pause first)")]
+    Paused { dir: std::path::PathBuf, op_index: u64 },
+    #[error("{dir}: replaying its log gives state hash {replayed}, but the store says {stored}: the store is corrupt or was built by another logic")]
+    LogMismatch { dir: std::path::PathBuf, replayed: String, stored: String },
+}
+
+impl RecordError {
+    /// Whether this is a failed check on a readable store (exit 1) rather than bad input (exit 2).
+    pub fn is_check_failure(&self) -> bool {
+        matches!(self, RecordError::LogMismatch { .. }) || matches!(self, RecordError::Store(s) if s.is_check_failure())
+    }
+}
+
+/// Reads a store (read-only) and returns its log as a history, after checking that the native
+/// logic replays it to the stored state hash.
+pub fn record(dir: &Path, registry: &Registry) -> Result<History, RecordError> {
+    let reader = StoreReader::open(dir)?;
+    if let Some(p) = reader.paused() {
+        return Err(RecordError::Paused { dir: dir.to_path_buf(), op_index: p.op_index });
+    }
+    reader.verify()?;
+    let id = reader.identity().clone();
+    let history = History {
+        store_id: id.store_id,
+        store_type: id.store_type.clone(),
+        schema_version: id.schema_version,
+        provenance: None,
+        ops: reader.log_ops()?,
+    };
+    let logic = registry.resolve(&id).map_err(BuildError::from)?;
+    let replayed = replay(id, logic, &history.ops).state_hash;
+    if replayed != reader.state_hash() {
+        return Err(RecordError::LogMismatch {
+            dir: dir.to_path_buf(),
+            replayed: replayed.to_string(),
+            stored: reader.state_hash().to_string(),
+        });
+    }
+    Ok(history)
+}
+
+/// What `verify_history` found when the build does not reproduce the store.
+#[derive(Debug)]
+pub struct HistoryRefusal {
+    pub replayed: String,
+    pub stored: String,
+    /// The first op at which the build departs from the registered native logic, if it does.
+    pub divergence: Option<Divergence>,
+}
+
+/// Replays the store's log with `build`; `Ok(None)` if it reproduces the stored state hash.
+pub fn verify_history(dir: &Path, build: &BuildSpec, registry: &Registry) -> Result<Option<HistoryRefusal>, RecordError> {
+    let reader = StoreReader::open(dir)?;
+    reader.verify()?;
+    let id = reader.identity().clone();
+    let logic = build.logic(&id.store_type, registry)?;
+    let ops = reader.log_ops()?;
+    let replayed = replay(id.clone(), logic.clone(), &ops).state_hash;
+    if replayed == reader.state_hash() {
+        return Ok(None);
+    }
+    let history =
+        History { store_id: id.store_id, store_type: id.store_type.clone(), schema_version: id.schema_version, provenance: None, ops };
+    let reference = registry.resolve(&id).map_err(BuildError::from)?;
+    let divergence = first_divergence(&history, reference, logic, 0);
+    Ok(Some(HistoryRefusal { replayed: replayed.to_string(), stored: reader.state_hash().to_string(), divergence }))
+}

@@ -1,0 +1,165 @@
+//! Hot-fix certification, recorded histories, and `open --verify-history`, with the committed
+//! Wasm guests as baseline-identical and behaviour-changing candidates.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use lattice_conform::history::History;
+
+use crate::util::{run, Run};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn guest(name: &str) -> PathBuf {
+    root().join("guests/dist").join(format!("{name}.wasm"))
+}
+
+fn run_in(dir: &Path, args: &[&OsStr]) -> Run {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lattice-conform")).current_dir(dir).args(args).output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+fn certify_args<'a>(bundled: &'a Path, candidate: &'a Path, cases: &'a str) -> Vec<&'a OsStr> {
+    ["certify", "--type", "core:kvstore", "--baseline", "native", "--cases", cases, "--bundled"]
+        .into_iter()
+        .map(OsStr::new)
+        .chain([bundled.as_os_str(), OsStr::new("--candidate"), candidate.as_os_str()])
+        .collect()
+}
+
+#[test]
+fn the_identical_guest_certifies_and_any_edit_to_certificate_or_candidate_breaks_the_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let candidate = tmp.path().join("candidate.wasm");
+    std::fs::copy(guest("core-kvstore-small"), &candidate).unwrap();
+    let corpus = root().join("corpus");
+    let out = run_in(tmp.path(), &certify_args(&corpus, &candidate, "20")).expect(0);
+    assert!(out.stdout.starts_with("equivalent on "), "{}", out.stdout);
+    let cert = tmp.path().join("certificate.json");
+    let text = std::fs::read_to_string(&cert).unwrap();
+    let again = run_in(tmp.path(), &certify_args(&corpus, &candidate, "20")).expect(0);
+    assert!(again.stdout.starts_with("equivalent"));
+    assert_eq!(std::fs::read_to_string(&cert).unwrap(), text, "same inputs, byte-identical certificate");
+    let check = |dir: &Path| run_in(dir, &[OsStr::new("certify"), OsStr::new("--check"), cert.as_os_str()]);
+    assert!(check(tmp.path()).expect(0).stdout.contains("still holds"));
+    // One byte of the certificate: a digest hex digit.
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let digest = v["candidate"]["blake3"].as_str().unwrap();
+    let flipped = format!("{}{}", if digest.starts_with('0') { '1' } else { '0' }, &digest[1..]);
+    std::fs::write(&cert, text.replace(digest, &flipped)).unwrap();
+    let out = check(tmp.path()).expect(1);
+    assert!(out.stderr.contains("no longer holds"), "{}", out.stderr);
+    // One byte of the candidate module.
+    std::fs::write(&cert, &text).unwrap();
+    let mut bytes = std::fs::read(&candidate).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&candidate, bytes).unwrap();
+    check(tmp.path()).expect(1);
+}
+
+#[test]
+fn the_behaviour_changing_guest_is_rejected_with_a_small_counterexample_that_verify_confirms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let faulty = guest("core-kvstore-forget-one-head");
+    let out = run_in(tmp.path(), &certify_args(&root().join("corpus"), &faulty, "20")).expect(1);
+    let cx = tmp.path().join("certify-counterexample.json");
+    let history = History::load(&cx).unwrap();
+    assert!(history.ops.len() <= 3, "shrunk to {} ops; the bound is 3 (two concurrent puts and the merge)", history.ops.len());
+    let reported: u64 = out.stdout.split("first divergent op: #").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    // Put the counterexample in a corpus with a golden from the native build, and verify the guest.
+    let (corpus, golden) = (tmp.path().join("c"), tmp.path().join("g"));
+    lattice_conform::corpus::add_history(&corpus, "counterexample", &history).unwrap();
+    run_in(tmp.path(), &[OsStr::new("bless"), OsStr::new("--corpus"), corpus.as_os_str(), OsStr::new("--golden"), golden.as_os_str()])
+        .expect(0);
+    run_in(
+        tmp.path(),
+        &[
+            OsStr::new("bless"),
+            OsStr::new("--accept"),
+            OsStr::new("--corpus"),
+            corpus.as_os_str(),
+            OsStr::new("--golden"),
+            golden.as_os_str(),
+        ],
+    )
+    .expect(0);
+    let verify = [
+        OsStr::new("verify"),
+        OsStr::new("--corpus"),
+        corpus.as_os_str(),
+        OsStr::new("--golden"),
+        golden.as_os_str(),
+        OsStr::new("--build"),
+        faulty.as_os_str(),
+    ];
+    let v = run_in(tmp.path(), &verify).expect(1);
+    assert!(v.stdout.contains(&format!("first divergent op: #{reported} ")), "{}", v.stdout);
+}
+
+/// A store built by the baseline from a bundled history the faulty guest gets wrong.
+fn baseline_store(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("store");
+    let history = root().join("corpus/core__kvstore/concurrent-writers-s1-001.json");
+    run([OsStr::new("apply"), dir.as_os_str(), history.as_os_str(), OsStr::new("--create")]).expect(0);
+    dir
+}
+
+#[test]
+fn open_verify_history_refuses_a_changed_logic_and_accepts_an_identical_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = baseline_store(tmp.path());
+    let open =
+        |build: &Path| run([OsStr::new("open"), dir.as_os_str(), OsStr::new("--verify-history"), OsStr::new("--build"), build.as_os_str()]);
+    let refused = open(&guest("core-kvstore-forget-one-head")).expect(1);
+    assert!(
+        refused.stderr.contains("corrupt under build") && refused.stdout.contains("first divergent op: #"),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
+    let accepted = open(&guest("core-kvstore-small")).expect(0);
+    assert!(accepted.stdout.contains("history verified"), "{}", accepted.stdout);
+}
+
+#[test]
+fn record_then_verify_passes_and_paused_or_corrupt_stores_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = baseline_store(tmp.path());
+    let (corpus, golden) = (tmp.path().join("c"), tmp.path().join("g"));
+    let rec = [
+        OsStr::new("record"),
+        dir.as_os_str(),
+        OsStr::new("--corpus"),
+        corpus.as_os_str(),
+        OsStr::new("--golden"),
+        golden.as_os_str(),
+        OsStr::new("--name"),
+        OsStr::new("prod-1"),
+    ];
+    run(rec).expect(0);
+    run([OsStr::new("verify"), OsStr::new("--corpus"), corpus.as_os_str(), OsStr::new("--golden"), golden.as_os_str()]).expect(0);
+    let out = tmp.path().join("h.json");
+    let paused = tmp.path().join("paused");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("examples/kv-example.json")).unwrap()).unwrap();
+    let op = v["ops"][1].as_object_mut().unwrap();
+    op.insert("payload".into(), "00".into());
+    op.remove("id");
+    op.remove("decoded");
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, v.to_string()).unwrap();
+    run([OsStr::new("apply"), paused.as_os_str(), bad.as_os_str(), OsStr::new("--create")]).expect(2);
+    let e = run([OsStr::new("record"), paused.as_os_str(), OsStr::new("--out"), out.as_os_str()]).expect(2);
+    assert!(e.stderr.contains("store is paused since op 1"), "{}", e.stderr);
+    crate::util::tamper_first_data_row(&dir.join("state.db"));
+    let c = run([OsStr::new("record"), dir.as_os_str(), OsStr::new("--out"), out.as_os_str()]).expect(1);
+    assert!(c.stderr.contains("corrupt"), "{}", c.stderr);
+    assert!(!out.exists());
+}

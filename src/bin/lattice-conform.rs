@@ -602,7 +602,10 @@ fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {
     use lattice_conform::certify as c;
     if let Some(path) = &args.check {
         return match c::check(path, registry)? {
-            None => Ok(println!("{}: still holds", path.display())),
+            None => {
+                println!("{}: still holds", path.display());
+                Ok(())
+            }
             Some(reason) => anyhow::bail!(CheckFailed(format!("{}: {reason}", path.display()))),
         };
     }

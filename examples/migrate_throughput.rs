@@ -24,8 +24,16 @@ fn source(keys: usize) -> std::path::PathBuf {
     let mut prev = ZERO_HASH;
     let ops: Vec<Op> = (0..keys.div_ceil(100))
         .map(|n| {
-            let entries: Vec<Entry> = (n * 100..((n + 1) * 100).min(keys)).map(|i| Entry::Put { key: format!("key-{i:08}").into_bytes(), value: vec![7; 32] }).collect();
-            let op = Op { author: [1; 32], hlc: Hlc { wall_ms: n as u64, counter: 0 }, prev, causal_deps: vec![], payload: encode_payload(&entries) };
+            let entries: Vec<Entry> = (n * 100..((n + 1) * 100).min(keys))
+                .map(|i| Entry::Put { key: format!("key-{i:08}").into_bytes(), value: vec![7; 32] })
+                .collect();
+            let op = Op {
+                author: [1; 32],
+                hlc: Hlc { wall_ms: n as u64, counter: 0 },
+                prev,
+                causal_deps: vec![],
+                payload: encode_payload(&entries),
+            };
             prev = op_id(&id, &op);
             op
         })

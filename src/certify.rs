@@ -118,12 +118,12 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         corpus_ids.push(id);
         histories.extend(hs);
     }
-    let generated = generated_cases(opts, &histories);
     let (mut count, mut ops) = (0u64, 0u64);
-    for (source, h) in histories.iter().chain(generated.iter()) {
-        if let Some(d) = first_divergence(h, baseline.clone(), candidate.clone(), 0) {
-            let (history, divergence) = shrink(h.clone(), d, &baseline, &candidate);
-            return Ok(Verdict::Diverged { source: source.clone(), history, divergence: Box::new(divergence) });
+    let corpus_cases = histories.iter().cloned();
+    for (source, h) in corpus_cases.chain((0..opts.cases).filter_map(|i| generated_case(opts, &histories, i))) {
+        if let Some(d) = first_divergence(&h, baseline.clone(), candidate.clone(), 0) {
+            let (history, divergence) = shrink(h, d, &baseline, &candidate);
+            return Ok(Verdict::Diverged { source, history, divergence: Box::new(divergence) });
         }
         count += 1;
         ops += h.ops.len() as u64;
@@ -200,25 +200,22 @@ fn load_corpus(dir: &Path, store_type: &str) -> Result<(CorpusId, Vec<(String, H
     Ok((CorpusId { path: dir.display().to_string(), manifest_blake3: digest, histories: out.len() as u64 }, out))
 }
 
-/// Phase 2: generated histories of the type's scenarios, then payload mutations of corpus
-/// histories (half each; all mutations when the type has no generator).
-fn generated_cases(opts: &CertifyOptions, corpus: &[(String, History)]) -> Vec<(String, History)> {
+/// Phase 2, case `i` (made on demand, so memory holds one case at a time): the first half are
+/// generated histories of the type's scenarios, the rest payload mutations of corpus histories
+/// (all mutations when the type has no generator).
+fn generated_case(opts: &CertifyOptions, corpus: &[(String, History)], i: u32) -> Option<(String, History)> {
     let scenarios = gen::scenarios_for(&opts.store_type);
     let gen_count = if scenarios.is_empty() { 0 } else { opts.cases.div_ceil(2) };
-    let mut out = Vec::new();
-    for i in 0..gen_count {
+    if i < gen_count {
         let s = &scenarios[i as usize % scenarios.len()];
         let ops = 1 + (mix(opts.seed, i as u64) % opts.max_ops.max(1) as u64) as u32;
-        out.push((format!("generated {} seed {} index {i} ops {ops}", s.name, opts.seed), gen::generate(s, opts.seed, i, ops)));
+        return Some((format!("generated {} seed {} index {i} ops {ops}", s.name, opts.seed), gen::generate(s, opts.seed, i, ops)));
     }
-    for i in gen_count..opts.cases {
-        if corpus.is_empty() {
-            break;
-        }
-        let (name, h) = &corpus[mix(opts.seed, i as u64) as usize % corpus.len()];
-        out.push((format!("mutation {i} of {name}"), mutate(h, mix(opts.seed ^ 0x6d75_7461, i as u64), opts.max_ops as usize)));
+    if corpus.is_empty() {
+        return None;
     }
-    out
+    let (name, h) = &corpus[mix(opts.seed, i as u64) as usize % corpus.len()];
+    Some((format!("mutation {i} of {name}"), mutate(h, mix(opts.seed ^ 0x6d75_7461, i as u64), opts.max_ops as usize)))
 }
 
 /// A deterministic 64-bit mix of (seed, i): blake3, first 8 bytes LE.

@@ -38,6 +38,8 @@ pub enum StoreError {
     Corrupt { dir: PathBuf, stored: StateHash, computed: StateHash },
     #[error("{dir}: state.db reflects {state_len} log entries but log.db holds only {log_len}; state.db is not from this log (run `lattice-conform rebuild`)")]
     StateAheadOfLog { dir: PathBuf, state_len: u64, log_len: u64 },
+    #[error("{dir}: state.db reflects {state_len} log entries but log.db holds {log_len}; a read-only reader cannot reconcile them (run `lattice-conform open` once to catch state.db up after a crash)")]
+    StateLagsLog { dir: PathBuf, state_len: u64, log_len: u64 },
     #[error("{path}: log entry {index} does not decode: {reason}")]
     BadLogEntry { path: PathBuf, index: u64, reason: String },
     #[error("{dir}: store is paused since op {} ({}) was rejected: {}; no further ops are applied (run `lattice-conform rebuild` to clear the pause)", .pause.op_index, .pause.kind.as_str(), .pause.reason)]

@@ -398,7 +398,7 @@ fn read_bookkeeping(db: &impl ReadableDatabase, path: &Path, id: &StoreIdentity)
     Ok((acc, log_len, paused))
 }
 
-fn log_count(db: &impl ReadableDatabase, path: &Path) -> Result<u64, StoreError> {
+pub(crate) fn log_count(db: &impl ReadableDatabase, path: &Path) -> Result<u64, StoreError> {
     let txn = db.begin_read().at(path)?;
     layout::open_ro_table(&txn, LOG, path)?.len().at(path)
 }

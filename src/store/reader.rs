@@ -30,6 +30,12 @@ impl StoreReader {
         let path = dir.join(STATE_FILE);
         let state = open_ro(&path)?;
         let (acc, log_len, paused) = super::read_bookkeeping(&state, &path, &identity)?;
+        let log_path = dir.join(super::layout::LOG_FILE);
+        let logged = super::log_count(&open_ro(&log_path)?, &log_path)?;
+        if logged != log_len {
+            // A read-only reader cannot replay the missing tail (or judge a state ahead of its log).
+            return Err(StoreError::StateLagsLog { dir: dir.to_path_buf(), state_len: log_len, log_len: logged });
+        }
         Ok(StoreReader { dir: dir.to_path_buf(), identity, state, acc, log_len, paused })
     }
 

@@ -213,6 +213,27 @@ fn bad_migration_inputs_are_exit_2_and_write_nothing() {
     std::fs::copy(src.join("log.db"), corrupt.join("log.db")).unwrap();
     std::fs::write(corrupt.join("state.db"), b"garbage").unwrap();
     assert!(migrate_cli(&corrupt, &dst, V2).expect(2).stderr.contains("not a redb database"));
+    // A source whose state.db lags its log.db (a crash between the two commits): migrating the
+    // stale state would silently lose keys, so it is refused until an open catches it up.
+    let lagging = tmp.path().join("lagging");
+    std::fs::create_dir(&lagging).unwrap();
+    let fresh = tmp.path().join("fresh");
+    run([
+        OsStr::new("create"),
+        fresh.as_os_str(),
+        OsStr::new("--type"),
+        OsStr::new("core:kvstore"),
+        OsStr::new("--id"),
+        OsStr::new("6c617474-6963-4500-8000-000000000001"),
+    ])
+    .expect(0);
+    std::fs::copy(fresh.join("state.db"), lagging.join("state.db")).unwrap();
+    std::fs::copy(src.join("log.db"), lagging.join("log.db")).unwrap();
+    let out = migrate_cli(&lagging, &dst, V2).expect(2);
+    assert!(out.stderr.contains("state.db reflects 0 log entries but log.db holds 6"), "{}", out.stderr);
+    run([OsStr::new("open"), lagging.as_os_str()]).expect(0);
+    migrate_cli(&lagging, &dst, V2).expect(0);
+    std::fs::remove_dir_all(&dst).unwrap();
     let paused = tmp.path().join("paused");
     let text = std::fs::read_to_string(root().join("examples/kv-example.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();

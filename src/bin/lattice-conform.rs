@@ -134,16 +134,10 @@ fn exit_code(e: &anyhow::Error) -> i32 {
     if e.downcast_ref::<lattice_conform::record::RecordError>().is_some_and(|r| r.is_check_failure()) {
         return exit::CHECK_FAILED;
     }
-    let store_err = e
-        .downcast_ref::<StoreError>()
-        .or_else(|| match e.downcast_ref::<OpenError>() {
-            Some(OpenError::Store(s)) => Some(s),
-            _ => None,
-        })
-        .or_else(|| match e.downcast_ref::<lattice_conform::migrate::MigrateError>() {
-            Some(lattice_conform::migrate::MigrateError::Store(s)) => Some(s),
-            _ => None,
-        });
+    let store_err = e.downcast_ref::<StoreError>().or_else(|| match e.downcast_ref::<OpenError>() {
+        Some(OpenError::Store(s)) => Some(s),
+        _ => None,
+    });
     if e.downcast_ref::<CheckFailed>().is_some() {
         return exit::CHECK_FAILED;
     }

@@ -213,6 +213,14 @@ fn bad_migration_inputs_are_exit_2_and_write_nothing() {
     std::fs::copy(src.join("log.db"), corrupt.join("log.db")).unwrap();
     std::fs::write(corrupt.join("state.db"), b"garbage").unwrap();
     assert!(migrate_cli(&corrupt, &dst, V2).expect(2).stderr.contains("not a redb database"));
+    // A source whose data no longer hashes to its stored state hash.
+    let tampered = tmp.path().join("tampered");
+    std::fs::create_dir(&tampered).unwrap();
+    for f in ["state.db", "log.db"] {
+        std::fs::copy(src.join(f), tampered.join(f)).unwrap();
+    }
+    crate::util::tamper_first_data_row(&tampered.join("state.db"));
+    assert!(migrate_cli(&tampered, &dst, V2).expect(2).stderr.contains("corrupt: stored state hash"));
     // A source whose state.db lags its log.db (a crash between the two commits): migrating the
     // stale state would silently lose keys, so it is refused until an open catches it up.
     let lagging = tmp.path().join("lagging");

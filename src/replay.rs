@@ -57,7 +57,7 @@ impl MemStore {
 
     /// Applies one op, all or nothing.
     pub fn apply(&mut self, op: &Op) -> Result<Step, Rejection> {
-        let mut journal = Journal { table: &mut self.data, undo: Vec::new() };
+        let mut journal = Journal { table: &mut self.data, undo: BTreeMap::new() };
         let result = kernel::apply_op(self.logic.as_ref(), &self.identity.store_id, op, &mut journal, &mut self.tips, &mut self.acc);
         if result.is_err() {
             journal.rollback();
@@ -101,21 +101,22 @@ impl ChainState for Tips {
     }
 }
 
-/// Records each key's value before its first write, so a rejected op can be undone.
+/// Records each key's value before its first write, so a rejected op can be undone. Keyed by a
+/// map so a batch of many entries stays O(n log n).
 struct Journal<'a> {
     table: &'a mut MemTable,
-    undo: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    undo: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl Journal<'_> {
     fn remember(&mut self, key: &[u8]) {
-        if !self.undo.iter().any(|(k, _)| k == key) {
-            self.undo.push((key.to_vec(), self.table.rows.get(key).cloned()));
+        if !self.undo.contains_key(key) {
+            self.undo.insert(key.to_vec(), self.table.rows.get(key).cloned());
         }
     }
 
     fn rollback(self) {
-        for (key, old) in self.undo.into_iter().rev() {
+        for (key, old) in self.undo {
             match old {
                 Some(v) => self.table.rows.insert(key, v),
                 None => self.table.rows.remove(&key),

@@ -146,16 +146,7 @@ fn record_then_verify_passes_and_paused_or_corrupt_stores_are_refused() {
     run(rec).expect(0);
     run([OsStr::new("verify"), OsStr::new("--corpus"), corpus.as_os_str(), OsStr::new("--golden"), golden.as_os_str()]).expect(0);
     let out = tmp.path().join("h.json");
-    let paused = tmp.path().join("paused");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("examples/kv-example.json")).unwrap()).unwrap();
-    let op = v["ops"][1].as_object_mut().unwrap();
-    op.insert("payload".into(), "00".into());
-    op.remove("id");
-    op.remove("decoded");
-    let bad = tmp.path().join("bad.json");
-    std::fs::write(&bad, v.to_string()).unwrap();
-    run([OsStr::new("apply"), paused.as_os_str(), bad.as_os_str(), OsStr::new("--create")]).expect(2);
+    let paused = crate::util::paused_store(tmp.path(), 1);
     let e = run([OsStr::new("record"), paused.as_os_str(), OsStr::new("--out"), out.as_os_str()]).expect(2);
     assert!(e.stderr.contains("store is paused since op 1"), "{}", e.stderr);
     crate::util::tamper_first_data_row(&dir.join("state.db"));

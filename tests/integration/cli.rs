@@ -100,14 +100,7 @@ fn tampering_one_data_value_makes_open_verify_report_corrupt() {
 #[test]
 fn a_rejected_op_exits_2_names_the_op_and_pauses_the_store() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(example()).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let ops = v["ops"].as_array_mut().unwrap();
-    ops[3]["payload"] = "00".into();
-    ops[3].as_object_mut().unwrap().remove("id");
-    ops[3].as_object_mut().unwrap().remove("decoded");
-    let bad = tmp.path().join("bad.json");
-    std::fs::write(&bad, serde_json::to_string(&v).unwrap()).unwrap();
+    let bad = crate::util::example_with_malformed_op(tmp.path(), 3);
     let dir = tmp.path().join("s");
     let out = run([OsStr::new("apply"), dir.as_os_str(), bad.as_os_str(), OsStr::new("--create")]).expect(2);
     assert!(out.stderr.contains("op 3 (id ") && out.stderr.contains("malformed_payload"), "{}", out.stderr);

@@ -242,16 +242,7 @@ fn bad_migration_inputs_are_exit_2_and_write_nothing() {
     run([OsStr::new("open"), lagging.as_os_str()]).expect(0);
     migrate_cli(&lagging, &dst, V2).expect(0);
     std::fs::remove_dir_all(&dst).unwrap();
-    let paused = tmp.path().join("paused");
-    let text = std::fs::read_to_string(root().join("examples/kv-example.json")).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let op = v["ops"][2].as_object_mut().unwrap();
-    op.insert("payload".into(), "00".into());
-    op.remove("id");
-    op.remove("decoded");
-    let bad = tmp.path().join("bad.json");
-    std::fs::write(&bad, v.to_string()).unwrap();
-    run([OsStr::new("apply"), paused.as_os_str(), bad.as_os_str(), OsStr::new("--create")]).expect(2);
+    let paused = crate::util::paused_store(tmp.path(), 2);
     let out = migrate_cli(&paused, &dst, V2).expect(2);
     assert!(out.stderr.contains("store is paused since op 2"), "{}", out.stderr);
     assert!(!dst.exists());

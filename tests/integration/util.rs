@@ -87,3 +87,24 @@ pub fn tamper_first_data_row(file: &Path) {
     }
     txn.commit().unwrap();
 }
+
+/// The example history with op `index`'s payload replaced by one malformed byte (and its stated
+/// `id` and `decoded` form dropped, so the file itself still loads), written under `tmp`.
+pub fn example_with_malformed_op(tmp: &Path, index: usize) -> PathBuf {
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(example()).unwrap()).unwrap();
+    let op = v["ops"][index].as_object_mut().unwrap();
+    op.insert("payload".into(), "00".into());
+    op.remove("id");
+    op.remove("decoded");
+    let bad = tmp.join(format!("malformed-op-{index}.json"));
+    std::fs::write(&bad, v.to_string()).unwrap();
+    bad
+}
+
+/// A store built from the example history that paused at op `index` (a malformed payload).
+pub fn paused_store(tmp: &Path, index: usize) -> PathBuf {
+    let dir = tmp.join(format!("paused-at-{index}"));
+    let bad = example_with_malformed_op(tmp, index);
+    run([OsStr::new("apply"), dir.as_os_str(), bad.as_os_str(), OsStr::new("--create")]).expect(2);
+    dir
+}

@@ -101,6 +101,8 @@ pub enum CertifyError {
     Build(#[from] BuildError),
     #[error(transparent)]
     Corpus(#[from] CorpusError),
+    #[error("{0}: cannot read the certificate")]
+    ReadCertificate(PathBuf, #[source] std::io::Error),
     #[error("{0}: cannot read the build to digest it")]
     Io(PathBuf, #[source] std::io::Error),
     #[error(transparent)]
@@ -157,16 +159,21 @@ pub fn to_text(c: &Certificate) -> String {
 /// byte; `Ok(Some(reason))` if not (a build or corpus changed or cannot be read, or the file was
 /// edited). `Err` only if the certificate itself cannot be read.
 pub fn check(path: &Path, registry: &Registry) -> Result<Option<String>, CertifyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CertifyError::Io(path.to_path_buf(), e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| CertifyError::ReadCertificate(path.to_path_buf(), e))?;
     let cert: Certificate = match crate::versioned::check(&text, path, CERT_TAG, CERT_VERSION).map(|_| serde_json::from_str(&text)) {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return Ok(Some(format!("the certificate does not parse: {e}"))),
         Err(e) => return Ok(Some(format!("the certificate does not parse: {e}"))),
     };
+    let builds = cert.baseline.build.parse().and_then(|b| Ok((b, cert.candidate.build.parse()?)));
+    let (baseline, candidate) = match builds {
+        Ok(b) => b,
+        Err(e) => return Ok(Some(format!("the certificate names a build this tool cannot run: {e}"))),
+    };
     let opts = CertifyOptions {
         store_type: cert.store_type.clone(),
-        baseline: cert.baseline.build.parse()?,
-        candidate: cert.candidate.build.parse()?,
+        baseline,
+        candidate,
         corpora: cert.corpora.iter().map(|c| PathBuf::from(&c.path)).collect(),
         cases: cert.cases,
         seed: cert.seed,
@@ -229,6 +236,9 @@ fn mix(seed: u64, i: u64) -> u64 {
 /// Flips one payload byte in up to three ops of (a prefix of) `h`, then re-chains.
 fn mutate(h: &History, r: u64, max_ops: usize) -> History {
     let mut ops: Vec<(OpId, Op)> = with_ids(h).into_iter().take(max_ops.max(1)).collect();
+    if ops.is_empty() {
+        return History { provenance: None, ..h.clone() };
+    }
     for k in 0..3u64 {
         let x = mix(r, k);
         let i = x as usize % ops.len();
@@ -248,9 +258,15 @@ fn mutate(h: &History, r: u64, max_ops: usize) -> History {
 pub fn rechain(h: &History, ops: &[(OpId, Op)]) -> Vec<Op> {
     let known: std::collections::BTreeSet<OpId> = h.ops.iter().map(|op| op_id(&h.store_id, op)).collect();
     let mut renamed: BTreeMap<OpId, OpId> = BTreeMap::new();
+    let mut rebuilt: BTreeMap<OpId, Op> = BTreeMap::new();
     let mut tips: BTreeMap<[u8; 32], OpId> = BTreeMap::new();
     let mut out = Vec::with_capacity(ops.len());
     for (original, op) in ops {
+        if let Some(again) = rebuilt.get(original) {
+            // A redelivered op stays a redelivery of the rebuilt op.
+            out.push(again.clone());
+            continue;
+        }
         let mut op = op.clone();
         if known.contains(&op.prev) {
             op.prev = tips.get(&op.author).copied().unwrap_or(crate::op::ZERO_HASH);
@@ -261,6 +277,7 @@ pub fn rechain(h: &History, ops: &[(OpId, Op)]) -> Vec<Op> {
         let new = op_id(&h.store_id, &op);
         renamed.insert(*original, new);
         tips.insert(op.author, new);
+        rebuilt.insert(*original, op.clone());
         out.push(op);
     }
     out
@@ -278,7 +295,7 @@ pub fn shrink(h: History, d: Divergence, baseline: &Logic, candidate: &Logic) ->
         let cand = History { ops: rechain(base, ops), ..base.clone() };
         first_divergence(&cand, baseline.clone(), candidate.clone(), 0).map(|d| (cand, d))
     };
-    let mut best = cut((h, d));
+    let mut best = cut((History { provenance: None, ..h }, d));
     loop {
         let pairs = with_ids(&best.0);
         let smaller = (0..pairs.len()).rev().find_map(|i| {
@@ -320,4 +337,38 @@ fn build_id(b: &BuildSpec) -> Result<BuildId, CertifyError> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::{Hlc, ZERO_HASH};
+    use uuid::Uuid;
+
+    fn history() -> History {
+        let id = Uuid::from_u128(3);
+        let a = Op { author: [1; 32], hlc: Hlc::default(), prev: ZERO_HASH, causal_deps: vec![], payload: vec![1] };
+        let b = Op { prev: op_id(&id, &a), payload: vec![2], ..a.clone() };
+        let c = Op { author: [2; 32], prev: ZERO_HASH, causal_deps: vec![op_id(&id, &b)], ..a.clone() };
+        History { store_id: id, store_type: "core:logstore".into(), schema_version: 1, provenance: None, ops: vec![a, b.clone(), b, c] }
+    }
+
+    #[test]
+    fn rechain_of_unchanged_ops_is_the_identity_and_keeps_redeliveries() {
+        let h = history();
+        assert_eq!(rechain(&h, &with_ids(&h)), h.ops);
+    }
+
+    #[test]
+    fn rechain_after_an_edit_relinks_prev_deps_and_the_redelivery() {
+        let h = history();
+        let mut ops = with_ids(&h);
+        ops[0].1.payload = vec![9];
+        let out = rechain(&h, &ops);
+        let a = op_id(&h.store_id, &out[0]);
+        let b = op_id(&h.store_id, &out[1]);
+        assert_eq!((out[1].prev, &out[2], &out[3].causal_deps), (a, &out[1], &vec![b]));
+        let empty = History { ops: vec![], ..h };
+        assert!(mutate(&empty, 7, 10).ops.is_empty(), "an empty history is left alone, not a division by zero");
+    }
 }

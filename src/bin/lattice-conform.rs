@@ -154,7 +154,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Apply { dir, history, create } => apply(&registry, &dir, &history, create),
         Command::Peek { dir, json } => peek(&dir, json),
         Command::Open { dir, verify, verify_history: true, build, json } => {
-            verify_history(&registry, &dir, &build)?;
+            verify_history(&registry, &dir, &build, json)?;
             open(&registry, &dir, verify, json)
         }
         Command::Open { dir, verify, json, .. } => open(&registry, &dir, verify, json),
@@ -675,10 +675,12 @@ fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn verify_history(registry: &Registry, dir: &Path, build: &str) -> anyhow::Result<()> {
+fn verify_history(registry: &Registry, dir: &Path, build: &str, json: bool) -> anyhow::Result<()> {
     let spec: lattice_conform::build::BuildSpec = build.parse()?;
     let Some(refusal) = lattice_conform::record::verify_history(dir, &spec, registry)? else {
-        println!("history verified: replaying the log with {spec} reproduces the stored state hash");
+        if !json {
+            println!("history verified: replaying the log with {spec} reproduces the stored state hash");
+        }
         return Ok(());
     };
     println!("replaying the log with {spec} gives {}, the store says {}", refusal.replayed, refusal.stored);

@@ -36,6 +36,8 @@ pub enum CorpusError {
     TypeMismatch { path: PathBuf, listed: String, found: String },
     #[error("store type `{0}` cannot name a corpus directory: use letters, digits, `.`, `-`, `_` and `:`, without `__` and without `_` next to `:`")]
     BadTypeName(String),
+    #[error("history name {0:?}: use letters, digits, `.`, `-` and `_`, not starting with `.` (it names a file inside the corpus)")]
+    BadHistoryName(String),
     #[error("no scenario {scenario:?} for `{store_type}`; known: {known}")]
     NoScenario { store_type: String, scenario: Option<String>, known: String },
     #[error(transparent)]
@@ -234,6 +236,11 @@ pub fn generate_into(out: &Path, req: &GenRequest) -> Result<Coverage, CorpusErr
 /// Writes `history` into the corpus at `dir` as `<type dir>/<name>.json` and lists it in the
 /// manifest (replacing an entry of the same path).
 pub fn add_history(dir: &Path, name: &str, history: &History) -> Result<ManifestEntry, CorpusError> {
+    let portable =
+        !name.is_empty() && !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !portable {
+        return Err(CorpusError::BadHistoryName(name.to_string()));
+    }
     let rel = format!("{}/{name}.json", type_dir(&history.store_type)?);
     let text = history.to_json();
     write_atomic(&dir.join(&rel), text.as_bytes())?;

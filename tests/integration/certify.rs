@@ -154,3 +154,31 @@ fn record_then_verify_passes_and_paused_or_corrupt_stores_are_refused() {
     assert!(c.stderr.contains("corrupt"), "{}", c.stderr);
     assert!(!out.exists());
 }
+
+#[test]
+fn record_refuses_names_that_leave_the_corpus_and_certify_copes_with_an_empty_recorded_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("empty");
+    run([OsStr::new("create"), store.as_os_str(), OsStr::new("--type"), OsStr::new("core:kvstore")]).expect(0);
+    let (corpus, golden) = (tmp.path().join("c"), tmp.path().join("g"));
+    let rec = |name: &str| {
+        run([
+            OsStr::new("record"),
+            store.as_os_str(),
+            OsStr::new("--corpus"),
+            corpus.as_os_str(),
+            OsStr::new("--golden"),
+            golden.as_os_str(),
+            OsStr::new("--name"),
+            OsStr::new(name),
+        ])
+    };
+    let bad = rec("../escape").expect(2);
+    assert!(bad.stderr.contains("history name \"../escape\""), "{}", bad.stderr);
+    assert!(!tmp.path().join("escape.json").exists());
+    rec("empty-store").expect(0);
+    let args = ["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", "native", "--cases", "6", "--bundled"];
+    let args: Vec<&OsStr> = args.into_iter().map(OsStr::new).chain([corpus.as_os_str()]).collect();
+    let out = run_in(tmp.path(), &args).expect(0);
+    assert!(out.stdout.starts_with("equivalent on 7 histories"), "{}", out.stdout);
+}

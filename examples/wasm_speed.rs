@@ -14,7 +14,7 @@ use lattice_conform::lattice_logic::kvstore::KvStore;
 use lattice_conform::lattice_logic::logstore::LogStore;
 use lattice_conform::registry::Registry;
 use lattice_conform::replay::replay;
-use lattice_conform::store::{Logic, Store, StoreIdentity};
+use lattice_conform::store::{Logic, Store};
 use lattice_conform::wasm::{Limits, WasmModule, WasmOpener};
 
 fn root() -> &'static Path {
@@ -39,7 +39,7 @@ fn replay_speed() {
             let rate = |logic: &Logic| {
                 let start = Instant::now();
                 for h in &histories {
-                    let id = StoreIdentity { store_id: h.store_id, store_type: h.store_type.clone(), schema_version: h.schema_version };
+                    let id = h.identity();
                     replay(id, logic.clone(), &h.ops);
                 }
                 ops as f64 / start.elapsed().as_secs_f64()

@@ -83,8 +83,7 @@ pub enum GoldenError {
 
 /// Replays `history` with `logic` and records its golden.
 pub fn compute(history: &History, logic: Logic, entry: &ManifestEntry) -> Golden {
-    let identity =
-        StoreIdentity { store_id: history.store_id, store_type: history.store_type.clone(), schema_version: history.schema_version };
+    let identity = history.identity();
     let trace = trace(identity, logic, history);
     Golden {
         format: GOLDEN_TAG.into(),
@@ -234,11 +233,7 @@ pub fn bless_all(
             }
         } else {
             let history = corpus::load_checked(corpus_dir, entry)?;
-            let logic = registry.resolve(&StoreIdentity {
-                store_id: history.store_id,
-                store_type: history.store_type.clone(),
-                schema_version: history.schema_version,
-            })?;
+            let logic = registry.resolve(&history.identity())?;
             bless_one(golden_dir, entry, &compute(&history, logic, entry))?
         };
         out.push((entry.id(), action));

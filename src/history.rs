@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::op::{op_id, Hlc, Op, OpId};
+use crate::store::StoreIdentity;
 
 /// The `format` tag every history file carries.
 pub const FORMAT_TAG: &str = "lattice-conform/history";
@@ -100,6 +101,16 @@ struct HlcJson {
 }
 
 impl History {
+    /// A history of the store `id` (no provenance).
+    pub fn new(id: &StoreIdentity, ops: Vec<Op>) -> History {
+        History { store_id: id.store_id, store_type: id.store_type.clone(), schema_version: id.schema_version, provenance: None, ops }
+    }
+
+    /// The identity of the store this history belongs to.
+    pub fn identity(&self) -> StoreIdentity {
+        StoreIdentity { store_id: self.store_id, store_type: self.store_type.clone(), schema_version: self.schema_version }
+    }
+
     /// Loads and checks a history file.
     pub fn load(path: &Path) -> Result<History, HistoryError> {
         let text = std::fs::read_to_string(path).map_err(|source| HistoryError::Io { path: path.to_path_buf(), source })?;

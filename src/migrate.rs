@@ -517,8 +517,7 @@ pub fn compute_migration_golden(
     history: &crate::history::History,
     registry: &Registry,
 ) -> Result<MigrationGolden, MigrateError> {
-    let identity =
-        StoreIdentity { store_id: history.store_id, store_type: history.store_type.clone(), schema_version: history.schema_version };
+    let identity = history.identity();
     let mut source = MemStore::new(identity.clone(), registry.resolve(&identity)?);
     history.ops.iter().take_while(|op| source.apply(op).is_ok()).count();
     let rows: Vec<(Vec<u8>, Vec<u8>)> = source.rows().iter().map(|(k, v)| (k.clone(), v.clone())).collect();

@@ -45,13 +45,7 @@ pub fn record(dir: &Path, registry: &Registry) -> Result<History, RecordError> {
     }
     reader.verify()?;
     let id = reader.identity().clone();
-    let history = History {
-        store_id: id.store_id,
-        store_type: id.store_type.clone(),
-        schema_version: id.schema_version,
-        provenance: None,
-        ops: reader.log_ops()?,
-    };
+    let history = History::new(&id, reader.log_ops()?);
     let logic = registry.resolve(&id).map_err(BuildError::from)?;
     let replayed = replay(id, logic, &history.ops).state_hash;
     if replayed != reader.state_hash() {
@@ -84,8 +78,7 @@ pub fn verify_history(dir: &Path, build: &BuildSpec, registry: &Registry) -> Res
     if replayed == reader.state_hash() {
         return Ok(None);
     }
-    let history =
-        History { store_id: id.store_id, store_type: id.store_type.clone(), schema_version: id.schema_version, provenance: None, ops };
+    let history = History::new(&id, ops);
     let reference = registry.resolve(&id).map_err(BuildError::from)?;
     let divergence = first_divergence(&history, reference, logic, 0);
     Ok(Some(HistoryRefusal { replayed: replayed.to_string(), stored: reader.state_hash().to_string(), divergence }))

@@ -22,7 +22,7 @@ use crate::kernel::Step;
 use crate::op::op_id;
 use crate::registry::Registry;
 use crate::replay::MemStore;
-use crate::store::{Logic, StoreIdentity};
+use crate::store::Logic;
 
 /// What to verify.
 #[derive(Clone, Debug)]
@@ -390,7 +390,7 @@ fn last_agreeing_checkpoint(expected: &Golden, actual: &Golden) -> u64 {
 
 /// Replays both builds; compares state hash and outcome after every op from `start` on.
 pub fn first_divergence(h: &History, reference: Logic, candidate: Logic, start: u64) -> Option<Divergence> {
-    let identity = StoreIdentity { store_id: h.store_id, store_type: h.store_type.clone(), schema_version: h.schema_version };
+    let identity = h.identity();
     let mut r = MemStore::new(identity.clone(), reference);
     let mut c = MemStore::new(identity, candidate);
     for (i, op) in h.ops.iter().enumerate() {

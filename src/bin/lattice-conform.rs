@@ -185,7 +185,7 @@ fn create(registry: &Registry, dir: &Path, store_type: &str, id: Uuid) -> anyhow
 fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::Result<()> {
     let history = History::load(path)?;
     let mut store = if create && !dir.exists() {
-        let logic = registry.resolve(&history_identity(&history))?;
+        let logic = registry.resolve(&history.identity())?;
         Store::create(dir, history.store_id, logic)?
     } else {
         registry.open(dir)?
@@ -202,12 +202,8 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
     Ok(())
 }
 
-fn history_identity(h: &History) -> StoreIdentity {
-    StoreIdentity { store_id: h.store_id, store_type: h.store_type.clone(), schema_version: h.schema_version }
-}
-
 fn check_history_matches(store: &Store, history: &History, path: &Path) -> anyhow::Result<()> {
-    let wanted = history_identity(history);
+    let wanted = history.identity();
     if *store.identity() != wanted {
         anyhow::bail!(HistoryMismatch { path: path.to_path_buf(), history: wanted, store: store.identity().clone() });
     }
@@ -660,11 +656,7 @@ fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()> {
     }
     if let (Some(c), Some(g), Some(name)) = (&args.corpus, &args.golden, &args.name) {
         let entry = lattice_conform::corpus::add_history(c, name, &history)?;
-        let logic = registry.resolve(&StoreIdentity {
-            store_id: history.store_id,
-            store_type: history.store_type.clone(),
-            schema_version: history.schema_version,
-        })?;
+        let logic = registry.resolve(&history.identity())?;
         let golden = lattice_conform::golden::compute(&history, logic, &entry);
         lattice_conform::corpus::write_atomic(
             &lattice_conform::golden::path_for(g, &entry),

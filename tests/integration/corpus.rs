@@ -9,7 +9,6 @@ use lattice_conform::golden;
 use lattice_conform::lattice_logic::kvstore::{self, KvStore};
 use lattice_conform::registry::Registry;
 use lattice_conform::replay::MemStore;
-use lattice_conform::store::StoreIdentity;
 use lattice_conform::verify::{self, Report, VerifyOptions};
 
 use crate::util::{run, Run};
@@ -139,7 +138,7 @@ fn a_golden_with_one_changed_hash_fails_naming_the_history() {
 /// The op index where `forget-one-head` must first diverge: the first op that supersedes two or
 /// more heads of one of its keys — found here with the reference logic, independently of verify.
 fn first_multi_head_merge(h: &lattice_conform::history::History) -> Option<u64> {
-    let id = StoreIdentity { store_id: h.store_id, store_type: h.store_type.clone(), schema_version: 1 };
+    let id = h.identity();
     let mut s = MemStore::new(id, Arc::new(KvStore));
     for (i, op) in h.ops.iter().enumerate() {
         let entries = kvstore::decode_payload(&op.payload).ok()?;

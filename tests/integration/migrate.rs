@@ -13,7 +13,7 @@ use lattice_conform::migrate::{self, FailPoint, KvToV2, MigrateError, MigrateOpt
 use lattice_conform::op::{op_id, Hlc, Op, ZERO_HASH};
 use lattice_conform::registry::Registry;
 use lattice_conform::replay::MemStore;
-use lattice_conform::store::{Store, StoreIdentity};
+use lattice_conform::store::Store;
 use uuid::Uuid;
 
 use crate::util::{digests, example_store, run, tamper_str_table, Run};
@@ -28,7 +28,7 @@ fn root() -> &'static Path {
 /// before their rejected op, so the source is not paused).
 fn source_from(entry: &corpus::ManifestEntry, dir: &Path) -> PathBuf {
     let h = corpus::load_checked(&root().join("corpus"), entry).unwrap();
-    let id = StoreIdentity { store_id: h.store_id, store_type: h.store_type.clone(), schema_version: 1 };
+    let id = h.identity();
     let mut probe = MemStore::new(id, Arc::new(KvStore));
     let valid = h.ops.iter().take_while(|op| probe.apply(op).is_ok()).count();
     let src = dir.join("src");

@@ -78,7 +78,7 @@ fn committed_guests_match_their_digest_file_and_declare_their_types() {
 #[test]
 fn native_and_wasm_agree_on_the_example_history() {
     let h = History::load(&root().join("examples/kv-example.json")).unwrap();
-    let id = StoreIdentity { store_id: h.store_id, store_type: h.store_type.clone(), schema_version: h.schema_version };
+    let id = h.identity();
     let native = replay(id.clone(), Arc::new(KvStore), &h.ops);
     for name in ["core-kvstore", "core-kvstore-small"] {
         assert_eq!(replay(id.clone(), wasm(name), &h.ops), native, "{name}");

@@ -60,6 +60,75 @@ impl LtHash {
         }
     }
 
+    /// Adds every row of `other` (accumulators of disjoint row sets sum to the accumulator of
+    /// their union).
+    pub fn add_all(&mut self, other: &LtHash) {
+        for (acc, x) in self.lanes.iter_mut().zip(other.lanes.iter()) {
+            *acc = acc.wrapping_add(*x);
+        }
+    }
+
+    /// The accumulator of the rows `feed` emits, all in `table`, expanded on up to `threads`
+    /// threads. `feed` runs on the calling thread and hands rows over in batches; because the sum
+    /// is order-independent the result equals inserting the rows one by one.
+    pub fn sum_rows<E>(
+        table: RowTable,
+        threads: usize,
+        feed: impl FnOnce(&mut dyn FnMut(&[u8], &[u8])) -> Result<(), E>,
+    ) -> Result<LtHash, E> {
+        if threads <= 1 {
+            let mut acc = LtHash::default();
+            feed(&mut |k, v| acc.insert(table, k, v))?;
+            return Ok(acc);
+        }
+        // A batch is a flat buffer of `u32 LE key length ‖ key ‖ u32 LE value length ‖ value`.
+        const BATCH_BYTES: usize = 64 * 1024;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(threads * 2);
+        let rx = std::sync::Mutex::new(rx);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut acc = LtHash::default();
+                        loop {
+                            let batch = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                                Ok(b) => b,
+                                Err(_) => return acc,
+                            };
+                            let mut rest = batch.as_slice();
+                            while !rest.is_empty() {
+                                let (key, r) = take_prefixed(rest);
+                                let (value, r) = take_prefixed(r);
+                                acc.insert(table, key, value);
+                                rest = r;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let mut batch = Vec::with_capacity(BATCH_BYTES);
+            let fed = feed(&mut |k, v| {
+                for part in [k, v] {
+                    batch.extend_from_slice(&(part.len() as u32).to_le_bytes());
+                    batch.extend_from_slice(part);
+                }
+                if batch.len() >= BATCH_BYTES {
+                    // The workers only stop when the sender is dropped, so this cannot fail.
+                    let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_BYTES)));
+                }
+            });
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            drop(tx);
+            let mut acc = LtHash::default();
+            for w in workers {
+                acc.add_all(&w.join().expect("an LtHash worker does not panic"));
+            }
+            fed.map(|()| acc)
+        })
+    }
+
     /// The accumulator as 2048 bytes, lanes little-endian, lane 0 first.
     pub fn to_bytes(&self) -> [u8; ACC_BYTES] {
         let mut out = [0u8; ACC_BYTES];
@@ -119,6 +188,12 @@ fn write_element(table: RowTable, key: &[u8], value: &[u8], mut sink: impl FnMut
     sink(value);
 }
 
+/// Splits a `u32 LE length ‖ bytes` prefix off `buf` (a batch built by [`LtHash::sum_rows`]).
+fn take_prefixed(buf: &[u8]) -> (&[u8], &[u8]) {
+    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    buf[4..].split_at(len)
+}
+
 /// blake3 XOF of `ELEMENT_DOMAIN ‖ element`, read as 1024 little-endian `u16` lanes.
 fn expand(table: RowTable, key: &[u8], value: &[u8]) -> [u16; LANES] {
     let mut h = blake3::Hasher::new();
@@ -175,6 +250,30 @@ mod tests {
         let mut acc = LtHash::default();
         acc.insert(RowTable::Data, b"key", b"value");
         assert_eq!(acc.to_bytes(), bytes);
+    }
+
+    #[test]
+    fn parallel_sum_equals_sequential_insertion() {
+        // Enough rows (and one row larger than a batch) to spread over several batches and threads.
+        let rows: Vec<(Vec<u8>, Vec<u8>)> =
+            (0..3000u32).map(|i| (i.to_be_bytes().to_vec(), vec![i as u8; if i == 7 { 100_000 } else { 40 }])).collect();
+        let mut seq = LtHash::default();
+        for (k, v) in &rows {
+            seq.insert(RowTable::Data, k, v);
+        }
+        for threads in [1, 2, 3] {
+            let par = LtHash::sum_rows::<()>(RowTable::Data, threads, |emit| {
+                rows.iter().for_each(|(k, v)| emit(k, v));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(par, seq, "{threads} threads");
+        }
+        let failed = LtHash::sum_rows(RowTable::Data, 2, |emit| {
+            emit(b"k", b"v");
+            Err("read failed")
+        });
+        assert_eq!(failed, Err("read failed"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use lattice_logic::kvstore_v2::KvStoreV2;
 use lattice_logic::logstore::LogStore;
 use lattice_logic::StoreLogic;
 
-use crate::store::{self, Logic, Store, StoreError, StoreIdentity};
+use crate::store::{self, Logic, Store, StoreError, StoreIdentity, StoreReader};
 use crate::wasm::{WasmCache, WasmError};
 
 /// Builds the logic for one store type and schema version.
@@ -172,12 +172,96 @@ impl Registry {
         }
     }
 
+    /// The generic open flow for reading: open both files read-only (the identity is read in the
+    /// same transaction as the bookkeeping, so the peek costs nothing extra), resolve the type,
+    /// and trust the stored hash (which was checked against the stored accumulator). Writes
+    /// nothing, and works while another process holds the store for writing. A store a crash left
+    /// behind (a file not closed cleanly, or `state.db` lagging `log.db`) is refused with
+    /// [`StoreError::NotClosedCleanly`] or [`StoreError::StateLagsLog`]; [`Registry::open`] repairs it.
+    pub fn open_read_only(&self, dir: &Path) -> Result<ReadOnlyStore, OpenError> {
+        let reader = StoreReader::open(dir)?;
+        let logic = self.resolve(reader.identity()).map_err(|source| OpenError::Resolve { dir: dir.to_path_buf(), source })?;
+        Ok(ReadOnlyStore { reader, logic })
+    }
+
+    /// [`Registry::open_read_only`], falling back to the read-write [`Registry::open`] (which
+    /// repairs and catches up) only when the store needs that after a crash.
+    pub fn open_for_reading(&self, dir: &Path) -> Result<Opened, OpenError> {
+        match self.open_read_only(dir) {
+            Ok(ro) => Ok(Opened::ReadOnly(ro)),
+            Err(OpenError::Store(StoreError::NotClosedCleanly { .. } | StoreError::StateLagsLog { .. })) => {
+                Ok(Opened::Repaired(self.open(dir)?))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The generic open flow: peek the identity, resolve the type, open the store. A file left
     /// unclean by a crash is repaired by the read-write open (see [`store::peek_for_open`]).
     pub fn open(&self, dir: &Path) -> Result<Store, OpenError> {
         let identity = store::peek_for_open(dir)?;
         let logic = self.resolve(&identity).map_err(|source| OpenError::Resolve { dir: dir.to_path_buf(), source })?;
         Ok(Store::open(dir, logic)?)
+    }
+}
+
+/// A store opened read-only through the registry: its reader and the logic its type resolved to.
+pub struct ReadOnlyStore {
+    pub reader: StoreReader,
+    pub logic: Logic,
+}
+
+/// What [`Registry::open_for_reading`] opened.
+pub enum Opened {
+    /// Opened read-only; nothing was written.
+    ReadOnly(ReadOnlyStore),
+    /// The store needed repair after a crash and was opened read-write.
+    Repaired(Store),
+}
+
+impl Opened {
+    pub fn identity(&self) -> &StoreIdentity {
+        match self {
+            Opened::ReadOnly(s) => s.reader.identity(),
+            Opened::Repaired(s) => s.identity(),
+        }
+    }
+
+    pub fn state_hash(&self) -> crate::hash::StateHash {
+        match self {
+            Opened::ReadOnly(s) => s.reader.state_hash(),
+            Opened::Repaired(s) => s.state_hash(),
+        }
+    }
+
+    pub fn log_len(&self) -> u64 {
+        match self {
+            Opened::ReadOnly(s) => s.reader.log_len(),
+            Opened::Repaired(s) => s.log_len(),
+        }
+    }
+
+    pub fn paused(&self) -> Option<&store::PauseRecord> {
+        match self {
+            Opened::ReadOnly(s) => s.reader.paused(),
+            Opened::Repaired(s) => s.paused(),
+        }
+    }
+
+    /// Recomputes the state hash from the tables; a mismatch is [`StoreError::Corrupt`].
+    pub fn verify(&self) -> Result<crate::hash::StateHash, StoreError> {
+        match self {
+            Opened::ReadOnly(s) => s.reader.verify(),
+            Opened::Repaired(s) => s.verify(),
+        }
+    }
+
+    /// Calls `f` on every `data` row in key order.
+    pub fn for_each_row(&self, f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
+        match self {
+            Opened::ReadOnly(s) => s.reader.for_each_row(f),
+            Opened::Repaired(s) => s.for_each_row(f),
+        }
     }
 }
 

@@ -250,7 +250,7 @@ struct OpenJson {
 }
 
 fn open(registry: &Registry, dir: &Path, verify: bool, json: bool) -> anyhow::Result<()> {
-    let store = registry.open(dir)?;
+    let store = registry.open_for_reading(dir)?;
     if verify {
         store.verify()?;
     }
@@ -290,7 +290,7 @@ struct DumpJson {
 }
 
 fn dump(registry: &Registry, dir: &Path, json: bool) -> anyhow::Result<()> {
-    let store = registry.open(dir)?;
+    let store = registry.open_for_reading(dir)?;
     let store_type = store.identity().store_type.clone();
     let mut rows = Vec::new();
     store.for_each_row(|k, v| rows.push(decode_row(&store_type, k, v)))?;

@@ -381,17 +381,25 @@ fn read_db_identity(
 /// Reads the accumulator, checks the stored hash against it, and reads `log_len` and `paused`.
 fn read_bookkeeping(db: &impl ReadableDatabase, path: &Path, id: &StoreIdentity) -> Result<(LtHash, u64, Option<PauseRecord>), StoreError> {
     let txn = db.begin_read().at(path)?;
-    let meta = layout::open_ro_table(&txn, META, path)?;
-    let raw = read_bytes(&meta, K_ACC, path)?;
+    bookkeeping(&layout::open_ro_table(&txn, META, path)?, path, id)
+}
+
+/// [`read_bookkeeping`] on an already open `meta` table.
+fn bookkeeping(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    path: &Path,
+    id: &StoreIdentity,
+) -> Result<(LtHash, u64, Option<PauseRecord>), StoreError> {
+    let raw = read_bytes(meta, K_ACC, path)?;
     let acc = LtHash::from_bytes(&raw)
         .ok_or_else(|| bad(path, K_ACC, format!("expected {} bytes, found {}", crate::hash::ACC_BYTES, raw.len())))?;
-    let stored = StateHash(read_hash(&meta, K_HASH, path)?);
+    let stored = StateHash(read_hash(meta, K_HASH, path)?);
     let from_acc = acc.state_hash(&id.store_type, id.schema_version);
     if stored != from_acc {
         return Err(StoreError::Corrupt { dir: path.parent().unwrap_or(path).to_path_buf(), stored, computed: from_acc });
     }
-    let log_len = read_u64(&meta, K_LOG_LEN, path)?;
-    let paused = match read_opt(&meta, K_PAUSED, path)? {
+    let log_len = read_u64(meta, K_LOG_LEN, path)?;
+    let paused = match read_opt(meta, K_PAUSED, path)? {
         Some(json) => Some(serde_json::from_slice(&json).map_err(|e| bad(path, K_PAUSED, e.to_string()))?),
         None => None,
     };
@@ -427,8 +435,13 @@ pub(crate) fn read_log(db: &impl ReadableDatabase, path: &Path, from: u64) -> Re
 
 /// The state hash recomputed from `data` and the tips of a `state.db`.
 fn recompute(db: &impl ReadableDatabase, path: &Path, id: &StoreIdentity) -> Result<StateHash, StoreError> {
-    let mut acc = LtHash::default();
-    for_each_row(db, path, |k, v| acc.insert(RowTable::Data, k, v))?;
+    // Below a few thousand rows, starting threads costs more than it saves.
+    let rows = {
+        let txn = db.begin_read().at(path)?;
+        layout::open_ro_table(&txn, DATA, path)?.len().at(path)?
+    };
+    let threads = if rows < 4096 { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
+    let mut acc = LtHash::sum_rows(RowTable::Data, threads, |emit| for_each_row(db, path, emit))?;
     for (author, tip) in read_tips(db, path)? {
         acc.insert(RowTable::Tip, &author, &tip);
     }

@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::ReadOnlyDatabase;
+use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTableMetadata};
 
-use super::error::StoreError;
-use super::layout::{open_ro, STATE_FILE};
+use super::error::{RedbContext, StoreError};
+use super::layout::{open_ro, open_ro_table, read_identity, LOG_FILE, LOG_META, META, STATE_FILE};
 use super::{peek, PauseRecord, StoreIdentity};
 use crate::hash::{LtHash, StateHash};
 use crate::op::OpId;
@@ -24,16 +24,35 @@ pub struct StoreReader {
 }
 
 impl StoreReader {
-    /// Opens `dir` read-only; both files must agree on the identity.
+    /// Opens `dir` read-only; both files must agree on the identity. Each file is opened once and
+    /// read in one transaction: `state.db` for identity and bookkeeping (the stored hash is
+    /// checked against the accumulator), `log.db` for identity and entry count. A state that does
+    /// not reflect exactly the logged ops is refused — a reader cannot replay or judge the gap.
     pub fn open(dir: &Path) -> Result<StoreReader, StoreError> {
-        let (identity, _) = peek::peek_both(dir)?;
-        let path = dir.join(STATE_FILE);
-        let state = open_ro(&path)?;
-        let (acc, log_len, paused) = super::read_bookkeeping(&state, &path, &identity)?;
-        let log_path = dir.join(super::layout::LOG_FILE);
-        let logged = super::log_count(&open_ro(&log_path)?, &log_path)?;
-        if logged != log_len {
-            // A read-only reader cannot replay the missing tail (or judge a state ahead of its log).
+        peek::check_dir(dir)?;
+        let (state_path, log_path) = (dir.join(STATE_FILE), dir.join(LOG_FILE));
+        if !state_path.exists() && !log_path.exists() {
+            return Err(StoreError::NotAStore { path: dir.to_path_buf() });
+        }
+        let state = open_ro(&state_path)?;
+        let (identity, (acc, log_len, paused)) = {
+            let txn = state.begin_read().at(&state_path)?;
+            let meta = open_ro_table(&txn, META, &state_path)?;
+            let identity = read_identity(&meta, &state_path)?;
+            let bookkeeping = super::bookkeeping(&meta, &state_path, &identity)?;
+            (identity, bookkeeping)
+        };
+        let log_db = open_ro(&log_path)?;
+        let txn = log_db.begin_read().at(&log_path)?;
+        let log_identity = read_identity(&open_ro_table(&txn, LOG_META, &log_path)?, &log_path)?;
+        if identity != log_identity {
+            return Err(StoreError::IdentityMismatch { dir: dir.to_path_buf(), state: identity, log: log_identity });
+        }
+        let logged = open_ro_table(&txn, super::layout::LOG, &log_path)?.len().at(&log_path)?;
+        if logged < log_len {
+            return Err(StoreError::StateAheadOfLog { dir: dir.to_path_buf(), state_len: log_len, log_len: logged });
+        }
+        if logged > log_len {
             return Err(StoreError::StateLagsLog { dir: dir.to_path_buf(), state_len: log_len, log_len: logged });
         }
         Ok(StoreReader { dir: dir.to_path_buf(), identity, state, acc, log_len, paused })
@@ -97,11 +116,7 @@ pub struct AuditFacts {
 
 /// Reads the facts `audit` judges. Fails only when a file cannot be read at all.
 pub fn audit_facts(dir: &Path) -> Result<AuditFacts, StoreError> {
-    use super::error::RedbContext;
-    use super::layout::{
-        open_ro_table, read_bytes, read_hash, read_identity, read_opt, K_ACC, K_CREATED_AS, K_HASH, LOG_FILE, LOG_META, META,
-    };
-    use redb::ReadableDatabase;
+    use super::layout::{read_bytes, read_hash, read_opt, K_ACC, K_CREATED_AS, K_HASH};
     peek::check_dir(dir)?;
     let (state_path, log_path) = (dir.join(STATE_FILE), dir.join(LOG_FILE));
     let state_db = open_ro(&state_path)?;

@@ -93,8 +93,12 @@ impl WasmCache {
         self.dir.join(BLOBS_DIR).join(format!("{digest}.wasm"))
     }
 
-    /// The module stored under `digest`, its bytes re-checked against the digest.
+    /// The module stored under `digest`: the one this process already compiled from those
+    /// bytes, else the blob read, re-checked against the digest, and compiled.
     pub fn load(&self, digest: &Digest) -> Result<Arc<WasmModule>, WasmError> {
+        if let Some(module) = WasmModule::compiled(digest) {
+            return Ok(module);
+        }
         let path = self.blob_path(digest);
         let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => WasmError::MissingBlob { path: path.clone(), digest: *digest },

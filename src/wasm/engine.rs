@@ -82,12 +82,24 @@ impl WasmModule {
     /// loaded before, else compiled, checked and probed.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Arc<WasmModule>, WasmError> {
         let digest = Digest::of(bytes);
-        if let Some(module) = cache().lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
-            return Ok(module.clone());
+        if let Some(module) = WasmModule::compiled(&digest) {
+            return Ok(module);
         }
         let module = Arc::new(WasmModule::compile(bytes, digest, origin)?);
         cache().lock().unwrap_or_else(|e| e.into_inner()).insert(digest, module.clone());
         Ok(module)
+    }
+
+    /// The module with `digest` if this process has compiled it already. Content addressing makes
+    /// the digest name the module exactly, so a hit needs neither the bytes nor a compile.
+    pub fn compiled(digest: &Digest) -> Option<Arc<WasmModule>> {
+        cache().lock().unwrap_or_else(|e| e.into_inner()).get(digest).cloned()
+    }
+
+    /// Drops every compiled module from the in-process cache (modules still in use stay alive
+    /// through their `Arc`s). The next load of each module compiles it again.
+    pub fn clear_compiled() {
+        cache().lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Loads the module in the file at `path`.

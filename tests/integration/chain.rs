@@ -6,6 +6,7 @@ use std::sync::Arc;
 use lattice_conform::kernel::RejectKind;
 use lattice_conform::lattice_logic::kvstore::KvStore;
 use lattice_conform::op::Op;
+use lattice_conform::registry::{OpenError, Opened, Registry};
 use lattice_conform::store::{Store, StoreError};
 use uuid::Uuid;
 
@@ -116,9 +117,23 @@ fn state_db_behind_its_log_catches_up_on_open() {
     let full = s.state_hash();
     drop(s);
     std::fs::copy(tmp.path().join("old-state.db"), dir.join("state.db")).unwrap();
+    // The read-only open refuses the gap and writes nothing; the fallback repairs it read-write.
+    let registry = Registry::with_reference_types();
+    let before = crate::util::digests(&dir);
+    let err = registry.open_read_only(&dir).err().unwrap();
+    assert!(matches!(err, OpenError::Store(StoreError::StateLagsLog { state_len: 3, log_len: 6, .. })), "{err}");
+    assert_eq!(crate::util::digests(&dir), before);
+    let opened = registry.open_for_reading(&dir).unwrap();
+    assert!(matches!(opened, Opened::Repaired(_)));
+    assert_eq!((opened.state_hash(), opened.log_len()), (full, 6));
+    drop(opened);
     let s = Store::open(&dir, Arc::new(KvStore)).unwrap();
     assert_eq!((s.state_hash(), s.log_len()), (full, 6));
     s.verify().unwrap();
+    drop(s);
+    let opened = registry.open_for_reading(&dir).unwrap();
+    assert!(matches!(opened, Opened::ReadOnly(_)));
+    assert_eq!((opened.state_hash(), opened.verify().unwrap()), (full, full));
 }
 
 #[test]

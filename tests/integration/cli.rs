@@ -74,6 +74,21 @@ fn peek_works_while_another_process_holds_the_store_for_writing() {
 }
 
 #[test]
+fn open_verify_reads_only_and_works_while_another_process_holds_the_store_for_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let before = digests(&dir);
+    let alone = open_json(&dir);
+    assert_eq!(digests(&dir), before, "open wrote to the store");
+    let mut holder = hold_open(&dir);
+    let held = cmd(&["open", "--verify", "--json"], &dir);
+    drop(holder.stdin.take().map(|mut s| s.flush()));
+    assert!(holder.wait().unwrap().success());
+    let held: serde_json::Value = serde_json::from_str(&held.expect(0).stdout).unwrap();
+    assert_eq!((held["state_hash"].as_str(), held["verified"].as_bool()), (alone["state_hash"].as_str(), Some(true)));
+}
+
+#[test]
 fn peek_of_a_store_killed_while_open_is_a_clear_error_and_open_repairs_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = example_store(tmp.path());

@@ -428,8 +428,15 @@ fn a_trapping_op_on_disk_is_rolled_back_and_pauses_the_store() {
 fn a_blob_whose_digest_does_not_match_its_name_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = WasmCache::new(tmp.path());
-    let log = cache.add(&std::fs::read(dist("core-logstore")).unwrap(), "core-logstore.wasm").unwrap();
+    // A module of its own (the logstore guest plus a custom section), so that no other test in
+    // this process has it compiled: a compiled module is served by digest without reading the blob.
+    let mut bytes = std::fs::read(dist("core-logstore")).unwrap();
+    bytes.extend_from_slice(&[0, 13, 1, b'x']);
+    bytes.extend_from_slice(b"digest-test");
+    let log = cache.add(&bytes, "core-logstore+section.wasm").unwrap();
     let digest: Digest = log.entry.digest.parse().unwrap();
+    assert!(WasmModule::compiled(&digest).is_some(), "add compiles the module");
+    WasmModule::clear_compiled();
     std::fs::write(cache.blob_path(&digest), std::fs::read(dist("core-kvstore")).unwrap()).unwrap();
     let start = Instant::now();
     let err = cache.load(&digest).unwrap_err();

@@ -1,53 +1,21 @@
 //! Release-mode measurement of in-memory replay throughput and peak memory on a long history.
 //!
-//! The history is streamed: ops are made one at a time by a deterministic builder (8 authors
+//! The history is streamed: ops are made one at a time by `corpus::synthetic` (8 authors
 //! round-robin, 10,000 keys, every op superseding the heads it names) and applied at once, so
 //! memory holds the store state, never the whole history. The builder's own cost is measured in a
 //! separate pass and subtracted.
 //!
 //! Run: `cargo run --release --example replay_throughput -- [OPS] [kvstore|logstore]`
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lattice_conform::lattice_logic::kvstore::{encode_payload, Entry, KvStore};
+use lattice_conform::corpus::synthetic::{ops, Kind};
+use lattice_conform::lattice_logic::kvstore::KvStore;
 use lattice_conform::lattice_logic::logstore::LogStore;
-use lattice_conform::op::{op_id, Hlc, Op, OpId, ZERO_HASH};
 use lattice_conform::replay::MemStore;
 use lattice_conform::store::{Logic, StoreIdentity};
 use uuid::Uuid;
-
-const KEYS: u64 = 10_000;
-const AUTHORS: u64 = 8;
-
-/// Yields `n` chained ops; `kv` picks kvstore payloads, else logstore.
-fn ops(n: u64, kv: bool, store_id: Uuid) -> impl Iterator<Item = Op> {
-    let mut tips: BTreeMap<u64, OpId> = BTreeMap::new();
-    let mut heads: BTreeMap<u64, OpId> = BTreeMap::new();
-    (0..n).map(move |i| {
-        let a = i % AUTHORS;
-        let key = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7) % KEYS;
-        let deps: Vec<OpId> = if kv { heads.get(&key).copied().into_iter().collect() } else { vec![] };
-        let payload = if kv {
-            encode_payload(&[Entry::Put { key: format!("key-{key:05}").into_bytes(), value: i.to_le_bytes().to_vec() }])
-        } else {
-            i.to_le_bytes().to_vec()
-        };
-        let author = *blake3::hash(&a.to_le_bytes()).as_bytes();
-        let op = Op {
-            author,
-            hlc: Hlc { wall_ms: i / 4, counter: 0 },
-            prev: tips.get(&a).copied().unwrap_or(ZERO_HASH),
-            causal_deps: deps,
-            payload,
-        };
-        let id = op_id(&store_id, &op);
-        tips.insert(a, id);
-        heads.insert(key, id);
-        op
-    })
-}
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -58,16 +26,17 @@ fn peak_rss_mib() -> f64 {
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().map_or(1_000_000, |s| s.parse().expect("OPS is a number"));
-    let kv = args.next().as_deref() != Some("logstore");
+    let kind = if args.next().as_deref() == Some("logstore") { Kind::LogStore } else { Kind::KvStore };
     let store_id = Uuid::from_u128(1);
-    let (logic, store_type): (Logic, &str) = if kv { (Arc::new(KvStore), "core:kvstore") } else { (Arc::new(LogStore), "core:logstore") };
+    let (logic, store_type): (Logic, &str) =
+        if kind == Kind::KvStore { (Arc::new(KvStore), "core:kvstore") } else { (Arc::new(LogStore), "core:logstore") };
     let t = Instant::now();
-    let made = ops(n, kv, store_id).count();
+    let made = ops(n, kind, store_id).count();
     let gen_s = t.elapsed().as_secs_f64();
     let identity = StoreIdentity { store_id, store_type: store_type.into(), schema_version: 1 };
     let mut store = MemStore::new(identity, logic);
     let t = Instant::now();
-    for op in ops(n, kv, store_id) {
+    for op in ops(n, kind, store_id) {
         store.apply(&op).expect("the synthetic history is valid");
     }
     let total_s = t.elapsed().as_secs_f64();

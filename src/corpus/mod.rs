@@ -5,6 +5,7 @@
 //! fixture edited by hand (or by a bug) is named, never silently replayed.
 
 pub mod gen;
+pub mod synthetic;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -155,14 +155,19 @@ pub fn to_text(c: &Certificate) -> String {
     s
 }
 
+/// Parses the text of a certificate file read from `path` (named in errors).
+pub fn parse_certificate(text: &str, path: &Path) -> Result<Certificate, String> {
+    crate::versioned::check(text, path, CERT_TAG, CERT_VERSION).map_err(|e| e.to_string())?;
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
 /// Re-derives a certificate from its own recorded inputs. `Ok(None)` if it still holds byte for
 /// byte; `Ok(Some(reason))` if not (a build or corpus changed or cannot be read, or the file was
 /// edited). `Err` only if the certificate itself cannot be read.
 pub fn check(path: &Path, registry: &Registry) -> Result<Option<String>, CertifyError> {
     let text = std::fs::read_to_string(path).map_err(|e| CertifyError::ReadCertificate(path.to_path_buf(), e))?;
-    let cert: Certificate = match crate::versioned::check(&text, path, CERT_TAG, CERT_VERSION).map(|_| serde_json::from_str(&text)) {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Ok(Some(format!("the certificate does not parse: {e}"))),
+    let cert = match parse_certificate(&text, path) {
+        Ok(c) => c,
         Err(e) => return Ok(Some(format!("the certificate does not parse: {e}"))),
     };
     let builds = cert.baseline.build.parse().and_then(|b| Ok((b, cert.candidate.build.parse()?)));

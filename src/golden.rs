@@ -150,9 +150,13 @@ pub fn load(path: &Path, history: &str) -> Result<Golden, GoldenError> {
         return Err(GoldenError::Missing { path: path.to_path_buf(), history: history.to_string() });
     }
     let text = std::fs::read_to_string(path).map_err(|source| GoldenError::Io { path: path.to_path_buf(), source })?;
-    crate::versioned::check(&text, path, GOLDEN_TAG, GOLDEN_VERSION)?;
-    let g: Golden = serde_json::from_str(&text).map_err(|e| crate::versioned::json_error(path, &e))?;
-    Ok(g)
+    parse(&text, path)
+}
+
+/// Parses the text of a golden file read from `path` (named in errors).
+pub fn parse(text: &str, path: &Path) -> Result<Golden, GoldenError> {
+    crate::versioned::check(text, path, GOLDEN_TAG, GOLDEN_VERSION)?;
+    serde_json::from_str(text).map_err(|e| crate::versioned::json_error(path, &e).into())
 }
 
 /// The canonical text of a golden: pretty JSON with a trailing newline.

@@ -12,6 +12,8 @@ pub mod decode;
 pub mod diff;
 pub mod exit;
 pub mod golden;
+#[doc(hidden)]
+pub mod harness;
 pub mod hash;
 pub mod history;
 pub mod kernel;

@@ -381,15 +381,16 @@ fn read_db_identity(
 /// Reads the accumulator, checks the stored hash against it, and reads `log_len` and `paused`.
 fn read_bookkeeping(db: &impl ReadableDatabase, path: &Path, id: &StoreIdentity) -> Result<(LtHash, u64, Option<PauseRecord>), StoreError> {
     let txn = db.begin_read().at(path)?;
-    bookkeeping(&layout::open_ro_table(&txn, META, path)?, path, id)
+    let (acc, _, log_len, paused) = bookkeeping(&layout::open_ro_table(&txn, META, path)?, path, id)?;
+    Ok((acc, log_len, paused))
 }
 
-/// [`read_bookkeeping`] on an already open `meta` table.
+/// [`read_bookkeeping`] on an already open `meta` table, also returning the checked state hash.
 fn bookkeeping(
     meta: &impl ReadableTable<&'static str, &'static [u8]>,
     path: &Path,
     id: &StoreIdentity,
-) -> Result<(LtHash, u64, Option<PauseRecord>), StoreError> {
+) -> Result<(LtHash, StateHash, u64, Option<PauseRecord>), StoreError> {
     let raw = read_bytes(meta, K_ACC, path)?;
     let acc = LtHash::from_bytes(&raw)
         .ok_or_else(|| bad(path, K_ACC, format!("expected {} bytes, found {}", crate::hash::ACC_BYTES, raw.len())))?;
@@ -403,7 +404,7 @@ fn bookkeeping(
         Some(json) => Some(serde_json::from_slice(&json).map_err(|e| bad(path, K_PAUSED, e.to_string()))?),
         None => None,
     };
-    Ok((acc, log_len, paused))
+    Ok((acc, stored, log_len, paused))
 }
 
 pub(crate) fn log_count(db: &impl ReadableDatabase, path: &Path) -> Result<u64, StoreError> {

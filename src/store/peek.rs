@@ -10,7 +10,7 @@ use std::path::Path;
 use redb::ReadableDatabase;
 
 use super::error::{RedbContext, StoreError};
-use super::layout::{open_ro, open_ro_table, read_identity, LOG_FILE, LOG_META, META, STATE_FILE};
+use super::layout::{is_not_found, open_ro, open_ro_table, read_identity, LOG_FILE, LOG_META, META, STATE_FILE};
 use super::StoreIdentity;
 
 /// Which file a peek read its answer from.
@@ -29,10 +29,11 @@ pub fn peek_info(dir: &Path) -> Result<StoreIdentity, StoreError> {
 
 /// As [`peek_info`], also saying which file answered.
 pub fn peek_with_source(dir: &Path) -> Result<(StoreIdentity, PeekSource), StoreError> {
-    check_dir(dir)?;
-    let state = dir.join(STATE_FILE);
-    if state.exists() {
-        return Ok((read_meta_ro(&state, META)?, PeekSource::StateDb));
+    // Straight to the file; the directory and the fallback to log.db are looked at only when
+    // state.db is not there.
+    match read_meta_ro(&dir.join(STATE_FILE), META) {
+        Err(e) if is_not_found(&e) => check_dir(dir)?,
+        other => return other.map(|id| (id, PeekSource::StateDb)),
     }
     let log = dir.join(LOG_FILE);
     if log.exists() {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTableMetadata};
 
 use super::error::{RedbContext, StoreError};
-use super::layout::{open_ro, open_ro_table, read_identity, LOG_FILE, LOG_META, META, STATE_FILE};
+use super::layout::{is_not_found, open_ro, open_ro_table, read_identity, LOG_FILE, LOG_META, META, STATE_FILE};
 use super::{peek, PauseRecord, StoreIdentity};
 use crate::hash::{LtHash, StateHash};
 use crate::op::OpId;
@@ -18,7 +18,8 @@ pub struct StoreReader {
     dir: PathBuf,
     identity: StoreIdentity,
     state: ReadOnlyDatabase,
-    acc: LtHash,
+    /// The stored state hash (equal to the accumulator's, checked at open).
+    hash: StateHash,
     log_len: u64,
     paused: Option<PauseRecord>,
 }
@@ -29,13 +30,18 @@ impl StoreReader {
     /// checked against the accumulator), `log.db` for identity and entry count. A state that does
     /// not reflect exactly the logged ops is refused — a reader cannot replay or judge the gap.
     pub fn open(dir: &Path) -> Result<StoreReader, StoreError> {
-        peek::check_dir(dir)?;
         let (state_path, log_path) = (dir.join(STATE_FILE), dir.join(LOG_FILE));
-        if !state_path.exists() && !log_path.exists() {
-            return Err(StoreError::NotAStore { path: dir.to_path_buf() });
-        }
-        let state = open_ro(&state_path)?;
-        let (identity, (acc, log_len, paused)) = {
+        let state = open_ro(&state_path).map_err(|e| {
+            if !is_not_found(&e) {
+                return e;
+            }
+            match peek::check_dir(dir) {
+                Err(missing) => missing,
+                Ok(()) if !log_path.exists() => StoreError::NotAStore { path: dir.to_path_buf() },
+                Ok(()) => e,
+            }
+        })?;
+        let (identity, (_, hash, log_len, paused)) = {
             let txn = state.begin_read().at(&state_path)?;
             let meta = open_ro_table(&txn, META, &state_path)?;
             let identity = read_identity(&meta, &state_path)?;
@@ -55,7 +61,7 @@ impl StoreReader {
         if logged > log_len {
             return Err(StoreError::StateLagsLog { dir: dir.to_path_buf(), state_len: log_len, log_len: logged });
         }
-        Ok(StoreReader { dir: dir.to_path_buf(), identity, state, acc, log_len, paused })
+        Ok(StoreReader { dir: dir.to_path_buf(), identity, state, hash, log_len, paused })
     }
 
     pub fn identity(&self) -> &StoreIdentity {
@@ -64,7 +70,7 @@ impl StoreReader {
 
     /// The stored state hash.
     pub fn state_hash(&self) -> StateHash {
-        self.acc.state_hash(&self.identity.store_type, self.identity.schema_version)
+        self.hash
     }
 
     pub fn log_len(&self) -> u64 {

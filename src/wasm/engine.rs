@@ -90,6 +90,12 @@ impl WasmModule {
         Ok(module)
     }
 
+    /// Compiles, checks and probes `bytes` as [`WasmModule::from_bytes`] does, but neither reads
+    /// nor fills the in-process cache (for callers that load many one-off modules).
+    pub fn compile_uncached(bytes: &[u8], origin: &str) -> Result<WasmModule, WasmError> {
+        WasmModule::compile(bytes, Digest::of(bytes), origin)
+    }
+
     /// The module with `digest` if this process has compiled it already. Content addressing makes
     /// the digest name the module exactly, so a hit needs neither the bytes nor a compile.
     pub fn compiled(digest: &Digest) -> Option<Arc<WasmModule>> {

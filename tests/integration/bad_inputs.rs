@@ -1,0 +1,933 @@
+//! The bad-input catalogue: every case is data (what is wrong, how to make it, the command, the
+//! exit code and a fragment of the message), run through the real binary, checked to write
+//! nothing it must not write, and rendered into `docs/BAD_INPUTS.md`, which this test keeps in
+//! step with the cases: a difference fails the test (regenerate with
+//! `UPDATE_BAD_INPUTS=1 cargo test --test integration bad_inputs`).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use lattice_conform::hash::LtHash;
+use lattice_conform::history::History;
+use lattice_conform::registry::Registry;
+use lattice_conform::{corpus, golden};
+use redb::{Builder, ConcurrencyMode, TableDefinition};
+use serde_json::{json, Value};
+
+use crate::util::{digests, example, example_store, example_with_malformed_op, paused_store, run, tamper_first_data_row, tamper_str_table};
+
+/// The document this test generates and checks.
+const DOC: &str = "docs/BAD_INPUTS.md";
+/// Set to `1` to write [`DOC`] instead of comparing it.
+const UPDATE_ENV: &str = "UPDATE_BAD_INPUTS";
+/// The example history's store id (`examples/kv-example.json`).
+const EXAMPLE_ID: &str = "6c617474-6963-4500-8000-000000000001";
+
+/// What kind of outside input a case gets wrong; one section of the document each, in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Store,
+    History,
+    Corpus,
+    Build,
+    Certificate,
+    Migration,
+    Report,
+    Args,
+}
+
+impl Kind {
+    const ALL: [Kind; 8] =
+        [Kind::Store, Kind::History, Kind::Corpus, Kind::Build, Kind::Certificate, Kind::Migration, Kind::Report, Kind::Args];
+
+    fn title(self) -> &'static str {
+        match self {
+            Kind::Store => "Store directories",
+            Kind::History => "History files",
+            Kind::Corpus => "Corpus, manifest and golden files",
+            Kind::Build => "Build specs and Wasm modules",
+            Kind::Certificate => "Certificates",
+            Kind::Migration => "Migrations",
+            Kind::Report => "Verify reports",
+            Kind::Args => "Command-line arguments",
+        }
+    }
+
+    fn blurb(self) -> &'static str {
+        match self {
+            Kind::Store => "`peek`, `open`, `dump` and `record` on a damaged or unusable store directory (docs/FORMAT.md §9); the store is left byte-identical.",
+            Kind::History => "`apply` of a history file that does not load or does not fit the store (§10). Unless the case says otherwise, the target is the store of `examples/kv-example.json`, and it is left byte-identical.",
+            Kind::Corpus => "`verify` and `bless` on a corpus of one history (the example, with its golden) whose manifest, history or golden is bad (§11, §12); nothing is written.",
+            Kind::Build => "`--build` arguments that do not resolve to a usable build, and `wasm add` of modules that are not usable guests (docs/WASM_ABI.md); the cache is not created.",
+            Kind::Certificate => "`certify --check` of a certificate that cannot be read (exit 2) or no longer holds (exit 1, §17.6).",
+            Kind::Migration => "`migrate` from a source that cannot be used or to a destination that exists (§14.4); nothing is written.",
+            Kind::Report => "`report merge` of verify reports that cannot be combined (§13.5).",
+            Kind::Args => "Arguments the command line refuses before reading any input.",
+        }
+    }
+}
+
+/// A prepared case: the arguments to run, and the store directories that must stay byte-identical.
+struct Setup {
+    args: Vec<OsString>,
+    stores: Vec<PathBuf>,
+}
+
+impl Setup {
+    fn new(args: Vec<OsString>) -> Setup {
+        Setup { args, stores: Vec::new() }
+    }
+
+    /// Also checks that `store` is byte-identical after the run.
+    fn keeping(mut self, store: &Path) -> Setup {
+        self.stores.push(store.to_path_buf());
+        self
+    }
+}
+
+/// One bad input.
+struct Case {
+    /// Short, unique, stable.
+    id: &'static str,
+    kind: Kind,
+    /// Exactly what is wrong.
+    what: &'static str,
+    /// Builds the bad input under the temp dir and returns the command.
+    setup: fn(&Path) -> Setup,
+    exit: i32,
+    /// Must occur in standard error.
+    stderr: &'static str,
+    /// Whether the run may write under the temp dir (an op rejected during apply pauses the store).
+    writes: bool,
+}
+
+/// Arguments of mixed types (`&str`, `&Path`, `String`) as a `Vec<OsString>`.
+macro_rules! args {
+    ($($a:expr),* $(,)?) => { vec![$(OsString::from($a)),*] };
+}
+
+fn case(id: &'static str, kind: Kind, what: &'static str, exit: i32, stderr: &'static str, setup: fn(&Path) -> Setup) -> Case {
+    Case { id, kind, what, setup, exit, stderr, writes: false }
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+// ---- making bad inputs ------------------------------------------------------------------------
+
+/// The example store, built at `tmp/store` and moved to `tmp/<name>`, to damage.
+fn store_copy(tmp: &Path, name: &str) -> PathBuf {
+    let dir = tmp.join(name);
+    std::fs::rename(example_store(tmp), &dir).unwrap();
+    dir
+}
+
+/// An empty `core:kvstore` with the example's store id (so its files pair with the example's).
+fn fresh_store(tmp: &Path, name: &str) -> PathBuf {
+    let dir = tmp.join(name);
+    run(args!["create", &dir, "--type", "core:kvstore", "--id", EXAMPLE_ID]).expect(0);
+    dir
+}
+
+/// The example store damaged by `damage`, with the command `verb <store>` (plus `extra`).
+fn damaged(tmp: &Path, verb: &str, extra: &[&str], damage: impl FnOnce(&Path)) -> Setup {
+    let dir = store_copy(tmp, "damaged");
+    damage(&dir);
+    let mut a = args![verb, &dir];
+    a.extend(extra.iter().map(OsString::from));
+    Setup::new(a).keeping(&dir)
+}
+
+/// Sets one `meta` key of state.db (and, with `both`, the same key of log.db's `log_meta`).
+fn set_meta(dir: &Path, key: &str, value: Option<&[u8]>, both: bool) {
+    tamper_str_table(&dir.join("state.db"), "meta", key, value);
+    if both {
+        tamper_str_table(&dir.join("log.db"), "log_meta", key, value);
+    }
+}
+
+/// Rewrites the store type in both files, with the stored state hash recomputed for the new type,
+/// as a build that knows `store_type` would have written it.
+fn retype(dir: &Path, store_type: &str) {
+    set_meta(dir, "store_type", Some(store_type.as_bytes()), true);
+    let db = Builder::new().set_concurrency_mode(ConcurrencyMode::SingleWriter).open(dir.join("state.db")).unwrap();
+    let acc = {
+        use redb::ReadableDatabase;
+        let txn = db.begin_read().unwrap();
+        let meta = txn.open_table(TableDefinition::<&str, &[u8]>::new("meta")).unwrap();
+        let raw = meta.get("state_acc").unwrap().unwrap().value().to_vec();
+        LtHash::from_bytes(&raw).unwrap()
+    };
+    drop(db);
+    set_meta(dir, "state_hash", Some(&acc.state_hash(store_type, 1).0), false);
+}
+
+fn redb_write(file: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
+    let db = Builder::new().set_concurrency_mode(ConcurrencyMode::SingleWriter).open(file).unwrap();
+    let txn = db.begin_write().unwrap();
+    f(&txn);
+    txn.commit().unwrap();
+}
+
+/// Overwrites entry `index` of log.db's `log` table.
+fn set_log_entry(file: &Path, index: u64, bytes: &[u8]) {
+    redb_write(file, |txn| {
+        txn.open_table(TableDefinition::<u64, &[u8]>::new("log")).unwrap().insert(index, bytes).unwrap();
+    });
+}
+
+fn example_json() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(example()).unwrap()).unwrap()
+}
+
+/// The example history edited by `edit` (ops named by `unbound` lose their stated `id`, so that
+/// only the intended fault is reported), written to `tmp/history.json`.
+fn history_file(tmp: &Path, unbound: &[usize], edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let mut v = example_json();
+    edit(&mut v);
+    for &i in unbound {
+        v["ops"][i].as_object_mut().unwrap().remove("id");
+    }
+    let f = tmp.join("history.json");
+    std::fs::write(&f, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    f
+}
+
+/// `apply <example store> <history edited by edit>`; the store must stay byte-identical.
+fn apply_edited(tmp: &Path, unbound: &[usize], edit: impl FnOnce(&mut Value)) -> Setup {
+    let dir = example_store(tmp);
+    let f = history_file(tmp, unbound, edit);
+    Setup::new(args!["apply", &dir, &f]).keeping(&dir)
+}
+
+/// `apply <example store> <file with these bytes>`.
+fn apply_text(tmp: &Path, text: &str) -> Setup {
+    let dir = example_store(tmp);
+    let f = tmp.join("history.json");
+    std::fs::write(&f, text).unwrap();
+    Setup::new(args!["apply", &dir, &f]).keeping(&dir)
+}
+
+/// `apply --create` of the example history edited by `edit` into a new store (which the rejected
+/// op pauses: these cases write).
+fn apply_create_edited(tmp: &Path, unbound: &[usize], edit: impl FnOnce(&mut Value)) -> Setup {
+    let f = history_file(tmp, unbound, edit);
+    Setup::new(args!["apply", tmp.join("new-store"), &f, "--create"])
+}
+
+/// A corpus holding the example history as `example`, with its golden: `(tmp/corpus, tmp/golden)`.
+fn tiny_corpus(tmp: &Path) -> (PathBuf, PathBuf) {
+    let (c, g) = (tmp.join("corpus"), tmp.join("golden"));
+    let h = History::load(&example()).unwrap();
+    let entry = corpus::add_history(&c, "example", &h).unwrap();
+    let logic = Registry::with_reference_types().resolve(&h.identity()).unwrap();
+    let computed = golden::compute(&h, logic, &entry);
+    corpus::write_atomic(&golden::path_for(&g, &entry), golden::to_text(&computed).as_bytes()).unwrap();
+    (c, g)
+}
+
+const CORPUS_HISTORY: &str = "core__kvstore/example.json";
+
+/// `verify` on the tiny corpus after `edit(corpus, golden)`, with `extra` arguments.
+fn verify_edited(tmp: &Path, extra: &[&str], edit: impl FnOnce(&Path, &Path)) -> Setup {
+    let (c, g) = tiny_corpus(tmp);
+    edit(&c, &g);
+    let mut a = args!["verify", "--corpus", &c, "--golden", &g];
+    a.extend(extra.iter().map(OsString::from));
+    Setup::new(a)
+}
+
+/// Replaces the JSON text of `file` with `edit(text)`.
+fn edit_text(file: &Path, edit: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(file).unwrap();
+    std::fs::write(file, edit(text)).unwrap();
+}
+
+/// Edits a JSON file as a value.
+fn edit_json(file: &Path, edit: impl FnOnce(&mut Value)) {
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(file, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+/// A WAT guest module with the ABI v1 interface of a `test:ids` guest, plus `imports` (first)
+/// and `extra` (last); `abi` is the ABI version it declares, `apply` whether it exports
+/// `lattice_apply`.
+fn guest(imports: &str, extra: &str, abi: u32, apply: bool) -> Vec<u8> {
+    let apply = if apply { r#"(func (export "lattice_apply") (param i32 i32) (result i32) (i32.const 0))"# } else { "" };
+    wat::parse_str(format!(
+        r#"(module
+  {imports}
+  (memory (export "memory") 1)
+  (data (i32.const 16) "test:ids")
+  (func (export "lattice_abi_version") (result i32) (i32.const {abi}))
+  (func (export "lattice_store_type") (result i64) (i64.const 0x0000000800000010))
+  (func (export "lattice_schema_version") (result i64) (i64.const 1))
+  (func (export "lattice_alloc") (param i32) (result i32) (i32.const 1024))
+  {apply}
+  (func (export "lattice_message") (result i64) (i64.const 0))
+  {extra})"#
+    ))
+    .expect("test WAT parses")
+}
+
+/// `wasm add tmp/<name> --cache tmp/cache` of these bytes.
+fn wasm_add(tmp: &Path, name: &str, bytes: &[u8]) -> Setup {
+    let f = tmp.join(name);
+    std::fs::write(&f, bytes).unwrap();
+    Setup::new(args!["wasm", "add", &f, "--cache", tmp.join("cache")])
+}
+
+/// `verify --type T --build B` on the tiny corpus.
+fn verify_build(tmp: &Path, store_type: &str, build: &str) -> Setup {
+    let (c, g) = tiny_corpus(tmp);
+    Setup::new(args!["verify", "--corpus", &c, "--golden", &g, "--type", store_type, "--build", build])
+}
+
+/// `certify --check` of a real certificate (native against native on the tiny corpus, one
+/// generated case) after `edit`.
+fn certificate_edited(tmp: &Path, edit: impl FnOnce(&mut Value)) -> Setup {
+    let (c, _) = tiny_corpus(tmp);
+    let cert = tmp.join("certificate.json");
+    let counterexample = tmp.join("counterexample.json");
+    run(args![
+        "certify",
+        "--type",
+        "core:kvstore",
+        "--baseline",
+        "native",
+        "--candidate",
+        "native",
+        "--bundled",
+        &c,
+        "--cases",
+        "1",
+        "--out",
+        &cert,
+        "--counterexample",
+        &counterexample,
+    ])
+    .expect(0);
+    edit_json(&cert, edit);
+    Setup::new(args!["certify", "--check", &cert])
+}
+
+/// `certify --check` of a file with these bytes.
+fn certificate_text(tmp: &Path, text: &str) -> Setup {
+    let cert = tmp.join("certificate.json");
+    std::fs::write(&cert, text).unwrap();
+    Setup::new(args!["certify", "--check", &cert])
+}
+
+/// `migrate <src> tmp/dst --to-type core:kvstore-v2` (plus `extra`); the source must stay as it is.
+fn migrate_from(src: &Path, tmp: &Path, extra: &[&str]) -> Setup {
+    let mut a = args!["migrate", src, tmp.join("dst"), "--to-type", "core:kvstore-v2"];
+    a.extend(extra.iter().map(OsString::from));
+    Setup::new(a).keeping(src)
+}
+
+/// A real verify report of the tiny corpus, at `tmp/<name>`.
+fn real_report(tmp: &Path, name: &str) -> PathBuf {
+    let (c, g) = if tmp.join("corpus").exists() { (tmp.join("corpus"), tmp.join("golden")) } else { tiny_corpus(tmp) };
+    let json = run(args!["verify", "--corpus", &c, "--golden", &g, "--format", "json"]).expect(0).stdout;
+    let f = tmp.join(name);
+    std::fs::write(&f, json).unwrap();
+    f
+}
+
+/// `report merge` of a real report and a second one made by `edit` from a copy of it.
+fn merge_with_edited(tmp: &Path, edit: impl FnOnce(&Path)) -> Setup {
+    let a = real_report(tmp, "shard-1.json");
+    let b = tmp.join("shard-2.json");
+    std::fs::copy(&a, &b).unwrap();
+    edit(&b);
+    Setup::new(args!["report", "merge", &a, &b])
+}
+
+// ---- the catalogue ----------------------------------------------------------------------------
+
+fn cases() -> Vec<Case> {
+    use Kind::*;
+    vec![
+        // ---- store directories
+        case("store-dir-missing", Store, "the store directory does not exist", 2, "nope: no such store directory", |t| {
+            Setup::new(args!["peek", t.join("nope")])
+        }),
+        case(
+            "store-dir-empty",
+            Store,
+            "the directory holds neither state.db nor log.db",
+            2,
+            "not a store (neither state.db nor log.db is present)",
+            |t| {
+                std::fs::create_dir(t.join("empty")).unwrap();
+                Setup::new(args!["open", t.join("empty")]).keeping(&t.join("empty"))
+            },
+        ),
+        case("state-db-empty", Store, "state.db is empty (0 bytes)", 2, "state.db: not a redb database or damaged: file is empty", |t| {
+            damaged(t, "peek", &[], |d| std::fs::write(d.join("state.db"), b"").unwrap())
+        }),
+        case("state-db-random", Store, "state.db is 9000 bytes of noise", 2, "state.db: not a redb database or damaged", |t| {
+            damaged(t, "open", &[], |d| {
+                let noise: Vec<u8> = (0..9000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+                std::fs::write(d.join("state.db"), noise).unwrap()
+            })
+        }),
+        case("state-db-truncated", Store, "state.db is cut to its first third", 2, "state.db: not a redb database or damaged", |t| {
+            damaged(t, "dump", &[], |d| {
+                let bytes = std::fs::read(d.join("state.db")).unwrap();
+                std::fs::write(d.join("state.db"), &bytes[..bytes.len() / 3]).unwrap()
+            })
+        }),
+        case("meta-store-id-missing", Store, "state.db's meta has no `store_id`", 2, "state.db: meta key `store_id` is missing", |t| {
+            damaged(t, "peek", &[], |d| set_meta(d, "store_id", None, false))
+        }),
+        case(
+            "layout-newer",
+            Store,
+            "both files say `layout_version` 2",
+            2,
+            "layout version 2, this build reads 1 (written by a newer lattice-conform; upgrade this tool)",
+            |t| damaged(t, "peek", &[], |d| set_meta(d, "layout_version", Some(&2u64.to_le_bytes()), true)),
+        ),
+        case(
+            "files-of-two-stores",
+            Store,
+            "state.db and log.db come from different stores",
+            2,
+            "state.db and log.db describe different stores",
+            |t| {
+                let other = t.join("other");
+                run(args!["create", &other, "--type", "core:kvstore", "--id", "00000000-0000-4000-8000-000000000002"]).expect(0);
+                damaged(t, "peek", &[], |d| std::fs::copy(other.join("log.db"), d.join("log.db")).map(drop).unwrap())
+            },
+        ),
+        case(
+            "store-type-unknown",
+            Store,
+            "both files say the store type is `acme:unknown` (and the stored state hash is computed for it)",
+            2,
+            "no opener for store type `acme:unknown`",
+            |t| damaged(t, "open", &[], |d| retype(d, "acme:unknown")),
+        ),
+        case(
+            "data-row-tampered",
+            Store,
+            "one `data` row of state.db was overwritten behind the store's back",
+            1,
+            "corrupt: stored state hash",
+            |t| damaged(t, "open", &["--verify"], |d| tamper_first_data_row(&d.join("state.db"))),
+        ),
+        case(
+            "state-ahead-of-log",
+            Store,
+            "state.db reflects 6 logged ops, log.db (same store) holds none",
+            1,
+            "state.db reflects 6 log entries but log.db holds only 0",
+            |t| {
+                let fresh = fresh_store(t, "fresh");
+                damaged(t, "open", &[], |d| std::fs::copy(fresh.join("log.db"), d.join("log.db")).map(drop).unwrap())
+            },
+        ),
+        case(
+            "log-entry-undecodable",
+            Store,
+            "`record`: log entry 2 of log.db is 3 bytes that do not decode as an op",
+            2,
+            "log.db: log entry 2 does not decode: unknown op encoding version 9",
+            |t| {
+                let out = t.join("recorded.json");
+                damaged(t, "record", &["--out", out.to_str().unwrap()], |d| set_log_entry(&d.join("log.db"), 2, &[9, 9, 9]))
+            },
+        ),
+        case(
+            "store-paused",
+            Store,
+            "`record` of a store paused at op 3 (a malformed payload)",
+            2,
+            "store is paused since op 3; its log is not a complete history",
+            |t| {
+                let dir = paused_store(t, 3);
+                Setup::new(args!["record", &dir, "--out", t.join("recorded.json")]).keeping(&dir)
+            },
+        ),
+        // ---- history files
+        case("history-not-json", History, "the history file is plain text", 2, "history.json: invalid JSON at line 1, column 2", |t| {
+            apply_text(t, "this is not a history\n")
+        }),
+        case(
+            "history-wrong-format",
+            History,
+            "`format` is `lattice-conform/golden`",
+            2,
+            "`format` is \"lattice-conform/golden\", expected \"lattice-conform/history\"",
+            |t| apply_edited(t, &[], |v| v["format"] = json!("lattice-conform/golden")),
+        ),
+        case(
+            "history-too-new",
+            History,
+            "`format_version` is 9 (and the file has a field version 1 does not know)",
+            2,
+            "format_version 9 is newer than this build reads (1); upgrade lattice-conform",
+            |t| {
+                apply_edited(t, &[], |v| {
+                    v["format_version"] = json!(9);
+                    v["signature"] = json!("from the future");
+                })
+            },
+        ),
+        case("history-unknown-field", History, "the top level has an unknown field `comment`", 2, "unknown field `comment`", |t| {
+            apply_edited(t, &[], |v| v["comment"] = json!("hand-edited"))
+        }),
+        case(
+            "history-author-31-bytes",
+            History,
+            "op 3 has a 31-byte author (62 hex digits)",
+            2,
+            "op 3, field `author`: expected 64 hex digits (32 bytes), found 62 characters",
+            |t| {
+                apply_edited(t, &[3], |v| {
+                    let a = v["ops"][3]["author"].as_str().unwrap()[2..].to_string();
+                    v["ops"][3]["author"] = json!(a);
+                })
+            },
+        ),
+        case(
+            "history-payload-odd-hex",
+            History,
+            "op 0's payload has an odd number of hex digits",
+            2,
+            "op 0, field `payload`: not hex: Odd number of digits",
+            |t| {
+                apply_edited(t, &[0], |v| {
+                    let p = v["ops"][0]["payload"].as_str().unwrap()[1..].to_string();
+                    v["ops"][0]["payload"] = json!(p);
+                })
+            },
+        ),
+        case("history-id-mismatch", History, "op 4's stated `id` is not the id of the op", 2, "op 4, field `id`", |t| {
+            apply_edited(t, &[], |v| v["ops"][4]["id"] = json!("ab".repeat(32)))
+        }),
+        case(
+            "history-unknown-type",
+            History,
+            "`apply --create` of a history of store type `acme:unknown` (ids unstated)",
+            2,
+            "no opener for store type `acme:unknown`",
+            |t| apply_create_edited(t, &[0, 1, 2, 3, 4, 5, 6], |v| v["store_type"] = json!("acme:unknown")),
+        ),
+        Case {
+            writes: true,
+            ..case(
+                "history-malformed-payload",
+                History,
+                "`apply --create`: op 3's payload is the one byte `00` (ops 0–2 are applied, the store pauses)",
+                2,
+                "op 3 (id ",
+                |t| {
+                    let f = example_with_malformed_op(t, 3);
+                    Setup::new(args!["apply", t.join("new-store"), f, "--create"])
+                },
+            )
+        },
+        Case {
+            writes: true,
+            ..case(
+                "history-bad-genesis",
+                History,
+                "`apply --create`: op 1 is its author's first op but names a `prev`",
+                2,
+                "rejected (bad_genesis)",
+                |t| {
+                    apply_create_edited(t, &[1], |v| {
+                        let first = v["ops"][0]["id"].clone();
+                        v["ops"][1]["prev"] = first;
+                    })
+                },
+            )
+        },
+        Case {
+            writes: true,
+            ..case(
+                "history-broken-chain",
+                History,
+                "`apply --create`: op 3's `prev` is not its author's tip",
+                2,
+                "rejected (broken_chain)",
+                |t| apply_create_edited(t, &[3], |v| v["ops"][3]["prev"] = json!("11".repeat(32))),
+            )
+        },
+        // ---- corpus, manifest, golden
+        case("corpus-missing", Corpus, "`verify --corpus` names a directory that does not exist", 2, "MANIFEST.json", |t| {
+            let g = t.join("golden");
+            Setup::new(args!["verify", "--corpus", t.join("nope"), "--golden", &g])
+        }),
+        case("manifest-not-json", Corpus, "MANIFEST.json is cut off mid-file", 2, "MANIFEST.json: invalid JSON", |t| {
+            verify_edited(t, &[], |c, _| edit_text(&c.join("MANIFEST.json"), |s| s[..s.len() / 2].to_string()))
+        }),
+        case(
+            "manifest-too-new",
+            Corpus,
+            "MANIFEST.json's `format_version` is 2",
+            2,
+            "format_version 2 is newer than this build reads (1)",
+            |t| verify_edited(t, &[], |c, _| edit_json(&c.join("MANIFEST.json"), |v| v["format_version"] = json!(2))),
+        ),
+        case(
+            "manifest-lists-missing-file",
+            Corpus,
+            "the manifest lists a history file that is not there",
+            2,
+            "example.json: cannot read",
+            |t| verify_edited(t, &[], |c, _| std::fs::remove_file(c.join(CORPUS_HISTORY)).unwrap()),
+        ),
+        case("corpus-digest-mismatch", Corpus, "a listed history gained one byte after it was listed", 2, "but the manifest says", |t| {
+            verify_edited(t, &[], |c, _| edit_text(&c.join(CORPUS_HISTORY), |s| s + "\n"))
+        }),
+        case("golden-missing", Corpus, "the history has no golden", 2, "missing golden for history `core:kvstore/example`", |t| {
+            verify_edited(t, &[], |_, g| std::fs::remove_file(g.join(CORPUS_HISTORY)).unwrap())
+        }),
+        case("golden-not-json", Corpus, "the golden is an empty file", 2, "example.json: invalid JSON", |t| {
+            verify_edited(t, &[], |_, g| std::fs::write(g.join(CORPUS_HISTORY), b"").unwrap())
+        }),
+        case(
+            "bless-digest-mismatch",
+            Corpus,
+            "`bless`: a listed history gained one byte after it was listed",
+            2,
+            "but the manifest says",
+            |t| {
+                let (c, g) = tiny_corpus(t);
+                edit_text(&c.join(CORPUS_HISTORY), |s| s + "\n");
+                Setup::new(args!["bless", "--corpus", &c, "--golden", &g])
+            },
+        ),
+        case("selection-empty", Corpus, "`--filter` matches no history", 2, "no history selected", |t| {
+            verify_edited(t, &["--filter", "*no-such-history*"], |_, _| {})
+        }),
+        // ---- builds and Wasm modules
+        case(
+            "build-not-a-spec",
+            Build,
+            "`--build java`",
+            2,
+            "--build \"java\": expected `native`, `native-fault:NAME`, a path to a .wasm file, or `cas:<digest>`",
+            |t| verify_build(t, "core:kvstore", "java"),
+        ),
+        case("build-unknown-fault", Build, "`--build native-fault:nope`", 2, "no such fault", |t| {
+            verify_build(t, "core:kvstore", "native-fault:nope")
+        }),
+        case("build-wasm-missing", Build, "`--build` names a .wasm file that does not exist", 2, "missing.wasm", |t| {
+            let b = t.join("missing.wasm").display().to_string();
+            verify_build(t, "core:kvstore", &b)
+        }),
+        case(
+            "build-cas-no-cache",
+            Build,
+            "`--build cas:<digest>` with no Wasm cache configured",
+            2,
+            "no Wasm cache is configured to look the digest up in",
+            |t| verify_build(t, "core:kvstore", &format!("cas:{}", "0".repeat(64))),
+        ),
+        case(
+            "build-other-type",
+            Build,
+            "`--build` is the `core:logstore` guest, asked to run `core:kvstore`",
+            2,
+            "declares store type `core:logstore`, but it was asked to run `core:kvstore`",
+            |t| {
+                let b = t.join("core-logstore.wasm");
+                std::fs::copy(root().join("guests/dist/core-logstore.wasm"), &b).unwrap();
+                verify_build(t, "core:kvstore", &b.display().to_string())
+            },
+        ),
+        case(
+            "wasm-not-wasm",
+            Build,
+            "`wasm add` of a text file",
+            2,
+            "not-a-module.wasm: not a WebAssembly module (it does not start with the `\\0asm` magic and version 1)",
+            |t| wasm_add(t, "not-a-module.wasm", b"hello, not a module"),
+        ),
+        case("wasm-invalid", Build, "`wasm add` of the Wasm magic and version followed by garbage", 2, "invalid WebAssembly module", |t| {
+            wasm_add(t, "garbage.wasm", b"\0asm\x01\0\0\0\xff\xff\xff")
+        }),
+        case(
+            "wasm-unknown-import",
+            Build,
+            "`wasm add` of a module that imports an unknown function (`wasi_snapshot_preview1`.`fd_write`)",
+            2,
+            "imports `wasi_snapshot_preview1`.`fd_write`; a guest may import only",
+            |t| {
+                let wasi = r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))"#;
+                wasm_add(t, "wasi.wasm", &guest(wasi, "", 1, true))
+            },
+        ),
+        case("wasm-missing-export", Build, "`wasm add` of a module without `lattice_apply`", 2, "missing export `lattice_apply`", |t| {
+            wasm_add(t, "no-apply.wasm", &guest("", "", 1, false))
+        }),
+        // ---- certificates
+        case(
+            "certificate-missing",
+            Certificate,
+            "the certificate file does not exist",
+            2,
+            "missing.json: cannot read the certificate",
+            |t| Setup::new(args!["certify", "--check", t.join("missing.json")]),
+        ),
+        case("certificate-not-json", Certificate, "the certificate is plain text", 1, "the certificate does not parse", |t| {
+            certificate_text(t, "certified, honest\n")
+        }),
+        case(
+            "certificate-too-new",
+            Certificate,
+            "the certificate's `format_version` is 2",
+            1,
+            "format_version 2 is newer than this build reads (1)",
+            |t| certificate_edited(t, |v| v["format_version"] = json!(2)),
+        ),
+        // ---- migrations
+        case(
+            "migrate-destination-exists",
+            Migration,
+            "the destination is an existing store",
+            2,
+            "already exists; a migration never writes over an existing store",
+            |t| {
+                let src = example_store(t);
+                let dst = fresh_store(t, "dst");
+                migrate_from(&src, t, &[]).keeping(&dst)
+            },
+        ),
+        case("migrate-source-paused", Migration, "the source is paused at op 2", 2, "store is paused since op 2", |t| {
+            let src = paused_store(t, 2);
+            migrate_from(&src, t, &[])
+        }),
+        case("migrate-source-corrupt", Migration, "a `data` row of the source was overwritten", 2, "corrupt: stored state hash", |t| {
+            let src = store_copy(t, "src");
+            tamper_first_data_row(&src.join("state.db"));
+            migrate_from(&src, t, &["--check"])
+        }),
+        case(
+            "migrate-source-lags",
+            Migration,
+            "the source's state.db reflects 0 of the 6 ops in its log.db",
+            2,
+            "state.db reflects 0 log entries but log.db holds 6",
+            |t| {
+                let fresh = fresh_store(t, "fresh");
+                let src = store_copy(t, "src");
+                std::fs::copy(fresh.join("state.db"), src.join("state.db")).unwrap();
+                migrate_from(&src, t, &[])
+            },
+        ),
+        case(
+            "migrate-no-migration",
+            Migration,
+            "`--to-type core:logstore`: no migration from `core:kvstore`",
+            2,
+            "no migration from `core:kvstore` to `core:logstore`; available: core:kvstore -> core:kvstore-v2",
+            |t| {
+                let src = example_store(t);
+                Setup::new(args!["migrate", &src, t.join("dst"), "--to-type", "core:logstore"]).keeping(&src)
+            },
+        ),
+        // ---- reports
+        case("report-not-json", Report, "the second report is cut off mid-file", 2, "shard-2.json: invalid JSON", |t| {
+            merge_with_edited(t, |b| edit_text(b, |s| s[..s.len() / 2].to_string()))
+        }),
+        case(
+            "report-other-build",
+            Report,
+            "the second report is of build `native-fault:forget-one-head`",
+            2,
+            "build `native-fault:forget-one-head` differs from `native`",
+            |t| merge_with_edited(t, |b| edit_json(b, |v| v["build"] = json!("native-fault:forget-one-head"))),
+        ),
+        case(
+            "report-wrong-format",
+            Report,
+            "the second file is a history, not a report",
+            2,
+            "`format` is \"lattice-conform/history\", expected \"lattice-conform/verify-report\"",
+            |t| merge_with_edited(t, |b| std::fs::copy(example(), b).map(drop).unwrap()),
+        ),
+        // ---- command-line arguments
+        case("args-unknown-command", Args, "an unknown subcommand", 2, "unrecognized subcommand 'frobnicate'", |_| {
+            Setup::new(args!["frobnicate"])
+        }),
+        case("args-bad-uuid", Args, "`create --id` is not a UUID", 2, "invalid value 'not-a-uuid' for '--id <ID>'", |t| {
+            Setup::new(args!["create", t.join("s"), "--type", "core:kvstore", "--id", "not-a-uuid"])
+        }),
+        case("args-bad-shard", Args, "`verify --shard 0/3`", 2, "--shard 0/3: expected I/N with 1 <= I <= N", |t| {
+            verify_edited(t, &["--shard", "0/3"], |_, _| {})
+        }),
+        case(
+            "args-conflict",
+            Args,
+            "`verify --migrations` with `--build`",
+            2,
+            "the argument '--migrations' cannot be used with '--build <BUILD>'",
+            |_| Setup::new(args!["verify", "--migrations", "--build", "native"]),
+        ),
+    ]
+}
+
+// ---- running and rendering --------------------------------------------------------------------
+
+/// Every file and directory under `dir` (relative path → blake3 of the content; `None` for a
+/// directory).
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Option<[u8; 32]>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Option<[u8; 32]>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let rel = path.strip_prefix(base).unwrap().to_path_buf();
+            if path.is_dir() {
+                out.insert(rel, None);
+                walk(base, &path, out);
+            } else {
+                out.insert(rel, Some(*blake3::hash(&std::fs::read(&path).unwrap()).as_bytes()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Machine-specific text made deterministic: the temp dir becomes `<tmp>`, the repository `<repo>`.
+fn normalise(text: &str, tmp: &Path) -> String {
+    text.replace(&tmp.display().to_string(), "<tmp>").replace(&root().display().to_string(), "<repo>")
+}
+
+/// An argument as a reader would type it (quoted if the shell would need it).
+fn shell_word(arg: &str) -> String {
+    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:<>=,".contains(c)) {
+        arg.to_string()
+    } else {
+        format!("'{arg}'")
+    }
+}
+
+/// Text as a Markdown inline code span that survives a table cell.
+fn code(text: &str) -> String {
+    assert!(!text.contains("``"), "cannot render {text:?} as a code span");
+    format!("`` {} ``", text.replace('|', "\\|"))
+}
+
+/// One rendered row: (kind, row text).
+struct Row {
+    kind: Kind,
+    line: String,
+}
+
+/// Runs one case; returns its row, or what went wrong.
+fn run_case(c: &Case) -> Result<Row, String> {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let setup = (c.setup)(t);
+    let before_tree = tree(t);
+    let before_stores: Vec<_> = setup.stores.iter().map(|s| digests(s)).collect();
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&setup.args).expect(c.exit))).map_err(|e| {
+        let msg = e.downcast_ref::<String>().cloned().unwrap_or_else(|| "a panic".into());
+        format!("{}: {msg}", c.id)
+    })?;
+    let stderr = normalise(&out.stderr, t);
+    if !stderr.contains(&normalise(c.stderr, t)) {
+        return Err(format!("{}: expected {:?} in stderr:\n{stderr}", c.id, c.stderr));
+    }
+    for (store, before) in setup.stores.iter().zip(&before_stores) {
+        if digests(store) != *before {
+            return Err(format!("{}: {} was written", c.id, store.display()));
+        }
+    }
+    if !c.writes {
+        let after = tree(t);
+        if after != before_tree {
+            let changed: Vec<_> = before_tree
+                .keys()
+                .chain(after.keys())
+                .filter(|k| before_tree.get(*k) != after.get(*k))
+                .map(|k| k.display().to_string())
+                .collect();
+            return Err(format!("{}: wrote under the temp dir: {changed:?}", c.id));
+        }
+    }
+    let first = stderr.lines().next().unwrap_or("").to_string();
+    let command: Vec<String> = setup.args.iter().map(|a| shell_word(&normalise(&a.to_string_lossy(), t))).collect();
+    let line = format!(
+        "| {} | {} | {} | {} |",
+        c.what.replace('|', "\\|"),
+        code(&format!("lattice-conform {}", command.join(" "))),
+        c.exit,
+        code(&first)
+    );
+    Ok(Row { kind: c.kind, line })
+}
+
+fn render(rows: &[Row], total: usize) -> String {
+    let mut doc = String::from(
+        "# Bad inputs\n\n\
+         <!-- Generated by tests/integration/bad_inputs.rs; do not edit by hand. -->\n\n\
+         This catalogue is **generated** by the test `bad_inputs` in `tests/integration/bad_inputs.rs`, \
+         which builds every bad input below in a temporary directory, runs the real `lattice-conform` \
+         binary on it, and checks the exit code, the message, that nothing panicked, and that no input \
+         it must not write was written (stores byte for byte, and no new files). The same test compares \
+         this file with what it renders and fails on any difference; after changing a case or a message, \
+         regenerate it with `UPDATE_BAD_INPUTS=1 cargo test --test integration bad_inputs` and review the diff.\n\n\
+         Exit codes are those of docs/FORMAT.md §18.5: `1` a check failed on well-formed input, `2` unusable \
+         input. *What the user sees* is the first line of standard error, with the temporary directory \
+         shown as `<tmp>`.\n",
+    );
+    doc.push_str(&format!("\n{total} cases.\n"));
+    for kind in Kind::ALL {
+        let lines: Vec<&str> = rows.iter().filter(|r| r.kind == kind).map(|r| r.line.as_str()).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        doc.push_str(&format!("\n## {}\n\n{}\n\n", kind.title(), kind.blurb()));
+        doc.push_str("| Bad input | Command | Exit | What the user sees |\n|---|---|---|---|\n");
+        for l in lines {
+            doc.push_str(l);
+            doc.push('\n');
+        }
+    }
+    doc
+}
+
+#[test]
+fn bad_inputs() {
+    let cases = cases();
+    let mut ids = std::collections::BTreeSet::new();
+    for c in &cases {
+        assert!(ids.insert(c.id), "duplicate case id {}", c.id);
+    }
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for c in &cases {
+        match run_case(c) {
+            Ok(row) => rows.push(row),
+            Err(e) => failures.push(e),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    let doc = render(&rows, cases.len());
+    let path = root().join(DOC);
+    if std::env::var(UPDATE_ENV).as_deref() == Ok("1") {
+        std::fs::write(&path, &doc).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != doc {
+        let first =
+            committed.lines().zip(doc.lines()).position(|(a, b)| a != b).unwrap_or(committed.lines().count().min(doc.lines().count()));
+        panic!(
+            "{DOC} is not what the bad-input cases produce (first difference at line {}: {:?}).\n\
+             Run `{UPDATE_ENV}=1 cargo test --test integration bad_inputs` and review the diff.",
+            first + 1,
+            doc.lines().nth(first).unwrap_or("<end of file>")
+        );
+    }
+}

@@ -74,8 +74,8 @@ pub enum VerifyError {
     BadFilter { glob: String, reason: String },
     #[error("--shard {0}: expected I/N with 1 <= I <= N")]
     BadShard(String),
-    #[error("no history selected (corpus {corpus}, type {store_type:?}, filter {filter:?}, shard {shard:?})")]
-    NothingSelected { corpus: PathBuf, store_type: Option<String>, filter: Option<String>, shard: Option<String> },
+    #[error("no history selected from corpus {corpus} ({selection})")]
+    NothingSelected { corpus: PathBuf, selection: String },
     #[error(
         "{build}: the build implements `{found}` schema {found_schema}, but history `{history}` is `{expected}` schema {expected_schema}"
     )]
@@ -170,18 +170,22 @@ impl Report {
     pub fn merge(parts: Vec<(PathBuf, Report)>) -> Result<Report, VerifyError> {
         let build = parts.first().map(|(_, r)| r.build.clone()).unwrap_or_default();
         let mut merged = Report::new(build.clone(), vec![]);
+        let mut seen: std::collections::BTreeMap<String, PathBuf> = std::collections::BTreeMap::new();
         for (path, r) in parts {
             if r.build != build {
                 return Err(VerifyError::BadReport { path, reason: format!("build `{}` differs from `{build}`", r.build) });
+            }
+            for result in &r.results {
+                if let Some(first) = seen.insert(result.id.clone(), path.clone()) {
+                    let reason = format!("history `{}` is also in {}; shards must not overlap", result.id, first.display());
+                    return Err(VerifyError::BadReport { path, reason });
+                }
             }
             merged.shards.extend(r.shards);
             merged.not_run += r.not_run;
             merged.results.extend(r.results);
         }
         merged.results.sort_by(|a, b| a.id.cmp(&b.id));
-        if let Some(w) = merged.results.windows(2).find(|w| w[0].id == w[1].id) {
-            return Err(VerifyError::BadReport { path: PathBuf::from(&w[0].id), reason: "history appears in more than one report".into() });
-        }
         merged.shards.sort();
         Ok(merged)
     }
@@ -232,12 +236,12 @@ pub fn select(opts: &VerifyOptions) -> Result<Vec<ManifestEntry>, VerifyError> {
         .filter(|e| opts.shard.is_none_or(|(i, n)| shard_of(&e.id(), n) == i))
         .collect();
     if selected.is_empty() {
-        return Err(VerifyError::NothingSelected {
-            corpus: opts.corpus.clone(),
-            store_type: opts.store_type.clone(),
-            filter: opts.filter.clone(),
-            shard: opts.shard.map(|(i, n)| format!("{i}/{n}")),
-        });
+        let mut selection = Vec::new();
+        selection.extend(opts.store_type.as_ref().map(|t| format!("type `{t}`")));
+        selection.extend(opts.filter.as_ref().map(|g| format!("filter `{g}`")));
+        selection.extend(opts.shard.map(|(i, n)| format!("shard {i}/{n}")));
+        let selection = if selection.is_empty() { "every history".to_string() } else { selection.join(", ") };
+        return Err(VerifyError::NothingSelected { corpus: opts.corpus.clone(), selection });
     }
     Ok(selected)
 }

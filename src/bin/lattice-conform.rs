@@ -188,9 +188,22 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
         let logic = registry.resolve(&history.identity())?;
         Store::create(dir, history.store_id, logic)?
     } else {
+        // A refused apply writes nothing: the identity and a pause are checked read-only first
+        // (a read-write redb open rewrites the header even when nothing is applied). Only a store
+        // a crash left needing repair goes straight to the read-write open, which repairs it.
+        match registry.open_read_only(dir) {
+            Ok(ro) => {
+                check_history_matches(ro.reader.identity(), &history, path)?;
+                if let Some(pause) = ro.reader.paused() {
+                    return Err(StoreError::Paused { dir: dir.to_path_buf(), pause: pause.clone() }.into());
+                }
+            }
+            Err(OpenError::Store(StoreError::NotClosedCleanly { .. } | StoreError::StateLagsLog { .. })) => {}
+            Err(e) => return Err(e.into()),
+        }
         registry.open(dir)?
     };
-    check_history_matches(&store, &history, path)?;
+    check_history_matches(store.identity(), &history, path)?;
     let (skipped, summary) = store.apply_resuming(&history.ops)?;
     println!(
         "applied {} ops ({} duplicates, {} already logged); state hash {}",
@@ -202,10 +215,10 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
     Ok(())
 }
 
-fn check_history_matches(store: &Store, history: &History, path: &Path) -> anyhow::Result<()> {
+fn check_history_matches(store: &StoreIdentity, history: &History, path: &Path) -> anyhow::Result<()> {
     let wanted = history.identity();
-    if *store.identity() != wanted {
-        anyhow::bail!(HistoryMismatch { path: path.to_path_buf(), history: wanted, store: store.identity().clone() });
+    if *store != wanted {
+        anyhow::bail!(HistoryMismatch { path: path.to_path_buf(), history: wanted, store: store.clone() });
     }
     Ok(())
 }

@@ -39,8 +39,8 @@ pub enum CorpusError {
     BadTypeName(String),
     #[error("history name {0:?}: use letters, digits, `.`, `-` and `_`, not starting with `.` (it names a file inside the corpus)")]
     BadHistoryName(String),
-    #[error("no scenario {scenario:?} for `{store_type}`; known: {known}")]
-    NoScenario { store_type: String, scenario: Option<String>, known: String },
+    #[error("no {scenario} for `{store_type}`; known scenarios: {known}")]
+    NoScenario { store_type: String, scenario: String, known: String },
     #[error(transparent)]
     History(#[from] HistoryError),
 }
@@ -207,8 +207,8 @@ pub fn generate_into(out: &Path, req: &GenRequest) -> Result<Coverage, CorpusErr
         let known: Vec<&str> = scenarios.iter().map(|s| s.name).collect();
         return Err(CorpusError::NoScenario {
             store_type: req.store_type.clone(),
-            scenario: req.scenario.clone(),
-            known: known.join(", "),
+            scenario: req.scenario.as_ref().map_or("scenario at all".to_string(), |name| format!("scenario `{name}`")),
+            known: if known.is_empty() { "(none)".to_string() } else { known.join(", ") },
         });
     }
     let dir = type_dir(&req.store_type)?;

@@ -11,6 +11,8 @@ use super::error::{RedbContext, StoreError};
 use super::StoreIdentity;
 
 pub(crate) const STATE_FILE: &str = "state.db";
+/// The file a rebuild fills before renaming it over `state.db`.
+pub(crate) const REBUILD_FILE: &str = "state.db.rebuild";
 pub(crate) const LOG_FILE: &str = "log.db";
 
 /// state.db: identity, tips, state hash, bookkeeping.

@@ -65,6 +65,8 @@ pub struct ApplySummary {
 /// An open store, holding the writer role on both files.
 pub struct Store {
     dir: PathBuf,
+    /// `dir/state.db`, or the file a rebuild fills before renaming it into place.
+    state_path: PathBuf,
     identity: StoreIdentity,
     state: Database,
     log: Database,
@@ -103,7 +105,13 @@ impl Store {
             Err(StoreError::NotClosedCleanly { .. }) => {}
             Err(e) => return Err(e),
         }
-        let (state_path, log_path) = (dir.join(STATE_FILE), dir.join(LOG_FILE));
+        Store::open_files(dir, dir.join(STATE_FILE), logic)
+    }
+
+    /// The read-write open of §9.6 steps 2–6 with the state in `state_path` (`state.db`, or the
+    /// file a rebuild is filling) and the log in `dir`'s `log.db`.
+    fn open_files(dir: &Path, state_path: PathBuf, logic: Logic) -> Result<Store, StoreError> {
+        let log_path = dir.join(LOG_FILE);
         let state = open_rw(&state_path)?;
         let log = open_rw(&log_path)?;
         let identity = read_db_identity(&state, META, &state_path)?;
@@ -113,7 +121,7 @@ impl Store {
         }
         check_logic(dir, &identity, logic.as_ref())?;
         let (acc, log_len, paused) = read_bookkeeping(&state, &state_path, &identity)?;
-        let mut store = Store { dir: dir.to_path_buf(), identity, state, log, logic, acc, log_len, paused };
+        let mut store = Store { dir: dir.to_path_buf(), state_path, identity, state, log, logic, acc, log_len, paused };
         store.catch_up()?;
         Ok(store)
     }
@@ -126,14 +134,20 @@ impl Store {
     }
 
     /// Recreates `state.db` from `log.db` alone, replaying every logged op with `logic`. The new
-    /// file is built beside the old one and renamed over it; a pause record is not carried over.
+    /// file is built and filled beside the old one and renamed over it only once the whole log
+    /// has replayed into it; if a log entry does not decode or the logic rejects one, the new
+    /// file is removed and `state.db` is left as it was. A pause record is not carried over.
     pub fn rebuild(dir: &Path, logic: Logic) -> Result<Store, StoreError> {
         peek::check_dir(dir)?;
         let identity = Store::log_identity(dir)?;
         check_logic(dir, &identity, logic.as_ref())?;
-        let tmp_path = dir.join("state.db.rebuild");
+        let tmp_path = dir.join(REBUILD_FILE);
         let _ = std::fs::remove_file(&tmp_path);
         init_state(&tmp_path, &identity)?;
+        if let Err(e) = Store::open_files(dir, tmp_path.clone(), logic.clone()) {
+            let _ = std::fs::remove_file(&tmp_path);
+            return Err(e);
+        }
         std::fs::rename(&tmp_path, dir.join(STATE_FILE)).map_err(|source| StoreError::Io { path: dir.join(STATE_FILE), source })?;
         Store::open(dir, logic)
     }
@@ -219,7 +233,7 @@ impl Store {
     }
 
     fn state_path(&self) -> PathBuf {
-        self.dir.join(STATE_FILE)
+        self.state_path.clone()
     }
 
     fn log_path(&self) -> PathBuf {

@@ -314,6 +314,36 @@ fn certificate_edited(tmp: &Path, edit: impl FnOnce(&mut Value)) -> Setup {
     Setup::new(args!["certify", "--check", &cert])
 }
 
+/// `certify --check` of a real certificate whose candidate build (a copy of the kvstore guest)
+/// was deleted after certifying.
+fn certificate_without_its_build(tmp: &Path) -> Setup {
+    let (c, _) = tiny_corpus(tmp);
+    let cand = tmp.join("cand.wasm");
+    std::fs::copy(root().join("guests/dist/core-kvstore.wasm"), &cand).unwrap();
+    let cert = tmp.join("certificate.json");
+    let counterexample = tmp.join("counterexample.json");
+    run(args![
+        "certify",
+        "--type",
+        "core:kvstore",
+        "--baseline",
+        "native",
+        "--candidate",
+        &cand,
+        "--bundled",
+        &c,
+        "--cases",
+        "1",
+        "--out",
+        &cert,
+        "--counterexample",
+        &counterexample,
+    ])
+    .expect(0);
+    std::fs::remove_file(&cand).unwrap();
+    Setup::new(args!["certify", "--check", &cert])
+}
+
 /// `certify --check` of a file with these bytes.
 fn certificate_text(tmp: &Path, text: &str) -> Setup {
     let cert = tmp.join("certificate.json");
@@ -511,6 +541,25 @@ fn cases() -> Vec<Case> {
             apply_edited(t, &[], |v| v["ops"][4]["id"] = json!("ab".repeat(32)))
         }),
         case(
+            "history-other-store",
+            History,
+            "the history is for another store id (ids unstated); the store must not be written",
+            2,
+            "history.json: the history is for the store (id 00000000-0000-4000-8000-000000000002",
+            |t| apply_edited(t, &[0, 1, 2, 3, 4, 5, 6], |v| v["store_id"] = json!("00000000-0000-4000-8000-000000000002")),
+        ),
+        case(
+            "history-into-paused-store",
+            History,
+            "`apply` of the example to a store paused at op 3; the store must not be written",
+            2,
+            "store is paused since op 3 (malformed_payload) was rejected",
+            |t| {
+                let dir = paused_store(t, 3);
+                Setup::new(args!["apply", &dir, example()]).keeping(&dir)
+            },
+        ),
+        case(
             "history-unknown-type",
             History,
             "`apply --create` of a history of store type `acme:unknown` (ids unstated)",
@@ -677,6 +726,14 @@ fn cases() -> Vec<Case> {
             "missing.json: cannot read the certificate",
             |t| Setup::new(args!["certify", "--check", t.join("missing.json")]),
         ),
+        case(
+            "certificate-build-gone",
+            Certificate,
+            "the candidate build the certificate names (a .wasm file) was deleted",
+            1,
+            "cannot re-derive: --build: <tmp>/cand.wasm: cannot read",
+            certificate_without_its_build,
+        ),
         case("certificate-not-json", Certificate, "the certificate is plain text", 1, "the certificate does not parse", |t| {
             certificate_text(t, "certified, honest\n")
         }),
@@ -738,6 +795,14 @@ fn cases() -> Vec<Case> {
         case("report-not-json", Report, "the second report is cut off mid-file", 2, "shard-2.json: invalid JSON", |t| {
             merge_with_edited(t, |b| edit_text(b, |s| s[..s.len() / 2].to_string()))
         }),
+        case(
+            "report-overlap",
+            Report,
+            "both reports hold the same history (shards overlap)",
+            2,
+            "shard-2.json: history `core:kvstore/example` is also in <tmp>/shard-1.json",
+            |t| merge_with_edited(t, |_| {}),
+        ),
         case(
             "report-other-build",
             Report,

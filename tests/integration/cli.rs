@@ -320,3 +320,23 @@ fn format_md_test_vectors_are_what_the_code_computes() {
     assert!(doc.contains(&hash), "docs/FORMAT.md must state the example's final state hash {hash}");
     assert!(doc.contains(&op0), "docs/FORMAT.md must state op 0's id {op0}");
 }
+
+#[test]
+fn a_rebuild_that_cannot_replay_the_log_leaves_state_db_as_it_was() {
+    // Log entry 2 overwritten with bytes that do not decode: the rebuild must fail before
+    // replacing a working state.db, and leave no temporary file.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let before = open_json(&dir);
+    let state_before = digests(&dir)["state.db"];
+    let db = redb::Database::open(dir.join("log.db")).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(redb::TableDefinition::<u64, &[u8]>::new("log")).unwrap().insert(2, [9u8, 9, 9].as_slice()).unwrap();
+    txn.commit().unwrap();
+    drop(db);
+    let out = cmd(&["rebuild"], &dir).expect(2);
+    assert!(out.stderr.contains("log.db: log entry 2 does not decode"), "{}", out.stderr);
+    assert_eq!(digests(&dir)["state.db"], state_before, "rebuild replaced state.db");
+    assert!(!dir.join("state.db.rebuild").exists());
+    assert_eq!(open_json(&dir)["state_hash"], before["state_hash"]);
+}

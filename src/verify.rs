@@ -82,6 +82,8 @@ pub enum VerifyError {
     BuildTypeMismatch { build: String, history: String, found: String, found_schema: u64, expected: String, expected_schema: u64 },
     #[error("report {path}: {reason}")]
     BadReport { path: PathBuf, reason: String },
+    #[error("report merge: {reason}")]
+    BadShardSet { reason: String },
     #[error(transparent)]
     Version(#[from] crate::versioned::VersionError),
 }
@@ -186,9 +188,30 @@ impl Report {
             merged.results.extend(r.results);
         }
         merged.results.sort_by(|a, b| a.id.cmp(&b.id));
+        check_shard_set(&merged.shards)?;
         merged.shards.sort();
         Ok(merged)
     }
+}
+
+/// Every shard count N named by the merged reports must come with all of its shards 1/N … N/N,
+/// each once: a merge that silently lacks a shard would pass a release gate on part of the corpus.
+fn check_shard_set(shards: &[String]) -> Result<(), VerifyError> {
+    let bad = |reason: String| VerifyError::BadShardSet { reason };
+    let mut seen: std::collections::BTreeMap<u32, std::collections::BTreeSet<u32>> = Default::default();
+    for s in shards {
+        let (i, n) = parse_shard(s).map_err(|_| bad(format!("`{s}` is not a shard (expected I/N)")))?;
+        if !seen.entry(n).or_default().insert(i) {
+            return Err(bad(format!("shard {i}/{n} appears in more than one report")));
+        }
+    }
+    for (n, present) in &seen {
+        let missing: Vec<String> = (1..=*n).filter(|i| !present.contains(i)).map(|i| format!("{i}/{n}")).collect();
+        if !missing.is_empty() {
+            return Err(bad(format!("shard {} missing; merge the reports of every shard of the run", missing.join(", "))));
+        }
+    }
+    Ok(())
 }
 
 /// Parses `I/N`.

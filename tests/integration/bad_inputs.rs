@@ -804,6 +804,18 @@ fn cases() -> Vec<Case> {
             |t| merge_with_edited(t, |_| {}),
         ),
         case(
+            "report-missing-shard",
+            Report,
+            "the only report is shard 1/2 of a sharded run",
+            2,
+            "report merge: shard 2/2 missing",
+            |t| {
+                let a = real_report(t, "shard-1.json");
+                edit_json(&a, |v| v["shards"] = json!(["1/2"]));
+                Setup::new(args!["report", "merge", &a])
+            },
+        ),
+        case(
             "report-other-build",
             Report,
             "the second report is of build `native-fault:forget-one-head`",

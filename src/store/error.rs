@@ -117,3 +117,37 @@ fn classify(path: &std::path::Path, e: redb::Error) -> StoreError {
         source => StoreError::Redb { path, source },
     }
 }
+
+thread_local! {
+    /// Set while [`contain`] runs on this thread, so the panic hook stays quiet for a contained panic.
+    static CONTAINING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, which reads the redb file at `path`, turning a panic into
+/// [`StoreError::NotRedb`] naming the file. redb returns errors for most damage but panics on
+/// some damaged pages (found by the `peek_file` fuzz target: an `unreachable!` in its B-tree
+/// lookup); a tool that gates releases must report a damaged file, not crash on it. The panic's
+/// default report is suppressed while contained (a panic hook installed once, which defers to
+/// the previous hook for every other panic). Whatever redb handle `f` used is dropped with it.
+pub(crate) fn contain<T>(path: &std::path::Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CONTAINING.with(|c| c.get()) {
+                previous(info);
+            }
+        }));
+    });
+    let was = CONTAINING.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINING.with(|c| c.set(was));
+    result.unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        Err(StoreError::NotRedb { path: path.to_path_buf(), detail: format!("the storage engine failed while reading it ({msg})") })
+    })
+}

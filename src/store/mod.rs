@@ -111,6 +111,10 @@ impl Store {
     /// The read-write open of §9.6 steps 2–6 with the state in `state_path` (`state.db`, or the
     /// file a rebuild is filling) and the log in `dir`'s `log.db`.
     fn open_files(dir: &Path, state_path: PathBuf, logic: Logic) -> Result<Store, StoreError> {
+        error::contain(dir, || Store::open_files_uncontained(dir, state_path, logic))
+    }
+
+    fn open_files_uncontained(dir: &Path, state_path: PathBuf, logic: Logic) -> Result<Store, StoreError> {
         let log_path = dir.join(LOG_FILE);
         let state = open_rw(&state_path)?;
         let log = open_rw(&log_path)?;
@@ -130,7 +134,7 @@ impl Store {
     pub fn log_identity(dir: &Path) -> Result<StoreIdentity, StoreError> {
         peek::check_dir(dir)?;
         let log_path = dir.join(LOG_FILE);
-        read_db_identity(&open_rw(&log_path)?, LOG_META, &log_path)
+        error::contain(&log_path, || read_db_identity(&open_rw(&log_path)?, LOG_META, &log_path))
     }
 
     /// Recreates `state.db` from `log.db` alone, replaying every logged op with `logic`. The new
@@ -214,22 +218,26 @@ impl Store {
 
     /// The state hash recomputed from scratch over the tables.
     pub fn recompute(&self) -> Result<StateHash, StoreError> {
-        recompute(&self.state, &self.state_path(), &self.identity)
+        let path = self.state_path();
+        error::contain(&path, || recompute(&self.state, &path, &self.identity))
     }
 
     /// Calls `f` on every `data` row in key order.
     pub fn for_each_row(&self, f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
-        for_each_row(&self.state, &self.state_path(), f)
+        let path = self.state_path();
+        error::contain(&path, || for_each_row(&self.state, &path, f))
     }
 
     /// Every author's chain tip, ordered by author.
     pub fn tips(&self) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
-        read_tips(&self.state, &self.state_path())
+        let path = self.state_path();
+        error::contain(&path, || read_tips(&self.state, &path))
     }
 
     /// The logged ops in apply order.
     pub fn log_ops(&self) -> Result<Vec<Op>, StoreError> {
-        read_log(&self.log, &self.log_path(), 0)
+        let path = self.log_path();
+        error::contain(&path, || read_log(&self.log, &path, 0))
     }
 
     fn state_path(&self) -> PathBuf {
@@ -242,9 +250,11 @@ impl Store {
 
     fn stored_hash(&self) -> Result<StateHash, StoreError> {
         let path = self.state_path();
-        let txn = self.state.begin_read().at(&path)?;
-        let meta = layout::open_ro_table(&txn, META, &path)?;
-        Ok(StateHash(read_hash(&meta, K_HASH, &path)?))
+        error::contain(&path, || {
+            let txn = self.state.begin_read().at(&path)?;
+            let meta = layout::open_ro_table(&txn, META, &path)?;
+            Ok(StateHash(read_hash(&meta, K_HASH, &path)?))
+        })
     }
 
     /// Handles a rejection at `pos` of `chunk`: commits the ops before it, records the pause.

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use redb::ReadableDatabase;
 
-use super::error::{RedbContext, StoreError};
+use super::error::{contain, RedbContext, StoreError};
 use super::layout::{is_not_found, open_ro, open_ro_table, read_identity, LOG_FILE, LOG_META, META, STATE_FILE};
 use super::StoreIdentity;
 
@@ -49,9 +49,11 @@ pub fn peek_for_open(dir: &Path) -> Result<StoreIdentity, StoreError> {
     match peek_info(dir) {
         Err(StoreError::NotClosedCleanly { path }) => {
             let table = if path.ends_with(STATE_FILE) { META } else { LOG_META };
-            let db = super::layout::open_rw(&path)?;
-            let txn = db.begin_read().at(&path)?;
-            read_identity(&open_ro_table(&txn, table, &path)?, &path)
+            contain(&path, || {
+                let db = super::layout::open_rw(&path)?;
+                let txn = db.begin_read().at(&path)?;
+                read_identity(&open_ro_table(&txn, table, &path)?, &path)
+            })
         }
         other => other,
     }
@@ -76,8 +78,10 @@ pub(crate) fn check_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 fn read_meta_ro(path: &Path, table: redb::TableDefinition<&'static str, &'static [u8]>) -> Result<StoreIdentity, StoreError> {
-    let db = open_ro(path)?;
-    let txn = db.begin_read().at(path)?;
-    let t = open_ro_table(&txn, table, path)?;
-    read_identity(&t, path)
+    contain(path, || {
+        let db = open_ro(path)?;
+        let txn = db.begin_read().at(path)?;
+        let t = open_ro_table(&txn, table, path)?;
+        read_identity(&t, path)
+    })
 }

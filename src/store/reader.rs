@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTableMetadata};
 
-use super::error::{RedbContext, StoreError};
+use super::error::{contain, RedbContext, StoreError};
 use super::layout::{is_not_found, open_ro, open_ro_table, read_identity, LOG_FILE, LOG_META, META, STATE_FILE};
 use super::{peek, PauseRecord, StoreIdentity};
 use crate::hash::{LtHash, StateHash};
@@ -30,6 +30,10 @@ impl StoreReader {
     /// checked against the accumulator), `log.db` for identity and entry count. A state that does
     /// not reflect exactly the logged ops is refused — a reader cannot replay or judge the gap.
     pub fn open(dir: &Path) -> Result<StoreReader, StoreError> {
+        contain(dir, || StoreReader::open_uncontained(dir))
+    }
+
+    fn open_uncontained(dir: &Path) -> Result<StoreReader, StoreError> {
         let (state_path, log_path) = (dir.join(STATE_FILE), dir.join(LOG_FILE));
         let state = open_ro(&state_path).map_err(|e| {
             if !is_not_found(&e) {
@@ -83,7 +87,8 @@ impl StoreReader {
 
     /// Recomputes the state hash from the tables and compares it with the stored one.
     pub fn verify(&self) -> Result<StateHash, StoreError> {
-        let computed = super::recompute(&self.state, &self.dir.join(STATE_FILE), &self.identity)?;
+        let path = self.dir.join(STATE_FILE);
+        let computed = contain(&path, || super::recompute(&self.state, &path, &self.identity))?;
         if computed != self.state_hash() {
             return Err(StoreError::Corrupt { dir: self.dir.clone(), stored: self.state_hash(), computed });
         }
@@ -92,18 +97,20 @@ impl StoreReader {
 
     /// Calls `f` on every `data` row in key order.
     pub fn for_each_row(&self, f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
-        super::for_each_row(&self.state, &self.dir.join(STATE_FILE), f)
+        let path = self.dir.join(STATE_FILE);
+        contain(&path, || super::for_each_row(&self.state, &path, f))
     }
 
     /// The logged ops in apply order, read from `log.db` read-only.
     pub fn log_ops(&self) -> Result<Vec<crate::op::Op>, StoreError> {
-        let path = self.dir.join(super::layout::LOG_FILE);
-        super::read_log(&open_ro(&path)?, &path, 0)
+        let path = self.dir.join(LOG_FILE);
+        contain(&path, || super::read_log(&open_ro(&path)?, &path, 0))
     }
 
     /// Every author's chain tip, ordered by author.
     pub fn tips(&self) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
-        super::read_tips(&self.state, &self.dir.join(STATE_FILE))
+        let path = self.dir.join(STATE_FILE);
+        contain(&path, || super::read_tips(&self.state, &path))
     }
 }
 
@@ -122,6 +129,10 @@ pub struct AuditFacts {
 
 /// Reads the facts `audit` judges. Fails only when a file cannot be read at all.
 pub fn audit_facts(dir: &Path) -> Result<AuditFacts, StoreError> {
+    contain(dir, || audit_facts_uncontained(dir))
+}
+
+fn audit_facts_uncontained(dir: &Path) -> Result<AuditFacts, StoreError> {
     use super::layout::{read_bytes, read_hash, read_opt, K_ACC, K_CREATED_AS, K_HASH};
     peek::check_dir(dir)?;
     let (state_path, log_path) = (dir.join(STATE_FILE), dir.join(LOG_FILE));

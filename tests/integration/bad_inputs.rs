@@ -386,6 +386,20 @@ fn cases() -> Vec<Case> {
             Setup::new(args!["peek", t.join("nope")])
         }),
         case(
+            "store-log-damaged-btree",
+            Store,
+            "log.db alone, with a damaged B-tree page that makes redb panic (found by the `peek_file` fuzz target)",
+            2,
+            "log.db: not a redb database or damaged: the storage engine failed while reading it",
+            |t| {
+                let found = std::fs::read(root().join("fuzz/regressions/peek_file/redb-unreachable-in-btree-get")).unwrap();
+                let dir = t.join("damaged");
+                std::fs::create_dir(&dir).unwrap();
+                std::fs::write(dir.join("log.db"), &found[1..]).unwrap();
+                Setup::new(args!["peek", &dir]).keeping(&dir)
+            },
+        ),
+        case(
             "store-dir-empty",
             Store,
             "the directory holds neither state.db nor log.db",
@@ -803,18 +817,11 @@ fn cases() -> Vec<Case> {
             "shard-2.json: history `core:kvstore/example` is also in <tmp>/shard-1.json",
             |t| merge_with_edited(t, |_| {}),
         ),
-        case(
-            "report-missing-shard",
-            Report,
-            "the only report is shard 1/2 of a sharded run",
-            2,
-            "report merge: shard 2/2 missing",
-            |t| {
-                let a = real_report(t, "shard-1.json");
-                edit_json(&a, |v| v["shards"] = json!(["1/2"]));
-                Setup::new(args!["report", "merge", &a])
-            },
-        ),
+        case("report-missing-shard", Report, "the only report is shard 1/2 of a sharded run", 2, "report merge: shard 2/2 missing", |t| {
+            let a = real_report(t, "shard-1.json");
+            edit_json(&a, |v| v["shards"] = json!(["1/2"]));
+            Setup::new(args!["report", "merge", &a])
+        }),
         case(
             "report-other-build",
             Report,

@@ -29,6 +29,8 @@ max_len() {
     peek_file) echo 80000 ;;
     wasm_module) echo 120000 ;;
     history_json | golden_json | certificate_json) echo 65536 ;;
+    # Every kvstore entry costs LtHash work; short payloads keep executions fast.
+    payload_*) echo 512 ;;
     *) echo 4096 ;;
   esac
 }

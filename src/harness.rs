@@ -152,17 +152,16 @@ fn good_store() -> &'static Path {
         let dir = std::env::temp_dir().join(format!("lattice-conform-harness-good-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut store = Store::create(&dir, uuid::Uuid::from_u128(7), Arc::new(KvStore)).expect("a store can be created");
-        let entries = [lattice_logic::kvstore::Entry::Put { key: b"k".to_vec(), value: b"v".to_vec() }];
-        let op = Op {
-            author: [2; 32],
-            hlc: Hlc { wall_ms: 1, counter: 0 },
-            prev: ZERO_HASH,
-            causal_deps: vec![],
-            payload: lattice_logic::kvstore::encode_payload(&entries),
-        };
-        store.apply_ops(&[op], 0).expect("the op applies");
+        store.apply_ops(&[first_put()], 0).expect("the op applies");
         dir
     })
+}
+
+/// An author's first op, putting `k` = `v` (kvstore payload).
+fn first_put() -> Op {
+    let entries = [lattice_logic::kvstore::Entry::Put { key: b"k".to_vec(), value: b"v".to_vec() }];
+    let payload = lattice_logic::kvstore::encode_payload(&entries);
+    Op { author: [2; 32], hlc: Hlc { wall_ms: 1, counter: 0 }, prev: ZERO_HASH, causal_deps: vec![], payload }
 }
 
 /// A directory of this thread's own for the damaged store.
@@ -214,15 +213,7 @@ pub fn wasm_module(data: &[u8]) {
     };
     let mut store = MemStore::new(identity, logic);
     let empty = store.state_hash();
-    let entries = [lattice_logic::kvstore::Entry::Put { key: b"k".to_vec(), value: b"v".to_vec() }];
-    let op = Op {
-        author: [1; 32],
-        hlc: Hlc { wall_ms: 1, counter: 0 },
-        prev: ZERO_HASH,
-        causal_deps: vec![],
-        payload: lattice_logic::kvstore::encode_payload(&entries),
-    };
-    if store.apply(&op).is_err() {
+    if store.apply(&first_put()).is_err() {
         assert_eq!(store.state_hash(), empty, "a rejected op changed the state");
     }
     assert_eq!(store.recompute(), store.state_hash(), "the incremental hash disagrees with a recompute");

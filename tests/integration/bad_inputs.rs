@@ -5,7 +5,7 @@
 //! `UPDATE_BAD_INPUTS=1 cargo test --test integration bad_inputs`).
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use lattice_conform::hash::LtHash;
@@ -286,30 +286,22 @@ fn verify_build(tmp: &Path, store_type: &str, build: &str) -> Setup {
     Setup::new(args!["verify", "--corpus", &c, "--golden", &g, "--type", store_type, "--build", build])
 }
 
-/// `certify --check` of a real certificate (native against native on the tiny corpus, one
-/// generated case) after `edit`.
-fn certificate_edited(tmp: &Path, edit: impl FnOnce(&mut Value)) -> Setup {
+/// Certifies `candidate` against `native` on the tiny corpus (one generated case) and returns
+/// the certificate's path, `tmp/certificate.json`.
+fn real_certificate(tmp: &Path, candidate: &OsStr) -> PathBuf {
     let (c, _) = tiny_corpus(tmp);
     let cert = tmp.join("certificate.json");
     let counterexample = tmp.join("counterexample.json");
-    run(args![
-        "certify",
-        "--type",
-        "core:kvstore",
-        "--baseline",
-        "native",
-        "--candidate",
-        "native",
-        "--bundled",
-        &c,
-        "--cases",
-        "1",
-        "--out",
-        &cert,
-        "--counterexample",
-        &counterexample,
-    ])
-    .expect(0);
+    let mut a = args!["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", candidate, "--bundled", &c];
+    a.extend(args!["--cases", "1", "--out", &cert, "--counterexample", &counterexample]);
+    run(&a).expect(0);
+    cert
+}
+
+/// `certify --check` of a real certificate (native against native on the tiny corpus, one
+/// generated case) after `edit`.
+fn certificate_edited(tmp: &Path, edit: impl FnOnce(&mut Value)) -> Setup {
+    let cert = real_certificate(tmp, OsStr::new("native"));
     edit_json(&cert, edit);
     Setup::new(args!["certify", "--check", &cert])
 }
@@ -317,29 +309,9 @@ fn certificate_edited(tmp: &Path, edit: impl FnOnce(&mut Value)) -> Setup {
 /// `certify --check` of a real certificate whose candidate build (a copy of the kvstore guest)
 /// was deleted after certifying.
 fn certificate_without_its_build(tmp: &Path) -> Setup {
-    let (c, _) = tiny_corpus(tmp);
     let cand = tmp.join("cand.wasm");
     std::fs::copy(root().join("guests/dist/core-kvstore.wasm"), &cand).unwrap();
-    let cert = tmp.join("certificate.json");
-    let counterexample = tmp.join("counterexample.json");
-    run(args![
-        "certify",
-        "--type",
-        "core:kvstore",
-        "--baseline",
-        "native",
-        "--candidate",
-        &cand,
-        "--bundled",
-        &c,
-        "--cases",
-        "1",
-        "--out",
-        &cert,
-        "--counterexample",
-        &counterexample,
-    ])
-    .expect(0);
+    let cert = real_certificate(tmp, cand.as_os_str());
     std::fs::remove_file(&cand).unwrap();
     Setup::new(args!["certify", "--check", &cert])
 }

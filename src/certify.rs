@@ -188,25 +188,14 @@ pub fn check(path: &Path, registry: &Registry) -> Result<Option<String>, Certify
     // or vanished) means the certificate no longer holds.
     let verdict = match certify(&opts, registry) {
         Ok(v) => v,
-        Err(e) => return Ok(Some(format!("cannot re-derive: {}", with_causes(&e)))),
+        // `{:#}` prints the causes too, as the command line does for its own errors.
+        Err(e) => return Ok(Some(format!("cannot re-derive: {:#}", anyhow::Error::new(e)))),
     };
     Ok(match verdict {
         Verdict::Diverged { source, divergence, .. } => Some(format!("the builds now diverge on {source} at op {}", divergence.op_index)),
         Verdict::Equivalent(again) if to_text(&again) == text => None,
         Verdict::Equivalent(again) => Some(first_difference(&text, &to_text(&again))),
     })
-}
-
-/// An error and its chain of causes, `: `-separated (what the command line prints for an error).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 fn first_difference(file: &str, derived: &str) -> String {

@@ -189,9 +189,7 @@ impl Registry {
     pub fn open_for_reading(&self, dir: &Path) -> Result<Opened, OpenError> {
         match self.open_read_only(dir) {
             Ok(ro) => Ok(Opened::ReadOnly(ro)),
-            Err(OpenError::Store(StoreError::NotClosedCleanly { .. } | StoreError::StateLagsLog { .. })) => {
-                Ok(Opened::Repaired(self.open(dir)?))
-            }
+            Err(OpenError::Store(e)) if e.needs_repair() => Ok(Opened::Repaired(self.open(dir)?)),
             Err(e) => Err(e),
         }
     }

@@ -198,7 +198,7 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
                     return Err(StoreError::Paused { dir: dir.to_path_buf(), pause: pause.clone() }.into());
                 }
             }
-            Err(OpenError::Store(StoreError::NotClosedCleanly { .. } | StoreError::StateLagsLog { .. })) => {}
+            Err(OpenError::Store(e)) if e.needs_repair() => {}
             Err(e) => return Err(e.into()),
         }
         registry.open(dir)?

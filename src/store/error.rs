@@ -86,6 +86,13 @@ impl StoreError {
                 | StoreError::Rejected { kind: RejectKind::CorruptState, .. }
         )
     }
+
+    /// True when a read-only open refused the store only because a crash left it needing a
+    /// read-write open (redb's repair of a file not closed cleanly, or the catch-up of a
+    /// `state.db` lagging its log).
+    pub fn needs_repair(&self) -> bool {
+        matches!(self, StoreError::NotClosedCleanly { .. } | StoreError::StateLagsLog { .. })
+    }
 }
 
 /// Attaches a path to redb errors.

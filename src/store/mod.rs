@@ -218,26 +218,22 @@ impl Store {
 
     /// The state hash recomputed from scratch over the tables.
     pub fn recompute(&self) -> Result<StateHash, StoreError> {
-        let path = self.state_path();
-        error::contain(&path, || recompute(&self.state, &path, &self.identity))
+        recompute(&self.state, &self.state_path(), &self.identity)
     }
 
     /// Calls `f` on every `data` row in key order.
     pub fn for_each_row(&self, f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
-        let path = self.state_path();
-        error::contain(&path, || for_each_row(&self.state, &path, f))
+        for_each_row(&self.state, &self.state_path(), f)
     }
 
     /// Every author's chain tip, ordered by author.
     pub fn tips(&self) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
-        let path = self.state_path();
-        error::contain(&path, || read_tips(&self.state, &path))
+        read_tips(&self.state, &self.state_path())
     }
 
     /// The logged ops in apply order.
     pub fn log_ops(&self) -> Result<Vec<Op>, StoreError> {
-        let path = self.log_path();
-        error::contain(&path, || read_log(&self.log, &path, 0))
+        read_log(&self.log, &self.log_path(), 0)
     }
 
     fn state_path(&self) -> PathBuf {
@@ -436,62 +432,73 @@ pub(crate) fn log_count(db: &impl ReadableDatabase, path: &Path) -> Result<u64, 
     layout::open_ro_table(&txn, LOG, path)?.len().at(path)
 }
 
+// `read_log`, `recompute`, `for_each_row` and `read_tips` run inside `error::contain`: redb panics
+// on some damaged pages, and every reader of a store file goes through these.
+
 pub(crate) fn read_log(db: &impl ReadableDatabase, path: &Path, from: u64) -> Result<Vec<Op>, StoreError> {
-    let txn = db.begin_read().at(path)?;
-    let log = layout::open_ro_table(&txn, LOG, path)?;
-    let mut ops = Vec::new();
-    for (expected, row) in (from..).zip(log.range(from..).at(path)?) {
-        let (k, v) = row.at(path)?;
-        if k.value() != expected {
-            return Err(StoreError::BadLogEntry {
+    error::contain(path, || {
+        let txn = db.begin_read().at(path)?;
+        let log = layout::open_ro_table(&txn, LOG, path)?;
+        let mut ops = Vec::new();
+        for (expected, row) in (from..).zip(log.range(from..).at(path)?) {
+            let (k, v) = row.at(path)?;
+            if k.value() != expected {
+                return Err(StoreError::BadLogEntry {
+                    path: path.to_path_buf(),
+                    index: expected,
+                    reason: format!("entry missing (next present is {})", k.value()),
+                });
+            }
+            ops.push(Op::decode(v.value()).map_err(|e| StoreError::BadLogEntry {
                 path: path.to_path_buf(),
                 index: expected,
-                reason: format!("entry missing (next present is {})", k.value()),
-            });
+                reason: e.to_string(),
+            })?);
         }
-        ops.push(Op::decode(v.value()).map_err(|e| StoreError::BadLogEntry {
-            path: path.to_path_buf(),
-            index: expected,
-            reason: e.to_string(),
-        })?);
-    }
-    Ok(ops)
+        Ok(ops)
+    })
 }
 
 /// The state hash recomputed from `data` and the tips of a `state.db`.
 fn recompute(db: &impl ReadableDatabase, path: &Path, id: &StoreIdentity) -> Result<StateHash, StoreError> {
-    // Below a few thousand rows, starting threads costs more than it saves.
-    let rows = {
-        let txn = db.begin_read().at(path)?;
-        layout::open_ro_table(&txn, DATA, path)?.len().at(path)?
-    };
-    let threads = if rows < 4096 { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
-    let mut acc = LtHash::sum_rows(RowTable::Data, threads, |emit| for_each_row(db, path, emit))?;
-    for (author, tip) in read_tips(db, path)? {
-        acc.insert(RowTable::Tip, &author, &tip);
-    }
-    Ok(acc.state_hash(&id.store_type, id.schema_version))
+    error::contain(path, || {
+        // Below a few thousand rows, starting threads costs more than it saves.
+        let rows = {
+            let txn = db.begin_read().at(path)?;
+            layout::open_ro_table(&txn, DATA, path)?.len().at(path)?
+        };
+        let threads = if rows < 4096 { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
+        let mut acc = LtHash::sum_rows(RowTable::Data, threads, |emit| for_each_row(db, path, emit))?;
+        for (author, tip) in read_tips(db, path)? {
+            acc.insert(RowTable::Tip, &author, &tip);
+        }
+        Ok(acc.state_hash(&id.store_type, id.schema_version))
+    })
 }
 
 fn for_each_row(db: &impl ReadableDatabase, path: &Path, mut f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
-    let txn = db.begin_read().at(path)?;
-    let table = layout::open_ro_table(&txn, DATA, path)?;
-    for row in table.iter().at(path)? {
-        let (k, v) = row.at(path)?;
-        f(k.value(), v.value());
-    }
-    Ok(())
+    error::contain(path, || {
+        let txn = db.begin_read().at(path)?;
+        let table = layout::open_ro_table(&txn, DATA, path)?;
+        for row in table.iter().at(path)? {
+            let (k, v) = row.at(path)?;
+            f(k.value(), v.value());
+        }
+        Ok(())
+    })
 }
 
 fn read_tips(db: &impl ReadableDatabase, path: &Path) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
-    let txn = db.begin_read().at(path)?;
-    let meta = layout::open_ro_table(&txn, META, path)?;
-    let mut out = Vec::new();
-    for row in meta.range(TIP_PREFIX.."tip0").at(path)? {
-        let (k, v) = row.at(path)?;
-        out.push(parse_tip(k.value(), v.value(), path)?);
-    }
-    Ok(out)
+    error::contain(path, || {
+        let txn = db.begin_read().at(path)?;
+        let meta = layout::open_ro_table(&txn, META, path)?;
+        let mut out = Vec::new();
+        for row in meta.range(TIP_PREFIX.."tip0").at(path)? {
+            let (k, v) = row.at(path)?;
+            out.push(parse_tip(k.value(), v.value(), path)?);
+        }
+        Ok(out)
+    })
 }
 
 fn parse_tip(key: &str, value: &[u8], path: &Path) -> Result<([u8; 32], OpId), StoreError> {

@@ -87,8 +87,7 @@ impl StoreReader {
 
     /// Recomputes the state hash from the tables and compares it with the stored one.
     pub fn verify(&self) -> Result<StateHash, StoreError> {
-        let path = self.dir.join(STATE_FILE);
-        let computed = contain(&path, || super::recompute(&self.state, &path, &self.identity))?;
+        let computed = super::recompute(&self.state, &self.dir.join(STATE_FILE), &self.identity)?;
         if computed != self.state_hash() {
             return Err(StoreError::Corrupt { dir: self.dir.clone(), stored: self.state_hash(), computed });
         }
@@ -97,20 +96,18 @@ impl StoreReader {
 
     /// Calls `f` on every `data` row in key order.
     pub fn for_each_row(&self, f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
-        let path = self.dir.join(STATE_FILE);
-        contain(&path, || super::for_each_row(&self.state, &path, f))
+        super::for_each_row(&self.state, &self.dir.join(STATE_FILE), f)
     }
 
     /// The logged ops in apply order, read from `log.db` read-only.
     pub fn log_ops(&self) -> Result<Vec<crate::op::Op>, StoreError> {
         let path = self.dir.join(LOG_FILE);
-        contain(&path, || super::read_log(&open_ro(&path)?, &path, 0))
+        super::read_log(&open_ro(&path)?, &path, 0)
     }
 
     /// Every author's chain tip, ordered by author.
     pub fn tips(&self) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
-        let path = self.dir.join(STATE_FILE);
-        contain(&path, || super::read_tips(&self.state, &path))
+        super::read_tips(&self.state, &self.dir.join(STATE_FILE))
     }
 }
 

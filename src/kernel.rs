@@ -1,12 +1,16 @@
-//! The apply step shared by every host: chain check, store logic, state-hash update, tip update.
+//! The projection step shared by every host: chain check, store logic, state-hash update, tip
+//! update — Lattice's `verify_and_update_tip → apply` in one transaction.
 //!
-//! It is written against two small interfaces — the logic's [`Table`] for `data` and
-//! [`ChainState`] for author tips — so the redb-backed store and in-memory replays run the same
-//! code and therefore reach the same state hash. Atomicity is the caller's job: on a rejection the
-//! caller discards whatever was written to `data` (the redb transaction is dropped); the
-//! accumulator passed in is only changed on success.
+//! It is written against small interfaces — the logic's [`Table`] for `data`, [`ChainState`] for
+//! the projected author tips and the logic's [`Dag`] for looking up received ops — so the
+//! redb-backed store and in-memory replays run the same code and therefore reach the same state
+//! hash. Each op is all or nothing: the logic's writes go through an undo journal, rolled back
+//! when the op is refused, and the accumulator passed in is only changed on success. A refusal
+//! here is an apply error: the caller stalls projection at this op (see [`crate::delivery`]).
 
-use lattice_logic::{ApplyError, HostError, StoreLogic, Table};
+use std::collections::BTreeMap;
+
+use lattice_logic::{ApplyError, Dag, HostError, StoreLogic, Table};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -36,10 +40,13 @@ pub enum RejectKind {
     BadGenesis,
     /// A later op does not name its author's current tip as `prev`.
     BrokenChain,
-    /// The op violates the canonical encoding's rules (e.g. unsorted `causal_deps`).
+    /// The op violates the canonical encoding's rules or limits (e.g. unsorted `causal_deps`):
+    /// refused on arrival, never kept.
     MalformedOp,
     /// The store logic could not decode the payload.
     MalformedPayload,
+    /// The store logic's rules refuse the op (e.g. the logstore's duplicate timestamp).
+    Refused,
     /// A row already stored does not decode: the store's state is damaged, not the op.
     CorruptState,
     /// The host failed underneath (storage, limits).
@@ -53,6 +60,7 @@ impl RejectKind {
             RejectKind::BrokenChain => "broken_chain",
             RejectKind::MalformedOp => "malformed_op",
             RejectKind::MalformedPayload => "malformed_payload",
+            RejectKind::Refused => "refused",
             RejectKind::CorruptState => "corrupt_state",
             RejectKind::HostFailure => "host_failure",
         }
@@ -67,13 +75,15 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// Applies `op` to a store whose id is `store_id`. On success `acc` holds the new accumulator.
+/// Applies `op` to a store whose id is `store_id`. On success `acc` holds the new accumulator; on
+/// a rejection `data` is as it was (unless the host itself failed, reported as `host_failure`).
 pub fn apply_op(
     logic: &dyn StoreLogic,
     store_id: &Uuid,
     op: &Op,
     data: &mut dyn Table,
     chain: &mut dyn ChainState,
+    dag: &mut dyn Dag,
     acc: &mut LtHash,
 ) -> Result<Step, Rejection> {
     let id = op_id(store_id, op);
@@ -87,12 +97,20 @@ pub fn apply_op(
         return Ok(step);
     }
     let mut next = acc.clone();
-    let mut hashing = HashingTable { inner: data, acc: &mut next };
-    logic.apply(&id, op, &mut hashing).map_err(|e| match e {
-        ApplyError::MalformedPayload(m) => reject(RejectKind::MalformedPayload, m),
-        ApplyError::CorruptState(m) => reject(RejectKind::CorruptState, m),
-        ApplyError::Host(_) => reject(RejectKind::HostFailure, "storage failed under the store logic".into()),
-    })?;
+    let mut journal = Journal { table: data, undo: BTreeMap::new() };
+    let applied = logic.apply(&id, op, &mut HashingTable { inner: &mut journal, acc: &mut next }, dag);
+    if let Err(e) = applied {
+        let rejection = match e {
+            ApplyError::MalformedPayload(m) => reject(RejectKind::MalformedPayload, m),
+            ApplyError::CorruptState(m) => reject(RejectKind::CorruptState, m),
+            ApplyError::Refused(m) => reject(RejectKind::Refused, m),
+            ApplyError::Host(_) => reject(RejectKind::HostFailure, "storage failed under the store logic".into()),
+        };
+        return Err(match journal.rollback() {
+            Ok(()) => rejection,
+            Err(_) => reject(RejectKind::HostFailure, "storage failed while undoing a refused op".into()),
+        });
+    }
     if let Some(old) = tip {
         next.remove(RowTable::Tip, &op.author, &old);
     }
@@ -147,5 +165,48 @@ impl Table for HashingTable<'_> {
             self.acc.remove(RowTable::Data, key, &old);
         }
         self.inner.delete(key)
+    }
+}
+
+/// Records each key's value before its first write, so a refused op can be undone. Keyed by a
+/// map so a batch of many entries stays O(n log n).
+struct Journal<'a> {
+    table: &'a mut dyn Table,
+    undo: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Journal<'_> {
+    fn remember(&mut self, key: &[u8]) -> Result<(), HostError> {
+        if !self.undo.contains_key(key) {
+            let old = self.table.get(key)?;
+            self.undo.insert(key.to_vec(), old);
+        }
+        Ok(())
+    }
+
+    fn rollback(self) -> Result<(), HostError> {
+        for (key, old) in self.undo {
+            match old {
+                Some(v) => self.table.put(&key, &v)?,
+                None => self.table.delete(&key)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Table for Journal<'_> {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
+        self.table.get(key)
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostError> {
+        self.remember(key)?;
+        self.table.put(key, value)
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), HostError> {
+        self.remember(key)?;
+        self.table.delete(key)
     }
 }

@@ -9,6 +9,7 @@ pub mod build;
 pub mod certify;
 pub mod corpus;
 pub mod decode;
+pub mod delivery;
 pub mod diff;
 pub mod exit;
 pub mod golden;

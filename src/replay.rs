@@ -1,18 +1,42 @@
-//! In-memory replay: the kernel's apply step over an in-memory table and tip map, without redb.
+//! In-memory replay: delivery and projection over in-memory tables, without redb.
 //!
-//! It runs exactly the code the store runs ([`kernel::apply_op`]) behind the same table
-//! interface, so it reaches the same state hash as a store on disk for the same history (the
-//! integration tests check this), at memory speed. A rejected op is undone from a journal, so
-//! a replay halts with the state as it was before that op — the store's all-or-nothing rule.
+//! It runs exactly the code the store runs ([`delivery::receive`] and [`kernel::apply_op`])
+//! behind the same interfaces, so it reaches the same state hash as a store on disk for the same
+//! history (the integration tests check this), at memory speed.
 
 use std::collections::BTreeMap;
 
-use lattice_logic::{HostError, MemTable, Table};
+use lattice_logic::{HostError, MemTable};
+use serde::{Deserialize, Serialize};
 
+use crate::delivery::{self, Arrival, DagView, Intentions, Status};
 use crate::hash::{LtHash, RowTable, StateHash};
-use crate::kernel::{self, ChainState, Rejection, Step};
-use crate::op::{Op, OpId};
+use crate::kernel::{self, ChainState, RejectKind, Rejection};
+use crate::op::{Hlc, Op, OpId};
 use crate::store::{Logic, StoreIdentity};
+
+/// Where projection stalled: the op (by the index at which it arrived), why, and the reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stall {
+    pub op_index: u64,
+    #[serde(with = "hex::serde")]
+    pub op_id: OpId,
+    pub kind: RejectKind,
+    pub reason: String,
+}
+
+/// What one delivered op did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivered {
+    /// Refused on arrival (encoding limits); nothing kept.
+    Refused(Rejection),
+    /// Already received; ignored.
+    Redelivered,
+    /// Kept; `witnessed` ops became ready, `applied` of them were projected, and projection
+    /// stalled during this delivery if `stalled`.
+    Received { witnessed: u64, applied: u64, stalled: bool },
+}
 
 /// A store's state held in memory.
 pub struct MemStore {
@@ -20,53 +44,113 @@ pub struct MemStore {
     logic: Logic,
     data: MemTable,
     tips: Tips,
+    ints: MemIntentions,
     acc: LtHash,
+    stall: Option<Stall>,
+    counts: Counts,
+}
+
+/// Running totals over all deliveries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub delivered: u64,
+    pub refused: u64,
+    pub redelivered: u64,
+    pub witnessed: u64,
+    pub applied: u64,
 }
 
 /// How a replay of a whole history ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplayOutcome {
-    pub applied: u64,
-    pub duplicates: u64,
-    /// The first rejected op (its index in the history) — the replay stops there.
-    pub halt: Option<(u64, Rejection)>,
+    pub counts: Counts,
+    pub stall: Option<Stall>,
+    /// Arrival indices of the ops still floating, ascending.
+    pub floating: Vec<u64>,
     pub state_hash: StateHash,
 }
 
 /// Replays `ops` into a fresh in-memory store.
 pub fn replay(identity: StoreIdentity, logic: Logic, ops: &[Op]) -> ReplayOutcome {
     let mut store = MemStore::new(identity, logic);
-    let (mut applied, mut duplicates, mut halt) = (0, 0, None);
-    for (i, op) in ops.iter().enumerate() {
-        match store.apply(op) {
-            Ok(Step::Applied(_)) => applied += 1,
-            Ok(Step::Duplicate(_)) => duplicates += 1,
-            Err(r) => {
-                halt = Some((i as u64, r));
-                break;
-            }
-        }
+    for op in ops {
+        store.deliver(op);
     }
-    ReplayOutcome { applied, duplicates, halt, state_hash: store.state_hash() }
+    store.outcome()
 }
 
 impl MemStore {
     pub fn new(identity: StoreIdentity, logic: Logic) -> MemStore {
-        MemStore { identity, logic, data: MemTable::default(), tips: Tips::default(), acc: LtHash::default() }
+        MemStore {
+            identity,
+            logic,
+            data: MemTable::default(),
+            tips: Tips::default(),
+            ints: MemIntentions::default(),
+            acc: LtHash::default(),
+            stall: None,
+            counts: Counts::default(),
+        }
     }
 
-    /// Applies one op, all or nothing.
-    pub fn apply(&mut self, op: &Op) -> Result<Step, Rejection> {
-        let mut journal = Journal { table: &mut self.data, undo: BTreeMap::new() };
-        let result = kernel::apply_op(self.logic.as_ref(), &self.identity.store_id, op, &mut journal, &mut self.tips, &mut self.acc);
-        if result.is_err() {
-            journal.rollback();
+    /// Delivers the next op: receive, witness what became ready, project it unless stalled.
+    pub fn deliver(&mut self, op: &Op) -> Delivered {
+        let index = self.counts.delivered;
+        self.counts.delivered += 1;
+        let arrival = delivery::receive(&mut self.ints, &self.identity.store_id, op, index).expect("memory never fails");
+        let witnessed = match arrival {
+            Arrival::Refused(r) => {
+                self.counts.refused += 1;
+                return Delivered::Refused(r);
+            }
+            Arrival::Redelivered(_) => {
+                self.counts.redelivered += 1;
+                return Delivered::Redelivered;
+            }
+            Arrival::Received { witnessed, .. } => witnessed,
+        };
+        self.counts.witnessed += witnessed.len() as u64;
+        let (mut applied, mut stalled) = (0, false);
+        for w in &witnessed {
+            if self.stall.is_some() {
+                break;
+            }
+            let mut dag = DagView(&mut self.ints);
+            let store_id = &self.identity.store_id;
+            match kernel::apply_op(self.logic.as_ref(), store_id, &w.op, &mut self.data, &mut self.tips, &mut dag, &mut self.acc) {
+                Ok(_) => applied += 1,
+                Err(r) => {
+                    self.stall = Some(Stall { op_index: w.arrival, op_id: r.op_id, kind: r.kind, reason: r.reason });
+                    stalled = true;
+                }
+            }
         }
-        result
+        self.counts.applied += applied;
+        Delivered::Received { witnessed: witnessed.len() as u64, applied, stalled }
     }
 
     pub fn state_hash(&self) -> StateHash {
         self.acc.state_hash(&self.identity.store_type, self.identity.schema_version)
+    }
+
+    pub fn stall(&self) -> Option<&Stall> {
+        self.stall.as_ref()
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Arrival indices of the ops still floating, ascending.
+    pub fn floating(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = self.ints.floating.values().map(|(arrival, _)| *arrival).collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The replay so far, as an outcome.
+    pub fn outcome(&self) -> ReplayOutcome {
+        ReplayOutcome { counts: self.counts, stall: self.stall.clone(), floating: self.floating(), state_hash: self.state_hash() }
     }
 
     /// The state hash recomputed from the rows and tips.
@@ -101,43 +185,50 @@ impl ChainState for Tips {
     }
 }
 
-/// Records each key's value before its first write, so a rejected op can be undone. Keyed by a
-/// map so a batch of many entries stays O(n log n).
-struct Journal<'a> {
-    table: &'a mut MemTable,
-    undo: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+/// The received ops, in memory.
+#[derive(Default)]
+struct MemIntentions {
+    known: BTreeMap<OpId, (Status, Hlc, [u8; 32])>,
+    witness_tips: BTreeMap<[u8; 32], OpId>,
+    /// (prev, id) → (arrival, op).
+    floating: BTreeMap<(OpId, OpId), (u64, Op)>,
 }
 
-impl Journal<'_> {
-    fn remember(&mut self, key: &[u8]) {
-        if !self.undo.contains_key(key) {
-            self.undo.insert(key.to_vec(), self.table.rows.get(key).cloned());
-        }
+impl Intentions for MemIntentions {
+    fn get(&mut self, id: &OpId) -> Result<Option<(Status, Hlc, [u8; 32])>, HostError> {
+        Ok(self.known.get(id).copied())
     }
 
-    fn rollback(self) {
-        for (key, old) in self.undo {
-            match old {
-                Some(v) => self.table.rows.insert(key, v),
-                None => self.table.rows.remove(&key),
-            };
-        }
-    }
-}
-
-impl Table for Journal<'_> {
-    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
-        self.table.get(key)
+    fn witness_tip(&mut self, author: &[u8; 32]) -> Result<Option<OpId>, HostError> {
+        Ok(self.witness_tips.get(author).copied())
     }
 
-    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostError> {
-        self.remember(key);
-        self.table.put(key, value)
+    fn any_floating(&mut self) -> Result<bool, HostError> {
+        Ok(!self.floating.is_empty())
     }
 
-    fn delete(&mut self, key: &[u8]) -> Result<(), HostError> {
-        self.remember(key);
-        self.table.delete(key)
+    fn floating_prevs(&mut self) -> Result<Vec<OpId>, HostError> {
+        let mut prevs: Vec<OpId> = self.floating.keys().map(|(prev, _)| *prev).collect();
+        prevs.dedup();
+        Ok(prevs)
+    }
+
+    fn floating_by_prev(&mut self, prev: &OpId) -> Result<Vec<(OpId, u64, Op)>, HostError> {
+        let range = self.floating.range((*prev, [0u8; 32])..=(*prev, [0xff; 32]));
+        Ok(range.map(|((_, id), (arrival, op))| (*id, *arrival, op.clone())).collect())
+    }
+
+    fn add_floating(&mut self, id: &OpId, arrival: u64, op: &Op) -> Result<(), HostError> {
+        self.known.insert(*id, (Status::Floating, op.hlc, op.author));
+        self.floating.insert((op.prev, *id), (arrival, op.clone()));
+        Ok(())
+    }
+
+    fn witness(&mut self, id: &OpId, op: &Op) -> Result<(), HostError> {
+        self.floating.remove(&(op.prev, *id));
+        self.known.insert(*id, (Status::Witnessed, op.hlc, op.author));
+        self.witness_tips.insert(op.author, *id);
+        Ok(())
     }
 }
 
@@ -145,15 +236,14 @@ impl Table for Journal<'_> {
 mod tests {
     use std::sync::Arc;
 
-    use lattice_logic::{ApplyError, StoreLogic};
+    use lattice_logic::{ApplyError, Dag, StoreLogic, Table};
     use uuid::Uuid;
 
     use super::*;
-    use crate::kernel::RejectKind;
-    use crate::op::{Hlc, ZERO_HASH};
+    use crate::op::{op_id, ZERO_HASH};
 
     /// Writes its payload under two keys, then fails if the payload is `b"fail"`: a logic that
-    /// leaves partial writes behind, which the journal must undo.
+    /// leaves partial writes behind, which the kernel's journal must undo.
     struct WritesThenFails;
 
     impl StoreLogic for WritesThenFails {
@@ -163,7 +253,7 @@ mod tests {
         fn schema_version(&self) -> u64 {
             1
         }
-        fn apply(&self, _: &OpId, op: &Op, t: &mut dyn Table) -> Result<(), ApplyError> {
+        fn apply(&self, _: &OpId, op: &Op, t: &mut dyn Table, _: &mut dyn Dag) -> Result<(), ApplyError> {
             t.put(b"a", &op.payload)?;
             t.delete(b"b")?;
             if op.payload == b"fail" {
@@ -173,16 +263,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_rejected_op_leaves_rows_tips_and_hash_as_they_were() {
+    fn store() -> MemStore {
         let identity = StoreIdentity { store_id: Uuid::from_u128(9), store_type: "test:writes-then-fails".into(), schema_version: 1 };
-        let mut s = MemStore::new(identity.clone(), Arc::new(WritesThenFails));
-        let first = Op { author: [1; 32], hlc: Hlc::default(), prev: ZERO_HASH, causal_deps: vec![], payload: b"ok".to_vec() };
-        let Step::Applied(id) = s.apply(&first).unwrap() else { panic!("first op must apply") };
+        MemStore::new(identity, Arc::new(WritesThenFails))
+    }
+
+    fn op(author: u8, prev: OpId, deps: Vec<OpId>, payload: &[u8]) -> Op {
+        Op { author: [author; 32], hlc: Hlc::default(), prev, causal_deps: deps, payload: payload.to_vec() }
+    }
+
+    #[test]
+    fn a_refused_op_leaves_rows_and_hash_as_they_were_and_stalls_every_author() {
+        let mut s = store();
+        let first = op(1, ZERO_HASH, vec![], b"ok");
+        assert_eq!(s.deliver(&first), Delivered::Received { witnessed: 1, applied: 1, stalled: false });
         s.data.rows.insert(b"b".to_vec(), b"kept".to_vec());
         let (rows, hash) = (s.rows().clone(), s.state_hash());
-        let bad = Op { prev: id, payload: b"fail".to_vec(), ..first };
-        assert_eq!(s.apply(&bad).unwrap_err().kind, RejectKind::MalformedPayload);
+        let bad = op(1, op_id(&s.identity.store_id, &first), vec![], b"fail");
+        assert_eq!(s.deliver(&bad), Delivered::Received { witnessed: 1, applied: 0, stalled: true });
         assert_eq!((s.rows(), s.state_hash()), (&rows, hash));
+        assert_eq!(s.stall().map(|st| (st.op_index, st.kind)), Some((1, RejectKind::MalformedPayload)));
+        assert_eq!(s.deliver(&op(2, ZERO_HASH, vec![], b"ok")), Delivered::Received { witnessed: 1, applied: 0, stalled: false });
+    }
+
+    #[test]
+    fn an_op_before_its_parent_floats_and_is_applied_when_the_parent_arrives() {
+        let mut s = store();
+        let (a1, id) = { let o = op(1, ZERO_HASH, vec![], b"1"); let id = op_id(&s.identity.store_id, &o); (o, id) };
+        let a2 = op(1, id, vec![], b"2");
+        let b1 = op(2, ZERO_HASH, vec![id], b"3");
+        assert_eq!(s.deliver(&a2), Delivered::Received { witnessed: 0, applied: 0, stalled: false });
+        assert_eq!(s.deliver(&b1), Delivered::Received { witnessed: 0, applied: 0, stalled: false });
+        assert_eq!(s.floating(), vec![0, 1]);
+        assert_eq!(s.deliver(&a1), Delivered::Received { witnessed: 3, applied: 3, stalled: false });
+        assert_eq!(s.deliver(&a1), Delivered::Redelivered);
+        assert!(s.floating().is_empty());
+        assert_eq!(s.counts().applied, 3);
     }
 }

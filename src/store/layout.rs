@@ -19,11 +19,18 @@ pub(crate) const LOG_FILE: &str = "log.db";
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// state.db: the store logic's rows.
 pub(crate) const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
-/// state.db: reserved for the kernel; empty in layout version 1.
+/// state.db: reserved for the kernel; empty.
 pub(crate) const SYSTEM: TableDefinition<&[u8], &[u8]> = TableDefinition::new("system");
+/// state.db: every op received (Lattice's intention store index): op id → status (0 floating,
+/// 1 witnessed) ‖ wall_ms u64 LE ‖ counter u32 LE ‖ author.
+pub(crate) const OPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("ops");
+/// state.db: the floating ops: prev ‖ op id → arrival (log position, u64 LE) ‖ canonical op.
+pub(crate) const FLOATING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("floating");
+/// state.db: each author's witness tip: author → op id.
+pub(crate) const WITNESS_TIPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("witness_tips");
 /// log.db: the store's identity, so log.db identifies the store on its own.
 pub(crate) const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("log_meta");
-/// log.db: canonical op encodings by apply position (0-based).
+/// log.db: canonical encodings of the ops received, in arrival order (0-based).
 pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 
 pub(crate) const K_STORE_ID: &str = "store_id";
@@ -40,7 +47,7 @@ pub(crate) const TIP_PREFIX: &str = "tip/";
 pub(crate) const K_CREATED_AS: &str = "created_as";
 
 /// The store layout version this build writes and reads.
-pub const LAYOUT_VERSION: u64 = 1;
+pub const LAYOUT_VERSION: u64 = 2;
 
 /// Every process opens our files in this mode, so read-only peeks coexist with one writer.
 const MODE: ConcurrencyMode = ConcurrencyMode::SingleWriter;

@@ -30,7 +30,8 @@ pub use peek::{peek_both, peek_for_open, peek_info, peek_with_source, PeekSource
 pub use reader::{audit_facts, AuditFacts, StoreReader};
 
 use crate::hash::{LtHash, RowTable, StateHash};
-use crate::kernel::{self, ChainState, Rejection, Step};
+use crate::delivery::{self, Arrival, DagView, Intentions, Status};
+use crate::kernel::{self, ChainState};
 use crate::op::{Op, OpId};
 use error::RedbContext;
 use layout::*;
@@ -55,11 +56,37 @@ impl std::fmt::Display for StoreIdentity {
     }
 }
 
-/// Counts from one `apply_ops` call.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+/// What one `apply_ops` call did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ApplySummary {
+    /// Ops received and logged (floating or witnessed).
+    pub received: u64,
+    /// Ops projected into the state.
     pub applied: u64,
+    /// Redeliveries of ops already received, ignored.
     pub duplicates: u64,
+    /// Ops refused on arrival (encoding limits), not kept.
+    pub refused: Vec<RefusedOp>,
+    /// Set when projection stalled during this call.
+    pub stalled: Option<PauseRecord>,
+}
+
+/// An op refused on arrival: its position in the caller's input, id and reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RefusedOp {
+    pub index: u64,
+    pub op_id: String,
+    pub reason: String,
+}
+
+impl ApplySummary {
+    fn add(&mut self, s: ApplySummary) {
+        self.received += s.received;
+        self.applied += s.applied;
+        self.duplicates += s.duplicates;
+        self.refused.extend(s.refused);
+        self.stalled = self.stalled.take().or(s.stalled);
+    }
 }
 
 /// An open store, holding the writer role on both files.
@@ -139,8 +166,8 @@ impl Store {
 
     /// Recreates `state.db` from `log.db` alone, replaying every logged op with `logic`. The new
     /// file is built and filled beside the old one and renamed over it only once the whole log
-    /// has replayed into it; if a log entry does not decode or the logic rejects one, the new
-    /// file is removed and `state.db` is left as it was. A pause record is not carried over.
+    /// has replayed into it; if a log entry does not decode, the new file is removed and
+    /// `state.db` is left as it was. A stall is derived again from the log, like everything else.
     pub fn rebuild(dir: &Path, logic: Logic) -> Result<Store, StoreError> {
         peek::check_dir(dir)?;
         let identity = Store::log_identity(dir)?;
@@ -169,7 +196,7 @@ impl Store {
         self.acc.state_hash(&self.identity.store_type, self.identity.schema_version)
     }
 
-    /// Number of ops in the log (= ops applied, duplicates excluded).
+    /// Number of ops in the log (= ops received; redeliveries and refused ops excluded).
     pub fn log_len(&self) -> u64 {
         self.log_len
     }
@@ -178,32 +205,17 @@ impl Store {
         self.paused.as_ref()
     }
 
-    /// Applies `ops` in order; `first_index` is the position of `ops[0]` in its source, used to
-    /// name a rejected op. Stops at the first rejected op, which pauses the store.
+    /// Delivers `ops` in order (receive, witness, project; see [`crate::delivery`]). Every op
+    /// that is not refused or a redelivery is logged. `first_index` is the position of `ops[0]`
+    /// in its source, used to name refused ops. A projection error stalls the store (recorded
+    /// in the summary and in `paused()`); ops keep being received and witnessed after a stall.
     pub fn apply_ops(&mut self, ops: &[Op], first_index: u64) -> Result<ApplySummary, StoreError> {
-        if let Some(pause) = &self.paused {
-            return Err(StoreError::Paused { dir: self.dir.clone(), pause: pause.clone() });
-        }
         let mut total = ApplySummary::default();
         for (n, chunk) in ops.chunks(BATCH).enumerate() {
             let base = first_index + (n * BATCH) as u64;
-            match self.apply_batch(chunk, true)? {
-                Ok(s) => add(&mut total, s),
-                Err((pos, rejection)) => return Err(self.reject(chunk, pos, base, rejection, &mut total)),
-            }
+            self.apply_batch(chunk, base, true, &mut total)?;
         }
         Ok(total)
-    }
-
-    /// Applies `ops` after skipping the leading ops that are already in the log, so re-running an
-    /// interrupted or completed apply of the same history resumes it instead of breaking chains.
-    /// Returns how many leading ops were skipped.
-    pub fn apply_resuming(&mut self, ops: &[Op]) -> Result<(u64, ApplySummary), StoreError> {
-        let logged: std::collections::BTreeSet<OpId> =
-            self.log_ops()?.iter().map(|op| crate::op::op_id(&self.identity.store_id, op)).collect();
-        let skip = ops.iter().take_while(|op| logged.contains(&crate::op::op_id(&self.identity.store_id, op))).count();
-        let summary = self.apply_ops(&ops[skip..], skip as u64)?;
-        Ok((skip as u64, summary))
     }
 
     /// Recomputes the state hash from `data` and the tips and compares it with the stored one.
@@ -253,78 +265,79 @@ impl Store {
         })
     }
 
-    /// Handles a rejection at `pos` of `chunk`: commits the ops before it, records the pause.
-    fn reject(&mut self, chunk: &[Op], pos: usize, base: u64, r: Rejection, total: &mut ApplySummary) -> StoreError {
-        let committed = match self.apply_batch(&chunk[..pos], true) {
-            Ok(Ok(s)) => s,
-            Ok(Err((i, again))) => return self.replay_error(base + i as u64, again),
-            Err(e) => return e,
-        };
-        add(total, committed);
-        let pause = PauseRecord { op_index: base + pos as u64, op_id: hex::encode(r.op_id), kind: r.kind, reason: r.reason };
-        if let Err(e) = self.write_pause(&pause) {
-            return e;
-        }
-        self.paused = Some(pause.clone());
-        StoreError::Rejected { dir: self.dir.clone(), index: pause.op_index, op_id: pause.op_id, kind: pause.kind, reason: pause.reason }
-    }
-
-    fn replay_error(&self, index: u64, r: Rejection) -> StoreError {
-        StoreError::LogReplayRejected { dir: self.dir.clone(), index, kind: r.kind, reason: r.reason }
-    }
-
-    fn write_pause(&self, pause: &PauseRecord) -> Result<(), StoreError> {
-        let path = self.state_path();
-        let json = serde_json::to_vec(pause).expect("a pause record always serializes");
-        let txn = self.state.begin_write().at(&path)?;
-        txn.open_table(META).at(&path)?.insert(K_PAUSED, json.as_slice()).at(&path)?;
-        txn.commit().at(&path)
-    }
-
-    /// Replays log entries the state has not seen yet (after a crash between the two commits).
+    /// Delivers log entries the state has not seen yet (after a crash between the two commits,
+    /// or into the empty `state.db` of a rebuild).
     fn catch_up(&mut self) -> Result<(), StoreError> {
         let logged = log_count(&self.log, &self.log_path())?;
         if self.log_len > logged {
             return Err(StoreError::StateAheadOfLog { dir: self.dir.clone(), state_len: self.log_len, log_len: logged });
         }
         let missing = read_log(&self.log, &self.log_path(), self.log_len)?;
+        let mut summary = ApplySummary::default();
         for (n, chunk) in missing.chunks(BATCH).enumerate() {
             let base = self.log_len + (n * BATCH) as u64;
-            if let Err((i, r)) = self.apply_batch(chunk, false)? {
-                return Err(self.replay_error(base + i as u64, r));
-            }
+            self.apply_batch(chunk, base, false, &mut summary)?;
+        }
+        if let Some(r) = summary.refused.first() {
+            return Err(StoreError::BadLogEntry { path: self.log_path(), index: r.index, reason: r.reason.clone() });
         }
         Ok(())
     }
 
-    /// Applies `ops` in one transaction per file. The outer error is a storage failure; the inner
-    /// one a rejected op (its position in `ops`), in which case nothing was committed.
-    fn apply_batch(&mut self, ops: &[Op], append: bool) -> Result<Result<ApplySummary, (usize, Rejection)>, StoreError> {
+    /// Delivers `ops` in one transaction per file; `append` logs the ops received (false when
+    /// they come from the log). The error is a storage failure, in which case nothing was
+    /// committed.
+    fn apply_batch(&mut self, ops: &[Op], base: u64, append: bool, summary: &mut ApplySummary) -> Result<(), StoreError> {
         let (state_path, log_path) = (self.state_path(), self.log_path());
         let state_txn = self.state.begin_write().at(&state_path)?;
         let log_txn = self.log.begin_write().at(&log_path)?;
         let mut acc = self.acc.clone();
         let mut log_len = self.log_len;
-        let mut summary = ApplySummary::default();
+        let mut paused = self.paused.clone();
+        let mut batch = ApplySummary::default();
         {
             let mut data = RedbData { table: state_txn.open_table(DATA).at(&state_path)?, err: None };
             let mut chain = RedbChain { meta: state_txn.open_table(META).at(&state_path)?, err: None };
+            let mut ints = RedbIntentions {
+                ops: state_txn.open_table(OPS).at(&state_path)?,
+                floating: state_txn.open_table(FLOATING).at(&state_path)?,
+                tips: state_txn.open_table(WITNESS_TIPS).at(&state_path)?,
+                err: None,
+            };
             let mut log = log_txn.open_table(LOG).at(&log_path)?;
             for (i, op) in ops.iter().enumerate() {
-                match kernel::apply_op(self.logic.as_ref(), &self.identity.store_id, op, &mut data, &mut chain, &mut acc) {
-                    Ok(Step::Applied(_)) => {
-                        if append {
-                            log.insert(log_len, op.encode().as_slice()).at(&log_path)?;
-                        }
-                        log_len += 1;
-                        summary.applied += 1;
+                let host = |ints: &mut RedbIntentions| StoreError::Redb { path: state_path.clone(), source: stashed(&mut ints.err) };
+                let witnessed = match delivery::receive(&mut ints, &self.identity.store_id, op, log_len) {
+                    Err(HostError) => return Err(host(&mut ints)),
+                    Ok(Arrival::Refused(r)) => {
+                        batch.refused.push(RefusedOp { index: base + i as u64, op_id: hex::encode(r.op_id), reason: r.reason });
+                        continue;
                     }
-                    Ok(Step::Duplicate(_)) => summary.duplicates += 1,
-                    Err(r) => {
-                        if let Some(e) = data.err.take().or(chain.err.take()) {
-                            return Err(StoreError::Redb { path: state_path, source: e });
+                    Ok(Arrival::Redelivered(_)) => {
+                        batch.duplicates += 1;
+                        continue;
+                    }
+                    Ok(Arrival::Received { witnessed, .. }) => witnessed,
+                };
+                if append {
+                    log.insert(log_len, op.encode().as_slice()).at(&log_path)?;
+                }
+                log_len += 1;
+                batch.received += 1;
+                for w in witnessed.iter().take_while(|_| paused.is_none()) {
+                    let mut dag = DagView(&mut ints);
+                    match kernel::apply_op(self.logic.as_ref(), &self.identity.store_id, &w.op, &mut data, &mut chain, &mut dag, &mut acc) {
+                        Ok(_) => batch.applied += 1,
+                        Err(r) => {
+                            if let Some(e) = data.err.take().or(chain.err.take()).or(ints.err.take()) {
+                                return Err(StoreError::Redb { path: state_path, source: e });
+                            }
+                            let pause = PauseRecord { op_index: w.arrival, op_id: hex::encode(r.op_id), kind: r.kind, reason: r.reason };
+                            let json = serde_json::to_vec(&pause).expect("a pause record always serializes");
+                            chain.meta.insert(K_PAUSED, json.as_slice()).at(&state_path)?;
+                            batch.stalled = Some(pause.clone());
+                            paused = Some(pause);
                         }
-                        return Ok(Err((i, r)));
                     }
                 }
             }
@@ -337,13 +350,10 @@ impl Store {
         state_txn.commit().at(&state_path)?;
         self.acc = acc;
         self.log_len = log_len;
-        Ok(Ok(summary))
+        self.paused = paused;
+        summary.add(batch);
+        Ok(())
     }
-}
-
-fn add(total: &mut ApplySummary, s: ApplySummary) {
-    total.applied += s.applied;
-    total.duplicates += s.duplicates;
 }
 
 fn check_logic(dir: &Path, id: &StoreIdentity, logic: &(dyn StoreLogic + Send + Sync)) -> Result<(), StoreError> {
@@ -385,6 +395,9 @@ fn init_state(path: &Path, identity: &StoreIdentity) -> Result<(), StoreError> {
         meta.insert(K_LOG_LEN, 0u64.to_le_bytes().as_slice()).at(path)?;
         txn.open_table(DATA).at(path)?;
         txn.open_table(SYSTEM).at(path)?;
+        txn.open_table(OPS).at(path)?;
+        txn.open_table(FLOATING).at(path)?;
+        txn.open_table(WITNESS_TIPS).at(path)?;
     }
     txn.commit().at(path)
 }
@@ -560,6 +573,133 @@ impl ChainState for RedbChain<'_> {
 
     fn set_tip(&mut self, author: &[u8; 32], id: &OpId) -> Result<(), HostError> {
         let r = self.meta.insert(tip_key(author).as_str(), id.as_slice()).map(drop);
+        stash(&mut self.err, r)
+    }
+}
+
+/// Takes the storage error a table adapter stashed (there is one whenever it returned
+/// [`HostError`]).
+fn stashed(slot: &mut Option<redb::Error>) -> redb::Error {
+    slot.take().unwrap_or_else(|| redb::Error::Corrupted("storage failed without a recorded cause".into()))
+}
+
+/// The received ops in `state.db` (tables `ops`, `floating`, `witness_tips`) inside a write
+/// transaction.
+struct RedbIntentions<'t> {
+    ops: redb::Table<'t, &'static [u8], &'static [u8]>,
+    floating: redb::Table<'t, &'static [u8], &'static [u8]>,
+    tips: redb::Table<'t, &'static [u8], &'static [u8]>,
+    err: Option<redb::Error>,
+}
+
+impl RedbIntentions<'_> {
+    fn corrupt<T>(&mut self, what: String) -> Result<T, HostError> {
+        self.err = Some(redb::Error::Corrupted(what));
+        Err(HostError)
+    }
+
+    fn record(&mut self, id: &OpId, status: Status, op: &Op) -> Result<(), HostError> {
+        let row = encode_op_row(status, op.hlc, &op.author);
+        let r = self.ops.insert(id.as_slice(), row.as_slice()).map(drop);
+        stash(&mut self.err, r)
+    }
+}
+
+/// An `ops` row: status (0 floating, 1 witnessed) ‖ wall_ms u64 LE ‖ counter u32 LE ‖ author.
+fn encode_op_row(status: Status, hlc: crate::op::Hlc, author: &[u8; 32]) -> [u8; 45] {
+    let mut row = [0u8; 45];
+    row[0] = u8::from(status == Status::Witnessed);
+    row[1..9].copy_from_slice(&hlc.wall_ms.to_le_bytes());
+    row[9..13].copy_from_slice(&hlc.counter.to_le_bytes());
+    row[13..].copy_from_slice(author);
+    row
+}
+
+fn decode_op_row(row: &[u8]) -> Option<(Status, crate::op::Hlc, [u8; 32])> {
+    let row: &[u8; 45] = row.try_into().ok()?;
+    let status = match row[0] {
+        0 => Status::Floating,
+        1 => Status::Witnessed,
+        _ => return None,
+    };
+    let hlc = crate::op::Hlc { wall_ms: u64::from_le_bytes(row[1..9].try_into().ok()?), counter: u32::from_le_bytes(row[9..13].try_into().ok()?) };
+    Some((status, hlc, row[13..].try_into().ok()?))
+}
+
+impl Intentions for RedbIntentions<'_> {
+    fn get(&mut self, id: &OpId) -> Result<Option<(Status, crate::op::Hlc, [u8; 32])>, HostError> {
+        let raw = self.ops.get(id.as_slice()).map(|v| v.map(|g| g.value().to_vec()));
+        match stash(&mut self.err, raw)? {
+            None => Ok(None),
+            Some(row) => match decode_op_row(&row) {
+                Some(r) => Ok(Some(r)),
+                None => self.corrupt(format!("`ops` row of {} is not a 45-byte op record", hex::encode(id))),
+            },
+        }
+    }
+
+    fn witness_tip(&mut self, author: &[u8; 32]) -> Result<Option<OpId>, HostError> {
+        let raw = self.tips.get(author.as_slice()).map(|v| v.map(|g| g.value().to_vec()));
+        match stash(&mut self.err, raw)? {
+            None => Ok(None),
+            Some(v) => match <OpId>::try_from(v.as_slice()) {
+                Ok(id) => Ok(Some(id)),
+                Err(_) => self.corrupt(format!("`witness_tips` row of {} is not 32 bytes", hex::encode(author))),
+            },
+        }
+    }
+
+    fn any_floating(&mut self) -> Result<bool, HostError> {
+        let r = self.floating.first().map(|f| f.is_some());
+        stash(&mut self.err, r)
+    }
+
+    fn floating_prevs(&mut self) -> Result<Vec<OpId>, HostError> {
+        let mut prevs: Vec<OpId> = Vec::new();
+        let rows = self.floating.iter();
+        for row in stash(&mut self.err, rows)? {
+            let (k, _) = stash(&mut self.err, row)?;
+            let prev = <OpId>::try_from(&k.value()[..32.min(k.value().len())]);
+            match prev {
+                Ok(p) if prevs.last() != Some(&p) => prevs.push(p),
+                Ok(_) => {}
+                Err(_) => return self.corrupt("a `floating` key is shorter than 64 bytes".into()),
+            }
+        }
+        Ok(prevs)
+    }
+
+    fn floating_by_prev(&mut self, prev: &OpId) -> Result<Vec<(OpId, u64, Op)>, HostError> {
+        let (lo, hi) = ([prev.as_slice(), &[0u8; 32]].concat(), [prev.as_slice(), &[0xffu8; 32]].concat());
+        let mut out = Vec::new();
+        let rows = self.floating.range(lo.as_slice()..=hi.as_slice());
+        for row in stash(&mut self.err, rows)? {
+            let (k, v) = stash(&mut self.err, row)?;
+            let (k, v) = (k.value(), v.value());
+            let parsed = (k.len() == 64 && v.len() >= 8)
+                .then(|| Some((<OpId>::try_from(&k[32..]).ok()?, u64::from_le_bytes(v[..8].try_into().ok()?), Op::decode(&v[8..]).ok()?)))
+                .flatten();
+            match parsed {
+                Some(entry) => out.push(entry),
+                None => return self.corrupt(format!("`floating` row {} does not decode", hex::encode(k))),
+            }
+        }
+        Ok(out)
+    }
+
+    fn add_floating(&mut self, id: &OpId, arrival: u64, op: &Op) -> Result<(), HostError> {
+        self.record(id, Status::Floating, op)?;
+        let mut value = arrival.to_le_bytes().to_vec();
+        value.extend_from_slice(&op.encode());
+        let r = self.floating.insert([op.prev.as_slice(), id.as_slice()].concat().as_slice(), value.as_slice()).map(drop);
+        stash(&mut self.err, r)
+    }
+
+    fn witness(&mut self, id: &OpId, op: &Op) -> Result<(), HostError> {
+        let r = self.floating.remove([op.prev.as_slice(), id.as_slice()].concat().as_slice()).map(drop);
+        stash(&mut self.err, r)?;
+        self.record(id, Status::Witnessed, op)?;
+        let r = self.tips.insert(op.author.as_slice(), id.as_slice()).map(drop);
         stash(&mut self.err, r)
     }
 }

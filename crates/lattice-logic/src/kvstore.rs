@@ -1,30 +1,83 @@
-//! `core:kvstore` (schema 1): a multi-value register per key.
+//! `core:kvstore` (schema 1), as Lattice implements it (`lattice-kvstore`, `lattice-kvtable`).
 //!
-//! A put or delete adds a head to its key and removes the heads whose op ids the op names in
-//! `causal_deps`; heads not named stay, so concurrent writes are kept side by side. Reads resolve
-//! last-writer-wins by (HLC, author, op id). A delete is a tombstone head. One payload may carry a
-//! batch of entries for distinct keys, applied atomically. Layouts: docs/FORMAT.md.
+//! A payload is Lattice's `KvPayload` protobuf: a batch of put/delete operations. A key's row is
+//! Lattice's `Value { kind: value | tombstone, heads }`: only the winner's value is kept, the
+//! winner's op id is `heads[0]`, the other heads follow in arrival order. The winner is decided
+//! at write time, against `heads[0]` only, by `(hlc, author)` with `>=` — so the stored value can
+//! depend on arrival order (a real Lattice behaviour the convergence check must be able to show).
+//! Apply walks the batch in reverse and skips a key this op already heads, so the last entry of a
+//! repeated key wins. Empty keys are allowed; a batch with no operations changes nothing.
+//! Normative: docs/FORMAT.md, "core:kvstore".
 
-use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::vec::Vec;
 
-use crate::logic::{ApplyError, StoreLogic};
+use prost::Message;
+
+use crate::logic::{ApplyError, Dag, StoreLogic};
 use crate::op::{Hlc, Op, OpId};
 use crate::table::Table;
-use crate::wire::{put_bytes32, put_u32, put_u64, Reader};
 
 pub const STORE_TYPE: &str = "core:kvstore";
 pub const SCHEMA_VERSION: u64 = 1;
-/// Most entries one batch payload may carry.
-pub const MAX_BATCH: usize = 65_536;
-/// Longest key, in bytes (1 MiB).
-pub const MAX_KEY: usize = 1 << 20;
 
-const TAG_PUT: u8 = 0x01;
-const TAG_DELETE: u8 = 0x02;
+/// Lattice's `lattice.kv.KvPayload`: the op payload of a kvstore.
+#[derive(Clone, PartialEq, Message)]
+pub struct KvPayload {
+    #[prost(message, repeated, tag = "1")]
+    pub ops: Vec<Operation>,
+}
 
-/// One entry of a kvstore payload.
+/// Lattice's `lattice.kv.Operation`; an operation with neither field set is skipped.
+#[derive(Clone, PartialEq, Message)]
+pub struct Operation {
+    #[prost(oneof = "OpType", tags = "1, 2")]
+    pub op_type: Option<OpType>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum OpType {
+    #[prost(message, tag = "1")]
+    Put(PutOp),
+    #[prost(message, tag = "2")]
+    Delete(DeleteOp),
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PutOp {
+    #[prost(bytes = "vec", tag = "1")]
+    pub key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct DeleteOp {
+    #[prost(bytes = "vec", tag = "1")]
+    pub key: Vec<u8>,
+}
+
+/// Lattice's `lattice.kvtable.Value`: the stored row of one key.
+#[derive(Clone, PartialEq, Message)]
+pub struct Value {
+    /// `heads[0]` is the winner; the others follow in arrival order.
+    #[prost(bytes = "vec", repeated, tag = "3")]
+    pub heads: Vec<Vec<u8>>,
+    #[prost(oneof = "Kind", tags = "1, 2")]
+    pub kind: Option<Kind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Kind {
+    /// The winner's value (may be empty).
+    #[prost(bytes = "vec", tag = "1")]
+    Value(Vec<u8>),
+    /// The winner is a delete (always `true` when set).
+    #[prost(bool, tag = "2")]
+    Tombstone(bool),
+}
+
+/// One entry of a batch, in this crate's terms (for building payloads).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
     Put { key: Vec<u8>, value: Vec<u8> },
@@ -39,126 +92,68 @@ impl Entry {
     }
 }
 
-/// One head of a key's multi-value register.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Head {
-    pub op_id: OpId,
-    pub hlc: Hlc,
-    pub author: [u8; 32],
-    /// `None` is a tombstone.
-    pub value: Option<Vec<u8>>,
-}
-
-impl Head {
-    /// Resolution order: (HLC, author, op id); the greatest head wins.
-    fn order_key(&self) -> (Hlc, &[u8; 32], &OpId) {
-        (self.hlc, &self.author, &self.op_id)
-    }
-}
-
-/// Encodes a payload. Entries are written in the order given.
+/// Encodes entries as a `KvPayload`, in the order given (Lattice's own encoder).
 pub fn encode_payload(entries: &[Entry]) -> Vec<u8> {
-    let mut out = Vec::new();
-    put_u32(&mut out, entries.len() as u32);
-    for e in entries {
-        match e {
-            Entry::Put { key, value } => {
-                out.push(TAG_PUT);
-                put_bytes32(&mut out, key);
-                put_bytes32(&mut out, value);
-            }
-            Entry::Delete { key } => {
-                out.push(TAG_DELETE);
-                put_bytes32(&mut out, key);
-            }
-        }
-    }
-    out
+    let ops = entries
+        .iter()
+        .map(|e| Operation {
+            op_type: Some(match e {
+                Entry::Put { key, value } => OpType::Put(PutOp { key: key.clone(), value: value.clone() }),
+                Entry::Delete { key } => OpType::Delete(DeleteOp { key: key.clone() }),
+            }),
+        })
+        .collect();
+    KvPayload { ops }.encode_to_vec()
 }
 
-/// Decodes a payload; the error message names the entry and byte offset at fault.
+/// Decodes a payload into its entries, in batch order; operations with no field set are dropped
+/// (Lattice skips them). Unknown fields are ignored, as protobuf decoding does.
 pub fn decode_payload(payload: &[u8]) -> Result<Vec<Entry>, ApplyError> {
-    let bad = |msg: alloc::string::String| ApplyError::MalformedPayload(msg);
-    let trunc = |t: crate::wire::Truncated| bad(format!("truncated while reading {} at byte {}", t.what, t.at));
-    let mut r = Reader::new(payload);
-    let n = r.u32("entry count").map_err(trunc)? as usize;
-    if n == 0 || n > MAX_BATCH {
-        return Err(bad(format!("entry count {n} is outside 1..={MAX_BATCH}")));
-    }
-    let mut seen = BTreeSet::new();
-    let mut entries = Vec::with_capacity(n.min(1024));
-    for i in 0..n {
-        let at = r.pos();
-        let tag = r.u8("entry tag").map_err(trunc)?;
-        let key = r.bytes32("key").map_err(trunc)?.to_vec();
-        if key.is_empty() || key.len() > MAX_KEY {
-            return Err(bad(format!("entry {i} (byte {at}): key length {} is outside 1..={MAX_KEY}", key.len())));
-        }
-        let entry = match tag {
-            TAG_PUT => Entry::Put { key, value: r.bytes32("value").map_err(trunc)?.to_vec() },
-            TAG_DELETE => Entry::Delete { key },
-            other => return Err(bad(format!("entry {i} (byte {at}): unknown entry tag 0x{other:02x}"))),
-        };
-        if !seen.insert(entry.key().to_vec()) {
-            return Err(bad(format!("entry {i} (byte {at}): key repeated within one batch")));
-        }
-        entries.push(entry);
-    }
-    if !r.is_empty() {
-        return Err(bad(format!("trailing bytes after {n} entries at byte {}", r.pos())));
-    }
-    Ok(entries)
+    let batch = KvPayload::decode(payload).map_err(|e| ApplyError::MalformedPayload(format!("not a KvPayload: {e}")))?;
+    Ok(batch
+        .ops
+        .into_iter()
+        .filter_map(|o| match o.op_type? {
+            OpType::Put(p) => Some(Entry::Put { key: p.key, value: p.value }),
+            OpType::Delete(d) => Some(Entry::Delete { key: d.key }),
+        })
+        .collect())
 }
 
-/// Encodes a head set; heads must already be in resolution order.
-pub fn encode_heads(heads: &[Head]) -> Vec<u8> {
-    let mut out = Vec::new();
-    put_u32(&mut out, heads.len() as u32);
-    for h in heads {
-        out.extend_from_slice(&h.op_id);
-        put_u64(&mut out, h.hlc.wall_ms);
-        put_u32(&mut out, h.hlc.counter);
-        out.extend_from_slice(&h.author);
-        match &h.value {
-            Some(v) => {
-                out.push(TAG_PUT);
-                put_bytes32(&mut out, v);
-            }
-            None => out.push(TAG_DELETE),
-        }
+/// What a Lattice reader sees of one key (`KvState::inspect`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inspect {
+    /// The key has a row (value or tombstone).
+    pub exists: bool,
+    /// The winner's value; `None` for a tombstone, a missing key or a row without a kind.
+    pub value: Option<Vec<u8>>,
+    pub tombstone: bool,
+    /// More than one head.
+    pub conflicted: bool,
+    /// The heads as stored: winner first, then arrival order.
+    pub heads: Vec<OpId>,
+}
+
+/// Decodes a stored row; the error says what is wrong with it.
+pub fn decode_row(bytes: &[u8]) -> Result<Value, ApplyError> {
+    let row = Value::decode(bytes).map_err(|e| ApplyError::CorruptState(format!("stored row is not a Value: {e}")))?;
+    if let Some(h) = row.heads.iter().find(|h| h.len() != 32) {
+        return Err(ApplyError::CorruptState(format!("stored row has a head of {} bytes, expected 32", h.len())));
     }
-    out
+    Ok(row)
 }
 
-/// Decodes a stored head set. `None` means the bytes are not a head set this version writes
-/// (truncated, trailing bytes, empty, or heads out of resolution order).
-pub fn decode_heads(bytes: &[u8]) -> Option<Vec<Head>> {
-    let mut r = Reader::new(bytes);
-    let n = r.u32("head count").ok()? as usize;
-    let mut heads = Vec::with_capacity(n.min(1024));
-    for _ in 0..n {
-        let op_id = r.hash("op id").ok()?;
-        let hlc = Hlc { wall_ms: r.u64("wall_ms").ok()?, counter: r.u32("counter").ok()? };
-        let author = r.hash("author").ok()?;
-        let value = match r.u8("tag").ok()? {
-            TAG_PUT => Some(r.bytes32("value").ok()?.to_vec()),
-            TAG_DELETE => None,
-            _ => return None,
-        };
-        heads.push(Head { op_id, hlc, author, value });
-    }
-    let ordered = heads.windows(2).all(|w| w[0].order_key() < w[1].order_key());
-    (r.is_empty() && !heads.is_empty() && ordered).then_some(heads)
-}
-
-/// The winning head (last-writer-wins by HLC, then author, then op id), tombstone or not.
-pub fn winner(heads: &[Head]) -> Option<&Head> {
-    heads.iter().max_by(|a, b| a.order_key().cmp(&b.order_key()))
-}
-
-/// The resolved value of a key: the winner's value, `None` if the winner is a tombstone.
-pub fn resolve(heads: &[Head]) -> Option<&[u8]> {
-    winner(heads).and_then(|h| h.value.as_deref())
+/// What a reader sees of a row (`None` = the key has no row).
+pub fn inspect(row: Option<&[u8]>) -> Result<Inspect, ApplyError> {
+    let Some(bytes) = row else { return Ok(Inspect::default()) };
+    let v = decode_row(bytes)?;
+    let heads: Vec<OpId> = v.heads.iter().map(|h| h.as_slice().try_into().expect("checked by decode_row")).collect();
+    let (value, tombstone) = match v.kind {
+        Some(Kind::Value(data)) => (Some(data), false),
+        Some(Kind::Tombstone(_)) => (None, true),
+        None => (None, false),
+    };
+    Ok(Inspect { exists: true, value, tombstone, conflicted: heads.len() > 1, heads })
 }
 
 /// The `core:kvstore` logic.
@@ -174,8 +169,8 @@ impl StoreLogic for KvStore {
         SCHEMA_VERSION
     }
 
-    fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table) -> Result<(), ApplyError> {
-        apply_with(Fault::None, id, op, table)
+    fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table, dag: &mut dyn Dag) -> Result<(), ApplyError> {
+        apply_with(Fault::None, id, op, table, dag)
     }
 }
 
@@ -216,40 +211,67 @@ impl StoreLogic for FaultyKvStore {
         SCHEMA_VERSION
     }
 
-    fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table) -> Result<(), ApplyError> {
-        apply_with(self.0, id, op, table)
+    fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table, dag: &mut dyn Dag) -> Result<(), ApplyError> {
+        apply_with(self.0, id, op, table, dag)
     }
 }
 
-fn apply_with(fault: Fault, id: &OpId, op: &Op, table: &mut dyn Table) -> Result<(), ApplyError> {
-    for entry in decode_payload(&op.payload)? {
-        apply_entry(fault, id, op, entry, table)?;
+fn apply_with(fault: Fault, id: &OpId, op: &Op, table: &mut dyn Table, dag: &mut dyn Dag) -> Result<(), ApplyError> {
+    // Reverse walk: a key this op already heads is skipped, so the last entry of a key wins.
+    for entry in decode_payload(&op.payload)?.into_iter().rev() {
+        apply_entry(fault, id, op, entry, table, dag)?;
     }
     Ok(())
 }
 
-fn apply_entry(fault: Fault, id: &OpId, op: &Op, entry: Entry, table: &mut dyn Table) -> Result<(), ApplyError> {
-    let mut heads = match table.get(entry.key())? {
-        Some(bytes) => decode_heads(&bytes)
-            .ok_or_else(|| ApplyError::CorruptState(format!("stored heads of key {:02x?} do not decode", entry.key())))?,
-        None => Vec::new(),
+fn apply_entry(fault: Fault, id: &OpId, op: &Op, entry: Entry, table: &mut dyn Table, dag: &mut dyn Dag) -> Result<(), ApplyError> {
+    let mut row = match table.get(entry.key())? {
+        Some(bytes) => decode_row(&bytes).map_err(|e| in_key(e, entry.key()))?,
+        None => Value::default(),
     };
-    let superseded = heads.iter().filter(|h| op.causal_deps.binary_search(&h.op_id).is_ok()).count();
+    if row.heads.iter().any(|h| h.as_slice() == id) {
+        return Ok(());
+    }
+    let superseded = |h: &Vec<u8>| op.causal_deps.binary_search_by(|d| d.as_slice().cmp(h)).is_ok();
     let spare = match fault {
-        Fault::ForgetOneHead if superseded >= 2 => {
-            heads.iter().rev().find(|h| op.causal_deps.binary_search(&h.op_id).is_ok()).map(|h| h.op_id)
+        Fault::ForgetOneHead if row.heads.iter().filter(|h| superseded(h)).count() >= 2 => {
+            row.heads.iter().rev().find(|h| superseded(h)).cloned()
         }
         _ => None,
     };
-    heads.retain(|h| op.causal_deps.binary_search(&h.op_id).is_err() || Some(h.op_id) == spare);
-    let (key, value) = match entry {
-        Entry::Put { key, value } => (key, Some(value)),
-        Entry::Delete { key } => (key, None),
+    row.heads.retain(|h| !superseded(h) || Some(h) == spare.as_ref());
+    let (key, kind) = match entry {
+        Entry::Put { key, value } => (key, Kind::Value(value)),
+        Entry::Delete { key } => (key, Kind::Tombstone(true)),
     };
-    heads.push(Head { op_id: *id, hlc: op.hlc, author: op.author, value });
-    heads.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
-    table.put(&key, &encode_heads(&heads))?;
+    if row.heads.is_empty() {
+        row.heads.push(id.to_vec());
+        row.kind = Some(kind);
+    } else if wins(op, &row.heads[0], dag).map_err(|e| in_key(e, &key))? {
+        row.heads.insert(0, id.to_vec());
+        row.kind = Some(kind);
+    } else {
+        row.heads.push(id.to_vec());
+    }
+    table.put(&key, &row.encode_to_vec())?;
     Ok(())
+}
+
+/// Lattice's `lww_wins`: the op wins against the current winner when `(hlc, author)` is `>=`.
+fn wins(op: &Op, winner: &[u8], dag: &mut dyn Dag) -> Result<bool, ApplyError> {
+    let winner: OpId = winner.try_into().expect("heads are checked to be 32 bytes");
+    let (hlc, author): (Hlc, [u8; 32]) = dag
+        .op_info(&winner)?
+        .ok_or_else(|| ApplyError::CorruptState(format!("winner head {:02x?} is not an op this store received", &winner[..8])))?;
+    Ok((op.hlc, op.author) >= (hlc, author))
+}
+
+/// Prefixes a corrupt-state message with the key it concerns.
+fn in_key(e: ApplyError, key: &[u8]) -> ApplyError {
+    match e {
+        ApplyError::CorruptState(m) => ApplyError::CorruptState(format!("key {key:02x?}: {m}")),
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -257,7 +279,18 @@ mod tests {
     use super::*;
     use crate::op::ZERO_HASH;
     use crate::table::MemTable;
+    use alloc::collections::BTreeMap;
     use alloc::vec;
+
+    /// Remembers every op applied, as the host's DAG does.
+    #[derive(Default)]
+    struct Ops(BTreeMap<OpId, (Hlc, [u8; 32])>);
+
+    impl Dag for Ops {
+        fn op_info(&mut self, id: &OpId) -> Result<Option<(Hlc, [u8; 32])>, crate::HostError> {
+            Ok(self.0.get(id).copied())
+        }
+    }
 
     fn op(author: u8, wall_ms: u64, deps: Vec<OpId>, entries: &[Entry]) -> Op {
         Op { author: [author; 32], hlc: Hlc { wall_ms, counter: 0 }, prev: ZERO_HASH, causal_deps: deps, payload: encode_payload(entries) }
@@ -267,56 +300,69 @@ mod tests {
         Entry::Put { key: k.to_vec(), value: v.to_vec() }
     }
 
-    fn heads(t: &mut MemTable, k: &[u8]) -> Vec<Head> {
-        decode_heads(&t.get(k).unwrap().unwrap()).unwrap()
+    fn apply(logic: &dyn StoreLogic, t: &mut MemTable, dag: &mut Ops, id: u8, o: &Op) {
+        logic.apply(&[id; 32], o, t, dag).unwrap();
+        dag.0.insert([id; 32], (o.hlc, o.author));
+    }
+
+    fn read(t: &mut MemTable, k: &[u8]) -> Inspect {
+        inspect(t.get(k).unwrap().as_deref()).unwrap()
     }
 
     #[test]
-    fn concurrent_puts_keep_both_heads_and_resolve_by_hlc_then_author() {
-        let mut t = MemTable::default();
-        KvStore.apply(&[1; 32], &op(2, 10, vec![], &[put(b"k", b"a")]), &mut t).unwrap();
-        KvStore.apply(&[2; 32], &op(1, 10, vec![], &[put(b"k", b"b")]), &mut t).unwrap();
-        let hs = heads(&mut t, b"k");
-        assert_eq!(hs.len(), 2);
-        assert_eq!(resolve(&hs), Some(&b"a"[..]), "equal HLC: the greater author wins");
+    fn concurrent_puts_keep_both_heads_and_the_greater_author_wins_a_tie() {
+        let (mut t, mut dag) = (MemTable::default(), Ops::default());
+        apply(&KvStore, &mut t, &mut dag, 1, &op(2, 10, vec![], &[put(b"k", b"a")]));
+        apply(&KvStore, &mut t, &mut dag, 2, &op(1, 10, vec![], &[put(b"k", b"b")]));
+        let r = read(&mut t, b"k");
+        assert_eq!((r.value.as_deref(), r.conflicted, r.heads), (Some(&b"a"[..]), true, vec![[1; 32], [2; 32]]));
     }
 
     #[test]
-    fn causal_deps_remove_superseded_heads_and_delete_is_a_tombstone() {
-        let mut t = MemTable::default();
-        KvStore.apply(&[1; 32], &op(1, 10, vec![], &[put(b"k", b"a")]), &mut t).unwrap();
-        KvStore.apply(&[2; 32], &op(1, 11, vec![[1; 32]], &[Entry::Delete { key: b"k".to_vec() }]), &mut t).unwrap();
-        let hs = heads(&mut t, b"k");
-        assert_eq!(hs.len(), 1);
-        assert_eq!(hs[0].value, None);
-        assert_eq!(resolve(&hs), None);
+    fn a_lower_hlc_op_superseding_the_winner_leaves_the_other_head_winning_with_a_stale_value() {
+        // Heads [x (t=20, winner), y (t=10)]; z (t=5) supersedes x only. Lattice keeps x's value.
+        let (mut t, mut dag) = (MemTable::default(), Ops::default());
+        apply(&KvStore, &mut t, &mut dag, 1, &op(1, 20, vec![], &[put(b"k", b"x")]));
+        apply(&KvStore, &mut t, &mut dag, 2, &op(2, 10, vec![], &[put(b"k", b"y")]));
+        apply(&KvStore, &mut t, &mut dag, 3, &op(3, 5, vec![[1; 32]], &[put(b"k", b"z")]));
+        let r = read(&mut t, b"k");
+        assert_eq!(r.heads, vec![[2; 32], [3; 32]], "y became heads[0] only by position");
+        assert_eq!(r.value.as_deref(), Some(&b"x"[..]), "the superseded winner's value stays stored");
+    }
+
+    #[test]
+    fn the_last_entry_of_a_repeated_key_wins_and_empty_keys_are_allowed() {
+        let (mut t, mut dag) = (MemTable::default(), Ops::default());
+        let batch = [put(b"k", b"1"), Entry::Delete { key: b"k".to_vec() }, put(b"", b"e")];
+        apply(&KvStore, &mut t, &mut dag, 1, &op(1, 10, vec![], &batch));
+        let r = read(&mut t, b"k");
+        assert_eq!((r.tombstone, r.heads.len()), (true, 1));
+        assert_eq!(read(&mut t, b"").value.as_deref(), Some(&b"e"[..]));
     }
 
     #[test]
     fn forget_one_head_fault_keeps_one_superseded_head() {
-        let mut good = MemTable::default();
-        let mut bad = MemTable::default();
-        for t in [&mut good as &mut dyn Table, &mut bad] {
-            KvStore.apply(&[1; 32], &op(1, 10, vec![], &[put(b"k", b"a")]), t).unwrap();
-            KvStore.apply(&[2; 32], &op(2, 10, vec![], &[put(b"k", b"b")]), t).unwrap();
+        let (mut good, mut bad, mut dag) = (MemTable::default(), MemTable::default(), Ops::default());
+        for t in [&mut good, &mut bad] {
+            apply(&KvStore, t, &mut dag, 1, &op(1, 10, vec![], &[put(b"k", b"a")]));
+            apply(&KvStore, t, &mut dag, 2, &op(2, 10, vec![], &[put(b"k", b"b")]));
         }
         let merge = op(3, 11, vec![[1; 32], [2; 32]], &[put(b"k", b"c")]);
-        KvStore.apply(&[3; 32], &merge, &mut good).unwrap();
-        FaultyKvStore(Fault::ForgetOneHead).apply(&[3; 32], &merge, &mut bad).unwrap();
-        assert_eq!(heads(&mut good, b"k").len(), 1);
-        assert_eq!(heads(&mut bad, b"k").len(), 2);
+        apply(&KvStore, &mut good, &mut dag, 3, &merge);
+        apply(&FaultyKvStore(Fault::ForgetOneHead), &mut bad, &mut dag, 3, &merge);
+        assert_eq!(read(&mut good, b"k").heads.len(), 1);
+        assert_eq!(read(&mut bad, b"k").heads.len(), 2);
         assert_eq!(Fault::from_name("forget-one-head"), Some(Fault::ForgetOneHead));
     }
 
     #[test]
-    fn payload_round_trips_and_bad_payloads_are_malformed() {
+    fn payloads_round_trip_unknown_fields_are_ignored_and_garbage_is_malformed() {
         let entries = vec![put(b"a", b""), Entry::Delete { key: b"ab".to_vec() }];
         assert_eq!(decode_payload(&encode_payload(&entries)).unwrap(), entries);
-        for bad in [vec![], encode_payload(&[]), encode_payload(&[put(b"", b"x")]), encode_payload(&[put(b"a", b"1"), put(b"a", b"2")])] {
-            assert!(matches!(decode_payload(&bad), Err(ApplyError::MalformedPayload(_))), "{bad:?}");
-        }
-        let mut trailing = encode_payload(&entries);
-        trailing.push(0);
-        assert!(decode_payload(&trailing).is_err());
+        let mut unknown = encode_payload(&entries);
+        unknown.extend_from_slice(&[0x78, 0x05]); // field 15, varint 5
+        assert_eq!(decode_payload(&unknown).unwrap(), entries);
+        assert_eq!(decode_payload(&[]).unwrap(), vec![]);
+        assert!(matches!(decode_payload(&[0x0a, 0x05, 0x01]), Err(ApplyError::MalformedPayload(_))));
     }
 }

@@ -10,13 +10,18 @@ use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::vec::Vec;
 
-use crate::logic::{ApplyError, StoreLogic};
+use crate::logic::{ApplyError, Dag, StoreLogic};
 use crate::op::{Hlc, Op, OpId};
 use crate::table::Table;
 use crate::wire::{put_bytes32, put_u32, put_u64, Reader, Truncated};
 
 pub const STORE_TYPE: &str = "core:kvstore-v2";
 pub const SCHEMA_VERSION: u64 = 1;
+
+/// Most entries one batch payload may carry.
+pub const MAX_BATCH: usize = 65_536;
+/// Longest key, in bytes (1 MiB).
+pub const MAX_KEY: usize = 1 << 20;
 
 const TAG_SET: u8 = 0x01;
 const TAG_REMOVE: u8 = 0x02;
@@ -76,8 +81,8 @@ pub fn decode_payload(payload: &[u8]) -> Result<Vec<Entry>, ApplyError> {
     let trunc = |t: Truncated| bad(format!("truncated while reading {} at byte {}", t.what, t.at));
     let mut r = Reader::new(payload);
     let n = r.u32("entry count").map_err(trunc)? as usize;
-    if n == 0 || n > crate::kvstore::MAX_BATCH {
-        return Err(bad(format!("entry count {n} is outside 1..={}", crate::kvstore::MAX_BATCH)));
+    if n == 0 || n > MAX_BATCH {
+        return Err(bad(format!("entry count {n} is outside 1..={}", MAX_BATCH)));
     }
     let mut seen = BTreeSet::new();
     let mut entries = Vec::with_capacity(n.min(1024));
@@ -85,8 +90,8 @@ pub fn decode_payload(payload: &[u8]) -> Result<Vec<Entry>, ApplyError> {
         let at = r.pos();
         let tag = r.u8("entry tag").map_err(trunc)?;
         let key = r.bytes32("key").map_err(trunc)?.to_vec();
-        if key.is_empty() || key.len() > crate::kvstore::MAX_KEY {
-            return Err(bad(format!("entry {i} (byte {at}): key length {} is outside 1..={}", key.len(), crate::kvstore::MAX_KEY)));
+        if key.is_empty() || key.len() > MAX_KEY {
+            return Err(bad(format!("entry {i} (byte {at}): key length {} is outside 1..={}", key.len(), MAX_KEY)));
         }
         let entry = match tag {
             TAG_SET => {
@@ -152,7 +157,7 @@ impl StoreLogic for KvStoreV2 {
         SCHEMA_VERSION
     }
 
-    fn apply(&self, _id: &OpId, op: &Op, table: &mut dyn Table) -> Result<(), ApplyError> {
+    fn apply(&self, _id: &OpId, op: &Op, table: &mut dyn Table, _dag: &mut dyn Dag) -> Result<(), ApplyError> {
         for entry in decode_payload(&op.payload)? {
             apply_entry(op, entry, table)?;
         }
@@ -205,11 +210,11 @@ mod tests {
     #[test]
     fn newest_stamp_wins_and_every_write_bumps_the_version() {
         let mut t = MemTable::default();
-        KvStoreV2.apply(&[1; 32], &op(1, 10, &[set(b"k", b"new")]), &mut t).unwrap();
-        KvStoreV2.apply(&[2; 32], &op(2, 5, &[set(b"k", b"old")]), &mut t).unwrap();
+        KvStoreV2.apply(&[1; 32], &op(1, 10, &[set(b"k", b"new")]), &mut t, &mut crate::NoDag).unwrap();
+        KvStoreV2.apply(&[2; 32], &op(2, 5, &[set(b"k", b"old")]), &mut t, &mut crate::NoDag).unwrap();
         let row = decode_row(t.rows.get(&b"k"[..]).unwrap()).unwrap();
         assert_eq!((row.value.as_deref(), row.version), (Some(&b"new"[..]), 2));
-        KvStoreV2.apply(&[3; 32], &op(1, 11, &[Entry::Remove { key: b"k".to_vec() }]), &mut t).unwrap();
+        KvStoreV2.apply(&[3; 32], &op(1, 11, &[Entry::Remove { key: b"k".to_vec() }]), &mut t, &mut crate::NoDag).unwrap();
         assert_eq!(decode_row(t.rows.get(&b"k"[..]).unwrap()).unwrap().value, None);
         assert!(decode_payload(&[0, 0, 0, 0]).is_err());
     }

@@ -5,7 +5,9 @@
 //! - [`op`]: the canonical byte encoding of an op (the bytes an op id is computed over and the
 //!   bytes a Wasm guest receives);
 //! - [`table`]: the small table interface a store logic reads and writes its `data` through;
-//! - [`kvstore`] and [`logstore`]: the reference store types `core:kvstore` and `core:logstore`.
+//! - [`kvstore`] and [`logstore`]: Lattice's store types `core:kvstore` and `core:logstore`, rule
+//!   for rule and byte for byte (payloads and rows are Lattice's protobuf messages);
+//! - [`kvstore_v2`]: `core:kvstore-v2`, this suite's own migration target.
 //!
 //! Guarantee: every function here is a pure function of its inputs and the table contents — no
 //! clock, no randomness, no floats, no hash-map iteration — so the same op history gives the same
@@ -23,6 +25,6 @@ pub mod op;
 pub mod table;
 mod wire;
 
-pub use logic::{ApplyError, StoreLogic};
+pub use logic::{ApplyError, Dag, NoDag, StoreLogic};
 pub use op::{DecodeError, Hlc, Op, OpId, ZERO_HASH};
 pub use table::{HostError, MemTable, Table};

@@ -1,39 +1,52 @@
-//! `core:logstore` (schema 1): an append-only log of opaque entries.
+//! `core:logstore` (schema 1), as Lattice implements it (`lattice-logstore`).
 //!
-//! Each op appends its payload under the key `wall_ms (u64 BE) ‖ counter (u32 BE) ‖ author ‖ op id`,
-//! so the table's byte order is (HLC, author, op id) order and two entries never collide. An
-//! empty payload is malformed.
+//! The payload is the entry's content, raw. An entry is stored under `wall_ms (u64 BE) ‖ author`
+//! — the HLC counter is not in the key — with the value `content length (u64 LE) ‖ content`.
+//! A second entry with the same key is refused (`DuplicateTimestamp`), which stalls projection;
+//! an empty payload is accepted and stores nothing. Reads return contents in key order.
+//! Normative: docs/FORMAT.md, "core:logstore".
 
-use alloc::string::ToString;
+use alloc::format;
 use alloc::vec::Vec;
 
-use crate::logic::{ApplyError, StoreLogic};
-use crate::op::{Hlc, Op, OpId};
+use crate::logic::{ApplyError, Dag, StoreLogic};
+use crate::op::{Op, OpId};
 use crate::table::Table;
 
 pub const STORE_TYPE: &str = "core:logstore";
 pub const SCHEMA_VERSION: u64 = 1;
-/// Length of an entry key: 8 + 4 + 32 + 32.
-pub const KEY_LEN: usize = 76;
+/// Length of an entry key: 8 + 32.
+pub const KEY_LEN: usize = 40;
 
 /// The table key of an entry.
-pub fn entry_key(hlc: Hlc, author: &[u8; 32], id: &OpId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(KEY_LEN);
-    key.extend_from_slice(&hlc.wall_ms.to_be_bytes());
-    key.extend_from_slice(&hlc.counter.to_be_bytes());
-    key.extend_from_slice(author);
-    key.extend_from_slice(id);
+pub fn entry_key(wall_ms: u64, author: &[u8; 32]) -> [u8; KEY_LEN] {
+    let mut key = [0u8; KEY_LEN];
+    key[..8].copy_from_slice(&wall_ms.to_be_bytes());
+    key[8..].copy_from_slice(author);
     key
 }
 
-/// Splits an entry key back into (HLC, author, op id); `None` if it is not [`KEY_LEN`] bytes.
-pub fn parse_entry_key(key: &[u8]) -> Option<(Hlc, [u8; 32], OpId)> {
-    if key.len() != KEY_LEN {
-        return None;
-    }
-    let wall_ms = u64::from_be_bytes(key[0..8].try_into().ok()?);
-    let counter = u32::from_be_bytes(key[8..12].try_into().ok()?);
-    Some((Hlc { wall_ms, counter }, key[12..44].try_into().ok()?, key[44..76].try_into().ok()?))
+/// Splits an entry key back into (wall_ms, author); `None` if it is not [`KEY_LEN`] bytes.
+pub fn parse_entry_key(key: &[u8]) -> Option<(u64, [u8; 32])> {
+    let key: &[u8; KEY_LEN] = key.try_into().ok()?;
+    let wall_ms = u64::from_be_bytes(key[..8].try_into().ok()?);
+    Some((wall_ms, key[8..].try_into().ok()?))
+}
+
+/// The stored value of an entry: `u64 LE length ‖ content`.
+pub fn encode_entry(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + content.len());
+    out.extend_from_slice(&(content.len() as u64).to_le_bytes());
+    out.extend_from_slice(content);
+    out
+}
+
+/// The content of a stored value. Like Lattice's reader, bytes after the stated length are
+/// ignored; a value shorter than its length (or than 8 bytes) does not decode.
+pub fn decode_entry(value: &[u8]) -> Option<&[u8]> {
+    let len = u64::from_le_bytes(value.get(..8)?.try_into().ok()?);
+    let end = usize::try_from(len).ok()?.checked_add(8)?;
+    value.get(8..end)
 }
 
 /// The `core:logstore` logic.
@@ -49,11 +62,19 @@ impl StoreLogic for LogStore {
         SCHEMA_VERSION
     }
 
-    fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table) -> Result<(), ApplyError> {
+    fn apply(&self, _id: &OpId, op: &Op, table: &mut dyn Table, _dag: &mut dyn Dag) -> Result<(), ApplyError> {
         if op.payload.is_empty() {
-            return Err(ApplyError::MalformedPayload("empty payload (a logstore entry must carry at least one byte)".to_string()));
+            return Ok(());
         }
-        table.put(&entry_key(op.hlc, &op.author, id), &op.payload)?;
+        let key = entry_key(op.hlc.wall_ms, &op.author);
+        if table.get(&key)?.is_some() {
+            return Err(ApplyError::Refused(format!(
+                "duplicate timestamp: author {:02x?}… already has an entry at wall_ms {}",
+                &op.author[..4],
+                op.hlc.wall_ms
+            )));
+        }
+        table.put(&key, &encode_entry(&op.payload))?;
         Ok(())
     }
 }
@@ -61,27 +82,31 @@ impl StoreLogic for LogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::op::ZERO_HASH;
+    use crate::logic::NoDag;
+    use crate::op::{Hlc, ZERO_HASH};
     use crate::table::MemTable;
     use alloc::vec;
 
+    fn mk(a: u8, ms: u64, counter: u32, p: &[u8]) -> Op {
+        Op { author: [a; 32], hlc: Hlc { wall_ms: ms, counter }, prev: ZERO_HASH, causal_deps: vec![], payload: p.to_vec() }
+    }
+
     #[test]
-    fn entries_order_by_hlc_then_author_and_empty_is_malformed() {
+    fn entries_order_by_wall_time_then_author_and_empty_payloads_store_nothing() {
         let mut t = MemTable::default();
-        let mk = |a: u8, ms: u64, p: Vec<u8>| Op {
-            author: [a; 32],
-            hlc: Hlc { wall_ms: ms, counter: 0 },
-            prev: ZERO_HASH,
-            causal_deps: vec![],
-            payload: p,
-        };
-        LogStore.apply(&[1; 32], &mk(2, 5, vec![1]), &mut t).unwrap();
-        LogStore.apply(&[2; 32], &mk(1, 5, vec![2]), &mut t).unwrap();
-        LogStore.apply(&[3; 32], &mk(9, 4, vec![3]), &mut t).unwrap();
-        let order: Vec<u8> = t.rows.values().map(|v| v[0]).collect();
-        assert_eq!(order, vec![3, 2, 1]);
-        assert!(matches!(LogStore.apply(&[4; 32], &mk(1, 6, vec![]), &mut t), Err(ApplyError::MalformedPayload(_))));
-        let (hlc, author, id) = parse_entry_key(t.rows.keys().next().unwrap()).unwrap();
-        assert_eq!((hlc.wall_ms, author, id), (4, [9; 32], [3; 32]));
+        for (i, o) in [mk(2, 5, 0, b"b"), mk(1, 5, 7, b"a"), mk(9, 4, 0, b"first"), mk(3, 6, 0, b"")].iter().enumerate() {
+            LogStore.apply(&[i as u8; 32], o, &mut t, &mut NoDag).unwrap();
+        }
+        let order: Vec<&[u8]> = t.rows.values().map(|v| decode_entry(v).unwrap()).collect();
+        assert_eq!(order, vec![&b"first"[..], b"a", b"b"]);
+        assert_eq!(parse_entry_key(t.rows.keys().next().unwrap()), Some((4, [9; 32])));
+    }
+
+    #[test]
+    fn same_millisecond_from_one_author_is_a_duplicate_timestamp_whatever_the_counter() {
+        let mut t = MemTable::default();
+        LogStore.apply(&[1; 32], &mk(1, 5, 0, b"x"), &mut t, &mut NoDag).unwrap();
+        let again = LogStore.apply(&[2; 32], &mk(1, 5, 1, b"y"), &mut t, &mut NoDag);
+        assert!(matches!(again, Err(ApplyError::Refused(m)) if m.contains("duplicate timestamp")));
     }
 }

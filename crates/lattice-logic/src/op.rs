@@ -18,11 +18,11 @@ pub const ZERO_HASH: [u8; 32] = [0u8; 32];
 /// Version byte that opens every canonical op encoding.
 pub const OP_ENCODING_VERSION: u8 = 1;
 
-/// Largest payload an op may carry (16 MiB).
-pub const MAX_PAYLOAD: usize = 16 << 20;
+/// Largest payload an op may carry: Lattice's `MAX_PAYLOAD_SIZE` (1 MiB).
+pub const MAX_PAYLOAD: usize = 1 << 20;
 
-/// Most `causal_deps` an op may name.
-pub const MAX_CAUSAL_DEPS: usize = 4096;
+/// Most `causal_deps` an op may name: Lattice's `MAX_CAUSAL_DEPS`.
+pub const MAX_CAUSAL_DEPS: usize = 1024;
 
 /// Hybrid logical clock timestamp: wall-clock milliseconds and a logical counter.
 /// Ordered by `wall_ms`, then `counter`.

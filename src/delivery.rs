@@ -1,0 +1,158 @@
+//! Delivery: how ops that reach a replica become applied, as Lattice's kernel does it
+//! (`lattice-kernel/src/store/actor.rs`: ingest → witness → project).
+//!
+//! An arriving op is first **received**: an op that breaks the encoding's limits is refused and
+//! nothing is kept; an op the replica already has (floating or witnessed) is ignored. A received
+//! op **floats** until it is ready — its `prev` is a current witness tip (any author's, as in
+//! Lattice) or all-zero, and every one of its `causal_deps` is witnessed — and is then
+//! **witnessed**. One arrival can make several floating ops ready; they are witnessed in passes,
+//! each pass taking the ready candidates in a fixed order (by the author of the tip their `prev`
+//! names, genesis candidates last; candidates sharing a `prev` by op id). Lattice walks its tips
+//! in hash-map order; this order is the one we fix (docs/LATTICE.md).
+//!
+//! The host then **projects** the witnessed ops in witness order through [`crate::kernel::apply_op`];
+//! the first apply error stalls projection for good (nothing later is applied, for any author)
+//! while receiving and witnessing go on.
+//!
+//! This module owns the rules; [`Intentions`] abstracts where the replica keeps what it received,
+//! so the in-memory replay and the store on disk run the same code.
+
+use lattice_logic::op::Hlc;
+use lattice_logic::HostError;
+
+use crate::kernel::{RejectKind, Rejection};
+use crate::op::{op_id, Op, OpId, ZERO_HASH};
+use uuid::Uuid;
+
+/// Whether a received op is still floating or already witnessed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Floating,
+    Witnessed,
+}
+
+/// What a replica keeps of the ops it received (Lattice's intention store).
+pub trait Intentions {
+    /// The status, HLC and author of a received op.
+    fn get(&mut self, id: &OpId) -> Result<Option<(Status, Hlc, [u8; 32])>, HostError>;
+    /// The author's witness tip.
+    fn witness_tip(&mut self, author: &[u8; 32]) -> Result<Option<OpId>, HostError>;
+    /// Whether any op floats.
+    fn any_floating(&mut self) -> Result<bool, HostError>;
+    /// The distinct `prev`s of the floating ops, ascending.
+    fn floating_prevs(&mut self) -> Result<Vec<OpId>, HostError>;
+    /// The floating ops naming `prev`, by op id ascending, each with its arrival index.
+    fn floating_by_prev(&mut self, prev: &OpId) -> Result<Vec<(OpId, u64, Op)>, HostError>;
+    /// Keeps `op` as floating.
+    fn add_floating(&mut self, id: &OpId, arrival: u64, op: &Op) -> Result<(), HostError>;
+    /// Marks `op` witnessed: no longer floating (if it was), its author's witness tip.
+    fn witness(&mut self, id: &OpId, op: &Op) -> Result<(), HostError>;
+}
+
+/// A witnessed op waiting to be projected, with the index at which it arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Witnessed {
+    pub id: OpId,
+    pub arrival: u64,
+    pub op: Op,
+}
+
+/// What became of one arriving op.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// Broke the encoding's limits: not kept.
+    Refused(Rejection),
+    /// Already received (floating or witnessed): ignored.
+    Redelivered(OpId),
+    /// Kept; the ops this arrival made ready, in witness order (empty if it floats).
+    Received { id: OpId, witnessed: Vec<Witnessed> },
+}
+
+/// Receives `op`, arriving as the `arrival`-th op, into `ints` and witnesses what became ready.
+pub fn receive(ints: &mut dyn Intentions, store_id: &Uuid, op: &Op, arrival: u64) -> Result<Arrival, HostError> {
+    let id = op_id(store_id, op);
+    if let Err(e) = op.validate() {
+        return Ok(Arrival::Refused(Rejection { op_id: id, kind: RejectKind::MalformedOp, reason: e.to_string() }));
+    }
+    if ints.get(&id)?.is_some() {
+        return Ok(Arrival::Redelivered(id));
+    }
+    // With nothing floating, the arriving op is the only candidate: witness it directly.
+    if !ints.any_floating()? {
+        if is_chain_ready(ints, &op.prev)? && deps_witnessed(ints, op)? {
+            ints.witness(&id, op)?;
+            return Ok(Arrival::Received { id, witnessed: vec![Witnessed { id, arrival, op: op.clone() }] });
+        }
+        ints.add_floating(&id, arrival, op)?;
+        return Ok(Arrival::Received { id, witnessed: vec![] });
+    }
+    ints.add_floating(&id, arrival, op)?;
+    Ok(Arrival::Received { id, witnessed: witness_ready(ints)? })
+}
+
+/// Lattice's `witness_ready`: passes over the ready candidates until a pass witnesses nothing.
+fn witness_ready(ints: &mut dyn Intentions) -> Result<Vec<Witnessed>, HostError> {
+    let mut out = Vec::new();
+    loop {
+        let before = out.len();
+        for prev in candidate_prevs(ints)? {
+            for (id, arrival, op) in ints.floating_by_prev(&prev)? {
+                if deps_witnessed(ints, &op)? {
+                    ints.witness(&id, &op)?;
+                    out.push(Witnessed { id, arrival, op });
+                }
+            }
+        }
+        if out.len() == before {
+            return Ok(out);
+        }
+    }
+}
+
+/// The `prev`s this pass visits: witness tips ordered by their author, then all-zero — only
+/// those some floating op names (the others have no candidates).
+fn candidate_prevs(ints: &mut dyn Intentions) -> Result<Vec<OpId>, HostError> {
+    let mut tips = Vec::new();
+    let mut genesis = false;
+    for prev in ints.floating_prevs()? {
+        if prev == ZERO_HASH {
+            genesis = true;
+        } else if let Some(author) = tip_author(ints, &prev)? {
+            tips.push((author, prev));
+        }
+    }
+    tips.sort();
+    let mut prevs: Vec<OpId> = tips.into_iter().map(|(_, p)| p).collect();
+    if genesis {
+        prevs.push(ZERO_HASH);
+    }
+    Ok(prevs)
+}
+
+/// The author whose witness tip `id` is, if it is one.
+fn tip_author(ints: &mut dyn Intentions, id: &OpId) -> Result<Option<[u8; 32]>, HostError> {
+    let Some((Status::Witnessed, _, author)) = ints.get(id)? else { return Ok(None) };
+    Ok((ints.witness_tip(&author)? == Some(*id)).then_some(author))
+}
+
+fn is_chain_ready(ints: &mut dyn Intentions, prev: &OpId) -> Result<bool, HostError> {
+    Ok(*prev == ZERO_HASH || tip_author(ints, prev)?.is_some())
+}
+
+fn deps_witnessed(ints: &mut dyn Intentions, op: &Op) -> Result<bool, HostError> {
+    for dep in &op.causal_deps {
+        if !matches!(ints.get(dep)?, Some((Status::Witnessed, ..))) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// [`Intentions`] as a [`lattice_logic::Dag`]: the logic may look up any received op.
+pub struct DagView<'a>(pub &'a mut dyn Intentions);
+
+impl lattice_logic::Dag for DagView<'_> {
+    fn op_info(&mut self, id: &OpId) -> Result<Option<(Hlc, [u8; 32])>, HostError> {
+        Ok(self.0.get(id)?.map(|(_, hlc, author)| (hlc, author)))
+    }
+}

@@ -39,7 +39,7 @@ fn bench_replay(c: &mut Criterion) {
                 g.bench_with_input(BenchmarkId::new(build, n), &history, |b, h| {
                     b.iter(|| {
                         let out = replay(identity.clone(), logic.clone(), h);
-                        assert!(out.halt.is_none());
+                        assert!(out.stall.is_none());
                         out.state_hash
                     })
                 });

@@ -37,7 +37,8 @@ fn main() {
     let mut store = MemStore::new(identity, logic);
     let t = Instant::now();
     for op in ops(n, kind, store_id) {
-        store.apply(&op).expect("the synthetic history is valid");
+        store.deliver(&op);
+        assert!(store.stall().is_none(), "the synthetic history is valid");
     }
     let total_s = t.elapsed().as_secs_f64();
     let replay_s = (total_s - gen_s).max(f64::EPSILON);

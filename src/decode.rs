@@ -1,7 +1,7 @@
 //! Decoded views of `data` rows for people: `dump`, and later key-level diffs.
 //!
-//! A row of a reference type decodes into its logical meaning (a kvstore key's resolved value and
-//! concurrent heads; a logstore entry's HLC, author and op id). A row of any other type, or one
+//! A row of a reference type decodes into its logical meaning (a kvstore key's stored winner and
+//! heads; a logstore entry's wall time, author and content). A row of any other type, or one
 //! that does not decode, is shown raw — decoding never fails.
 
 use lattice_logic::{kvstore, kvstore_v2, logstore};
@@ -11,25 +11,14 @@ use serde::Serialize;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DecodedRow {
-    /// A kvstore key: the resolved value (`null` when deleted) and every head.
-    KvKey { key: Bytes, value: Option<Bytes>, heads: Vec<HeadView> },
+    /// A kvstore key: the winner's value (`null` for a tombstone) and the heads, winner first.
+    KvKey { key: Bytes, value: Option<Bytes>, tombstone: bool, heads: Vec<String> },
     /// A kvstore-v2 key: its value (`null` when removed), version and conflict count.
     KvV2Key { key: Bytes, value: Option<Bytes>, version: u64, conflicts: u32, wall_ms: u64, counter: u32, author: String },
     /// A logstore entry.
-    LogEntry { wall_ms: u64, counter: u32, author: String, op_id: String, payload: Bytes },
+    LogEntry { wall_ms: u64, author: String, content: Bytes },
     /// Anything else: the raw key and value.
     Raw { key: Bytes, value: Bytes },
-}
-
-/// A kvstore head.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct HeadView {
-    pub op_id: String,
-    pub wall_ms: u64,
-    pub counter: u32,
-    pub author: String,
-    /// `null` for a tombstone.
-    pub value: Option<Bytes>,
 }
 
 /// Bytes shown as hex, plus UTF-8 text when they are printable text.
@@ -71,7 +60,7 @@ pub fn decode_payload(store_type: &str, payload: &[u8]) -> Option<serde_json::Va
             let entries = kvstore::decode_payload(payload).ok()?;
             Some(serde_json::Value::Array(entries.iter().map(entry_json).collect()))
         }
-        logstore::STORE_TYPE if !payload.is_empty() => serde_json::to_value(Bytes::new(payload)).ok(),
+        logstore::STORE_TYPE => serde_json::to_value(Bytes::new(payload)).ok(),
         kvstore_v2::STORE_TYPE => {
             let entries = kvstore_v2::decode_payload(payload).ok()?;
             Some(serde_json::Value::Array(entries.iter().map(v2_entry_json).collect()))
@@ -108,19 +97,13 @@ pub fn decode_row(store_type: &str, key: &[u8], value: &[u8]) -> DecodedRow {
 }
 
 fn kv_row(key: &[u8], value: &[u8]) -> Option<DecodedRow> {
-    let heads = kvstore::decode_heads(value)?;
-    let resolved = kvstore::resolve(&heads).map(Bytes::new);
-    let views = heads
-        .iter()
-        .map(|h| HeadView {
-            op_id: hex::encode(h.op_id),
-            wall_ms: h.hlc.wall_ms,
-            counter: h.hlc.counter,
-            author: hex::encode(h.author),
-            value: h.value.as_deref().map(Bytes::new),
-        })
-        .collect();
-    Some(DecodedRow::KvKey { key: Bytes::new(key), value: resolved, heads: views })
+    let seen = kvstore::inspect(Some(value)).ok()?;
+    Some(DecodedRow::KvKey {
+        key: Bytes::new(key),
+        value: seen.value.as_deref().map(Bytes::new),
+        tombstone: seen.tombstone,
+        heads: seen.heads.iter().map(hex::encode).collect(),
+    })
 }
 
 fn v2_row(key: &[u8], value: &[u8]) -> Option<DecodedRow> {
@@ -137,41 +120,28 @@ fn v2_row(key: &[u8], value: &[u8]) -> Option<DecodedRow> {
 }
 
 fn log_row(key: &[u8], value: &[u8]) -> Option<DecodedRow> {
-    let (hlc, author, id) = logstore::parse_entry_key(key)?;
-    Some(DecodedRow::LogEntry {
-        wall_ms: hlc.wall_ms,
-        counter: hlc.counter,
-        author: hex::encode(author),
-        op_id: hex::encode(id),
-        payload: Bytes::new(value),
-    })
+    let (wall_ms, author) = logstore::parse_entry_key(key)?;
+    let content = logstore::decode_entry(value)?;
+    Some(DecodedRow::LogEntry { wall_ms, author: hex::encode(author), content: Bytes::new(content) })
 }
 
 impl std::fmt::Display for DecodedRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DecodedRow::KvKey { key, value, heads } => {
-                match value {
-                    Some(v) => write!(f, "{key} = {v}")?,
-                    None => write!(f, "{key} (deleted)")?,
+            DecodedRow::KvKey { key, value, tombstone, heads } => {
+                match (value, tombstone) {
+                    (Some(v), _) => write!(f, "{key} = {v}")?,
+                    (None, true) => write!(f, "{key} (deleted)")?,
+                    (None, false) => write!(f, "{key} (no kind)")?,
                 }
-                if heads.len() > 1 {
-                    write!(f, "  [{} concurrent heads:", heads.len())?;
-                    for h in heads {
-                        let v = h.value.as_ref().map_or("tombstone".to_string(), |v| v.to_string());
-                        write!(f, " {}@{}.{}/{}={v}", &h.op_id[..8], h.wall_ms, h.counter, &h.author[..8])?;
-                    }
-                    write!(f, "]")?;
-                }
-                Ok(())
+                let shown: Vec<&str> = heads.iter().map(|h| &h[..h.len().min(16)]).collect();
+                write!(f, "  heads [{}]", shown.join(", "))
             }
             DecodedRow::KvV2Key { key, value, version, conflicts, .. } => match value {
                 Some(v) => write!(f, "{key} = {v}  (version {version}, {conflicts} conflicts)"),
                 None => write!(f, "{key} (removed; version {version})"),
             },
-            DecodedRow::LogEntry { wall_ms, counter, author, op_id, payload } => {
-                write!(f, "{wall_ms}.{counter} author {} op {}: {payload}", &author[..16], &op_id[..16])
-            }
+            DecodedRow::LogEntry { wall_ms, author, content } => write!(f, "{wall_ms} author {}: {content}", &author[..16]),
             DecodedRow::Raw { key, value } => write!(f, "{key} => {value}"),
         }
     }

@@ -1,7 +1,8 @@
 //! Golden files: the expected outcome of replaying one corpus history, fixed per store type.
 //!
-//! A golden records the history's digest, the op counts, the expected halt (op index and reject
-//! kind) or none, the state hash every [`CHECKPOINT_INTERVAL`] ops, and the final state hash. It
+//! A golden records the history's digest, the delivery counts, where projection stalls (the op's
+//! arrival index and reject kind) or none, which ops are still floating at the end, the state hash
+//! every [`CHECKPOINT_INTERVAL`] deliveries, and the final state hash. It
 //! is only ever produced by running the real code (`bless`), written as *pending* beside the
 //! accepted file, and accepted explicitly (`bless --accept`): an accepted golden is never
 //! silently overwritten. Normative: docs/FORMAT.md, "Golden file".
@@ -12,14 +13,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus::{self, CorpusError, ManifestEntry};
 use crate::history::History;
-use crate::kernel::{RejectKind, Step};
+use crate::kernel::RejectKind;
 use crate::replay::MemStore;
-use crate::store::{Logic, StoreIdentity};
+use crate::store::Logic;
 
-/// Ops between two checkpoints.
+/// Deliveries between two checkpoints.
 pub const CHECKPOINT_INTERVAL: u64 = 64;
 const GOLDEN_TAG: &str = "lattice-conform/golden";
-const GOLDEN_VERSION: u32 = 1;
+const GOLDEN_VERSION: u32 = 2;
 /// Suffix of a golden waiting for review.
 pub const PENDING_SUFFIX: &str = ".pending";
 
@@ -35,27 +36,40 @@ pub struct Golden {
     pub history_blake3: String,
     pub store_type: String,
     pub schema_version: u64,
-    /// Ops in the history.
+    /// Ops in the history (each delivered once, in history order).
     pub ops: u64,
-    /// Ops processed before the halt (or all): applied + duplicates.
-    pub processed: u64,
+    /// Deliveries refused on arrival (encoding limits).
+    pub refused: u64,
+    /// Deliveries of an op already received.
+    pub redelivered: u64,
+    /// Ops witnessed (their `prev` and `causal_deps` were there).
+    pub witnessed: u64,
+    /// Witnessed ops projected into the state.
     pub applied: u64,
-    pub duplicates: u64,
-    pub halt: Option<Halt>,
+    /// Where projection stalled, if it did.
+    pub stall: Option<StallAt>,
+    /// Arrival indices of the ops still floating after the last delivery, ascending.
+    pub floating: Vec<u64>,
     pub checkpoint_interval: u64,
     pub checkpoints: Vec<Checkpoint>,
     pub final_state_hash: String,
 }
 
-/// Where and why a history halts.
+/// The op at which projection stalled (by arrival index) and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Halt {
+pub struct StallAt {
     pub op_index: u64,
     pub kind: RejectKind,
 }
 
-/// The state hash after the first `after_ops` ops.
+impl std::fmt::Display for StallAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stalled at op {} ({})", self.op_index, self.kind.as_str())
+    }
+}
+
+/// The state hash after the first `after_ops` deliveries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
@@ -83,8 +97,16 @@ pub enum GoldenError {
 
 /// Replays `history` with `logic` and records its golden.
 pub fn compute(history: &History, logic: Logic, entry: &ManifestEntry) -> Golden {
-    let identity = history.identity();
-    let trace = trace(identity, logic, history);
+    let mut store = MemStore::new(history.identity(), logic);
+    let mut checkpoints = Vec::new();
+    for (i, op) in history.ops.iter().enumerate() {
+        store.deliver(op);
+        let done = i as u64 + 1;
+        if done.is_multiple_of(CHECKPOINT_INTERVAL) {
+            checkpoints.push(Checkpoint { after_ops: done, state_hash: store.state_hash().to_string() });
+        }
+    }
+    let out = store.outcome();
     Golden {
         format: GOLDEN_TAG.into(),
         format_version: GOLDEN_VERSION,
@@ -93,44 +115,16 @@ pub fn compute(history: &History, logic: Logic, entry: &ManifestEntry) -> Golden
         store_type: history.store_type.clone(),
         schema_version: history.schema_version,
         ops: history.ops.len() as u64,
-        processed: trace.applied + trace.duplicates,
-        applied: trace.applied,
-        duplicates: trace.duplicates,
-        halt: trace.halt,
+        refused: out.counts.refused,
+        redelivered: out.counts.redelivered,
+        witnessed: out.counts.witnessed,
+        applied: out.counts.applied,
+        stall: out.stall.map(|s| StallAt { op_index: s.op_index, kind: s.kind }),
+        floating: out.floating,
         checkpoint_interval: CHECKPOINT_INTERVAL,
-        checkpoints: trace.checkpoints,
-        final_state_hash: trace.final_state_hash,
+        checkpoints,
+        final_state_hash: out.state_hash.to_string(),
     }
-}
-
-/// What one replay observed, in golden terms.
-struct Trace {
-    applied: u64,
-    duplicates: u64,
-    halt: Option<Halt>,
-    checkpoints: Vec<Checkpoint>,
-    final_state_hash: String,
-}
-
-fn trace(identity: StoreIdentity, logic: Logic, history: &History) -> Trace {
-    let mut store = MemStore::new(identity, logic);
-    let mut t = Trace { applied: 0, duplicates: 0, halt: None, checkpoints: vec![], final_state_hash: String::new() };
-    for (i, op) in history.ops.iter().enumerate() {
-        match store.apply(op) {
-            Ok(Step::Applied(_)) => t.applied += 1,
-            Ok(Step::Duplicate(_)) => t.duplicates += 1,
-            Err(r) => {
-                t.halt = Some(Halt { op_index: i as u64, kind: r.kind });
-                break;
-            }
-        }
-        let done = i as u64 + 1;
-        if done.is_multiple_of(CHECKPOINT_INTERVAL) {
-            t.checkpoints.push(Checkpoint { after_ops: done, state_hash: store.state_hash().to_string() });
-        }
-    }
-    t.final_state_hash = store.state_hash().to_string();
-    t
 }
 
 /// Path of the accepted golden of a corpus entry under `golden_dir`.

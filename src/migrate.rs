@@ -42,8 +42,9 @@ pub trait Migration: Send + Sync {
     fn project_target(&self, value: &[u8]) -> Option<Vec<u8>>;
 }
 
-/// `core:kvstore` → `core:kvstore-v2`: each key's winning value becomes one v2 row, with the
-/// number of concurrent heads it had (minus one) as its conflict count; deleted keys are dropped.
+/// `core:kvstore` → `core:kvstore-v2`: each key's stored value (what a Lattice read returns)
+/// becomes one v2 row, with the number of heads it had minus one as its conflict count; keys
+/// whose winner is a tombstone (or whose row has no kind) are dropped.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KvToV2 {
     /// Fault injection for tests: silently drop the first live key (a lossy migration).
@@ -63,9 +64,9 @@ impl Migration for KvToV2 {
         let mut entries: Vec<v2::Entry> = rows
             .iter()
             .filter_map(|(k, v)| {
-                let heads = kv::decode_heads(v)?;
-                let value = kv::resolve(&heads)?.to_vec();
-                Some(v2::Entry::Set { key: k.clone(), value, conflicts: heads.len() as u32 - 1 })
+                let seen = kv::inspect(Some(v)).ok()?;
+                let conflicts = u32::try_from(seen.heads.len().saturating_sub(1)).unwrap_or(u32::MAX);
+                Some(v2::Entry::Set { key: k.clone(), value: seen.value?, conflicts })
             })
             .collect();
         if self.drop_first_key && !entries.is_empty() {
@@ -75,7 +76,7 @@ impl Migration for KvToV2 {
     }
 
     fn project_source(&self, value: &[u8]) -> Option<Vec<u8>> {
-        kv::resolve(&kv::decode_heads(value)?).map(<[u8]>::to_vec)
+        kv::inspect(Some(value)).ok()?.value
     }
 
     fn project_target(&self, value: &[u8]) -> Option<Vec<u8>> {
@@ -436,7 +437,11 @@ pub fn target_hash_in_memory(
     let identity = StoreIdentity { store_id: id, store_type: m.target_type().into(), schema_version: logic.schema_version() };
     let mut target = MemStore::new(identity, logic);
     for op in chain(&m.payloads(rows), id, author) {
-        target.apply(&op).map_err(|r| MigrateError::Io(PathBuf::from(m.target_type()), std::io::Error::other(r.reason)))?;
+        target.deliver(&op);
+        if let Some(stall) = target.stall() {
+            let reason = format!("the migration's own op #{} was refused: {}", stall.op_index, stall.reason);
+            return Err(MigrateError::Io(PathBuf::from(m.target_type()), std::io::Error::other(reason)));
+        }
     }
     Ok(target.state_hash().to_string())
 }
@@ -509,7 +514,7 @@ pub fn migration_golden_path(
     Ok(golden_dir.join("migrations").join(dir).join(format!("{}.json", entry.name())))
 }
 
-/// Replays a corpus history natively (up to its halt), migrates the resulting state in memory with
+/// Replays a corpus history natively (projection ends where it stalls, if it does), migrates the resulting state in memory with
 /// the fixed golden target id and the default author, and records the hashes.
 pub fn compute_migration_golden(
     m: &dyn Migration,
@@ -519,7 +524,9 @@ pub fn compute_migration_golden(
 ) -> Result<MigrationGolden, MigrateError> {
     let identity = history.identity();
     let mut source = MemStore::new(identity.clone(), registry.resolve(&identity)?);
-    history.ops.iter().take_while(|op| source.apply(op).is_ok()).count();
+    for op in &history.ops {
+        source.deliver(op);
+    }
     let rows: Vec<(Vec<u8>, Vec<u8>)> = source.rows().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let id = golden_target_id();
     Ok(MigrationGolden {

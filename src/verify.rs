@@ -18,10 +18,10 @@ use crate::corpus::{self, CorpusError, Manifest, ManifestEntry};
 use crate::diff::{diff_rows, KeyDiff};
 use crate::golden::{self, Golden, GoldenError};
 use crate::history::History;
-use crate::kernel::Step;
+
 use crate::op::op_id;
 use crate::registry::Registry;
-use crate::replay::MemStore;
+use crate::replay::{Delivered, MemStore};
 use crate::store::Logic;
 
 /// What to verify.
@@ -359,8 +359,8 @@ fn compare(expected: &Golden, actual: &Golden) -> Option<String> {
             expected.history_blake3, actual.history_blake3
         ));
     }
-    if expected.halt != actual.halt {
-        return Some(format!("halt: expected {}, got {}", halt_text(&expected.halt), halt_text(&actual.halt)));
+    if expected.stall != actual.stall {
+        return Some(format!("stall: expected {}, got {}", stall_text(&expected.stall), stall_text(&actual.stall)));
     }
     for (e, a) in expected.checkpoints.iter().zip(&actual.checkpoints) {
         if e != a {
@@ -370,25 +370,20 @@ fn compare(expected: &Golden, actual: &Golden) -> Option<String> {
     if expected.final_state_hash != actual.final_state_hash {
         return Some(format!("final state hash: expected {}, got {}", expected.final_state_hash, actual.final_state_hash));
     }
+    if expected.floating != actual.floating {
+        return Some(format!("ops still floating at the end: expected {:?}, got {:?}", expected.floating, actual.floating));
+    }
     if expected != actual {
-        return Some(format!(
-            "counts: expected {} applied / {} duplicates / {} checkpoints, got {} / {} / {}",
-            expected.applied,
-            expected.duplicates,
-            expected.checkpoints.len(),
-            actual.applied,
-            actual.duplicates,
-            actual.checkpoints.len()
-        ));
+        let counts = |g: &Golden| {
+            format!("{} refused / {} redelivered / {} witnessed / {} applied / {} checkpoints", g.refused, g.redelivered, g.witnessed, g.applied, g.checkpoints.len())
+        };
+        return Some(format!("counts: expected {}, got {}", counts(expected), counts(actual)));
     }
     None
 }
 
-fn halt_text(h: &Option<golden::Halt>) -> String {
-    match h {
-        Some(h) => format!("halt at op {} ({})", h.op_index, h.kind.as_str()),
-        None => "no halt".into(),
-    }
+fn stall_text(s: &Option<golden::StallAt>) -> String {
+    s.as_ref().map_or_else(|| "no stall".into(), ToString::to_string)
 }
 
 /// Adds the first divergent op between the reference build and the candidate, or says that the
@@ -415,13 +410,15 @@ fn last_agreeing_checkpoint(expected: &Golden, actual: &Golden) -> u64 {
     expected.checkpoints.iter().zip(&actual.checkpoints).take_while(|(e, a)| e == a).last().map_or(0, |(e, _)| e.after_ops)
 }
 
-/// Replays both builds; compares state hash and outcome after every op from `start` on.
+/// Replays both builds; compares what each delivery did and the state hash after every op from
+/// `start` on.
 pub fn first_divergence(h: &History, reference: Logic, candidate: Logic, start: u64) -> Option<Divergence> {
     let identity = h.identity();
     let mut r = MemStore::new(identity.clone(), reference);
     let mut c = MemStore::new(identity, candidate);
     for (i, op) in h.ops.iter().enumerate() {
-        let (ro, co) = (outcome(r.apply(op)), outcome(c.apply(op)));
+        let (rd, cd) = (r.deliver(op), c.deliver(op));
+        let (ro, co) = (delivered_text(&rd, &r), delivered_text(&cd, &c));
         let checking = i as u64 + 1 > start;
         if checking && (ro != co || r.state_hash() != c.state_hash()) {
             return Some(Divergence {
@@ -440,17 +437,21 @@ pub fn first_divergence(h: &History, reference: Logic, candidate: Logic, start: 
                 diff: diff_rows(&h.store_type, r.rows(), c.rows()),
             });
         }
-        if ro != "applied" && ro != "duplicate" {
-            return None;
-        }
     }
     None
 }
 
-fn outcome(r: Result<Step, crate::kernel::Rejection>) -> String {
-    match r {
-        Ok(Step::Applied(_)) => "applied".into(),
-        Ok(Step::Duplicate(_)) => "duplicate".into(),
-        Err(rej) => rej.kind.as_str().into(),
+/// What one delivery did, in words compared between builds (a stall by its kind only: the
+/// wording of a reason may differ between builds of one logic).
+fn delivered_text(d: &Delivered, store: &MemStore) -> String {
+    match d {
+        Delivered::Refused(r) => format!("refused on arrival ({})", r.kind.as_str()),
+        Delivered::Redelivered => "redelivered".into(),
+        Delivered::Received { witnessed: 0, .. } => "floats".into(),
+        Delivered::Received { witnessed, applied, stalled: false } => format!("witnessed {witnessed}, applied {applied}"),
+        Delivered::Received { witnessed, applied, stalled: true } => {
+            let kind = store.stall().map_or("?", |s| s.kind.as_str());
+            format!("witnessed {witnessed}, applied {applied}, stalled ({kind})")
+        }
     }
 }

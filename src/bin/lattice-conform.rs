@@ -204,14 +204,23 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
         registry.open(dir)?
     };
     check_history_matches(store.identity(), &history, path)?;
-    let (skipped, summary) = store.apply_resuming(&history.ops)?;
+    // Ops the store already received (an earlier run of this history, cut short) are ignored as
+    // redeliveries, so re-running an interrupted apply completes it.
+    let summary = store.apply_ops(&history.ops, 0)?;
     println!(
-        "applied {} ops ({} duplicates, {} already logged); state hash {}",
+        "delivered {} ops: {} received ({} applied), {} already received; state hash {}",
+        history.ops.len(),
+        summary.received,
         summary.applied,
         summary.duplicates,
-        skipped,
         store.state_hash()
     );
+    if let Some(r) = summary.refused.first() {
+        anyhow::bail!("{}: op {} (id {}) refused on arrival: {}", path.display(), r.index, r.op_id, r.reason);
+    }
+    if let Some(p) = summary.stalled {
+        return Err(StoreError::Rejected { dir: dir.to_path_buf(), index: p.op_index, op_id: p.op_id, kind: p.kind, reason: p.reason }.into());
+    }
     Ok(())
 }
 

@@ -2,11 +2,12 @@
 //!
 //! Each scenario is a proptest [`Strategy`] over abstract actions (who writes which keys, whether
 //! the op merges the heads it has seen, whether its HLC ties the previous one, whether it is
-//! delivered twice), turned into real, correctly chained ops by [`Builder`]. `gen` draws one value
+//! delivered twice or late, whether its payload carries unknown protobuf fields), turned into
+//! real, correctly chained ops by [`Builder`] and then put in delivery order. `gen` draws one value
 //! per history from a ChaCha RNG seeded by blake3(seed, scenario, index), so the same arguments
 //! give byte-identical files on every machine; the property tests reuse the same strategies.
-//! Negative scenarios inject one bad op (broken chain, bad genesis, malformed payload) that must
-//! halt the store.
+//! Negative scenarios inject one bad op: a broken chain or bad genesis (the op floats forever, as
+//! in Lattice) or a malformed payload (projection stalls there).
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -23,7 +24,7 @@ use crate::history::{History, Provenance};
 use crate::op::{op_id, Hlc, Op, OpId, ZERO_HASH};
 
 /// Name and version of this generator, recorded in every generated history.
-pub const GENERATOR: &str = "lattice-conform-gen/1";
+pub const GENERATOR: &str = "lattice-conform-gen/2";
 /// Wall clock of the first generated op (2023-11-14T22:13:20Z), so HLCs look real.
 const BASE_WALL_MS: u64 = 1_700_000_000_000;
 
@@ -58,11 +59,28 @@ struct Params {
     max_ops: Option<u32>,
     large_key: bool,
     fault: Option<Fault>,
+    /// Author `n`'s clock runs `n * skew_ms` behind (clock skew between replicas).
+    skew_ms: u64,
+    /// A tie may reuse the wall time an author already wrote at (its HLC counter goes up). When
+    /// false, such an op moves to the next millisecond instead.
+    same_author_tie: bool,
+    /// The same key may appear more than once in a batch.
+    dup_keys: bool,
+    /// Percentage of ops delivered late (after up to [`MAX_DELAY`] later ops).
+    late: u8,
+    /// Percentage of kvstore payloads that carry unknown protobuf fields.
+    unknown_fields: u8,
+    /// A logstore payload may be empty.
+    empty_log: bool,
 }
+
+/// Most positions an op delivered late moves back.
+const MAX_DELAY: usize = 4;
 
 const KEYS: &[&str] = &["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
 const FEW_KEYS: &[&str] = &["alpha", "beta"];
 const PREFIX_KEYS: &[&str] = &["a", "ab", "abc", "abcd", "b", "ba"];
+const EMPTY_KEYS: &[&str] = &["", "alpha", "beta"];
 
 const BASE: Params = Params {
     authors: 1..=1,
@@ -76,6 +94,12 @@ const BASE: Params = Params {
     max_ops: None,
     large_key: false,
     fault: None,
+    skew_ms: 0,
+    same_author_tie: true,
+    dup_keys: false,
+    late: 0,
+    unknown_fields: 0,
+    empty_log: false,
 };
 const CONCURRENT: Params = Params { authors: 2..=5, merge: 30, tie: 10, ..BASE };
 
@@ -93,12 +117,19 @@ pub fn scenarios() -> Vec<Scenario> {
         kv("empty-value", &["empty-value"], Params { value_len: 0..=1, authors: 1..=2, ..BASE }),
         kv("prefix-keys", &["prefix-keys"], Params { keys: PREFIX_KEYS, authors: 1..=3, merge: 60, ..BASE }),
         kv("hlc-ties", &["hlc-tie", "forks"], Params { authors: 2..=4, tie: 80, merge: 20, ..BASE }),
-        kv("broken-chain", &["negative", "halt"], Params { fault: Some(Fault::BrokenChain), ..CONCURRENT }),
-        kv("bad-genesis", &["negative", "halt"], Params { fault: Some(Fault::BadGenesis), ..CONCURRENT }),
-        kv("malformed-payload", &["negative", "halt"], Params { fault: Some(Fault::MalformedPayload), ..CONCURRENT }),
-        log("log-ties", &["hlc-tie", "many-authors"], Params { authors: 2..=5, tie: 70, ..BASE }),
-        log("log-many-authors", &["many-authors"], Params { authors: 8..=16, tie: 10, ..BASE }),
-        log("log-empty-payload", &["negative", "halt"], Params { authors: 1..=3, fault: Some(Fault::MalformedPayload), ..BASE }),
+        kv("clock-skew", &["clock-skew", "forks"], Params { authors: 2..=4, skew_ms: 3, merge: 40, keys: FEW_KEYS, ..BASE }),
+        kv("same-ms", &["hlc-tie", "one-author"], Params { authors: 1..=2, tie: 70, keys: FEW_KEYS, merge: 60, ..BASE }),
+        kv("out-of-order", &["out-of-order", "floating", "forks"], Params { late: 40, ..CONCURRENT }),
+        kv("batch-dup-keys", &["batch", "duplicate-key", "empty-key"], Params { keys: EMPTY_KEYS, entries: 0..=5, dup_keys: true, authors: 1..=3, merge: 60, ..BASE }),
+        kv("unknown-fields", &["unknown-fields"], Params { unknown_fields: 60, entries: 1..=3, ..CONCURRENT }),
+        kv("broken-chain", &["negative", "floating"], Params { fault: Some(Fault::BrokenChain), ..CONCURRENT }),
+        kv("bad-genesis", &["negative", "floating"], Params { fault: Some(Fault::BadGenesis), ..CONCURRENT }),
+        kv("malformed-payload", &["negative", "stall"], Params { fault: Some(Fault::MalformedPayload), ..CONCURRENT }),
+        log("log-ties", &["hlc-tie", "many-authors"], Params { authors: 2..=5, tie: 70, same_author_tie: false, ..BASE }),
+        log("log-many-authors", &["many-authors"], Params { authors: 8..=16, tie: 10, same_author_tie: false, ..BASE }),
+        log("log-same-ms", &["hlc-tie", "stall"], Params { authors: 1..=3, tie: 15, ..BASE }),
+        log("log-empty-payload", &["empty-payload"], Params { authors: 1..=3, value_len: 0..=2, empty_log: true, ..BASE }),
+        log("log-out-of-order", &["out-of-order", "floating"], Params { authors: 2..=5, late: 40, same_author_tie: false, tie: 20, ..BASE }),
     ]
 }
 
@@ -116,6 +147,9 @@ pub struct Action {
     merge: bool,
     tie: bool,
     redeliver: bool,
+    /// Delivered this many positions late (0 = in order).
+    delay: usize,
+    unknown: bool,
 }
 
 /// A generated plan: the actions and, for negative scenarios, where the fault goes.
@@ -148,13 +182,24 @@ impl Scenario {
 
     /// Turns a plan into a history of this scenario's store type.
     pub fn build(&self, plan: &Plan, store_id: Uuid, salt: &[u8]) -> Vec<Op> {
-        let mut b =
-            Builder { store_id, salt: salt.to_vec(), tips: BTreeMap::new(), heads: BTreeMap::new(), clock: BASE_WALL_MS, ops: vec![] };
+        let mut b = Builder {
+            store_id,
+            salt: salt.to_vec(),
+            tips: BTreeMap::new(),
+            heads: BTreeMap::new(),
+            clock: BASE_WALL_MS,
+            counter: 0,
+            written: BTreeMap::new(),
+            ops: vec![],
+        };
         for (i, a) in plan.actions.iter().enumerate() {
             let fault = self.params.fault.filter(|_| i == plan.fault_at);
             b.step(self, a, fault);
         }
-        b.ops
+        // Delivery order: an op delayed by d goes after the d ops created after it.
+        let mut order: Vec<(usize, usize, Op)> = b.ops.into_iter().enumerate().map(|(i, (delay, op))| (i + delay, i, op)).collect();
+        order.sort_by_key(|(at, i, _)| (*at, *i));
+        order.into_iter().map(|(_, _, op)| op).collect()
     }
 
     fn key(&self, index: usize) -> Vec<u8> {
@@ -169,18 +214,16 @@ impl Scenario {
 fn action(p: Params, authors: u8) -> impl Strategy<Value = Action> {
     let entry = (0..p.keys.len(), 0..100u8, vec(b'a'..=b'z', p.value_len.clone()));
     let delete = p.delete;
+    let dup_keys = p.dup_keys;
     let entries = vec(entry, p.entries.clone()).prop_map(move |es| {
         let mut seen = std::collections::BTreeSet::new();
-        es.into_iter().filter(|(k, _, _)| seen.insert(*k)).map(|(k, roll, v)| (k, (roll >= delete).then_some(v))).collect()
+        es.into_iter().filter(|(k, _, _)| dup_keys || seen.insert(*k)).map(|(k, roll, v)| (k, (roll >= delete).then_some(v))).collect()
     });
     let pct = |x: u8| (0..100u8).prop_map(move |r| r < x);
-    (0..authors, entries, pct(p.merge), pct(p.tie), pct(p.redeliver)).prop_map(|(author, entries, merge, tie, redeliver)| Action {
-        author,
-        entries,
-        merge,
-        tie,
-        redeliver,
-    })
+    let late = (pct(p.late), 1..=MAX_DELAY).prop_map(|(late, d)| if late { d } else { 0 });
+    (0..authors, entries, pct(p.merge), pct(p.tie), pct(p.redeliver), late, pct(p.unknown_fields)).prop_map(
+        |(author, entries, merge, tie, redeliver, delay, unknown)| Action { author, entries, merge, tie, redeliver, delay, unknown },
+    )
 }
 
 /// Chains abstract actions into real ops, tracking tips and the heads of each key.
@@ -190,7 +233,12 @@ struct Builder {
     tips: BTreeMap<[u8; 32], OpId>,
     heads: BTreeMap<Vec<u8>, Vec<(OpId, [u8; 32])>>,
     clock: u64,
-    ops: Vec<Op>,
+    /// HLC counter of the last op (an op tying the wall time counts up).
+    counter: u32,
+    /// Each author's last wall time.
+    written: BTreeMap<[u8; 32], u64>,
+    /// (delay, op) in creation order.
+    ops: Vec<(usize, Op)>,
 }
 
 impl Builder {
@@ -203,13 +251,21 @@ impl Builder {
     }
 
     fn step(&mut self, s: &Scenario, a: &Action, fault: Option<Fault>) {
-        if !a.tie {
-            self.clock += 1;
-        }
         let mut author = self.author(a.author);
+        let wall = |b: &Builder| b.clock.saturating_sub(u64::from(a.author) * s.params.skew_ms);
+        let tie_refused = !s.params.same_author_tie && self.written.get(&author) == Some(&wall(self));
+        if a.tie && !tie_refused {
+            self.counter += 1;
+        } else {
+            self.clock += 1;
+            self.counter = 0;
+        }
         let keys: Vec<Vec<u8>> = a.entries.iter().map(|(k, _)| s.key(*k)).collect();
         let deps = if s.store_type == kvstore::STORE_TYPE { self.deps(&keys, &author, a.merge) } else { vec![] };
         let mut payload = self.payload(s, a, &keys);
+        if a.unknown && s.store_type == kvstore::STORE_TYPE {
+            payload.extend_from_slice(UNKNOWN_FIELDS);
+        }
         let mut prev = self.tips.get(&author).copied().unwrap_or(ZERO_HASH);
         match fault {
             Some(Fault::BrokenChain) => {
@@ -226,14 +282,14 @@ impl Builder {
             Some(Fault::MalformedPayload) => payload.clear(),
             None => {}
         }
-        let op = Op { author, hlc: Hlc { wall_ms: self.clock, counter: 0 }, prev, causal_deps: deps.clone(), payload };
+        let op = Op { author, hlc: Hlc { wall_ms: wall(self), counter: self.counter }, prev, causal_deps: deps.clone(), payload };
         let id = op_id(&self.store_id, &op);
         if fault.is_none() {
             self.record(id, &op, &keys, &deps);
         }
-        self.ops.push(op.clone());
+        self.ops.push((a.delay, op.clone()));
         if a.redeliver {
-            self.ops.push(op);
+            self.ops.push((a.delay, op));
         }
     }
 
@@ -253,7 +309,7 @@ impl Builder {
     fn payload(&self, s: &Scenario, a: &Action, keys: &[Vec<u8>]) -> Vec<u8> {
         if s.store_type == logstore::STORE_TYPE {
             let mut p = a.entries.first().and_then(|(_, v)| v.clone()).unwrap_or_default();
-            if p.is_empty() {
+            if p.is_empty() && !s.params.empty_log {
                 p.push(b'.');
             }
             return p;
@@ -272,6 +328,7 @@ impl Builder {
 
     fn record(&mut self, id: OpId, op: &Op, keys: &[Vec<u8>], deps: &[OpId]) {
         self.tips.insert(op.author, id);
+        self.written.insert(op.author, op.hlc.wall_ms);
         for k in keys {
             let heads = self.heads.entry(k.clone()).or_default();
             heads.retain(|(h, _)| deps.binary_search(h).is_err());
@@ -279,6 +336,10 @@ impl Builder {
         }
     }
 }
+
+/// Fields no `KvPayload` defines, appended to a payload: field 15 as a varint (1) and field 9 as
+/// two length-delimited bytes. A protobuf decoder skips them.
+const UNKNOWN_FIELDS: &[u8] = &[0x78, 0x01, 0x4a, 0x02, b'x', b'y'];
 
 /// Generates history `index` of `scenario` for `seed` with about `ops` ops.
 pub fn generate(scenario: &Scenario, seed: u64, index: u32, ops: u32) -> History {

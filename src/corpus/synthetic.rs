@@ -64,7 +64,7 @@ mod tests {
     use crate::store::{Logic, StoreIdentity};
 
     #[test]
-    fn synthetic_histories_replay_without_a_halt_and_are_deterministic() {
+    fn synthetic_histories_replay_without_a_stall_and_are_deterministic() {
         let id = Uuid::from_u128(9);
         for (kind, ty, logic) in
             [(Kind::KvStore, "core:kvstore", Arc::new(KvStore) as Logic), (Kind::LogStore, "core:logstore", Arc::new(LogStore) as Logic)]
@@ -73,8 +73,8 @@ mod tests {
             assert_eq!(ops, super::ops(500, kind, id).collect::<Vec<_>>());
             let identity = StoreIdentity { store_id: id, store_type: ty.into(), schema_version: 1 };
             let out = replay(identity, logic, &ops);
-            assert!(out.halt.is_none(), "{ty}: {:?}", out.halt);
-            assert_eq!(out.applied, 500, "{ty}");
+            assert!(out.stall.is_none(), "{ty}: {:?}", out.stall);
+            assert_eq!(out.counts.applied, 500, "{ty}");
         }
     }
 }

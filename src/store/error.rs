@@ -42,9 +42,9 @@ pub enum StoreError {
     StateLagsLog { dir: PathBuf, state_len: u64, log_len: u64 },
     #[error("{path}: log entry {index} does not decode: {reason}")]
     BadLogEntry { path: PathBuf, index: u64, reason: String },
-    #[error("{dir}: store is paused since op {} ({}) was rejected: {}; no further ops are applied (run `lattice-conform rebuild` to clear the pause)", .pause.op_index, .pause.kind.as_str(), .pause.reason)]
+    #[error("{dir}: projection is stalled since log entry {} ({}) was refused: {}; as in Lattice, a stalled store applies no further op (a build that applies it must be a new store type)", .pause.op_index, .pause.kind.as_str(), .pause.reason)]
     Paused { dir: PathBuf, pause: PauseRecord },
-    #[error("{dir}: op {index} (id {op_id}) rejected ({}): {reason}; the store is unchanged by it and is now paused", .kind.as_str())]
+    #[error("{dir}: log entry {index} (id {op_id}) refused ({}): {reason}; the store is unchanged by it and its projection is now stalled", .kind.as_str())]
     Rejected { dir: PathBuf, index: u64, op_id: String, kind: RejectKind, reason: String },
     #[error("{dir}: the log holds an op the store logic now rejects at log entry {index} ({}): {reason}", .kind.as_str())]
     LogReplayRejected { dir: PathBuf, index: u64, kind: RejectKind, reason: String },
@@ -62,11 +62,11 @@ pub enum StoreError {
     },
 }
 
-/// Why and where a store paused. Persisted in state.db's meta under `paused` (JSON).
+/// Where projection stalled and why. Persisted in state.db's meta under `paused` (JSON).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PauseRecord {
-    /// Position of the rejected op in the input it came from (0-based).
+    /// The refused op's index in `log.db` (its arrival order, 0-based).
     pub op_index: u64,
     /// Hex op id of the rejected op.
     pub op_id: String,

@@ -324,7 +324,10 @@ impl Store {
                 }
                 log_len += 1;
                 batch.received += 1;
-                for w in witnessed.iter().take_while(|_| paused.is_none()) {
+                for w in &witnessed {
+                    if paused.is_some() {
+                        break;
+                    }
                     let mut dag = DagView(&mut ints);
                     match kernel::apply_op(self.logic.as_ref(), &self.identity.store_id, &w.op, &mut data, &mut chain, &mut dag, &mut acc) {
                         Ok(_) => batch.applied += 1,
@@ -605,6 +608,22 @@ impl RedbIntentions<'_> {
     }
 }
 
+/// A row copied out of a table: key and value.
+type RawRow = (Vec<u8>, Vec<u8>);
+
+/// The `floating` rows in `range`, copied out.
+fn floating_rows<'a>(
+    table: &redb::Table<'_, &'static [u8], &'static [u8]>,
+    range: impl std::ops::RangeBounds<&'a [u8]> + 'a,
+) -> Result<Vec<RawRow>, redb::StorageError> {
+    let mut out = Vec::new();
+    for row in table.range::<&[u8]>(range)? {
+        let (k, v) = row?;
+        out.push((k.value().to_vec(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
 /// An `ops` row: status (0 floating, 1 witnessed) ‖ wall_ms u64 LE ‖ counter u32 LE ‖ author.
 fn encode_op_row(status: Status, hlc: crate::op::Hlc, author: &[u8; 32]) -> [u8; 45] {
     let mut row = [0u8; 45];
@@ -655,12 +674,10 @@ impl Intentions for RedbIntentions<'_> {
     }
 
     fn floating_prevs(&mut self) -> Result<Vec<OpId>, HostError> {
+        let rows = floating_rows(&self.floating, ..);
         let mut prevs: Vec<OpId> = Vec::new();
-        let rows = self.floating.iter();
-        for row in stash(&mut self.err, rows)? {
-            let (k, _) = stash(&mut self.err, row)?;
-            let prev = <OpId>::try_from(&k.value()[..32.min(k.value().len())]);
-            match prev {
+        for (k, _) in stash(&mut self.err, rows)? {
+            match <OpId>::try_from(&k[..32.min(k.len())]) {
                 Ok(p) if prevs.last() != Some(&p) => prevs.push(p),
                 Ok(_) => {}
                 Err(_) => return self.corrupt("a `floating` key is shorter than 64 bytes".into()),
@@ -671,17 +688,15 @@ impl Intentions for RedbIntentions<'_> {
 
     fn floating_by_prev(&mut self, prev: &OpId) -> Result<Vec<(OpId, u64, Op)>, HostError> {
         let (lo, hi) = ([prev.as_slice(), &[0u8; 32]].concat(), [prev.as_slice(), &[0xffu8; 32]].concat());
+        let rows = floating_rows(&self.floating, lo.as_slice()..=hi.as_slice());
         let mut out = Vec::new();
-        let rows = self.floating.range(lo.as_slice()..=hi.as_slice());
-        for row in stash(&mut self.err, rows)? {
-            let (k, v) = stash(&mut self.err, row)?;
-            let (k, v) = (k.value(), v.value());
+        for (k, v) in stash(&mut self.err, rows)? {
             let parsed = (k.len() == 64 && v.len() >= 8)
                 .then(|| Some((<OpId>::try_from(&k[32..]).ok()?, u64::from_le_bytes(v[..8].try_into().ok()?), Op::decode(&v[8..]).ok()?)))
                 .flatten();
             match parsed {
                 Some(entry) => out.push(entry),
-                None => return self.corrupt(format!("`floating` row {} does not decode", hex::encode(k))),
+                None => return self.corrupt(format!("`floating` row {} does not decode", hex::encode(&k))),
             }
         }
         Ok(out)

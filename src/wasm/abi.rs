@@ -1,4 +1,4 @@
-//! Guest ABI version 1 (normative: docs/WASM_ABI.md): the exports a guest must have, the imports
+//! Guest ABI version 2 (normative: docs/WASM_ABI.md): the exports a guest must have, the imports
 //! it may have, their exact signatures, and the `lattice_apply` status codes.
 //!
 //! [`check_interface`] runs on a compiled module before it is ever instantiated: an import outside
@@ -10,9 +10,13 @@ use wasmtime::{ExternType, FuncType, Module, ValType};
 use super::WasmError;
 
 /// The ABI version this host implements (`lattice_abi_version` must return it).
-pub const ABI_VERSION: u32 = 1;
-/// The one import module a guest may import from.
+pub const ABI_VERSION: u32 = 2;
+/// The import module of the `data` table functions.
 pub const IMPORT_MODULE: &str = "lattice_table";
+/// The import module of the op lookup.
+pub const DAG_MODULE: &str = "lattice_dag";
+/// Bytes `lattice_dag.op_info` writes: wall_ms u64 LE ‖ counter u32 LE ‖ author (32).
+pub const OP_INFO_LEN: usize = 44;
 /// The guest's exported linear memory.
 pub const MEMORY: &str = "memory";
 
@@ -30,6 +34,7 @@ pub mod status {
     pub const CORRUPT_STATE: u32 = 2;
     pub const HOST_ERROR: u32 = 3;
     pub const BAD_INPUT: u32 = 4;
+    pub const REFUSED: u32 = 5;
 }
 
 /// `get`'s return value for an absent key.
@@ -57,11 +62,12 @@ pub const EXPORTS: [(&str, Sig); 6] = [
     (MESSAGE_FN, Sig { params: &[], results: &[I64] }),
 ];
 
-/// The functions of [`IMPORT_MODULE`] a guest may import (each optional).
-pub const IMPORTS: [(&str, Sig); 3] = [
-    ("get", Sig { params: &[I32, I32, I32, I32], results: &[I64] }),
-    ("put", Sig { params: &[I32, I32, I32, I32], results: &[] }),
-    ("delete", Sig { params: &[I32, I32], results: &[] }),
+/// The functions a guest may import (each optional): module, name, signature.
+pub const IMPORTS: [(&str, &str, Sig); 4] = [
+    (IMPORT_MODULE, "get", Sig { params: &[I32, I32, I32, I32], results: &[I64] }),
+    (IMPORT_MODULE, "put", Sig { params: &[I32, I32, I32, I32], results: &[] }),
+    (IMPORT_MODULE, "delete", Sig { params: &[I32, I32], results: &[] }),
+    (DAG_MODULE, "op_info", Sig { params: &[I32, I32], results: &[I32] }),
 ];
 
 impl Sig {
@@ -105,7 +111,7 @@ fn extern_name(ty: &ExternType) -> String {
     }
 }
 
-/// Checks a compiled module's imports and exports against ABI v1.
+/// Checks a compiled module's imports and exports against ABI v2.
 pub fn check_interface(module: &Module, origin: &str) -> Result<(), WasmError> {
     check_imports(module, origin)?;
     check_exports(module, origin)
@@ -118,13 +124,14 @@ fn check_imports(module: &Module, origin: &str) -> Result<(), WasmError> {
             module: import.module().to_string(),
             name: import.name().to_string(),
         };
-        let allowed = IMPORTS.iter().find(|(name, _)| import.module() == IMPORT_MODULE && *name == import.name());
-        let Some((name, sig)) = allowed else { return Err(forbidden()) };
+        let allowed = IMPORTS.iter().find(|(module, name, _)| import.module() == *module && *name == import.name());
+        let Some((module, name, sig)) = allowed else { return Err(forbidden()) };
         match import.ty() {
             ExternType::Func(ft) if sig.matches(&ft) => {}
             other => {
                 return Err(WasmError::ImportSignature {
                     origin: origin.to_string(),
+                    module: module.to_string(),
                     name: name.to_string(),
                     found: extern_name(&other),
                     expected: sig.describe(),
@@ -171,7 +178,8 @@ mod tests {
     fn signatures_read_like_the_abi_document() {
         let apply = &EXPORTS.iter().find(|(n, _)| *n == APPLY_FN).unwrap().1;
         assert_eq!(apply.describe(), "func (i32, i32) -> (i32)");
-        assert_eq!(IMPORTS[1].1.describe(), "func (i32, i32, i32, i32) -> ()");
+        assert_eq!(IMPORTS[1].2.describe(), "func (i32, i32, i32, i32) -> ()");
+        assert_eq!(IMPORTS[3].2.describe(), "func (i32, i32) -> (i32)");
         assert_eq!(unpack(0x0000_000c_0000_0010), (16, 12));
     }
 }

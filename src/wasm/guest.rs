@@ -1,4 +1,5 @@
-//! One instance of a guest module, and the host side of its `lattice_table` imports.
+//! One instance of a guest module, and the host side of its `lattice_table` and `lattice_dag`
+//! imports.
 //!
 //! A [`Guest`] owns a wasmtime store (fuel, memory cap, the table the current op writes to) and the
 //! instance's typed exports. The host functions check every guest pointer range against the guest
@@ -7,7 +8,7 @@
 
 use std::ptr::NonNull;
 
-use lattice_logic::Table;
+use lattice_logic::{Dag, Table};
 use wasmtime::{
     Caller, Engine, Error as WtError, Instance, Linker, Memory, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc,
 };
@@ -24,6 +25,7 @@ pub struct HostState {
     memory_cap: usize,
     memory: Option<Memory>,
     table: TableSlot,
+    dag: DagSlot,
     /// Why the host trapped the current call, if it did.
     failure: Option<String>,
 }
@@ -31,9 +33,14 @@ pub struct HostState {
 /// The table of the op being applied, lent to the host functions for one `lattice_apply` call.
 struct TableSlot(Option<NonNull<dyn Table + 'static>>);
 
-// SAFETY: the pointer is set only by `Guest::apply`, which holds `&mut Guest` (so the store is not
-// shared), and cleared before that call returns; it is never dereferenced outside the call.
+/// The op DAG lookup lent the same way, for `lattice_dag.op_info`.
+struct DagSlot(Option<NonNull<dyn Dag + 'static>>);
+
+// SAFETY: the pointers are set only by `Guest::apply`, which holds `&mut Guest` (so the store is
+// not shared), and cleared before that call returns; they are never dereferenced outside the call.
 unsafe impl Send for TableSlot {}
+// SAFETY: as for `TableSlot`.
+unsafe impl Send for DagSlot {}
 
 impl ResourceLimiter for HostState {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
@@ -96,6 +103,8 @@ pub enum Status {
     Ok,
     MalformedPayload(String),
     CorruptState(String),
+    /// The store's rules refuse the op (status 5).
+    Refused(String),
     /// Any other status code, with the guest's message.
     GuestError(u32, String),
 }
@@ -126,6 +135,7 @@ impl Guest {
             memory_cap: limits.memory_bytes,
             memory: None,
             table: TableSlot(None),
+            dag: DagSlot(None),
             failure: None,
         };
         let mut store = Store::new(engine::engine(), state);
@@ -173,12 +183,13 @@ impl Guest {
         self.store.set_fuel(self.fuel).map_err(|e| Failure { during, detail: format!("{e:#}") })
     }
 
-    /// Applies one op: `input` is `op id ‖ canonical op encoding`, `table` the store's `data`.
-    pub fn apply(&mut self, input: &[u8], table: &mut dyn Table) -> Result<Status, Failure> {
+    /// Applies one op: `input` is `op id ‖ canonical op encoding`, `table` the store's `data`,
+    /// `dag` the received ops.
+    pub fn apply(&mut self, input: &[u8], table: &mut dyn Table, dag: &mut dyn Dag) -> Result<Status, Failure> {
         self.refuel(abi::ALLOC_FN)?;
         let ptr = self.pass_input(input)?;
         let len = input.len() as u32;
-        let code = self.with_table(table, |g| g.apply.call(&mut g.store, (ptr, len)));
+        let code = self.with_lent(table, dag, |g| g.apply.call(&mut g.store, (ptr, len)));
         let code = code.map_err(|e| failure(&mut self.store, self.fuel, abi::APPLY_FN, e))?;
         if code == status::OK {
             return Ok(Status::Ok);
@@ -187,6 +198,7 @@ impl Guest {
         Ok(match code {
             status::MALFORMED_PAYLOAD => Status::MalformedPayload(msg),
             status::CORRUPT_STATE => Status::CorruptState(msg),
+            status::REFUSED => Status::Refused(msg),
             other => Status::GuestError(other, msg),
         })
     }
@@ -209,20 +221,30 @@ impl Guest {
         Ok(ptr)
     }
 
-    /// Runs `f` with `table` reachable from the host functions, and unreachable again afterwards.
-    fn with_table<R>(&mut self, table: &mut dyn Table, f: impl FnOnce(&mut Guest) -> R) -> R {
+    /// Runs `f` with `table` and `dag` reachable from the host functions, and unreachable again
+    /// afterwards.
+    fn with_lent<R>(&mut self, table: &mut dyn Table, dag: &mut dyn Dag, f: impl FnOnce(&mut Guest) -> R) -> R {
         struct Clear<'a>(&'a mut Guest);
         impl Drop for Clear<'_> {
             fn drop(&mut self) {
-                self.0.store.data_mut().table.0 = None;
+                let state = self.0.store.data_mut();
+                state.table.0 = None;
+                state.dag.0 = None;
             }
         }
-        let ptr = NonNull::from(table);
-        // SAFETY: only erases the trait object's lifetime; the pointer is cleared (by `Clear`, also on
-        // unwind) before `table`'s borrow ends, so it is never used past it.
-        let ptr: NonNull<dyn Table + 'static> =
-            unsafe { std::mem::transmute::<NonNull<dyn Table + '_>, NonNull<dyn Table + 'static>>(ptr) };
-        self.store.data_mut().table.0 = Some(ptr);
+        let table = NonNull::from(table);
+        let dag = NonNull::from(dag);
+        // SAFETY: only erases the trait objects' lifetimes; the pointers are cleared (by `Clear`,
+        // also on unwind) before the borrows end, so they are never used past them.
+        let (table, dag): (NonNull<dyn Table + 'static>, NonNull<dyn Dag + 'static>) = unsafe {
+            (
+                std::mem::transmute::<NonNull<dyn Table + '_>, NonNull<dyn Table + 'static>>(table),
+                std::mem::transmute::<NonNull<dyn Dag + '_>, NonNull<dyn Dag + 'static>>(dag),
+            )
+        };
+        let state = self.store.data_mut();
+        state.table.0 = Some(table);
+        state.dag.0 = Some(dag);
         let guard = Clear(self);
         f(guard.0)
     }
@@ -267,12 +289,13 @@ fn range(size: usize, ptr: u32, len: u32) -> Result<std::ops::Range<usize>, Stri
     }
 }
 
-/// The `lattice_table` host functions.
+/// The `lattice_table` and `lattice_dag` host functions.
 pub(crate) fn linker(engine: &Engine) -> Linker<HostState> {
     let mut l = Linker::new(engine);
     l.func_wrap(abi::IMPORT_MODULE, "get", host_get).expect("`get` is defined once");
     l.func_wrap(abi::IMPORT_MODULE, "put", host_put).expect("`put` is defined once");
     l.func_wrap(abi::IMPORT_MODULE, "delete", host_delete).expect("`delete` is defined once");
+    l.func_wrap(abi::DAG_MODULE, "op_info", host_op_info).expect("`op_info` is defined once");
     l
 }
 
@@ -323,6 +346,27 @@ fn host_get(mut caller: Caller<'_, HostState>, key_ptr: u32, key_len: u32, dst_p
         memory.data_mut(&mut caller)[dst.start..dst.start + value.len()].copy_from_slice(&value);
     }
     Ok(value.len() as i64)
+}
+
+fn host_op_info(mut caller: Caller<'_, HostState>, id_ptr: u32, dst_ptr: u32) -> wasmtime::Result<u32> {
+    let (memory, dag) = match (caller.data().memory, caller.data().dag.0) {
+        // SAFETY: as in `parts`: set by `Guest::with_lent` for the current call only.
+        (Some(m), Some(d)) => (m, unsafe { &mut *d.as_ptr() }),
+        _ => return Err(trap(&mut caller, "lattice_dag.op_info was called outside lattice_apply".to_string())),
+    };
+    let id = guest_range(&mut caller, memory, "op_info", "op id", id_ptr, 32)?;
+    let dst = guest_range(&mut caller, memory, "op_info", "destination buffer", dst_ptr, abi::OP_INFO_LEN as u32)?;
+    let id: [u8; 32] = memory.data(&caller)[id].try_into().expect("the range is 32 bytes");
+    let info = match dag.op_info(&id) {
+        Ok(info) => info,
+        Err(_) => return Err(trap(&mut caller, "the op store failed under lattice_dag.op_info".to_string())),
+    };
+    let Some((hlc, author)) = info else { return Ok(0) };
+    let out = &mut memory.data_mut(&mut caller)[dst];
+    out[..8].copy_from_slice(&hlc.wall_ms.to_le_bytes());
+    out[8..12].copy_from_slice(&hlc.counter.to_le_bytes());
+    out[12..].copy_from_slice(&author);
+    Ok(1)
 }
 
 fn host_put(mut caller: Caller<'_, HostState>, key_ptr: u32, key_len: u32, val_ptr: u32, val_len: u32) -> wasmtime::Result<()> {

@@ -6,11 +6,11 @@
 //! of fuel, the memory cap, a bad pointer — rejects the op as `host_failure` (the kernel rolls it
 //! back), drops the instance (its memory may be half-written) so the next op starts from a fresh
 //! one, and leaves the reason in [`WasmLogic::last_failure`]. A guest's status codes for a
-//! malformed payload and corrupt state map to the same [`ApplyError`]s the native logic returns.
+//! malformed payload, corrupt state and a refused op map to the same [`ApplyError`]s the native logic returns.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use lattice_logic::{ApplyError, HostError, Op, OpId, StoreLogic, Table};
+use lattice_logic::{ApplyError, Dag, HostError, Op, OpId, StoreLogic, Table};
 
 use super::engine::{Limits, WasmModule};
 use super::guest::{Failure, Guest, Status};
@@ -51,12 +51,12 @@ impl WasmLogic {
         ApplyError::Host(HostError)
     }
 
-    fn run(&self, slot: &mut Option<Guest>, input: &[u8], table: &mut dyn Table) -> Result<Status, Failure> {
+    fn run(&self, slot: &mut Option<Guest>, input: &[u8], table: &mut dyn Table, dag: &mut dyn Dag) -> Result<Status, Failure> {
         let guest = match slot {
             Some(g) => g,
             None => slot.insert(Guest::instantiate(&self.module, &self.limits)?),
         };
-        guest.apply(input, table)
+        guest.apply(input, table, dag)
     }
 }
 
@@ -69,14 +69,15 @@ impl StoreLogic for WasmLogic {
         self.module.schema_version()
     }
 
-    fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table) -> Result<(), ApplyError> {
+    fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table, dag: &mut dyn Dag) -> Result<(), ApplyError> {
         let encoded = op.encode();
         let mut input = Vec::with_capacity(32 + encoded.len());
         input.extend_from_slice(id);
         input.extend_from_slice(&encoded);
         let mut slot = lock(&self.guest);
-        match self.run(&mut slot, &input, table) {
+        match self.run(&mut slot, &input, table, dag) {
             Ok(Status::Ok) => Ok(()),
+            Ok(Status::Refused(m)) => Err(ApplyError::Refused(m)),
             Ok(Status::MalformedPayload(m)) => Err(ApplyError::MalformedPayload(m)),
             Ok(Status::CorruptState(m)) => Err(ApplyError::CorruptState(m)),
             Ok(Status::GuestError(code, m)) => Err(self.record(format!("lattice_apply returned status {code}: {m}"))),

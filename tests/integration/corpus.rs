@@ -92,8 +92,9 @@ fn committed_goldens_are_what_the_code_computes_now() {
         let computed = golden::compute(&h, logic, &e);
         let committed = golden::load(&golden::path_for(&root().join("golden"), &e), &e.id()).unwrap();
         assert_eq!(computed, committed, "{}", e.id());
-        let halt = computed.halt.map_or("-".to_string(), |h| format!("{}@{}", h.kind.as_str(), h.op_index));
-        summary.push_str(&format!("{} {} {}\n", e.id(), halt, &computed.final_state_hash[..16]));
+        let stall = computed.stall.as_ref().map_or("-".to_string(), |h| format!("{}@{}", h.kind.as_str(), h.op_index));
+        let floating = computed.floating.len();
+        summary.push_str(&format!("{} {} floating={} {}\n", e.id(), stall, floating, &computed.final_state_hash[..16]));
     }
     insta::assert_snapshot!("golden_summary", summary);
 }
@@ -143,13 +144,16 @@ fn first_multi_head_merge(h: &lattice_conform::history::History) -> Option<u64> 
     for (i, op) in h.ops.iter().enumerate() {
         let entries = kvstore::decode_payload(&op.payload).ok()?;
         let merges = entries.iter().any(|e| {
-            let heads = s.rows().get(e.key()).and_then(|v| kvstore::decode_heads(v)).unwrap_or_default();
-            heads.iter().filter(|hd| op.causal_deps.binary_search(&hd.op_id).is_ok()).count() >= 2
+            let seen = kvstore::inspect(s.rows().get(e.key()).map(Vec::as_slice)).unwrap_or_default();
+            seen.heads.iter().filter(|hd| op.causal_deps.binary_search(hd).is_ok()).count() >= 2
         });
         if merges {
             return Some(i as u64);
         }
-        s.apply(op).ok()?;
+        s.deliver(op);
+        if s.stall().is_some() {
+            return None;
+        }
     }
     None
 }

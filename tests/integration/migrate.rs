@@ -25,12 +25,15 @@ fn root() -> &'static Path {
 }
 
 /// A store on disk holding the valid prefix of a bundled history (negative histories stop
-/// before their rejected op, so the source is not paused).
+/// before the op projection stalls at, so the source is not stalled).
 fn source_from(entry: &corpus::ManifestEntry, dir: &Path) -> PathBuf {
     let h = corpus::load_checked(&root().join("corpus"), entry).unwrap();
     let id = h.identity();
     let mut probe = MemStore::new(id, Arc::new(KvStore));
-    let valid = h.ops.iter().take_while(|op| probe.apply(op).is_ok()).count();
+    for op in &h.ops {
+        probe.deliver(op);
+    }
+    let valid = probe.stall().map_or(h.ops.len(), |s| s.op_index as usize);
     let src = dir.join("src");
     Store::create(&src, h.store_id, Arc::new(KvStore)).unwrap().apply_ops(&h.ops[..valid], 0).unwrap();
     src

@@ -83,7 +83,7 @@ fn native_and_wasm_agree_on_the_example_history() {
     for name in ["core-kvstore", "core-kvstore-small"] {
         assert_eq!(replay(id.clone(), wasm(name), &h.ops), native, "{name}");
     }
-    assert!(native.applied > 0 && native.halt.is_none());
+    assert!(native.counts.applied > 0 && native.stall.is_none());
 }
 
 #[test]
@@ -211,7 +211,7 @@ fn guest_wat(apply_body: &str, alloc_body: &str, extra: &str) -> Vec<u8> {
   (memory (export "memory") 1)
   (data (i32.const 16) "test:ids")
   (data (i32.const 32) "guest says no")
-  (func (export "lattice_abi_version") (result i32) (i32.const 1))
+  (func (export "lattice_abi_version") (result i32) (i32.const 2))
   (func (export "lattice_store_type") (result i64) (i64.const 0x0000000800000010))
   (func (export "lattice_schema_version") (result i64) (i64.const 1))
   (func (export "lattice_alloc") (param $len i32) (result i32) {alloc_body})
@@ -254,19 +254,19 @@ fn bytes_that_are_not_wasm_are_refused() {
 #[test]
 fn a_missing_export_is_refused_naming_it() {
     let no_apply =
-        wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "lattice_abi_version") (result i32) (i32.const 1)))"#)
+        wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "lattice_abi_version") (result i32) (i32.const 2)))"#)
             .unwrap();
     let msg = load_err(&no_apply);
-    assert_eq!(msg, "test.wasm: missing export `lattice_store_type` (ABI v1 requires func () -> (i64))");
+    assert_eq!(msg, "test.wasm: missing export `lattice_store_type` (ABI v2 requires func () -> (i64))");
     let no_memory = wat::parse_str("(module)").unwrap();
-    assert_eq!(load_err(&no_memory), "test.wasm: missing export `memory` (ABI v1 requires a 32-bit unshared memory)");
+    assert_eq!(load_err(&no_memory), "test.wasm: missing export `memory` (ABI v2 requires a 32-bit unshared memory)");
 }
 
 #[test]
 fn an_export_with_the_wrong_signature_is_refused() {
     let wrong = wat::parse_str(
         r#"(module (memory (export "memory") 1)
-  (func (export "lattice_abi_version") (result i32) (i32.const 1))
+  (func (export "lattice_abi_version") (result i32) (i32.const 2))
   (func (export "lattice_store_type") (result i64) (i64.const 0))
   (func (export "lattice_schema_version") (result i64) (i64.const 1))
   (func (export "lattice_alloc") (param i32) (result i32) (i32.const 0))
@@ -274,7 +274,7 @@ fn an_export_with_the_wrong_signature_is_refused() {
   (func (export "lattice_message") (result i64) (i64.const 0)))"#,
     )
     .unwrap();
-    assert_eq!(load_err(&wrong), "test.wasm: export `lattice_apply` is func (i32) -> (i32); ABI v1 requires func (i32, i32) -> (i32)");
+    assert_eq!(load_err(&wrong), "test.wasm: export `lattice_apply` is func (i32) -> (i32); ABI v2 requires func (i32, i32) -> (i32)");
 }
 
 #[test]
@@ -287,7 +287,7 @@ fn an_extra_import_is_refused_naming_it() {
     let bad_sig = wat::parse_str(r#"(module (import "lattice_table" "delete" (func (param i32))))"#).unwrap();
     assert_eq!(
         load_err(&bad_sig),
-        "test.wasm: import `lattice_table`.`delete` has type func (i32) -> (); ABI v1 requires func (i32, i32) -> ()"
+        "test.wasm: import `lattice_table`.`delete` has type func (i32) -> (); ABI v2 requires func (i32, i32) -> ()"
     );
 }
 
@@ -311,8 +311,8 @@ fn a_module_declaring_another_abi_version_or_a_bad_type_name_is_refused() {
         ))
         .unwrap()
     };
-    assert_eq!(load_err(&text("2", "0x0000000400000010")), "test.wasm: implements guest ABI version 2; this host supports version 1");
-    let msg = load_err(&text("1", "0x00000010fffffff0"));
+    assert_eq!(load_err(&text("1", "0x0000000400000010")), "test.wasm: implements guest ABI version 1; this host supports version 2");
+    let msg = load_err(&text("2", "0x00000010fffffff0"));
     assert!(msg.contains("lattice_store_type: bytes 4294967280..4294967296 are outside the guest memory"), "{msg}");
 }
 
@@ -324,9 +324,10 @@ fn apply_hostile(logic: Arc<WasmLogic>, payload: Vec<u8>) -> (RejectKind, String
     let before = store.state_hash();
     let (op, _) = Chains::new(store_rows_id()).next(author(1), 1, vec![], payload);
     let start = Instant::now();
-    let rejection = store.apply(&op).expect_err("the op must be rejected");
+    store.deliver(&op);
     elapsed_ok(start);
-    assert_eq!((store.state_hash(), store.rows().len()), (before, 0), "the rejected op changed nothing");
+    let rejection = store.stall().expect("the op must be refused").clone();
+    assert_eq!((store.state_hash(), store.rows().len()), (before, 0), "the refused op changed nothing");
     let reason = logic.last_failure().unwrap_or_else(|| rejection.reason.clone());
     (rejection.kind, reason)
 }
@@ -361,11 +362,11 @@ fn a_trap_in_apply_is_reported_and_the_next_op_gets_a_fresh_instance() {
     let (kind, reason) = apply_hostile(logic.clone(), vec![0xff]);
     assert_eq!(kind, RejectKind::HostFailure);
     assert!(reason.contains("lattice_apply: wasm trap: wasm `unreachable` instruction executed"), "{reason}");
+    // The same logic (and so the same instance slot) serves a second store after the trap.
     let mut store = MemStore::new(identity("test:ids"), logic);
-    let (bad, _) = Chains::new(store_rows_id()).next(author(1), 1, vec![], vec![0xff]);
     let (good, id) = Chains::new(store_rows_id()).next(author(1), 1, vec![], vec![1]);
-    assert!(store.apply(&bad).is_err());
-    store.apply(&good).unwrap();
+    store.deliver(&good);
+    assert!(store.stall().is_none());
     assert_eq!(store.rows().keys().collect::<Vec<_>>(), vec![&id.to_vec()]);
 }
 
@@ -400,6 +401,8 @@ fn guest_status_codes_map_to_reject_kinds() {
     assert_eq!((kind, reason.as_str()), (RejectKind::MalformedPayload, "guest says no"));
     let (kind, _) = apply_hostile(hostile("(i32.const 2)", ALLOC), vec![1]);
     assert_eq!(kind, RejectKind::CorruptState);
+    let (kind, reason) = apply_hostile(hostile("(i32.const 5)", ALLOC), vec![1]);
+    assert_eq!((kind, reason.as_str()), (RejectKind::Refused, "guest says no"));
     let (kind, reason) = apply_hostile(hostile("(i32.const 7)", ALLOC), vec![1]);
     assert_eq!(kind, RejectKind::HostFailure);
     assert!(reason.ends_with("lattice_apply returned status 7: guest says no"), "{reason}");

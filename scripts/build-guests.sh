@@ -5,7 +5,7 @@
 #   scripts/build-guests.sh --check   rebuild into a temp dir and compare with guests/dist/ byte for byte
 #
 # Reproducible: a fixed profile (no debug info, stripped, panic=abort, one codegen unit, LTO), the
-# committed guests/Cargo.lock (--locked), no registry dependencies, and a fixed build directory
+# committed guests/Cargo.lock (--locked; registry crates such as prost are pinned by it), and a fixed build directory
 # (/tmp/lattice-conform-guests, paths remapped), so the bytes depend only on the source and the
 # compiler, not on where the repository is checked out. The compiler version is
 # recorded in guests/dist/TOOLCHAIN: a different rustc may emit different bytes, so --check

@@ -1,8 +1,8 @@
-//! The guest side of the lattice-conform Wasm ABI, version 1 (normative: docs/WASM_ABI.md).
+//! The guest side of the lattice-conform Wasm ABI, version 2 (normative: docs/WASM_ABI.md).
 //!
 //! A guest crate is a `cdylib` that names one [`StoreLogic`] and calls [`export_store_logic!`];
 //! the macro emits the ABI's exports, and this crate turns the host's `lattice_table` imports into
-//! a [`Table`]. The store logic itself is `crates/lattice-logic`, unchanged, so a guest computes
+//! a [`Table`] and its `lattice_dag` import into a [`Dag`]. The store logic itself is `crates/lattice-logic`, unchanged, so a guest computes
 //! exactly what the native build computes.
 //!
 //! Host imports never report errors to the guest: a host failure (bad pointer, storage error)
@@ -10,10 +10,11 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use lattice_logic::{ApplyError, HostError, Op, OpId, StoreLogic, Table};
+use lattice_logic::op::Hlc;
+use lattice_logic::{ApplyError, Dag, HostError, Op, OpId, StoreLogic, Table};
 
 /// The ABI version this crate implements.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// `lattice_apply` status codes.
 pub mod status {
@@ -22,6 +23,7 @@ pub mod status {
     pub const CORRUPT_STATE: u32 = 2;
     pub const HOST_ERROR: u32 = 3;
     pub const BAD_INPUT: u32 = 4;
+    pub const REFUSED: u32 = 5;
 }
 
 /// The scratch size of the first `get` attempt; larger values take a second call.
@@ -37,6 +39,12 @@ extern "C" {
     fn table_put(key_ptr: *const u8, key_len: u32, val_ptr: *const u8, val_len: u32);
     #[link_name = "delete"]
     fn table_delete(key_ptr: *const u8, key_len: u32);
+}
+
+#[link(wasm_import_module = "lattice_dag")]
+extern "C" {
+    #[link_name = "op_info"]
+    fn dag_op_info(id_ptr: *const u8, dst_ptr: *mut u8) -> u32;
 }
 
 /// The buffer `lattice_alloc` hands out, read by `lattice_apply`.
@@ -92,9 +100,10 @@ pub fn apply(logic: &'static dyn StoreLogic, ptr: *const u8, len: u32) -> u32 {
 
 fn run(logic: &'static dyn StoreLogic, ptr: *const u8, len: u32) -> Result<(), (u32, String)> {
     let (id, op) = decode_input(ptr, len)?;
-    logic.apply(&id, &op, &mut HostTable).map_err(|e| match e {
+    logic.apply(&id, &op, &mut HostTable, &mut HostDag).map_err(|e| match e {
         ApplyError::MalformedPayload(m) => (status::MALFORMED_PAYLOAD, m),
         ApplyError::CorruptState(m) => (status::CORRUPT_STATE, m),
+        ApplyError::Refused(m) => (status::REFUSED, m),
         ApplyError::Host(_) => (status::HOST_ERROR, "the host table failed".to_string()),
     })
 }
@@ -156,7 +165,28 @@ impl Table for HostTable {
     }
 }
 
-/// Emits the ABI v1 exports for `static LOGIC: $ty = $init;`.
+/// The received ops, reached through the host's `lattice_dag.op_info` import.
+struct HostDag;
+
+impl Dag for HostDag {
+    fn op_info(&mut self, id: &OpId) -> Result<Option<(Hlc, [u8; 32])>, HostError> {
+        let mut out = [0u8; 44];
+        // SAFETY: `id` is 32 readable bytes and `out` 44 writable ones, as the import requires.
+        let found = unsafe { dag_op_info(id.as_ptr(), out.as_mut_ptr()) };
+        match found {
+            0 => Ok(None),
+            1 => {
+                let wall_ms = u64::from_le_bytes(out[..8].try_into().map_err(|_| HostError)?);
+                let counter = u32::from_le_bytes(out[8..12].try_into().map_err(|_| HostError)?);
+                let author: [u8; 32] = out[12..].try_into().map_err(|_| HostError)?;
+                Ok(Some((Hlc { wall_ms, counter }, author)))
+            }
+            _ => Err(HostError),
+        }
+    }
+}
+
+/// Emits the ABI v2 exports for `static LOGIC: $ty = $init;`.
 #[macro_export]
 macro_rules! export_store_logic {
     ($ty:ty, $init:expr) => {

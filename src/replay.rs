@@ -289,7 +289,11 @@ mod tests {
     #[test]
     fn an_op_before_its_parent_floats_and_is_applied_when_the_parent_arrives() {
         let mut s = store();
-        let (a1, id) = { let o = op(1, ZERO_HASH, vec![], b"1"); let id = op_id(&s.identity.store_id, &o); (o, id) };
+        let (a1, id) = {
+            let o = op(1, ZERO_HASH, vec![], b"1");
+            let id = op_id(&s.identity.store_id, &o);
+            (o, id)
+        };
         let a2 = op(1, id, vec![], b"2");
         let b1 = op(2, ZERO_HASH, vec![id], b"3");
         assert_eq!(s.deliver(&a2), Delivered::Received { witnessed: 0, applied: 0, stalled: false });

@@ -375,7 +375,14 @@ fn compare(expected: &Golden, actual: &Golden) -> Option<String> {
     }
     if expected != actual {
         let counts = |g: &Golden| {
-            format!("{} refused / {} redelivered / {} witnessed / {} applied / {} checkpoints", g.refused, g.redelivered, g.witnessed, g.applied, g.checkpoints.len())
+            format!(
+                "{} refused / {} redelivered / {} witnessed / {} applied / {} checkpoints",
+                g.refused,
+                g.redelivered,
+                g.witnessed,
+                g.applied,
+                g.checkpoints.len()
+            )
         };
         return Some(format!("counts: expected {}, got {}", counts(expected), counts(actual)));
     }

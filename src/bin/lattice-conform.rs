@@ -219,7 +219,9 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
         anyhow::bail!("{}: op {} (id {}) refused on arrival: {}", path.display(), r.index, r.op_id, r.reason);
     }
     if let Some(p) = summary.stalled {
-        return Err(StoreError::Rejected { dir: dir.to_path_buf(), index: p.op_index, op_id: p.op_id, kind: p.kind, reason: p.reason }.into());
+        return Err(
+            StoreError::Rejected { dir: dir.to_path_buf(), index: p.op_index, op_id: p.op_id, kind: p.kind, reason: p.reason }.into()
+        );
     }
     Ok(())
 }
@@ -328,7 +330,8 @@ fn dump(registry: &Registry, dir: &Path, json: bool) -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 struct GenArgs {
-    #[arg(long = "type", required_unless_present = "check")]
+    /// Store type to generate for (`core:kvstore`, `core:logstore`).
+    #[arg(long = "type", required_unless_present_any = ["check", "lattice_tests"])]
     store_type: Option<String>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -342,8 +345,12 @@ struct GenArgs {
     #[arg(long, default_value = "corpus")]
     out: PathBuf,
     /// Regenerate every committed history of --out from its provenance and compare bytes.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "lattice_tests")]
     check: bool,
+    /// Write the `lattice-<name>` history of every scenario of --out/lattice-tests.json (Lattice's
+    /// own tests) into --out.
+    #[arg(long, conflicts_with = "store_type")]
+    lattice_tests: bool,
 }
 
 #[derive(Subcommand)]
@@ -408,7 +415,12 @@ fn gen(args: GenArgs) -> anyhow::Result<()> {
         println!("gen --check: {checked} generated histories regenerate byte for byte");
         return Ok(());
     }
-    let store_type = args.store_type.expect("clap requires --type without --check");
+    if args.lattice_tests {
+        let n = corpus::write_lattice_tests(&args.out)?;
+        println!("gen --lattice-tests: wrote {n} histories from {}", args.out.join(corpus::lattice::FILE).display());
+        return Ok(());
+    }
+    let store_type = args.store_type.expect("clap requires --type without --check or --lattice-tests");
     let req = corpus::GenRequest { store_type, seed: args.seed, histories: args.histories, ops: args.ops, scenario: args.scenario };
     let cov = corpus::generate_into(&args.out, &req)?;
     print!("{}", corpus::coverage_table(&cov));

@@ -120,7 +120,11 @@ pub fn scenarios() -> Vec<Scenario> {
         kv("clock-skew", &["clock-skew", "forks"], Params { authors: 2..=4, skew_ms: 3, merge: 40, keys: FEW_KEYS, ..BASE }),
         kv("same-ms", &["hlc-tie", "one-author"], Params { authors: 1..=2, tie: 70, keys: FEW_KEYS, merge: 60, ..BASE }),
         kv("out-of-order", &["out-of-order", "floating", "forks"], Params { late: 40, ..CONCURRENT }),
-        kv("batch-dup-keys", &["batch", "duplicate-key", "empty-key"], Params { keys: EMPTY_KEYS, entries: 0..=5, dup_keys: true, authors: 1..=3, merge: 60, ..BASE }),
+        kv(
+            "batch-dup-keys",
+            &["batch", "duplicate-key", "empty-key"],
+            Params { keys: EMPTY_KEYS, entries: 0..=5, dup_keys: true, authors: 1..=3, merge: 60, ..BASE },
+        ),
         kv("unknown-fields", &["unknown-fields"], Params { unknown_fields: 60, entries: 1..=3, ..CONCURRENT }),
         kv("broken-chain", &["negative", "floating"], Params { fault: Some(Fault::BrokenChain), ..CONCURRENT }),
         kv("bad-genesis", &["negative", "floating"], Params { fault: Some(Fault::BadGenesis), ..CONCURRENT }),
@@ -129,7 +133,11 @@ pub fn scenarios() -> Vec<Scenario> {
         log("log-many-authors", &["many-authors"], Params { authors: 8..=16, tie: 10, same_author_tie: false, ..BASE }),
         log("log-same-ms", &["hlc-tie", "stall"], Params { authors: 1..=3, tie: 15, ..BASE }),
         log("log-empty-payload", &["empty-payload"], Params { authors: 1..=3, value_len: 0..=2, empty_log: true, ..BASE }),
-        log("log-out-of-order", &["out-of-order", "floating"], Params { authors: 2..=5, late: 40, same_author_tie: false, tie: 20, ..BASE }),
+        log(
+            "log-out-of-order",
+            &["out-of-order", "floating"],
+            Params { authors: 2..=5, late: 40, same_author_tie: false, tie: 20, ..BASE },
+        ),
     ]
 }
 

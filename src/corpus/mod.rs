@@ -5,6 +5,7 @@
 //! fixture edited by hand (or by a bug) is named, never silently replayed.
 
 pub mod gen;
+pub mod lattice;
 pub mod synthetic;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,8 @@ pub enum CorpusError {
     NoScenario { store_type: String, scenario: String, known: String },
     #[error(transparent)]
     History(#[from] HistoryError),
+    #[error(transparent)]
+    LatticeTests(#[from] lattice::LatticeTestsError),
 }
 
 /// The manifest: every history file of a corpus, by path relative to the corpus directory.
@@ -234,6 +237,17 @@ pub fn generate_into(out: &Path, req: &GenRequest) -> Result<Coverage, CorpusErr
     Ok(cov)
 }
 
+/// Writes the history of every scenario of `dir/lattice-tests.json` into the corpus at `dir`
+/// (as `lattice-<name>`, listed in the manifest) and returns how many were written.
+pub fn write_lattice_tests(dir: &Path) -> Result<usize, CorpusError> {
+    let file = lattice::TestFile::load(&dir.join(lattice::FILE))?;
+    let histories = lattice::histories(&file);
+    for (name, history) in &histories {
+        add_history(dir, name, history)?;
+    }
+    Ok(histories.len())
+}
+
 /// Writes `history` into the corpus at `dir` as `<type dir>/<name>.json` and lists it in the
 /// manifest (replacing an entry of the same path).
 pub fn add_history(dir: &Path, name: &str, history: &History) -> Result<ManifestEntry, CorpusError> {
@@ -270,6 +284,7 @@ pub fn check_generated(dir: &Path) -> Result<(Vec<Drift>, usize), CorpusError> {
     let manifest = Manifest::load(dir, false)?;
     let mut drift = Vec::new();
     let mut checked = 0;
+    let mut lattice_tests: Option<lattice::TestFile> = None;
     for entry in &manifest.files {
         let path = dir.join(&entry.path);
         let text = std::fs::read_to_string(&path).map_err(|source| CorpusError::Io { path: path.clone(), source })?;
@@ -283,6 +298,16 @@ pub fn check_generated(dir: &Path) -> Result<(Vec<Drift>, usize), CorpusError> {
         };
         let Some(p) = &probe.provenance else { continue };
         checked += 1;
+        if p.generator == lattice::GENERATOR {
+            if lattice_tests.is_none() {
+                lattice_tests = Some(lattice::TestFile::load(&dir.join(lattice::FILE))?);
+            }
+            let file = lattice_tests.as_ref().expect("loaded just above");
+            if let Some(reason) = regenerate_lattice_mismatch(file, p, &text) {
+                drift.push(Drift { path, reason });
+            }
+            continue;
+        }
         if let Some(reason) = regenerate_mismatch(&probe.store_type, p, &text) {
             drift.push(Drift { path, reason });
         }
@@ -316,6 +341,14 @@ fn regenerate_mismatch(store_type: &str, p: &crate::history::Provenance, text: &
         p.ops,
         line + 1
     ))
+}
+
+fn regenerate_lattice_mismatch(file: &lattice::TestFile, p: &crate::history::Provenance, text: &str) -> Option<String> {
+    let Some(scenario) = file.scenarios.iter().find(|s| s.name == p.scenario) else {
+        return Some(format!("scenario `{}` is no longer in {}", p.scenario, lattice::FILE));
+    };
+    let again = scenario.build().expect("checked by TestFile::load").history.to_json();
+    (again != text).then(|| format!("differs from scenario `{}` of {} as it builds now", p.scenario, lattice::FILE))
 }
 
 /// Coverage of a whole corpus, from the files' provenance (hand-written histories count under

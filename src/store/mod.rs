@@ -29,8 +29,8 @@ pub use layout::LAYOUT_VERSION;
 pub use peek::{peek_both, peek_for_open, peek_info, peek_with_source, PeekSource};
 pub use reader::{audit_facts, AuditFacts, StoreReader};
 
-use crate::hash::{LtHash, RowTable, StateHash};
 use crate::delivery::{self, Arrival, DagView, Intentions, Status};
+use crate::hash::{LtHash, RowTable, StateHash};
 use crate::kernel::{self, ChainState};
 use crate::op::{Op, OpId};
 use error::RedbContext;
@@ -641,7 +641,10 @@ fn decode_op_row(row: &[u8]) -> Option<(Status, crate::op::Hlc, [u8; 32])> {
         1 => Status::Witnessed,
         _ => return None,
     };
-    let hlc = crate::op::Hlc { wall_ms: u64::from_le_bytes(row[1..9].try_into().ok()?), counter: u32::from_le_bytes(row[9..13].try_into().ok()?) };
+    let hlc = crate::op::Hlc {
+        wall_ms: u64::from_le_bytes(row[1..9].try_into().ok()?),
+        counter: u32::from_le_bytes(row[9..13].try_into().ok()?),
+    };
     Some((status, hlc, row[13..].try_into().ok()?))
 }
 

@@ -8,6 +8,7 @@ mod corpus;
 mod fuzz_inputs;
 mod gen;
 mod kill;
+mod lattice;
 mod migrate;
 mod props;
 mod util;

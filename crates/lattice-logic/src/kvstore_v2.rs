@@ -75,7 +75,8 @@ pub fn encode_payload(entries: &[Entry]) -> Vec<u8> {
     out
 }
 
-/// Decodes a payload; same rules as kvstore: 1..=65536 entries, keys 1..=1 MiB and distinct.
+/// Decodes a payload: 1..=65536 entries, keys 0..=1 MiB bytes (empty allowed, as Lattice's
+/// kvstore allows them, so a migration carries every key) and distinct.
 pub fn decode_payload(payload: &[u8]) -> Result<Vec<Entry>, ApplyError> {
     let bad = ApplyError::MalformedPayload;
     let trunc = |t: Truncated| bad(format!("truncated while reading {} at byte {}", t.what, t.at));
@@ -90,8 +91,8 @@ pub fn decode_payload(payload: &[u8]) -> Result<Vec<Entry>, ApplyError> {
         let at = r.pos();
         let tag = r.u8("entry tag").map_err(trunc)?;
         let key = r.bytes32("key").map_err(trunc)?.to_vec();
-        if key.is_empty() || key.len() > MAX_KEY {
-            return Err(bad(format!("entry {i} (byte {at}): key length {} is outside 1..={}", key.len(), MAX_KEY)));
+        if key.len() > MAX_KEY {
+            return Err(bad(format!("entry {i} (byte {at}): key length {} is outside 0..={}", key.len(), MAX_KEY)));
         }
         let entry = match tag {
             TAG_SET => {

@@ -134,8 +134,11 @@ impl std::fmt::Display for DecodedRow {
                     (None, true) => write!(f, "{key} (deleted)")?,
                     (None, false) => write!(f, "{key} (no kind)")?,
                 }
-                let shown: Vec<&str> = heads.iter().map(|h| &h[..h.len().min(16)]).collect();
-                write!(f, "  heads [{}]", shown.join(", "))
+                if heads.len() > 1 {
+                    let shown: Vec<&str> = heads.iter().map(|h| &h[..h.len().min(16)]).collect();
+                    write!(f, "  [conflicted, {} heads: {}]", heads.len(), shown.join(", "))?;
+                }
+                Ok(())
             }
             DecodedRow::KvV2Key { key, value, version, conflicts, .. } => match value {
                 Some(v) => write!(f, "{key} = {v}  (version {version}, {conflicts} conflicts)"),

@@ -78,9 +78,9 @@ pub fn payload_kvstore(data: &[u8]) {
     payload("core:kvstore", Arc::new(KvStore), data, decoded.is_ok());
 }
 
-/// A `core:logstore` payload (any non-empty bytes are a log entry).
+/// A `core:logstore` payload (any bytes are a log entry; an empty one stores nothing).
 pub fn payload_logstore(data: &[u8]) {
-    payload("core:logstore", Arc::new(LogStore), data, !data.is_empty());
+    payload("core:logstore", Arc::new(LogStore), data, true);
 }
 
 /// A `core:kvstore-v2` payload: decoded, shown, and applied as a first op.

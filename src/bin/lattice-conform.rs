@@ -215,6 +215,10 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
         summary.duplicates,
         store.state_hash()
     );
+    let floating = store.floating_count()?;
+    if floating > 0 {
+        println!("{floating} received ops are floating: their `prev` or `causal_deps` have not arrived (they apply when those do)");
+    }
     if let Some(r) = summary.refused.first() {
         anyhow::bail!("{}: op {} (id {}) refused on arrival: {}", path.display(), r.index, r.op_id, r.reason);
     }
@@ -304,6 +308,9 @@ fn rebuild(registry: &Registry, dir: &Path) -> anyhow::Result<()> {
     let identity = Store::log_identity(dir)?;
     let store = Store::rebuild(dir, registry.resolve(&identity)?)?;
     println!("rebuilt state.db from {} logged ops; state hash {}", store.log_len(), store.state_hash());
+    if let Some(p) = store.paused() {
+        println!("projection stalls again at log entry {} ({}): {}", p.op_index, p.kind.as_str(), p.reason);
+    }
     Ok(())
 }
 

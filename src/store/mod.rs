@@ -243,7 +243,16 @@ impl Store {
         read_tips(&self.state, &self.state_path())
     }
 
-    /// The logged ops in apply order.
+    /// Number of received ops still floating (waiting for their `prev` or `causal_deps`).
+    pub fn floating_count(&self) -> Result<u64, StoreError> {
+        let path = self.state_path();
+        error::contain(&path, || {
+            let txn = self.state.begin_read().at(&path)?;
+            layout::open_ro_table(&txn, FLOATING, &path)?.len().at(&path)
+        })
+    }
+
+    /// The logged ops in arrival order.
     pub fn log_ops(&self) -> Result<Vec<Op>, StoreError> {
         read_log(&self.log, &self.log_path(), 0)
     }

@@ -403,10 +403,10 @@ fn cases() -> Vec<Case> {
         case(
             "layout-newer",
             Store,
-            "both files say `layout_version` 2",
+            "both files say `layout_version` 3",
             2,
-            "layout version 2, this build reads 1 (written by a newer lattice-conform; upgrade this tool)",
-            |t| damaged(t, "peek", &[], |d| set_meta(d, "layout_version", Some(&2u64.to_le_bytes()), true)),
+            "layout version 3, this build reads 2 (written by a newer lattice-conform; upgrade this tool)",
+            |t| damaged(t, "peek", &[], |d| set_meta(d, "layout_version", Some(&3u64.to_le_bytes()), true)),
         ),
         case(
             "files-of-two-stores",
@@ -537,9 +537,9 @@ fn cases() -> Vec<Case> {
         case(
             "history-into-paused-store",
             History,
-            "`apply` of the example to a store paused at op 3; the store must not be written",
+            "`apply` of the example to a store whose projection stalled at log entry 3; the store must not be written",
             2,
-            "store is paused since op 3 (malformed_payload) was rejected",
+            "projection is stalled since log entry 3 (malformed_payload) was refused",
             |t| {
                 let dir = paused_store(t, 3);
                 Setup::new(args!["apply", &dir, example()]).keeping(&dir)
@@ -558,9 +558,9 @@ fn cases() -> Vec<Case> {
             ..case(
                 "history-malformed-payload",
                 History,
-                "`apply --create`: op 3's payload is the one byte `00` (ops 0–2 are applied, the store pauses)",
+                "`apply --create`: op 3's payload is the one byte `00` (ops 0–2 are applied, projection stalls at op 3)",
                 2,
-                "op 3 (id ",
+                "log entry 3 (id ",
                 |t| {
                     let f = example_with_malformed_op(t, 3);
                     Setup::new(args!["apply", t.join("new-store"), f, "--create"])
@@ -572,26 +572,15 @@ fn cases() -> Vec<Case> {
             ..case(
                 "history-bad-genesis",
                 History,
-                "`apply --create`: op 1 is its author's first op but names a `prev`",
+                "`apply --create`: op 1 is its author's first op but names op 0 (another author's tip) as `prev`: Lattice witnesses it, and projection stalls there",
                 2,
-                "rejected (bad_genesis)",
+                "refused (bad_genesis)",
                 |t| {
                     apply_create_edited(t, &[1], |v| {
                         let first = v["ops"][0]["id"].clone();
                         v["ops"][1]["prev"] = first;
                     })
                 },
-            )
-        },
-        Case {
-            writes: true,
-            ..case(
-                "history-broken-chain",
-                History,
-                "`apply --create`: op 3's `prev` is not its author's tip",
-                2,
-                "rejected (broken_chain)",
-                |t| apply_create_edited(t, &[3], |v| v["ops"][3]["prev"] = json!("11".repeat(32))),
             )
         },
         // ---- corpus, manifest, golden

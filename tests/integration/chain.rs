@@ -7,7 +7,7 @@ use lattice_conform::kernel::RejectKind;
 use lattice_conform::lattice_logic::kvstore::KvStore;
 use lattice_conform::op::Op;
 use lattice_conform::registry::{OpenError, Opened, Registry};
-use lattice_conform::store::{Store, StoreError};
+use lattice_conform::store::{ApplySummary, Store, StoreError};
 use uuid::Uuid;
 
 use crate::gen::{author, delete, put, Chains};
@@ -26,42 +26,69 @@ fn snapshot(s: &Store) -> Snapshot {
     (s.state_hash().to_string(), s.log_len(), rows, s.tips().unwrap().len())
 }
 
-fn rejected_kind(e: StoreError) -> (u64, RejectKind) {
-    match e {
-        StoreError::Rejected { index, kind, .. } => (index, kind),
-        other => panic!("expected a rejection, got {other}"),
-    }
+/// The state without the log length: what projection changed.
+fn state(s: &Store) -> (String, Vec<(Vec<u8>, Vec<u8>)>, usize) {
+    let (hash, _, rows, tips) = snapshot(s);
+    (hash, rows, tips)
+}
+
+fn stall_of(summary: &ApplySummary) -> Option<(u64, RejectKind)> {
+    summary.stalled.as_ref().map(|p| (p.op_index, p.kind))
 }
 
 #[test]
-fn first_op_with_nonzero_prev_is_a_bad_genesis_and_changes_nothing() {
+fn an_op_whose_prev_nobody_has_floats_changes_no_state_and_survives_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut s, mut c) = new_store(tmp.path());
-    let before = snapshot(&s);
-    let (mut op, _) = c.next(author(1), 1, vec![], put(b"k", b"v"));
-    op.prev = [5; 32];
-    assert_eq!(rejected_kind(s.apply_ops(&[op], 0).unwrap_err()), (0, RejectKind::BadGenesis));
-    assert_eq!(snapshot(&s), before);
-    assert!(s.paused().is_some());
+    let before = state(&s);
+    let (first, first_id) = c.next(author(1), 1, vec![], put(b"k", b"v"));
+    let (second, _) = c.next(author(1), 2, vec![], put(b"k", b"w"));
+    let summary = s.apply_ops(std::slice::from_ref(&second), 0).unwrap();
+    assert_eq!((summary.received, summary.applied, stall_of(&summary)), (1, 0, None));
+    assert_eq!((state(&s), s.log_len()), (before, 1), "logged, not projected");
+    assert!(s.paused().is_none());
+    // Closed and reopened, the floating op is still held: its parent's arrival applies both.
+    drop(s);
+    let mut s = Store::open(&tmp.path().join("s"), Arc::new(KvStore)).unwrap();
+    let summary = s.apply_ops(&[first], 1).unwrap();
+    assert_eq!((summary.received, summary.applied), (1, 2));
+    let tips = s.tips().unwrap();
+    assert_eq!(tips.len(), 1);
+    assert_ne!(tips[0].1, first_id, "the floating child is the tip now");
+    s.verify().unwrap();
 }
 
 #[test]
-fn an_op_not_naming_the_tip_breaks_the_chain_and_pauses_after_the_good_prefix() {
+fn an_op_naming_a_superseded_tip_floats_and_other_authors_go_on() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut s, mut c) = new_store(tmp.path());
     let (a, _) = c.next(author(1), 1, vec![], put(b"k", b"1"));
     let (b, _) = c.next(author(1), 2, vec![], put(b"k", b"2"));
-    let (mut bad, _) = c.next(author(1), 3, vec![], put(b"k", b"3"));
-    bad.prev = a_id_of(&s, &a);
+    let (mut stale, _) = c.next(author(1), 3, vec![], put(b"k", b"3"));
+    stale.prev = a_id_of(&s, &a);
     let (after, _) = c.next(author(2), 4, vec![], put(b"x", b"y"));
-    let err = s.apply_ops(&[a, b, bad, after], 10).unwrap_err();
-    let msg = err.to_string();
-    assert_eq!(rejected_kind(err), (12, RejectKind::BrokenChain));
-    assert!(msg.contains("op 12 (id ") && msg.contains("broken_chain"), "{msg}");
-    assert_eq!(s.log_len(), 2, "the two good ops before the broken link are kept");
+    let summary = s.apply_ops(&[a, b, stale, after], 10).unwrap();
+    assert_eq!((summary.received, summary.applied, stall_of(&summary)), (4, 3, None));
+    assert_eq!(s.log_len(), 4, "every received op is logged");
     s.verify().unwrap();
-    let paused = s.apply_ops(&[], 0).unwrap_err();
-    assert!(matches!(paused, StoreError::Paused { .. }), "{paused}");
+}
+
+#[test]
+fn an_op_whose_prev_is_another_authors_tip_is_witnessed_and_stalls_projection_as_bad_genesis() {
+    // Lattice's quirk: a floating op is ready when its prev is any author's tip; projection then
+    // finds that its own author has no tip and a non-zero prev.
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut s, mut c) = new_store(tmp.path());
+    let (a, a_id) = c.next(author(1), 1, vec![], put(b"k", b"1"));
+    let (mut foreign, _) = c.next(author(2), 2, vec![], put(b"k", b"2"));
+    foreign.prev = a_id;
+    let (later, _) = c.next(author(3), 3, vec![], put(b"z", b"3"));
+    let summary = s.apply_ops(&[a, foreign, later], 0).unwrap();
+    assert_eq!((summary.applied, stall_of(&summary)), (1, Some((1, RejectKind::BadGenesis))));
+    assert_eq!(s.paused().map(|p| p.op_index), Some(1));
+    let mut rows = Vec::new();
+    s.for_each_row(|k, _| rows.push(k.to_vec())).unwrap();
+    assert_eq!(rows, vec![b"k".to_vec()], "nothing after the stall is applied, for any author");
 }
 
 fn a_id_of(s: &Store, op: &Op) -> [u8; 32] {
@@ -81,25 +108,34 @@ fn redelivering_the_tip_is_an_idempotent_duplicate() {
 }
 
 #[test]
-fn a_second_genesis_for_a_known_author_is_a_broken_chain() {
+fn a_second_genesis_for_a_known_author_is_witnessed_and_stalls_projection_as_a_broken_chain() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut s, mut c) = new_store(tmp.path());
     let (a, _) = c.next(author(1), 1, vec![], put(b"k", b"1"));
     let mut fresh = Chains::new(s.identity().store_id);
     let (again, _) = fresh.next(author(1), 2, vec![], put(b"k", b"2"));
-    assert_eq!(rejected_kind(s.apply_ops(&[a, again], 0).unwrap_err()), (1, RejectKind::BrokenChain));
+    let summary = s.apply_ops(&[a, again], 0).unwrap();
+    assert_eq!(stall_of(&summary), Some((1, RejectKind::BrokenChain)));
+    assert_eq!(s.paused().map(|p| (p.op_index, p.kind)), Some((1, RejectKind::BrokenChain)));
+    // Ops keep arriving after a stall (as in Lattice); none is applied.
+    let (later, _) = c.next(author(2), 3, vec![], put(b"z", b"3"));
+    let summary = s.apply_ops(&[later], 2).unwrap();
+    assert_eq!((summary.received, summary.applied), (1, 0));
 }
 
 #[test]
-fn a_malformed_payload_mid_batch_rolls_back_only_that_op() {
+fn a_malformed_payload_mid_batch_rolls_back_only_that_op_and_stalls_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut s, mut c) = new_store(tmp.path());
-    let ops: Vec<Op> = (0..5).map(|i| c.next(author(1), i, vec![], if i == 3 { vec![1, 2, 3] } else { put(b"k", &[i as u8]) }).0).collect();
+    let ops: Vec<Op> = (0..5).map(|i| c.next(author(1), i, vec![], if i == 3 { vec![0xff] } else { put(b"k", &[i as u8]) }).0).collect();
     std::fs::create_dir(tmp.path().join("x")).unwrap();
     let mut expected_store = new_store(&tmp.path().join("x")).0;
     expected_store.apply_ops(&ops[..3], 0).unwrap();
-    assert_eq!(rejected_kind(s.apply_ops(&ops, 0).unwrap_err()), (3, RejectKind::MalformedPayload));
-    assert_eq!(snapshot(&s), snapshot(&expected_store));
+    let summary = s.apply_ops(&ops, 0).unwrap();
+    assert_eq!((summary.applied, stall_of(&summary)), (3, Some((3, RejectKind::MalformedPayload))));
+    assert_eq!(state(&s), state(&expected_store));
+    assert_eq!(s.log_len(), 5, "op 4 is received and logged though not applied");
+    s.verify().unwrap();
 }
 
 #[test]

@@ -24,7 +24,7 @@ fn example_history_applies_verifies_rebuilds_and_resumes_to_one_hash() {
     insta::assert_json_snapshot!("open_example", opened);
     cmd(&["open", "--verify"], &dir).expect(0);
     let again = run([OsStr::new("apply"), dir.as_os_str(), example().as_os_str()]).expect(0);
-    assert!(again.stdout.starts_with("applied 0 ops (0 duplicates, 7 already logged)"), "{}", again.stdout);
+    assert!(again.stdout.starts_with("delivered 7 ops: 0 received (0 applied), 7 already received"), "{}", again.stdout);
     cmd(&["rebuild"], &dir).expect(0);
     assert_eq!(open_json(&dir)["state_hash"], opened["state_hash"]);
 }
@@ -113,18 +113,22 @@ fn tampering_one_data_value_makes_open_verify_report_corrupt() {
 }
 
 #[test]
-fn a_rejected_op_exits_2_names_the_op_and_pauses_the_store() {
+fn an_op_that_stalls_projection_exits_2_names_it_and_the_stall_is_part_of_the_state() {
     let tmp = tempfile::tempdir().unwrap();
     let bad = crate::util::example_with_malformed_op(tmp.path(), 3);
     let dir = tmp.path().join("s");
     let out = run([OsStr::new("apply"), dir.as_os_str(), bad.as_os_str(), OsStr::new("--create")]).expect(2);
-    assert!(out.stderr.contains("op 3 (id ") && out.stderr.contains("malformed_payload"), "{}", out.stderr);
+    assert!(out.stderr.contains("log entry 3 (id ") && out.stderr.contains("malformed_payload"), "{}", out.stderr);
     let opened = open_json(&dir);
-    assert_eq!((opened["ops"].as_u64(), opened["paused"]["op_index"].as_u64()), (Some(3), Some(3)));
+    assert_eq!(opened["paused"]["op_index"].as_u64(), Some(3));
+    let hash = opened["state_hash"].clone();
     let again = run([OsStr::new("apply"), dir.as_os_str(), bad.as_os_str()]).expect(2);
-    assert!(again.stderr.contains("store is paused since op 3"), "{}", again.stderr);
-    cmd(&["rebuild"], &dir).expect(0);
-    assert!(open_json(&dir)["paused"].is_null());
+    assert!(again.stderr.contains("projection is stalled since log entry 3"), "{}", again.stderr);
+    // The refused op is in the log, so a rebuild replays into the same stall and the same hash.
+    let rebuilt = cmd(&["rebuild"], &dir).expect(0);
+    assert!(rebuilt.stdout.contains("projection stalls again at log entry 3 (malformed_payload)"), "{}", rebuilt.stdout);
+    let opened = open_json(&dir);
+    assert_eq!((opened["paused"]["op_index"].as_u64(), &opened["state_hash"]), (Some(3), &hash));
 }
 
 /// Runs `peek` and `open` on `dir`, expects exit 2 with `needle` in the message, and checks that
@@ -253,7 +257,22 @@ fn write_history(path: &Path, store_type: &str, store_id: uuid::Uuid, ops: Vec<l
 }
 
 #[test]
-fn logstore_entries_dump_in_hlc_then_author_order_and_an_empty_payload_halts() {
+fn an_op_whose_prev_never_arrives_floats_and_apply_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example()).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["ops"][3]["prev"] = serde_json::json!("11".repeat(32));
+    v["ops"][3].as_object_mut().unwrap().remove("id");
+    let f = tmp.path().join("h.json");
+    std::fs::write(&f, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let dir = tmp.path().join("s");
+    let out = run([OsStr::new("apply"), dir.as_os_str(), f.as_os_str(), OsStr::new("--create")]).expect(0);
+    assert!(out.stdout.contains("received ops are floating"), "{}", out.stdout);
+    assert!(open_json(&dir)["paused"].is_null(), "a floating op does not stall anything");
+}
+
+#[test]
+fn logstore_entries_dump_in_wall_time_then_author_order_and_a_second_entry_in_one_ms_stalls() {
     use crate::gen::{author, Chains};
     let tmp = tempfile::tempdir().unwrap();
     let id = uuid::Uuid::from_u128(42);
@@ -262,23 +281,29 @@ fn logstore_entries_dump_in_hlc_then_author_order_and_an_empty_payload_halts() {
         c.next(author(2), 5, vec![], b"b".to_vec()).0,
         c.next(author(1), 5, vec![], b"a".to_vec()).0,
         c.next(author(3), 4, vec![], b"c".to_vec()).0,
+        // Lattice accepts an empty payload and stores nothing, so wall time 6 stays free.
+        c.next(author(1), 6, vec![], vec![]).0,
     ];
     let (f, dir) = (tmp.path().join("log.json"), tmp.path().join("s"));
     write_history(&f, "core:logstore", id, ops.clone());
     run([OsStr::new("apply"), dir.as_os_str(), f.as_os_str(), OsStr::new("--create")]).expect(0);
-    let dumped: serde_json::Value = serde_json::from_str(&cmd(&["dump", "--json"], &dir).expect(0).stdout).unwrap();
-    let payloads: Vec<&str> = dumped["rows"].as_array().unwrap().iter().map(|r| r["payload"]["utf8"].as_str().unwrap()).collect();
+    let contents = |dir: &Path| -> Vec<String> {
+        let dumped: serde_json::Value = serde_json::from_str(&cmd(&["dump", "--json"], dir).expect(0).stdout).unwrap();
+        dumped["rows"].as_array().unwrap().iter().map(|r| r["content"]["utf8"].as_str().unwrap().to_string()).collect()
+    };
     let (a1, a2) = (hex::encode(author(1)), hex::encode(author(2)));
-    assert_eq!(payloads, if a1 < a2 { ["c", "a", "b"] } else { ["c", "b", "a"] });
+    assert_eq!(contents(&dir), if a1 < a2 { ["c", "a", "b"] } else { ["c", "b", "a"] });
     let mut more = ops;
-    more.push(c.next(author(1), 6, vec![], vec![]).0);
+    more.push(c.next(author(1), 6, vec![], b"d".to_vec()).0);
+    more.push(c.next(author(1), 6, vec![], b"e".to_vec()).0);
     write_history(&f, "core:logstore", id, more);
     let out = run([OsStr::new("apply"), dir.as_os_str(), f.as_os_str()]).expect(2);
     assert!(
-        out.stderr.contains("op 3 (id ") && out.stderr.contains("malformed_payload") && out.stderr.contains("empty payload"),
+        out.stderr.contains("log entry 5 (id ") && out.stderr.contains("refused") && out.stderr.contains("duplicate timestamp"),
         "{}",
         out.stderr
     );
+    assert_eq!(contents(&dir).len(), 4, "d is stored, e is not");
 }
 
 #[test]

@@ -94,3 +94,18 @@ fn a_scenario_naming_an_unknown_label_is_refused_naming_scenario_and_op() {
         "{err}"
     );
 }
+
+#[test]
+fn every_lattice_scenario_is_listed_in_docs_lattice_md() {
+    let doc = std::fs::read_to_string(root().join("docs/LATTICE.md")).unwrap();
+    let file = tests_file();
+    for s in &file.scenarios {
+        let (path, test) = s.source.split_once("::").unwrap();
+        let row = format!("| `{path}` | `{test}` | `{}` ({}) | {} | agree |", s.history_name(), s.store_type, s.expect.len());
+        assert!(doc.contains(&row), "docs/LATTICE.md lacks the row\n{row}");
+    }
+    for u in &file.untranslatable {
+        let (path, test) = u.source.split_once("::").unwrap();
+        assert!(doc.contains(&format!("| `{path}` | `{test}` | {} |", u.reason)), "docs/LATTICE.md lacks {}", u.source);
+    }
+}

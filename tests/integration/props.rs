@@ -177,7 +177,10 @@ mod generator_strategies {
                             prop_assert_eq!(stall, None, "scenario {}", s.name);
                             prop_assert_eq!(out.floating.len(), 1, "scenario {}", s.name);
                         }
-                        "malformed-payload" => prop_assert_eq!(stall, Some(RejectKind::MalformedPayload), "scenario {}", s.name),
+                        "malformed-payload" => {
+                            prop_assert_eq!(stall, Some(RejectKind::MalformedPayload), "scenario {}", s.name);
+                            prop_assert!(out.floating.is_empty(), "scenario {}: later ops chain through the bad one", s.name);
+                        }
                         "log-same-ms" => prop_assert!(matches!(stall, None | Some(RejectKind::Refused)), "scenario {}", s.name),
                         _ => {
                             prop_assert_eq!(stall, None, "scenario {}", s.name);

@@ -15,7 +15,7 @@ use lattice_conform::lattice_logic::logstore::LogStore;
 use lattice_conform::op::{Op, OpId};
 use lattice_conform::registry::{Registry, RegistryError};
 use lattice_conform::replay::{replay, MemStore};
-use lattice_conform::store::{Logic, Store, StoreError, StoreIdentity};
+use lattice_conform::store::{Logic, Store, StoreIdentity};
 use lattice_conform::verify::{self, Report, VerifyOptions};
 use lattice_conform::wasm::{Digest, Limits, WasmCache, WasmError, WasmLogic, WasmModule, WasmOpener};
 use proptest::prelude::*;
@@ -372,11 +372,14 @@ fn a_trap_in_apply_is_reported_and_the_next_op_gets_a_fresh_instance() {
 
 #[test]
 fn an_allocation_larger_than_the_cap_is_refused() {
-    let small = Limits { memory_bytes: 4 << 20, ..Limits::default() };
+    // Payloads stay under Lattice's 1 MiB limit (a larger op is refused on arrival, before any
+    // guest runs), so the caps are set below the op size instead.
+    let tiny = Limits { memory_bytes: 256 << 10, ..Limits::default() };
+    let (_, reason) = apply_hostile(WasmOpener::new(load(&guest_wat(PUT_ID, ALLOC, "")).unwrap(), tiny).wasm_logic(), vec![7; 300 << 10]);
+    assert!(reason.ends_with("lattice_alloc: the op (307317 bytes) is larger than the guest memory cap (262144 bytes)"), "{reason}");
+    let small = Limits { memory_bytes: 1536 << 10, ..Limits::default() };
     let kv = |limits| WasmOpener::new(module("core-kvstore"), limits).wasm_logic();
-    let (_, reason) = apply_hostile(kv(small), put(b"big", &vec![7; 5 << 20]));
-    assert!(reason.ends_with("lattice_alloc: the op (5243013 bytes) is larger than the guest memory cap (4194304 bytes)"), "{reason}");
-    let (_, reason) = apply_hostile(kv(small), put(b"big", &vec![7; 3 << 20]));
+    let (_, reason) = apply_hostile(kv(small), put(b"big", &vec![7; 1000 << 10]));
     assert!(reason.contains("lattice_alloc: memory cap exceeded"), "{reason}");
     let (_, reason) = apply_hostile(hostile(PUT_ID, "(i32.const 0xfffff000)"), vec![1]);
     assert!(reason.contains("lattice_alloc: returned an unusable buffer: bytes 4294963200.."), "{reason}");
@@ -409,7 +412,7 @@ fn guest_status_codes_map_to_reject_kinds() {
 }
 
 #[test]
-fn a_trapping_op_on_disk_is_rolled_back_and_pauses_the_store() {
+fn a_trapping_op_on_disk_is_rolled_back_and_stalls_the_store() {
     let tmp = tempfile::tempdir().unwrap();
     let logic = WasmOpener::new(load(&ids_guest()).unwrap(), Limits::default()).wasm_logic();
     let mut s = Store::create(&tmp.path().join("s"), store_rows_id(), logic.clone()).unwrap();
@@ -418,10 +421,11 @@ fn a_trapping_op_on_disk_is_rolled_back_and_pauses_the_store() {
     s.apply_ops(std::slice::from_ref(&ok), 0).unwrap();
     let hash = s.state_hash();
     let (bad, _) = c.next(author(1), 2, vec![], vec![0xff]);
-    let err = s.apply_ops(&[bad], 1).unwrap_err();
-    assert!(matches!(err, StoreError::Rejected { index: 1, kind: RejectKind::HostFailure, .. }), "{err}");
+    let stalled = s.apply_ops(&[bad], 1).unwrap().stalled.expect("the trap stalls projection");
+    assert_eq!((stalled.op_index, stalled.kind), (1, RejectKind::HostFailure));
+    assert!(matches!(s.paused(), Some(p) if p.op_index == 1));
     assert!(logic.last_failure().unwrap().contains("wasm trap"));
-    assert_eq!((s.state_hash(), s.log_len()), (hash, 1));
+    assert_eq!((s.state_hash(), s.log_len()), (hash, 2), "the refused op is logged, its writes rolled back");
     s.verify().unwrap();
 }
 

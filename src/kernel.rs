@@ -4,18 +4,16 @@
 //! It is written against small interfaces — the logic's [`Table`] for `data`, [`ChainState`] for
 //! the projected author tips and the logic's [`Dag`] for looking up received ops — so the
 //! redb-backed store and in-memory replays run the same code and therefore reach the same state
-//! hash. Each op is all or nothing: the logic's writes go through an undo journal, rolled back
+//! hash. Each op is all or nothing: the logic's writes go through an undo log, rolled back
 //! when the op is refused, and the accumulator passed in is only changed on success. A refusal
 //! here is an apply error: the caller stalls projection at this op (see [`crate::delivery`]).
 
 use std::collections::BTreeMap;
 
+use crate::hash::{LtHash, RowTable};
+use crate::op::{Op, OpId};
 use lattice_logic::{ApplyError, Dag, HostError, StoreLogic, Table};
 use serde::Serialize;
-use uuid::Uuid;
-
-use crate::hash::{LtHash, RowTable};
-use crate::op::{op_id, Op, OpId};
 
 /// Per-author chain tips.
 pub trait ChainState {
@@ -75,30 +73,29 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// Applies `op` to a store whose id is `store_id`. On success `acc` holds the new accumulator; on
-/// a rejection `data` is as it was (unless the host itself failed, reported as `host_failure`).
+/// Applies the witnessed op `op`, whose id is `id`: [`crate::delivery::receive`] has already
+/// checked it against the encoding's rules and computed the id, so neither is redone here. On
+/// success `acc` holds the new accumulator; on a rejection `data` is as it was (unless the host
+/// itself failed, reported as `host_failure`).
 pub fn apply_op(
     logic: &dyn StoreLogic,
-    store_id: &Uuid,
+    id: &OpId,
     op: &Op,
     data: &mut dyn Table,
     chain: &mut dyn ChainState,
     dag: &mut dyn Dag,
     acc: &mut LtHash,
 ) -> Result<Step, Rejection> {
-    let id = op_id(store_id, op);
+    let id = *id;
     let reject = |kind, reason: String| Rejection { op_id: id, kind, reason };
-    if let Err(e) = op.validate() {
-        return Err(reject(RejectKind::MalformedOp, e.to_string()));
-    }
     let host = |_| reject(RejectKind::HostFailure, "storage failed while reading the author's tip".into());
     let tip = chain.tip(&op.author).map_err(host)?;
     if let Some(step) = check_chain(op, &id, tip).map_err(|(k, r)| reject(k, r))? {
         return Ok(step);
     }
     let mut next = acc.clone();
-    let mut journal = Journal { table: data, undo: BTreeMap::new() };
-    let applied = logic.apply(&id, op, &mut HashingTable { inner: &mut journal, acc: &mut next }, dag);
+    let mut staged = Staged { table: data, acc: &mut next, undo: BTreeMap::new() };
+    let applied = logic.apply(&id, op, &mut staged, dag);
     if let Err(e) = applied {
         let rejection = match e {
             ApplyError::MalformedPayload(m) => reject(RejectKind::MalformedPayload, m),
@@ -106,7 +103,7 @@ pub fn apply_op(
             ApplyError::Refused(m) => reject(RejectKind::Refused, m),
             ApplyError::Host(_) => reject(RejectKind::HostFailure, "storage failed under the store logic".into()),
         };
-        return Err(match journal.rollback() {
+        return Err(match staged.rollback() {
             Ok(()) => rejection,
             Err(_) => reject(RejectKind::HostFailure, "storage failed while undoing a refused op".into()),
         });
@@ -141,44 +138,24 @@ pub fn short(h: &[u8; 32]) -> String {
     hex::encode(&h[..8])
 }
 
-/// A `data` table that keeps the accumulator in step with every write.
-struct HashingTable<'a> {
-    inner: &'a mut dyn Table,
-    acc: &'a mut LtHash,
-}
-
-impl Table for HashingTable<'_> {
-    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
-        self.inner.get(key)
-    }
-
-    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostError> {
-        if let Some(old) = self.inner.get(key)? {
-            self.acc.remove(RowTable::Data, key, &old);
-        }
-        self.acc.insert(RowTable::Data, key, value);
-        self.inner.put(key, value)
-    }
-
-    fn delete(&mut self, key: &[u8]) -> Result<(), HostError> {
-        if let Some(old) = self.inner.get(key)? {
-            self.acc.remove(RowTable::Data, key, &old);
-        }
-        self.inner.delete(key)
-    }
-}
-
-/// Records each key's value before its first write, so a refused op can be undone. Keyed by a
-/// map so a batch of many entries stays O(n log n).
-struct Journal<'a> {
+/// The `data` table as the logic sees it during one op: every write keeps the accumulator in
+/// step and records the key's value before its first write, so a refused op can be undone. One
+/// read of the old value serves both. The undo log is a map, so a batch of many entries stays
+/// O(n log n).
+struct Staged<'a> {
     table: &'a mut dyn Table,
+    acc: &'a mut LtHash,
     undo: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
-impl Journal<'_> {
-    fn remember(&mut self, key: &[u8]) -> Result<(), HostError> {
+impl Staged<'_> {
+    /// Takes the key's current value out of the accumulator and remembers it for undo.
+    fn unhash(&mut self, key: &[u8]) -> Result<(), HostError> {
+        let old = self.table.get(key)?;
+        if let Some(old) = &old {
+            self.acc.remove(RowTable::Data, key, old);
+        }
         if !self.undo.contains_key(key) {
-            let old = self.table.get(key)?;
             self.undo.insert(key.to_vec(), old);
         }
         Ok(())
@@ -195,18 +172,19 @@ impl Journal<'_> {
     }
 }
 
-impl Table for Journal<'_> {
+impl Table for Staged<'_> {
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
         self.table.get(key)
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostError> {
-        self.remember(key)?;
+        self.unhash(key)?;
+        self.acc.insert(RowTable::Data, key, value);
         self.table.put(key, value)
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<(), HostError> {
-        self.remember(key)?;
+        self.unhash(key)?;
         self.table.delete(key)
     }
 }

@@ -36,7 +36,8 @@ pub trait Migration: Send + Sync {
     fn target_type(&self) -> &str;
     /// Target payloads for the source's `data` rows (given in key order). Deterministic.
     fn payloads(&self, rows: &[(Vec<u8>, Vec<u8>)]) -> Vec<Vec<u8>>;
-    /// The projection compared by the equivalence check: key → resolved value, for a source row.
+    /// The projection compared by the equivalence check: what a reader of the source sees of a
+    /// row (`None`: the key is not carried over), as bytes a person can read in a diff.
     fn project_source(&self, value: &[u8]) -> Option<Vec<u8>>;
     /// The same projection for a target row.
     fn project_target(&self, value: &[u8]) -> Option<Vec<u8>>;
@@ -75,13 +76,24 @@ impl Migration for KvToV2 {
         entries.chunks(ENTRIES_PER_OP).map(v2::encode_payload).collect()
     }
 
+    /// What a Lattice reader sees (`inspect`): the value and whether the key is conflicted. A
+    /// tombstone (or a row without a kind) reads as no value and is not carried over.
     fn project_source(&self, value: &[u8]) -> Option<Vec<u8>> {
-        kv::inspect(Some(value)).ok()?.value
+        let seen = kv::inspect(Some(value)).ok()?;
+        Some(reader_view(&seen.value?, seen.conflicted))
     }
 
+    /// What a kvstore-v2 reader sees, in the same terms: conflicted = a conflict count above 0.
     fn project_target(&self, value: &[u8]) -> Option<Vec<u8>> {
-        v2::decode_row(value)?.value
+        let row = v2::decode_row(value)?;
+        Some(reader_view(&row.value?, row.conflicts > 0))
     }
+}
+
+/// A reader's view of one key as compact JSON: `{"conflicted":…,"value":{"hex":…,"utf8":…}}`.
+fn reader_view(value: &[u8], conflicted: bool) -> Vec<u8> {
+    let view = serde_json::json!({ "conflicted": conflicted, "value": crate::decode::Bytes::new(value) });
+    serde_json::to_vec(&view).expect("a JSON value always serializes")
 }
 
 /// The migrations this build knows.
@@ -341,8 +353,11 @@ fn project(dir: &Path, f: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Result<BTreeMap<
 fn check_equivalence(src: &Path, dst: &Path, m: &dyn Migration) -> Result<CheckResult, MigrateError> {
     let (a, b) = (project(src, |v| m.project_source(v))?, project(dst, |v| m.project_target(v))?);
     let diff = diff_rows("(projection)", &a, &b);
-    let detail =
-        if diff.is_empty() { format!("{} keys resolve to the same values", a.len()) } else { format!("{} keys differ", diff.len()) };
+    let detail = if diff.is_empty() {
+        format!("{} keys read the same (value and conflicted)", a.len())
+    } else {
+        format!("{} keys differ", diff.len())
+    };
     Ok(CheckResult { diff, ..CheckResult::new("equivalence", a == b, detail) })
 }
 

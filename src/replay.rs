@@ -4,7 +4,7 @@
 //! behind the same interfaces, so it reaches the same state hash as a store on disk for the same
 //! history (the integration tests check this), at memory speed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use lattice_logic::{HostError, MemTable};
 use serde::{Deserialize, Serialize};
@@ -116,8 +116,7 @@ impl MemStore {
                 break;
             }
             let mut dag = DagView(&mut self.ints);
-            let store_id = &self.identity.store_id;
-            match kernel::apply_op(self.logic.as_ref(), store_id, &w.op, &mut self.data, &mut self.tips, &mut dag, &mut self.acc) {
+            match kernel::apply_op(self.logic.as_ref(), &w.id, &w.op, &mut self.data, &mut self.tips, &mut dag, &mut self.acc) {
                 Ok(_) => applied += 1,
                 Err(r) => {
                     self.stall = Some(Stall { op_index: w.arrival, op_id: r.op_id, kind: r.kind, reason: r.reason });
@@ -185,11 +184,13 @@ impl ChainState for Tips {
     }
 }
 
-/// The received ops, in memory.
+/// The received ops, in memory. `known` and `witness_tips` are only ever looked up, never
+/// iterated, so hash maps keep replay fast without touching determinism; `floating` is walked in
+/// order and stays ordered.
 #[derive(Default)]
 struct MemIntentions {
-    known: BTreeMap<OpId, (Status, Hlc, [u8; 32])>,
-    witness_tips: BTreeMap<[u8; 32], OpId>,
+    known: HashMap<OpId, (Status, Hlc, [u8; 32])>,
+    witness_tips: HashMap<[u8; 32], OpId>,
     /// (prev, id) → (arrival, op).
     floating: BTreeMap<(OpId, OpId), (u64, Op)>,
 }

@@ -338,7 +338,7 @@ impl Store {
                         break;
                     }
                     let mut dag = DagView(&mut ints);
-                    match kernel::apply_op(self.logic.as_ref(), &self.identity.store_id, &w.op, &mut data, &mut chain, &mut dag, &mut acc) {
+                    match kernel::apply_op(self.logic.as_ref(), &w.id, &w.op, &mut data, &mut chain, &mut dag, &mut acc) {
                         Ok(_) => batch.applied += 1,
                         Err(r) => {
                             if let Some(e) = data.err.take().or(chain.err.take()).or(ints.err.take()) {

@@ -26,8 +26,10 @@ fn snapshot(s: &Store) -> Snapshot {
     (s.state_hash().to_string(), s.log_len(), rows, s.tips().unwrap().len())
 }
 
-/// The state without the log length: what projection changed.
-fn state(s: &Store) -> (String, Vec<(Vec<u8>, Vec<u8>)>, usize) {
+/// What projection changed: hash, rows, number of tips (a [`Snapshot`] without the log length).
+type State = (String, Vec<(Vec<u8>, Vec<u8>)>, usize);
+
+fn state(s: &Store) -> State {
     let (hash, _, rows, tips) = snapshot(s);
     (hash, rows, tips)
 }

@@ -4,7 +4,8 @@
 //! An arriving op is first **received**: an op that breaks the encoding's limits is refused and
 //! nothing is kept; an op the replica already has (floating or witnessed) is ignored. A received
 //! op **floats** until it is ready — its `prev` is a current witness tip (any author's, as in
-//! Lattice) or all-zero, and every one of its `causal_deps` is witnessed — and is then
+//! Lattice) or all-zero, and every one of its `causal_deps` is witnessed (an all-zero dep counts as
+//! witnessed, as in Lattice) — and is then
 //! **witnessed**. One arrival can make several floating ops ready; they are witnessed in passes,
 //! each pass taking the ready candidates in a fixed order (by the author of the tip their `prev`
 //! names, genesis candidates last; candidates sharing a `prev` by op id). Lattice walks its tips
@@ -139,9 +140,10 @@ fn is_chain_ready(ints: &mut dyn Intentions, prev: &OpId) -> Result<bool, HostEr
     Ok(*prev == ZERO_HASH || tip_author(ints, prev)?.is_some())
 }
 
+/// Every dep is witnessed; the all-zero hash counts as witnessed, as in Lattice.
 fn deps_witnessed(ints: &mut dyn Intentions, op: &Op) -> Result<bool, HostError> {
     for dep in &op.causal_deps {
-        if !matches!(ints.get(dep)?, Some((Status::Witnessed, ..))) {
+        if *dep != ZERO_HASH && !matches!(ints.get(dep)?, Some((Status::Witnessed, ..))) {
             return Ok(false);
         }
     }

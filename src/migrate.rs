@@ -22,8 +22,32 @@ use crate::registry::{Registry, RegistryError};
 use crate::replay::MemStore;
 use crate::store::{self, Store, StoreError, StoreIdentity, StoreReader};
 
-/// Target entries per migration op.
+/// Most target entries per migration op.
 pub const ENTRIES_PER_OP: usize = 256;
+
+/// Groups entries into payloads in order: a new payload starts when one holds
+/// [`ENTRIES_PER_OP`] entries or the next entry would take it over the payload limit (a single
+/// entry over the limit gets a payload of its own, which the target refuses on arrival).
+fn chunk_payloads(entries: &[v2::Entry]) -> Vec<Vec<u8>> {
+    let size = |e: &v2::Entry| match e {
+        v2::Entry::Set { key, value, .. } => 13 + key.len() + value.len(),
+        v2::Entry::Remove { key } => 5 + key.len(),
+    };
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 4);
+    for (i, e) in entries.iter().enumerate() {
+        let full = i - start == ENTRIES_PER_OP || (i > start && bytes + size(e) > crate::op::MAX_PAYLOAD);
+        if full {
+            out.push(v2::encode_payload(&entries[start..i]));
+            (start, bytes) = (i, 4);
+        }
+        bytes += size(e);
+    }
+    if start < entries.len() {
+        out.push(v2::encode_payload(&entries[start..]));
+    }
+    out
+}
 
 /// The author of migration ops unless `--author` says otherwise: blake3("lattice-conform migration author v1").
 pub fn default_author() -> [u8; 32] {
@@ -73,7 +97,7 @@ impl Migration for KvToV2 {
         if self.drop_first_key && !entries.is_empty() {
             entries.remove(0);
         }
-        entries.chunks(ENTRIES_PER_OP).map(v2::encode_payload).collect()
+        chunk_payloads(&entries)
     }
 
     /// What a Lattice reader sees (`inspect`): the value and whether the key is conflicted. A
@@ -119,6 +143,8 @@ pub enum MigrateError {
     DestinationExists(PathBuf),
     #[error("{0}: cannot create or clean the temporary build directory")]
     Io(PathBuf, #[source] std::io::Error),
+    #[error("{dst}: the target store refused migration op {index} ({reason}); the source cannot be carried into this type, and nothing was written")]
+    TargetRefused { dst: PathBuf, index: u64, reason: String },
     #[error("migration stopped by the injected failure `{0:?}`")]
     Injected(FailPoint),
 }
@@ -232,7 +258,8 @@ fn build(dst: &Path, id: Uuid, ops: &[Op], logic: store::Logic, opts: &MigrateOp
     let mut store = Store::create(&tmp.path().join("store"), id, logic)?;
     let split = opts.fail_at.and_then(|f| if let FailPoint::AfterOp(k) = f { Some(k) } else { None }).or(opts.stall_after);
     let k = split.unwrap_or(ops.len()).min(ops.len());
-    store.apply_ops(&ops[..k], 0)?;
+    let first = store.apply_ops(&ops[..k], 0)?;
+    target_took_all(dst, &first)?;
     if opts.stall_after.is_some() {
         println!("stalled after {k} ops");
         loop {
@@ -242,7 +269,8 @@ fn build(dst: &Path, id: Uuid, ops: &[Op], logic: store::Logic, opts: &MigrateOp
     if let Some(f @ FailPoint::AfterOp(_)) = opts.fail_at {
         return Err(MigrateError::Injected(f));
     }
-    store.apply_ops(&ops[k..], k as u64)?;
+    let rest = store.apply_ops(&ops[k..], k as u64)?;
+    target_took_all(dst, &rest)?;
     let (identity, hash) = (store.identity().clone(), store.state_hash().to_string());
     drop(store);
     if opts.fail_at == Some(FailPoint::BeforeRename) {
@@ -253,6 +281,18 @@ fn build(dst: &Path, id: Uuid, ops: &[Op], logic: store::Logic, opts: &MigrateOp
         return Err(MigrateError::Injected(FailPoint::AfterRename));
     }
     Ok((identity, hash))
+}
+
+/// Every migration op must be applied: a refusal (e.g. an entry over the payload limit) or a
+/// stall means the target cannot hold the source, and nothing is renamed into place.
+fn target_took_all(dst: &Path, summary: &store::ApplySummary) -> Result<(), MigrateError> {
+    if let Some(r) = summary.refused.first() {
+        return Err(MigrateError::TargetRefused { dst: dst.to_path_buf(), index: r.index, reason: r.reason.clone() });
+    }
+    if let Some(p) = &summary.stalled {
+        return Err(MigrateError::TargetRefused { dst: dst.to_path_buf(), index: p.op_index, reason: p.reason.clone() });
+    }
+    Ok(())
 }
 
 /// Removes build directories left by an interrupted earlier run.
@@ -452,7 +492,10 @@ pub fn target_hash_in_memory(
     let identity = StoreIdentity { store_id: id, store_type: m.target_type().into(), schema_version: logic.schema_version() };
     let mut target = MemStore::new(identity, logic);
     for op in chain(&m.payloads(rows), id, author) {
-        target.deliver(&op);
+        if let crate::replay::Delivered::Refused(r) = target.deliver(&op) {
+            let reason = format!("the migration's own op was refused on arrival: {}", r.reason);
+            return Err(MigrateError::Io(PathBuf::from(m.target_type()), std::io::Error::other(reason)));
+        }
         if let Some(stall) = target.stall() {
             let reason = format!("the migration's own op #{} was refused: {}", stall.op_index, stall.reason);
             return Err(MigrateError::Io(PathBuf::from(m.target_type()), std::io::Error::other(reason)));
@@ -640,4 +683,28 @@ pub fn verify_migrations(corpus_dir: &Path, golden_dir: &Path, registry: &Regist
         report.results.push(crate::verify::HistoryResult { id, store_type: e.store_type.clone(), ops: history.ops.len() as u64, failure });
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(key: &str, value_len: usize) -> v2::Entry {
+        v2::Entry::Set { key: key.as_bytes().to_vec(), value: vec![7; value_len], conflicts: 0 }
+    }
+
+    #[test]
+    fn payloads_split_at_256_entries_and_at_the_payload_limit() {
+        let small: Vec<v2::Entry> = (0..300).map(|i| set(&format!("k{i:03}"), 10)).collect();
+        let p = chunk_payloads(&small);
+        let counts: Vec<usize> = p.iter().map(|b| v2::decode_payload(b).unwrap().len()).collect();
+        assert_eq!(counts, vec![256, 44]);
+        let big: Vec<v2::Entry> = (0..3).map(|i| set(&format!("k{i}"), 600 << 10)).collect();
+        let p = chunk_payloads(&big);
+        assert_eq!(p.len(), 3, "two 600 KiB values do not fit one 1 MiB payload");
+        assert!(p.iter().all(|b| b.len() <= crate::op::MAX_PAYLOAD));
+        let fits: Vec<v2::Entry> = (0..2).map(|i| set(&format!("k{i}"), 400 << 10)).collect();
+        assert_eq!(chunk_payloads(&fits).len(), 1);
+        assert!(chunk_payloads(&[]).is_empty());
+    }
 }

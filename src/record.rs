@@ -23,8 +23,10 @@ pub enum RecordError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Build(#[from] BuildError),
-    #[error("{dir}: store is paused since op {op_index}; its log is not a complete history (resolve the pause first)")]
-    Paused { dir: std::path::PathBuf, op_index: u64 },
+    #[error(
+        "{dir}: replaying its log stalls {replayed}, but the store records {stored}: the store is corrupt or was built by another logic"
+    )]
+    StallMismatch { dir: std::path::PathBuf, replayed: String, stored: String },
     #[error("{dir}: replaying its log gives state hash {replayed}, but the store says {stored}: the store is corrupt or was built by another logic")]
     LogMismatch { dir: std::path::PathBuf, replayed: String, stored: String },
 }
@@ -32,22 +34,33 @@ pub enum RecordError {
 impl RecordError {
     /// Whether this is a failed check on a readable store (exit 1) rather than bad input (exit 2).
     pub fn is_check_failure(&self) -> bool {
-        matches!(self, RecordError::LogMismatch { .. }) || matches!(self, RecordError::Store(s) if s.is_check_failure())
+        matches!(self, RecordError::LogMismatch { .. } | RecordError::StallMismatch { .. })
+            || matches!(self, RecordError::Store(s) if s.is_check_failure())
     }
 }
 
 /// Reads a store (read-only) and returns its log as a history, after checking that the native
-/// logic replays it to the stored state hash.
+/// logic replays it to the stored state hash and, for a stalled store, to the same stall. The
+/// log holds every received op, so a stalled store's log is a complete history that reproduces
+/// its stall.
 pub fn record(dir: &Path, registry: &Registry) -> Result<History, RecordError> {
     let reader = StoreReader::open(dir)?;
-    if let Some(p) = reader.paused() {
-        return Err(RecordError::Paused { dir: dir.to_path_buf(), op_index: p.op_index });
-    }
     reader.verify()?;
     let id = reader.identity().clone();
     let history = History::new(&id, reader.log_ops()?);
     let logic = registry.resolve(&id).map_err(BuildError::from)?;
-    let replayed = replay(id, logic, &history.ops).state_hash;
+    let outcome = replay(id, logic, &history.ops);
+    let stall_text = |s: Option<(u64, &str)>| s.map_or("nowhere".to_string(), |(i, k)| format!("at log entry {i} ({k})"));
+    let replayed_stall = outcome.stall.as_ref().map(|s| (s.op_index, s.kind.as_str()));
+    let stored_stall = reader.paused().map(|p| (p.op_index, p.kind.as_str()));
+    if replayed_stall != stored_stall {
+        return Err(RecordError::StallMismatch {
+            dir: dir.to_path_buf(),
+            replayed: stall_text(replayed_stall),
+            stored: stall_text(stored_stall),
+        });
+    }
+    let replayed = outcome.state_hash;
     if replayed != reader.state_hash() {
         return Err(RecordError::LogMismatch {
             dir: dir.to_path_buf(),

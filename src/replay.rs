@@ -288,6 +288,13 @@ mod tests {
     }
 
     #[test]
+    fn an_all_zero_causal_dep_counts_as_witnessed() {
+        let mut s = store();
+        assert_eq!(s.deliver(&op(1, ZERO_HASH, vec![ZERO_HASH], b"ok")), Delivered::Received { witnessed: 1, applied: 1, stalled: false });
+        assert!(s.floating().is_empty());
+    }
+
+    #[test]
     fn an_op_before_its_parent_floats_and_is_applied_when_the_parent_arrives() {
         let mut s = store();
         let (a1, id) = {

@@ -204,6 +204,10 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
         registry.open(dir)?
     };
     check_history_matches(store.identity(), &history, path)?;
+    // Also after a crash repair, which the read-only checks above could not see past.
+    if let Some(pause) = store.paused() {
+        return Err(StoreError::Paused { dir: dir.to_path_buf(), pause: pause.clone() }.into());
+    }
     // Ops the store already received (an earlier run of this history, cut short) are ignored as
     // redeliveries, so re-running an interrupted apply completes it.
     let summary = store.apply_ops(&history.ops, 0)?;

@@ -42,12 +42,12 @@ pub enum StoreError {
     StateLagsLog { dir: PathBuf, state_len: u64, log_len: u64 },
     #[error("{path}: log entry {index} does not decode: {reason}")]
     BadLogEntry { path: PathBuf, index: u64, reason: String },
+    #[error("{path}: log entry {index} cannot be replayed: {reason}; the log was altered after it was written")]
+    UnreplayableLogEntry { path: PathBuf, index: u64, reason: String },
     #[error("{dir}: projection is stalled since log entry {} ({}) was refused: {}; as in Lattice, a stalled store applies no further op (a build that applies it must be a new store type)", .pause.op_index, .pause.kind.as_str(), .pause.reason)]
     Paused { dir: PathBuf, pause: PauseRecord },
     #[error("{dir}: log entry {index} (id {op_id}) refused ({}): {reason}; the store is unchanged by it and its projection is now stalled", .kind.as_str())]
     Rejected { dir: PathBuf, index: u64, op_id: String, kind: RejectKind, reason: String },
-    #[error("{dir}: the log holds an op the store logic now rejects at log entry {index} ({}): {reason}", .kind.as_str())]
-    LogReplayRejected { dir: PathBuf, index: u64, kind: RejectKind, reason: String },
     #[error("{path}")]
     Redb {
         path: PathBuf,
@@ -80,10 +80,7 @@ impl StoreError {
     pub fn is_check_failure(&self) -> bool {
         matches!(
             self,
-            StoreError::Corrupt { .. }
-                | StoreError::StateAheadOfLog { .. }
-                | StoreError::LogReplayRejected { .. }
-                | StoreError::Rejected { kind: RejectKind::CorruptState, .. }
+            StoreError::Corrupt { .. } | StoreError::StateAheadOfLog { .. } | StoreError::Rejected { kind: RejectKind::CorruptState, .. }
         )
     }
 

@@ -287,15 +287,12 @@ impl Store {
             let base = self.log_len + (n * BATCH) as u64;
             self.apply_batch(chunk, base, false, &mut summary)?;
         }
-        if let Some(r) = summary.refused.first() {
-            return Err(StoreError::BadLogEntry { path: self.log_path(), index: r.index, reason: r.reason.clone() });
-        }
         Ok(())
     }
 
     /// Delivers `ops` in one transaction per file; `append` logs the ops received (false when
-    /// they come from the log). The error is a storage failure, in which case nothing was
-    /// committed.
+    /// they come from the log, where a refused or repeated entry is an error). On an error
+    /// nothing of the batch is committed.
     fn apply_batch(&mut self, ops: &[Op], base: u64, append: bool, summary: &mut ApplySummary) -> Result<(), StoreError> {
         let (state_path, log_path) = (self.state_path(), self.log_path());
         let state_txn = self.state.begin_write().at(&state_path)?;
@@ -318,6 +315,15 @@ impl Store {
                 let host = |ints: &mut RedbIntentions| StoreError::Redb { path: state_path.clone(), source: stashed(&mut ints.err) };
                 let witnessed = match delivery::receive(&mut ints, &self.identity.store_id, op, log_len) {
                     Err(HostError) => return Err(host(&mut ints)),
+                    // Replaying the log (`append` false): every entry was received once, so a
+                    // refusal or a second copy means the log was altered; nothing is committed.
+                    Ok(Arrival::Refused(r)) if !append => {
+                        return Err(StoreError::UnreplayableLogEntry { path: log_path, index: log_len, reason: r.reason });
+                    }
+                    Ok(Arrival::Redelivered(_)) if !append => {
+                        let reason = "a second copy of an op already logged earlier".to_string();
+                        return Err(StoreError::UnreplayableLogEntry { path: log_path, index: log_len, reason });
+                    }
                     Ok(Arrival::Refused(r)) => {
                         batch.refused.push(RefusedOp { index: base + i as u64, op_id: hex::encode(r.op_id), reason: r.reason });
                         continue;

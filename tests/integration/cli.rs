@@ -347,6 +347,27 @@ fn format_md_test_vectors_are_what_the_code_computes() {
 }
 
 #[test]
+fn a_log_holding_one_op_twice_is_a_bad_log_entry_for_rebuild() {
+    // The bad input: log entry 3 overwritten with a copy of entry 1 (an op is logged once, when
+    // it is first received). Rebuild must name the entry and leave state.db as it was.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let state_before = digests(&dir)["state.db"];
+    let db = redb::Database::open(dir.join("log.db")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut log = txn.open_table(redb::TableDefinition::<u64, &[u8]>::new("log")).unwrap();
+        let first = log.get(1).unwrap().unwrap().value().to_vec();
+        log.insert(3, first.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+    drop(db);
+    let out = cmd(&["rebuild"], &dir).expect(2);
+    assert!(out.stderr.contains("log.db: log entry 3 cannot be replayed: a second copy of an op already logged earlier"), "{}", out.stderr);
+    assert_eq!(digests(&dir)["state.db"], state_before, "rebuild replaced state.db");
+}
+
+#[test]
 fn a_rebuild_that_cannot_replay_the_log_leaves_state_db_as_it_was() {
     // Log entry 2 overwritten with bytes that do not decode: the rebuild must fail before
     // replacing a working state.db, and leave no temporary file.

@@ -18,8 +18,26 @@ pub const ZERO_HASH: [u8; 32] = [0u8; 32];
 /// Version byte that opens every canonical op encoding.
 pub const OP_ENCODING_VERSION: u8 = 1;
 
-/// Largest payload an op may carry: Lattice's `MAX_PAYLOAD_SIZE` (1 MiB).
-pub const MAX_PAYLOAD: usize = 1 << 20;
+/// Lattice's `MAX_PAYLOAD_SIZE` (1 MiB). Lattice applies it to an intention's `ops` bytes, which
+/// hold the payload wrapped in its `UniversalOp { app_data = 10 }` envelope: one tag byte, the
+/// payload length as a protobuf varint, then the payload. See [`envelope_len`].
+pub const MAX_OPS_BYTES: usize = 1 << 20;
+
+/// Largest payload an op may carry: the one whose envelope is exactly [`MAX_OPS_BYTES`]
+/// (1 048 572 bytes: 1 tag byte and a 3-byte length).
+pub const MAX_PAYLOAD: usize = MAX_OPS_BYTES - 4;
+
+/// The size of Lattice's `UniversalOp` envelope around a payload of `len` bytes: the field tag
+/// (`0x52`), the length as a varint, the payload.
+pub const fn envelope_len(len: usize) -> usize {
+    let mut varint = 1;
+    let mut rest = len >> 7;
+    while rest > 0 {
+        varint += 1;
+        rest >>= 7;
+    }
+    1 + varint + len
+}
 
 /// Most `causal_deps` an op may name: Lattice's `MAX_CAUSAL_DEPS`.
 pub const MAX_CAUSAL_DEPS: usize = 1024;
@@ -85,7 +103,7 @@ impl Op {
         if self.causal_deps.len() > MAX_CAUSAL_DEPS {
             return Err(DecodeError::TooManyDeps(self.causal_deps.len()));
         }
-        if self.payload.len() > MAX_PAYLOAD {
+        if envelope_len(self.payload.len()) > MAX_OPS_BYTES {
             return Err(DecodeError::PayloadTooLarge(self.payload.len()));
         }
         match self.causal_deps.windows(2).position(|w| w[0] >= w[1]) {
@@ -149,6 +167,19 @@ impl Op {
 mod tests {
     use super::*;
     use alloc::vec;
+
+    #[test]
+    fn the_payload_limit_is_lattices_envelope_limit() {
+        assert_eq!(envelope_len(0), 2);
+        assert_eq!(envelope_len(127), 129);
+        assert_eq!(envelope_len(128), 131);
+        assert_eq!(envelope_len(MAX_PAYLOAD), MAX_OPS_BYTES);
+        assert!(envelope_len(MAX_PAYLOAD + 1) > MAX_OPS_BYTES);
+        let mut op = Op { author: [1; 32], hlc: Hlc::default(), prev: ZERO_HASH, causal_deps: vec![], payload: vec![0; MAX_PAYLOAD] };
+        assert_eq!(op.validate(), Ok(()));
+        op.payload.push(0);
+        assert_eq!(op.validate(), Err(DecodeError::PayloadTooLarge(MAX_PAYLOAD + 1)));
+    }
 
     fn sample() -> Op {
         Op {

@@ -350,6 +350,7 @@ fn format_md_test_vectors_are_what_the_code_computes() {
 fn a_log_holding_one_op_twice_is_a_bad_log_entry_for_rebuild() {
     // The bad input: log entry 3 overwritten with a copy of entry 1 (an op is logged once, when
     // it is first received). Rebuild must name the entry and leave state.db as it was.
+    use redb::ReadableTable as _;
     let tmp = tempfile::tempdir().unwrap();
     let dir = example_store(tmp.path());
     let state_before = digests(&dir)["state.db"];

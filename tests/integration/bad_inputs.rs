@@ -459,13 +459,14 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
-            "store-paused",
+            "store-stall-record-removed",
             Store,
-            "`record` of a store paused at op 3 (a malformed payload)",
-            2,
-            "store is paused since op 3; its log is not a complete history",
+            "`record` of a store stalled at op 3 (a malformed payload) whose `paused` meta key was deleted",
+            1,
+            "replaying its log stalls at log entry 3 (malformed_payload), but the store records nowhere",
             |t| {
                 let dir = paused_store(t, 3);
+                tamper_str_table(&dir.join("state.db"), "meta", "paused", None);
                 Setup::new(args!["record", &dir, "--out", t.join("recorded.json")]).keeping(&dir)
             },
         ),

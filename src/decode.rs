@@ -125,6 +125,94 @@ fn log_row(key: &[u8], value: &[u8]) -> Option<DecodedRow> {
     Some(DecodedRow::LogEntry { wall_ms, author: hex::encode(author), content: Bytes::new(content) })
 }
 
+/// What a reader sees of one key (a view, docs/FORMAT.md "Observed state"), decoded as far as its
+/// store type allows; anything else (a view that does not decode, or the marker of a row the
+/// build could not view) is shown raw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DecodedView {
+    /// A kvstore read: value (or `null`), tombstone, conflicted, and the heads as a set (sorted).
+    KvRead {
+        value: Option<Bytes>,
+        tombstone: bool,
+        conflicted: bool,
+        heads: Vec<String>,
+    },
+    /// A logstore entry as read.
+    LogRead {
+        content: Bytes,
+    },
+    /// A kvstore-v2 read.
+    KvV2Read {
+        value: Bytes,
+        conflicts: u32,
+    },
+    Raw {
+        view: Bytes,
+    },
+}
+
+/// Decodes a view of a store of `store_type`.
+pub fn decode_view(store_type: &str, view: &[u8]) -> DecodedView {
+    let raw = || DecodedView::Raw { view: Bytes::new(view) };
+    match store_type {
+        kvstore::STORE_TYPE => kv_view(view).unwrap_or_else(raw),
+        logstore::STORE_TYPE => DecodedView::LogRead { content: Bytes::new(view) },
+        kvstore_v2::STORE_TYPE => v2_view(view).unwrap_or_else(raw),
+        _ => raw(),
+    }
+}
+
+fn kv_view(view: &[u8]) -> Option<DecodedView> {
+    let (&kind, rest) = view.split_first()?;
+    let (value, rest) = match kind {
+        1 => {
+            let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+            (Some(Bytes::new(rest.get(4..4 + len)?)), &rest[4 + len..])
+        }
+        0 | 2 => (None, rest),
+        _ => return None,
+    };
+    let (&conflicted, rest) = rest.split_first()?;
+    let n = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let heads = rest.get(4..)?;
+    if heads.len() != 32 * n || conflicted > 1 {
+        return None;
+    }
+    Some(DecodedView::KvRead {
+        value,
+        tombstone: kind == 2,
+        conflicted: conflicted == 1,
+        heads: heads.chunks(32).map(hex::encode).collect(),
+    })
+}
+
+fn v2_view(view: &[u8]) -> Option<DecodedView> {
+    let len = u32::from_le_bytes(view.get(..4)?.try_into().ok()?) as usize;
+    let value = view.get(4..4 + len)?;
+    let conflicts = u32::from_le_bytes(view.get(4 + len..)?.try_into().ok()?);
+    Some(DecodedView::KvV2Read { value: Bytes::new(value), conflicts })
+}
+
+impl std::fmt::Display for DecodedView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodedView::KvRead { value, tombstone, conflicted, heads } => {
+                match (value, tombstone) {
+                    (Some(v), _) => write!(f, "reads {v}")?,
+                    (None, true) => write!(f, "reads nothing (deleted)")?,
+                    (None, false) => write!(f, "reads nothing")?,
+                }
+                let shown: Vec<&str> = heads.iter().map(|h| &h[..h.len().min(16)]).collect();
+                write!(f, ", conflicted: {conflicted}, heads {{{}}}", shown.join(", "))
+            }
+            DecodedView::LogRead { content } => write!(f, "entry {content}"),
+            DecodedView::KvV2Read { value, conflicts } => write!(f, "reads {value} ({conflicts} conflicts)"),
+            DecodedView::Raw { view } => write!(f, "view {view}"),
+        }
+    }
+}
+
 impl std::fmt::Display for DecodedRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -2,7 +2,8 @@
 //!
 //! A golden records the history's digest, the delivery counts, where projection stalls (the op's
 //! arrival index and reject kind) or none, which ops are still floating at the end, the state hash
-//! every [`CHECKPOINT_INTERVAL`] deliveries, and the final state hash. It
+//! every [`CHECKPOINT_INTERVAL`] deliveries, and the final state hash — each state hash beside the
+//! observed hash of the same moment (what readers see). It
 //! is only ever produced by running the real code (`bless`), written as *pending* beside the
 //! accepted file, and accepted explicitly (`bless --accept`): an accepted golden is never
 //! silently overwritten. Normative: docs/FORMAT.md, "Golden file".
@@ -20,7 +21,7 @@ use crate::store::Logic;
 /// Deliveries between two checkpoints.
 pub const CHECKPOINT_INTERVAL: u64 = 64;
 const GOLDEN_TAG: &str = "lattice-conform/golden";
-const GOLDEN_VERSION: u32 = 2;
+const GOLDEN_VERSION: u32 = 3;
 /// Suffix of a golden waiting for review.
 pub const PENDING_SUFFIX: &str = ".pending";
 
@@ -53,6 +54,8 @@ pub struct Golden {
     pub checkpoint_interval: u64,
     pub checkpoints: Vec<Checkpoint>,
     pub final_state_hash: String,
+    /// What readers see at the end (docs/FORMAT.md, "Observed state").
+    pub final_observed_hash: String,
 }
 
 /// The op at which projection stalled (by arrival index) and why.
@@ -69,12 +72,13 @@ impl std::fmt::Display for StallAt {
     }
 }
 
-/// The state hash after the first `after_ops` deliveries.
+/// The state hash and the observed hash after the first `after_ops` deliveries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     pub after_ops: u64,
     pub state_hash: String,
+    pub observed_hash: String,
 }
 
 /// Errors reading or writing goldens.
@@ -103,9 +107,11 @@ pub fn compute(history: &History, logic: Logic, entry: &ManifestEntry) -> Golden
         store.deliver(op);
         let done = i as u64 + 1;
         if done.is_multiple_of(CHECKPOINT_INTERVAL) {
-            checkpoints.push(Checkpoint { after_ops: done, state_hash: store.state_hash().to_string() });
+            let observed_hash = store.observed_hash().to_string();
+            checkpoints.push(Checkpoint { after_ops: done, state_hash: store.state_hash().to_string(), observed_hash });
         }
     }
+    let observed = store.observed_hash().to_string();
     let out = store.outcome();
     Golden {
         format: GOLDEN_TAG.into(),
@@ -124,6 +130,7 @@ pub fn compute(history: &History, logic: Logic, entry: &ManifestEntry) -> Golden
         checkpoint_interval: CHECKPOINT_INTERVAL,
         checkpoints,
         final_state_hash: out.state_hash.to_string(),
+        final_observed_hash: observed,
     }
 }
 

@@ -14,6 +14,7 @@ pub const ACC_BYTES: usize = LANES * 2;
 
 const ELEMENT_DOMAIN: &[u8] = b"lattice-conform/lthash-element/v1\0";
 const STATE_DOMAIN: &[u8] = b"lattice-conform/state-hash/v1\0";
+const OBSERVED_DOMAIN: &[u8] = b"lattice-conform/observed-hash/v1\0";
 
 /// Which logical table a hashed row belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub enum RowTable {
     Data = 0x01,
     /// An author's chain tip: key = author (32 bytes), value = tip op id (32 bytes).
     Tip = 0x02,
+    /// What a reader sees of one key: key = the `data` key, value = the logic's view of its row
+    /// (only in the observed-state accumulator, never in the state hash).
+    Observed = 0x03,
 }
 
 /// An LtHash accumulator of 1024 wrapping `u16` lanes.
@@ -152,8 +156,18 @@ impl LtHash {
 
     /// The 32-byte state hash of this accumulator for a store of `store_type` at `schema_version`.
     pub fn state_hash(&self, store_type: &str, schema_version: u64) -> StateHash {
+        self.finish(STATE_DOMAIN, store_type, schema_version)
+    }
+
+    /// The 32-byte observed hash of an accumulator of [`RowTable::Observed`] elements: the same
+    /// construction as the state hash under its own domain.
+    pub fn observed_hash(&self, store_type: &str, schema_version: u64) -> StateHash {
+        self.finish(OBSERVED_DOMAIN, store_type, schema_version)
+    }
+
+    fn finish(&self, domain: &[u8], store_type: &str, schema_version: u64) -> StateHash {
         let mut h = blake3::Hasher::new();
-        h.update(STATE_DOMAIN);
+        h.update(domain);
         h.update(&(store_type.len() as u32).to_le_bytes());
         h.update(store_type.as_bytes());
         h.update(&schema_version.to_le_bytes());

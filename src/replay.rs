@@ -4,9 +4,9 @@
 //! behind the same interfaces, so it reaches the same state hash as a store on disk for the same
 //! history (the integration tests check this), at memory speed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use lattice_logic::{HostError, MemTable};
+use lattice_logic::{HostError, MemTable, Table};
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::{self, Arrival, DagView, Intentions, Status};
@@ -48,6 +48,45 @@ pub struct MemStore {
     acc: LtHash,
     stall: Option<Stall>,
     counts: Counts,
+    observed: Observed,
+}
+
+/// The observed state, kept up to date lazily: keys written since the last look are re-viewed.
+#[derive(Default)]
+struct Observed {
+    /// Each key's current view (keys readers do not see are absent).
+    views: BTreeMap<Vec<u8>, Vec<u8>>,
+    acc: LtHash,
+    /// Keys written since the views were last brought up to date.
+    dirty: BTreeSet<Vec<u8>>,
+    /// Why the logic could not view a row, the first time it failed.
+    failure: Option<String>,
+}
+
+/// The view recorded for a row the logic could not view: one byte no view of the reference
+/// types begins a one-byte view with, so a failing build cannot match a working one.
+const UNVIEWABLE: &[u8] = &[0xff];
+
+/// The `data` table as the kernel writes it, noting which keys were written.
+struct Tracked<'a> {
+    rows: &'a mut MemTable,
+    dirty: &'a mut BTreeSet<Vec<u8>>,
+}
+
+impl Table for Tracked<'_> {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
+        self.rows.get(key)
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostError> {
+        self.dirty.insert(key.to_vec());
+        self.rows.put(key, value)
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), HostError> {
+        self.dirty.insert(key.to_vec());
+        self.rows.delete(key)
+    }
 }
 
 /// Running totals over all deliveries.
@@ -90,6 +129,7 @@ impl MemStore {
             acc: LtHash::default(),
             stall: None,
             counts: Counts::default(),
+            observed: Observed::default(),
         }
     }
 
@@ -116,7 +156,8 @@ impl MemStore {
                 break;
             }
             let mut dag = DagView(&mut self.ints);
-            match kernel::apply_op(self.logic.as_ref(), &w.id, &w.op, &mut self.data, &mut self.tips, &mut dag, &mut self.acc) {
+            let mut data = Tracked { rows: &mut self.data, dirty: &mut self.observed.dirty };
+            match kernel::apply_op(self.logic.as_ref(), &w.id, &w.op, &mut data, &mut self.tips, &mut dag, &mut self.acc) {
                 Ok(_) => applied += 1,
                 Err(r) => {
                     self.stall = Some(Stall { op_index: w.arrival, op_id: r.op_id, kind: r.kind, reason: r.reason });
@@ -130,6 +171,47 @@ impl MemStore {
 
     pub fn state_hash(&self) -> StateHash {
         self.acc.state_hash(&self.identity.store_type, self.identity.schema_version)
+    }
+
+    /// The observed hash: what a reader of this store type sees, by the logic's views of the
+    /// rows (docs/FORMAT.md, "Observed state"). Views are computed for the keys written since the
+    /// last call only.
+    pub fn observed_hash(&mut self) -> StateHash {
+        self.refresh_views();
+        self.observed.acc.observed_hash(&self.identity.store_type, self.identity.schema_version)
+    }
+
+    /// Every key's view, in key order (after bringing them up to date).
+    pub fn views(&mut self) -> &BTreeMap<Vec<u8>, Vec<u8>> {
+        self.refresh_views();
+        &self.observed.views
+    }
+
+    /// Why the logic could not view a row, if it ever failed to (that row's view is then a
+    /// marker no working build produces).
+    pub fn view_failure(&self) -> Option<&str> {
+        self.observed.failure.as_deref()
+    }
+
+    fn refresh_views(&mut self) {
+        let o = &mut self.observed;
+        for key in std::mem::take(&mut o.dirty) {
+            if let Some(old) = o.views.remove(&key) {
+                o.acc.remove(RowTable::Observed, &key, &old);
+            }
+            let Some(row) = self.data.rows.get(&key) else { continue };
+            let view = match self.logic.observe(&key, row) {
+                Ok(view) => view,
+                Err(e) => {
+                    o.failure.get_or_insert_with(|| format!("key {}: {e:?}", hex::encode(&key)));
+                    Some(UNVIEWABLE.to_vec())
+                }
+            };
+            if let Some(view) = view {
+                o.acc.insert(RowTable::Observed, &key, &view);
+                o.views.insert(key, view);
+            }
+        }
     }
 
     pub fn stall(&self) -> Option<&Stall> {
@@ -261,6 +343,9 @@ mod tests {
                 return Err(ApplyError::MalformedPayload("asked to fail".into()));
             }
             Ok(())
+        }
+        fn observe(&self, _: &[u8], row: &[u8]) -> Result<Option<Vec<u8>>, ApplyError> {
+            Ok(Some(row.to_vec()))
         }
     }
 

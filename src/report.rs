@@ -70,6 +70,17 @@ pub fn divergence_text(out: &mut String, d: &Divergence) {
         writeln!(out, "      - {}", k.expected_text.as_deref().unwrap_or("(absent)")).unwrap();
         writeln!(out, "      + {}", k.actual_text.as_deref().unwrap_or("(absent)")).unwrap();
     }
+    if d.reference_observed_hash != d.candidate_observed_hash {
+        writeln!(out, "  reads differ: observed hash {} → {}", d.reference_observed_hash, d.candidate_observed_hash).unwrap();
+    }
+    if !d.read_diff.is_empty() {
+        writeln!(out, "  read diff (reference → this build):").unwrap();
+    }
+    for k in &d.read_diff {
+        writeln!(out, "    {}", k.key).unwrap();
+        writeln!(out, "      - {}", k.expected_text.as_deref().unwrap_or("(not seen)")).unwrap();
+        writeln!(out, "      + {}", k.actual_text.as_deref().unwrap_or("(not seen)")).unwrap();
+    }
 }
 
 /// JUnit XML: one `<testcase>` per history, classname = store type.

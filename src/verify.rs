@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::{BuildError, BuildSpec};
 use crate::corpus::{self, CorpusError, Manifest, ManifestEntry};
-use crate::diff::{diff_rows, KeyDiff};
+use crate::diff::{diff_rows, diff_views, KeyDiff};
 use crate::golden::{self, Golden, GoldenError};
 use crate::history::History;
 
@@ -141,11 +141,17 @@ pub struct Divergence {
     pub candidate: String,
     pub reference_state_hash: String,
     pub candidate_state_hash: String,
+    pub reference_observed_hash: String,
+    pub candidate_observed_hash: String,
+    /// Stored rows that differ, decoded.
     pub diff: Vec<KeyDiff>,
+    /// Keys whose reads differ (the logic's views, decoded): the reference's read and this
+    /// build's. Non-empty while `diff` is empty when the build changes only what readers see.
+    pub read_diff: Vec<KeyDiff>,
 }
 
 const REPORT_TAG: &str = "lattice-conform/verify-report";
-const REPORT_VERSION: u32 = 1;
+const REPORT_VERSION: u32 = 2;
 
 impl Report {
     pub fn new(build: String, shards: Vec<String>) -> Report {
@@ -363,12 +369,24 @@ fn compare(expected: &Golden, actual: &Golden) -> Option<String> {
         return Some(format!("stall: expected {}, got {}", stall_text(&expected.stall), stall_text(&actual.stall)));
     }
     for (e, a) in expected.checkpoints.iter().zip(&actual.checkpoints) {
-        if e != a {
+        if e.state_hash != a.state_hash {
             return Some(format!("state hash after {} ops: expected {}, got {}", e.after_ops, e.state_hash, a.state_hash));
+        }
+        if e.observed_hash != a.observed_hash {
+            return Some(format!(
+                "observed hash after {} ops: expected {}, got {} (the state hashes agree: this build changes what readers see)",
+                e.after_ops, e.observed_hash, a.observed_hash
+            ));
         }
     }
     if expected.final_state_hash != actual.final_state_hash {
         return Some(format!("final state hash: expected {}, got {}", expected.final_state_hash, actual.final_state_hash));
+    }
+    if expected.final_observed_hash != actual.final_observed_hash {
+        return Some(format!(
+            "final observed hash: expected {}, got {} (the state hashes agree: this build changes what readers see)",
+            expected.final_observed_hash, actual.final_observed_hash
+        ));
     }
     if expected.floating != actual.floating {
         return Some(format!("ops still floating at the end: expected {:?}, got {:?}", expected.floating, actual.floating));
@@ -417,8 +435,8 @@ fn last_agreeing_checkpoint(expected: &Golden, actual: &Golden) -> u64 {
     expected.checkpoints.iter().zip(&actual.checkpoints).take_while(|(e, a)| e == a).last().map_or(0, |(e, _)| e.after_ops)
 }
 
-/// Replays both builds; compares what each delivery did and the state hash after every op from
-/// `start` on.
+/// Replays both builds; compares what each delivery did, the state hash and the observed hash
+/// after every op from `start` on.
 pub fn first_divergence(h: &History, reference: Logic, candidate: Logic, start: u64) -> Option<Divergence> {
     let identity = h.identity();
     let mut r = MemStore::new(identity.clone(), reference);
@@ -427,7 +445,7 @@ pub fn first_divergence(h: &History, reference: Logic, candidate: Logic, start: 
         let (rd, cd) = (r.deliver(op), c.deliver(op));
         let (ro, co) = (delivered_text(&rd, &r), delivered_text(&cd, &c));
         let checking = i as u64 + 1 > start;
-        if checking && (ro != co || r.state_hash() != c.state_hash()) {
+        if checking && (ro != co || r.state_hash() != c.state_hash() || r.observed_hash() != c.observed_hash()) {
             return Some(Divergence {
                 op_index: i as u64,
                 op_id: hex::encode(op_id(&h.store_id, op)),
@@ -441,7 +459,10 @@ pub fn first_divergence(h: &History, reference: Logic, candidate: Logic, start: 
                 candidate: co,
                 reference_state_hash: r.state_hash().to_string(),
                 candidate_state_hash: c.state_hash().to_string(),
+                reference_observed_hash: r.observed_hash().to_string(),
+                candidate_observed_hash: c.observed_hash().to_string(),
                 diff: diff_rows(&h.store_type, r.rows(), c.rows()),
+                read_diff: diff_views(&h.store_type, r.views(), c.views()),
             });
         }
     }

@@ -1,4 +1,4 @@
-//! Guest ABI version 2 (normative: docs/WASM_ABI.md): the exports a guest must have, the imports
+//! Guest ABI version 3 (normative: docs/WASM_ABI.md): the exports a guest must have, the imports
 //! it may have, their exact signatures, and the `lattice_apply` status codes.
 //!
 //! [`check_interface`] runs on a compiled module before it is ever instantiated: an import outside
@@ -10,7 +10,7 @@ use wasmtime::{ExternType, FuncType, Module, ValType};
 use super::WasmError;
 
 /// The ABI version this host implements (`lattice_abi_version` must return it).
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 /// The import module of the `data` table functions.
 pub const IMPORT_MODULE: &str = "lattice_table";
 /// The import module of the op lookup.
@@ -26,6 +26,7 @@ pub const SCHEMA_VERSION_FN: &str = "lattice_schema_version";
 pub const ALLOC_FN: &str = "lattice_alloc";
 pub const APPLY_FN: &str = "lattice_apply";
 pub const MESSAGE_FN: &str = "lattice_message";
+pub const OBSERVE_FN: &str = "lattice_observe";
 
 /// `lattice_apply` status codes.
 pub mod status {
@@ -35,6 +36,16 @@ pub mod status {
     pub const HOST_ERROR: u32 = 3;
     pub const BAD_INPUT: u32 = 4;
     pub const REFUSED: u32 = 5;
+}
+
+/// `lattice_observe` status codes.
+pub mod observe_status {
+    /// The view is the range `lattice_message` returns.
+    pub const VIEW: u32 = 0;
+    /// Readers do not see the row.
+    pub const UNSEEN: u32 = 1;
+    /// The row does not decode (`lattice_message` says why).
+    pub const CORRUPT_STATE: u32 = 2;
 }
 
 /// `get`'s return value for an absent key.
@@ -53,13 +64,14 @@ pub struct Sig {
 }
 
 /// The function exports, in the order docs/WASM_ABI.md lists them.
-pub const EXPORTS: [(&str, Sig); 6] = [
+pub const EXPORTS: [(&str, Sig); 7] = [
     (ABI_VERSION_FN, Sig { params: &[], results: &[I32] }),
     (STORE_TYPE_FN, Sig { params: &[], results: &[I64] }),
     (SCHEMA_VERSION_FN, Sig { params: &[], results: &[I64] }),
     (ALLOC_FN, Sig { params: &[I32], results: &[I32] }),
     (APPLY_FN, Sig { params: &[I32, I32], results: &[I32] }),
     (MESSAGE_FN, Sig { params: &[], results: &[I64] }),
+    (OBSERVE_FN, Sig { params: &[I32, I32], results: &[I32] }),
 ];
 
 /// The functions a guest may import (each optional): module, name, signature.
@@ -111,7 +123,7 @@ fn extern_name(ty: &ExternType) -> String {
     }
 }
 
-/// Checks a compiled module's imports and exports against ABI v2.
+/// Checks a compiled module's imports and exports against ABI v3.
 pub fn check_interface(module: &Module, origin: &str) -> Result<(), WasmError> {
     check_imports(module, origin)?;
     check_exports(module, origin)

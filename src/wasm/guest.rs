@@ -115,6 +115,7 @@ pub struct Guest {
     memory: Memory,
     alloc: TypedFunc<u32, u32>,
     apply: TypedFunc<(u32, u32), u32>,
+    observe: TypedFunc<(u32, u32), u32>,
     message: TypedFunc<(), u64>,
     instance: Instance,
     fuel: u64,
@@ -149,8 +150,9 @@ impl Guest {
         store.data_mut().memory = Some(memory);
         let alloc = typed(&instance, &mut store, abi::ALLOC_FN)?;
         let apply = typed(&instance, &mut store, abi::APPLY_FN)?;
+        let observe = typed(&instance, &mut store, abi::OBSERVE_FN)?;
         let message = typed(&instance, &mut store, abi::MESSAGE_FN)?;
-        Ok(Guest { store, memory, alloc, apply, message, instance, fuel: limits.fuel_per_op })
+        Ok(Guest { store, memory, alloc, apply, observe, message, instance, fuel: limits.fuel_per_op })
     }
 
     /// Calls the identity exports.
@@ -201,6 +203,32 @@ impl Guest {
             status::REFUSED => Status::Refused(msg),
             other => Status::GuestError(other, msg),
         })
+    }
+
+    /// Views one stored row: `input` is `u32 LE key length ‖ key ‖ row`. No table or op store is
+    /// reachable (a call to an import traps). `Ok(Ok(view))`, or `Ok(Err(message))` when the
+    /// guest says the row does not decode.
+    pub fn observe(&mut self, input: &[u8]) -> Result<Result<Option<Vec<u8>>, String>, Failure> {
+        self.refuel(abi::ALLOC_FN)?;
+        let ptr = self.pass_input(input)?;
+        let code = self.observe.call(&mut self.store, (ptr, input.len() as u32));
+        let code = code.map_err(|e| failure(&mut self.store, self.fuel, abi::OBSERVE_FN, e))?;
+        match code {
+            abi::observe_status::VIEW => Ok(Ok(Some(self.message_bytes()?))),
+            abi::observe_status::UNSEEN => Ok(Ok(None)),
+            abi::observe_status::CORRUPT_STATE => Ok(Err(self.last_message()?)),
+            other => Err(Failure { during: abi::OBSERVE_FN, detail: format!("returned the unknown status {other}") }),
+        }
+    }
+
+    /// The bytes of the range `lattice_message` returns, uncut (a view may be long).
+    fn message_bytes(&mut self) -> Result<Vec<u8>, Failure> {
+        let packed = self.message.call(&mut self.store, ()).map_err(|e| failure(&mut self.store, self.fuel, abi::MESSAGE_FN, e))?;
+        let (ptr, len) = abi::unpack(packed);
+        let data = self.memory.data(&self.store);
+        let r = range(data.len(), ptr, len)
+            .map_err(|e| Failure { during: abi::MESSAGE_FN, detail: format!("returned an unusable view: {e}") })?;
+        Ok(data[r].to_vec())
     }
 
     /// Asks the guest for a buffer and copies `input` into it; returns its address.

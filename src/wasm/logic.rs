@@ -87,6 +87,26 @@ impl StoreLogic for WasmLogic {
             }
         }
     }
+
+    fn observe(&self, key: &[u8], row: &[u8]) -> Result<Option<Vec<u8>>, ApplyError> {
+        let mut input = Vec::with_capacity(4 + key.len() + row.len());
+        input.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        input.extend_from_slice(key);
+        input.extend_from_slice(row);
+        let mut slot = lock(&self.guest);
+        let result = match slot.as_mut() {
+            Some(g) => g.observe(&input),
+            None => Guest::instantiate(&self.module, &self.limits).and_then(|g| slot.insert(g).observe(&input)),
+        };
+        match result {
+            Ok(Ok(view)) => Ok(view),
+            Ok(Err(m)) => Err(ApplyError::CorruptState(m)),
+            Err(failure) => {
+                *slot = None;
+                Err(self.record(failure.to_string()))
+            }
+        }
+    }
 }
 
 /// Opens stores of one type with one Wasm module; each [`StoreOpener::logic`] call gets its own

@@ -2,7 +2,7 @@
 //! implements, run on wasmtime with a deterministic configuration (normative ABI:
 //! docs/WASM_ABI.md).
 //!
-//! - [`abi`] — ABI v2: the names and signatures a guest must export and may import; checked
+//! - [`abi`] — ABI v3: the names and signatures a guest must export and may import; checked
 //!   before a module is ever instantiated, so a module importing anything else (WASI included) is
 //!   refused at load, naming the import.
 //! - [`engine`] — the one wasmtime engine (NaN canonicalization, no relaxed SIMD, no threads, fuel
@@ -89,11 +89,11 @@ pub enum WasmError {
          and `lattice_dag`.`op_info` (no WASI, no other host functions, memories, tables or globals)"
     )]
     ForbiddenImport { origin: String, module: String, name: String },
-    #[error("{origin}: import `{module}`.`{name}` has type {found}; ABI v2 requires {expected}")]
+    #[error("{origin}: import `{module}`.`{name}` has type {found}; ABI v3 requires {expected}")]
     ImportSignature { origin: String, module: String, name: String, found: String, expected: String },
-    #[error("{origin}: missing export `{name}` (ABI v2 requires {expected})")]
+    #[error("{origin}: missing export `{name}` (ABI v3 requires {expected})")]
     MissingExport { origin: String, name: String, expected: String },
-    #[error("{origin}: export `{name}` is {found}; ABI v2 requires {expected}")]
+    #[error("{origin}: export `{name}` is {found}; ABI v3 requires {expected}")]
     ExportSignature { origin: String, name: String, found: String, expected: String },
     #[error("{origin}: implements guest ABI version {found}; this host supports version {supported}")]
     AbiVersion { origin: String, found: u32, supported: u32 },

@@ -211,11 +211,12 @@ fn guest_wat(apply_body: &str, alloc_body: &str, extra: &str) -> Vec<u8> {
   (memory (export "memory") 1)
   (data (i32.const 16) "test:ids")
   (data (i32.const 32) "guest says no")
-  (func (export "lattice_abi_version") (result i32) (i32.const 2))
+  (func (export "lattice_abi_version") (result i32) (i32.const 3))
   (func (export "lattice_store_type") (result i64) (i64.const 0x0000000800000010))
   (func (export "lattice_schema_version") (result i64) (i64.const 1))
   (func (export "lattice_alloc") (param $len i32) (result i32) {alloc_body})
   (func (export "lattice_apply") (param $ptr i32) (param $len i32) (result i32) {apply_body})
+  (func (export "lattice_observe") (param i32 i32) (result i32) (i32.const 1))
   (func (export "lattice_message") (result i64) (i64.const 0x0000000d00000020)))"#
     );
     wat::parse_str(text).expect("test WAT parses")
@@ -254,19 +255,19 @@ fn bytes_that_are_not_wasm_are_refused() {
 #[test]
 fn a_missing_export_is_refused_naming_it() {
     let no_apply =
-        wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "lattice_abi_version") (result i32) (i32.const 2)))"#)
+        wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "lattice_abi_version") (result i32) (i32.const 3)))"#)
             .unwrap();
     let msg = load_err(&no_apply);
-    assert_eq!(msg, "test.wasm: missing export `lattice_store_type` (ABI v2 requires func () -> (i64))");
+    assert_eq!(msg, "test.wasm: missing export `lattice_store_type` (ABI v3 requires func () -> (i64))");
     let no_memory = wat::parse_str("(module)").unwrap();
-    assert_eq!(load_err(&no_memory), "test.wasm: missing export `memory` (ABI v2 requires a 32-bit unshared memory)");
+    assert_eq!(load_err(&no_memory), "test.wasm: missing export `memory` (ABI v3 requires a 32-bit unshared memory)");
 }
 
 #[test]
 fn an_export_with_the_wrong_signature_is_refused() {
     let wrong = wat::parse_str(
         r#"(module (memory (export "memory") 1)
-  (func (export "lattice_abi_version") (result i32) (i32.const 2))
+  (func (export "lattice_abi_version") (result i32) (i32.const 3))
   (func (export "lattice_store_type") (result i64) (i64.const 0))
   (func (export "lattice_schema_version") (result i64) (i64.const 1))
   (func (export "lattice_alloc") (param i32) (result i32) (i32.const 0))
@@ -274,7 +275,7 @@ fn an_export_with_the_wrong_signature_is_refused() {
   (func (export "lattice_message") (result i64) (i64.const 0)))"#,
     )
     .unwrap();
-    assert_eq!(load_err(&wrong), "test.wasm: export `lattice_apply` is func (i32) -> (i32); ABI v2 requires func (i32, i32) -> (i32)");
+    assert_eq!(load_err(&wrong), "test.wasm: export `lattice_apply` is func (i32) -> (i32); ABI v3 requires func (i32, i32) -> (i32)");
 }
 
 #[test]
@@ -287,7 +288,7 @@ fn an_extra_import_is_refused_naming_it() {
     let bad_sig = wat::parse_str(r#"(module (import "lattice_table" "delete" (func (param i32))))"#).unwrap();
     assert_eq!(
         load_err(&bad_sig),
-        "test.wasm: import `lattice_table`.`delete` has type func (i32) -> (); ABI v2 requires func (i32, i32) -> ()"
+        "test.wasm: import `lattice_table`.`delete` has type func (i32) -> (); ABI v3 requires func (i32, i32) -> ()"
     );
 }
 
@@ -307,12 +308,13 @@ fn a_module_declaring_another_abi_version_or_a_bad_type_name_is_refused() {
   (func (export "lattice_schema_version") (result i64) (i64.const 1))
   (func (export "lattice_alloc") (param i32) (result i32) (i32.const 0))
   (func (export "lattice_apply") (param i32 i32) (result i32) (i32.const 0))
+  (func (export "lattice_observe") (param i32 i32) (result i32) (i32.const 1))
   (func (export "lattice_message") (result i64) (i64.const 0)))"#
         ))
         .unwrap()
     };
-    assert_eq!(load_err(&text("1", "0x0000000400000010")), "test.wasm: implements guest ABI version 1; this host supports version 2");
-    let msg = load_err(&text("2", "0x00000010fffffff0"));
+    assert_eq!(load_err(&text("2", "0x0000000400000010")), "test.wasm: implements guest ABI version 2; this host supports version 3");
+    let msg = load_err(&text("3", "0x00000010fffffff0"));
     assert!(msg.contains("lattice_store_type: bytes 4294967280..4294967296 are outside the guest memory"), "{msg}");
 }
 

@@ -172,6 +172,34 @@ impl StoreLogic for KvStore {
     fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table, dag: &mut dyn Dag) -> Result<(), ApplyError> {
         apply_with(Fault::None, id, op, table, dag)
     }
+
+    fn observe(&self, _key: &[u8], row: &[u8]) -> Result<Option<Vec<u8>>, ApplyError> {
+        Ok(Some(view(&inspect(Some(row))?)))
+    }
+}
+
+/// The view of a key (docs/FORMAT.md, "Observed state"): what `inspect` returns, with the heads
+/// as a set — `kind` (0 none, 1 value, 2 tombstone) ‖ (for a value: u32 LE length ‖ value) ‖
+/// `conflicted` (0 or 1) ‖ u32 LE head count ‖ the heads in ascending byte order.
+pub fn view(seen: &Inspect) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10 + seen.value.as_ref().map_or(0, Vec::len) + 32 * seen.heads.len());
+    match (&seen.value, seen.tombstone) {
+        (Some(v), _) => {
+            out.push(1);
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            out.extend_from_slice(v);
+        }
+        (None, true) => out.push(2),
+        (None, false) => out.push(0),
+    }
+    out.push(u8::from(seen.conflicted));
+    let mut heads = seen.heads.clone();
+    heads.sort_unstable();
+    out.extend_from_slice(&(heads.len() as u32).to_le_bytes());
+    for h in &heads {
+        out.extend_from_slice(h);
+    }
+    out
 }
 
 /// A deliberate fault, injected to prove that verification catches a logic change. Only
@@ -182,6 +210,9 @@ pub enum Fault {
     None,
     /// When an op supersedes two or more heads of a key, the last one it names survives.
     ForgetOneHead,
+    /// Reads report `conflicted` the wrong way round; what is stored is unchanged (a fault only
+    /// the observed state can show).
+    ReadFlipsConflicted,
 }
 
 impl Fault {
@@ -190,11 +221,12 @@ impl Fault {
         match self {
             Fault::None => "none",
             Fault::ForgetOneHead => "forget-one-head",
+            Fault::ReadFlipsConflicted => "read-flips-conflicted",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Fault> {
-        [Fault::None, Fault::ForgetOneHead].into_iter().find(|f| f.name() == name)
+        [Fault::None, Fault::ForgetOneHead, Fault::ReadFlipsConflicted].into_iter().find(|f| f.name() == name)
     }
 }
 
@@ -213,6 +245,14 @@ impl StoreLogic for FaultyKvStore {
 
     fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table, dag: &mut dyn Dag) -> Result<(), ApplyError> {
         apply_with(self.0, id, op, table, dag)
+    }
+
+    fn observe(&self, _key: &[u8], row: &[u8]) -> Result<Option<Vec<u8>>, ApplyError> {
+        let mut seen = inspect(Some(row))?;
+        if self.0 == Fault::ReadFlipsConflicted {
+            seen.conflicted = !seen.conflicted;
+        }
+        Ok(Some(view(&seen)))
     }
 }
 

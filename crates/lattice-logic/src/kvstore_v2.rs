@@ -164,6 +164,19 @@ impl StoreLogic for KvStoreV2 {
         }
         Ok(())
     }
+
+    /// A reader sees a key's value and its conflict count; a removed key is not seen.
+    /// View: u32 LE value length ‖ value ‖ u32 LE conflicts.
+    fn observe(&self, _key: &[u8], row: &[u8]) -> Result<Option<Vec<u8>>, ApplyError> {
+        let row = decode_row(row).ok_or_else(|| ApplyError::CorruptState("stored row does not decode as a kvstore-v2 row".into()))?;
+        Ok(row.value.map(|v| {
+            let mut out = Vec::with_capacity(8 + v.len());
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            out.extend_from_slice(&v);
+            out.extend_from_slice(&row.conflicts.to_le_bytes());
+            out
+        }))
+    }
 }
 
 fn apply_entry(op: &Op, entry: Entry, table: &mut dyn Table) -> Result<(), ApplyError> {

@@ -1,6 +1,7 @@
 //! The `StoreLogic` trait: what a store type is, as seen by the kernel.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use crate::op::{Hlc, Op, OpId};
 use crate::table::{HostError, Table};
@@ -54,4 +55,8 @@ pub trait StoreLogic {
     /// Applies one op (already chain-checked by the host) to `table`; `dag` answers questions
     /// about other ops the store has received.
     fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table, dag: &mut dyn Dag) -> Result<(), ApplyError>;
+    /// What a reader of this type sees of the stored row `row` under `key`, as the type's
+    /// canonical *view* bytes (docs/FORMAT.md, "Observed state"); `None` when readers do not see
+    /// the row at all. A row that does not decode is `CorruptState`.
+    fn observe(&self, key: &[u8], row: &[u8]) -> Result<Option<Vec<u8>>, ApplyError>;
 }

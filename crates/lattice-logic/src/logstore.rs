@@ -77,6 +77,15 @@ impl StoreLogic for LogStore {
         table.put(&key, &encode_entry(&op.payload))?;
         Ok(())
     }
+
+    /// The view of an entry is its content: entries are read in key order (wall time, then
+    /// author), which the key already gives.
+    fn observe(&self, _key: &[u8], row: &[u8]) -> Result<Option<Vec<u8>>, ApplyError> {
+        match decode_entry(row) {
+            Some(content) => Ok(Some(content.to_vec())),
+            None => Err(ApplyError::CorruptState(format!("stored entry of {} bytes is shorter than its length prefix", row.len()))),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The guest side of the lattice-conform Wasm ABI, version 2 (normative: docs/WASM_ABI.md).
+//! The guest side of the lattice-conform Wasm ABI, version 3 (normative: docs/WASM_ABI.md).
 //!
 //! A guest crate is a `cdylib` that names one [`StoreLogic`] and calls [`export_store_logic!`];
 //! the macro emits the ABI's exports, and this crate turns the host's `lattice_table` imports into
@@ -14,7 +14,7 @@ use lattice_logic::op::Hlc;
 use lattice_logic::{ApplyError, Dag, HostError, Op, OpId, StoreLogic, Table};
 
 /// The ABI version this crate implements.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// `lattice_apply` status codes.
 pub mod status {
@@ -24,6 +24,13 @@ pub mod status {
     pub const HOST_ERROR: u32 = 3;
     pub const BAD_INPUT: u32 = 4;
     pub const REFUSED: u32 = 5;
+}
+
+/// `lattice_observe` status codes.
+pub mod observe_status {
+    pub const VIEW: u32 = 0;
+    pub const UNSEEN: u32 = 1;
+    pub const CORRUPT_STATE: u32 = 2;
 }
 
 /// The scratch size of the first `get` attempt; larger values take a second call.
@@ -108,6 +115,33 @@ fn run(logic: &'static dyn StoreLogic, ptr: *const u8, len: u32) -> Result<(), (
     })
 }
 
+/// `lattice_observe`: views the row in the `lattice_alloc` buffer (`u32 LE key length ‖ key ‖
+/// row`); the view (status 0) or the failure message (status 2) is what `lattice_message` returns.
+pub fn observe(logic: &'static dyn StoreLogic, ptr: *const u8, len: u32) -> u32 {
+    let (code, out) = {
+        let input = lock(&INPUT);
+        if ptr != input.as_ptr() || len as usize != input.len() || input.len() < 4 {
+            (observe_status::CORRUPT_STATE, b"lattice_observe: the input is not the buffer lattice_alloc returned".to_vec())
+        } else {
+            let key_len = u32::from_le_bytes([input[0], input[1], input[2], input[3]]) as usize;
+            match input[4..].split_at_checked(key_len) {
+                None => (observe_status::CORRUPT_STATE, b"lattice_observe: the key length runs past the input".to_vec()),
+                Some((key, row)) => match logic.observe(key, row) {
+                    Ok(Some(view)) => (observe_status::VIEW, view),
+                    Ok(None) => (observe_status::UNSEEN, Vec::new()),
+                    Err(e) => (observe_status::CORRUPT_STATE, format!("{e:?}").into_bytes()),
+                },
+            }
+        }
+    };
+    let mut input = lock(&INPUT);
+    if input.capacity() > KEEP_INPUT {
+        *input = Vec::new();
+    }
+    *lock(&MESSAGE) = out;
+    code
+}
+
 fn decode_input(ptr: *const u8, len: u32) -> Result<(OpId, Op), (u32, String)> {
     let bad = |m: String| (status::BAD_INPUT, m);
     let input = lock(&INPUT);
@@ -186,7 +220,7 @@ impl Dag for HostDag {
     }
 }
 
-/// Emits the ABI v2 exports for `static LOGIC: $ty = $init;`.
+/// Emits the ABI v3 exports for `static LOGIC: $ty = $init;`.
 #[macro_export]
 macro_rules! export_store_logic {
     ($ty:ty, $init:expr) => {
@@ -215,6 +249,11 @@ macro_rules! export_store_logic {
         #[no_mangle]
         pub extern "C" fn lattice_apply(ptr: *const u8, len: u32) -> u32 {
             $crate::apply(&LOGIC, ptr, len)
+        }
+
+        #[no_mangle]
+        pub extern "C" fn lattice_observe(ptr: *const u8, len: u32) -> u32 {
+            $crate::observe(&LOGIC, ptr, len)
         }
 
         #[no_mangle]

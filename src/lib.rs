@@ -7,6 +7,7 @@
 
 pub mod build;
 pub mod certify;
+pub mod converge;
 pub mod corpus;
 pub mod decode;
 pub mod delivery;

@@ -72,6 +72,9 @@ struct Params {
     unknown_fields: u8,
     /// A logstore payload may be empty.
     empty_log: bool,
+    /// An op that does not merge supersedes a random subset of the other authors' heads of its
+    /// keys too (a replica that saw only some of them), not only its own author's.
+    partial_merge: bool,
 }
 
 /// Most positions an op delivered late moves back.
@@ -100,6 +103,7 @@ const BASE: Params = Params {
     late: 0,
     unknown_fields: 0,
     empty_log: false,
+    partial_merge: false,
 };
 const CONCURRENT: Params = Params { authors: 2..=5, merge: 30, tie: 10, ..BASE };
 
@@ -126,6 +130,11 @@ pub fn scenarios() -> Vec<Scenario> {
             Params { keys: EMPTY_KEYS, entries: 0..=5, dup_keys: true, authors: 1..=3, merge: 60, ..BASE },
         ),
         kv("unknown-fields", &["unknown-fields"], Params { unknown_fields: 60, entries: 1..=3, ..CONCURRENT }),
+        kv(
+            "convergence",
+            &["convergence", "clock-skew", "forks", "delete"],
+            Params { authors: 3..=5, keys: FEW_KEYS, skew_ms: 4, merge: 15, partial_merge: true, delete: 25, tie: 10, ..BASE },
+        ),
         kv("broken-chain", &["negative", "floating"], Params { fault: Some(Fault::BrokenChain), ..CONCURRENT }),
         kv("bad-genesis", &["negative", "floating"], Params { fault: Some(Fault::BadGenesis), ..CONCURRENT }),
         kv("malformed-payload", &["negative", "stall"], Params { fault: Some(Fault::MalformedPayload), ..CONCURRENT }),
@@ -158,6 +167,8 @@ pub struct Action {
     /// Delivered this many positions late (0 = in order).
     delay: usize,
     unknown: bool,
+    /// With `partial_merge`: bit `j % 64` says whether the op supersedes the `j`-th other head.
+    pick: u64,
 }
 
 /// A generated plan: the actions and, for negative scenarios, where the fault goes.
@@ -229,8 +240,20 @@ fn action(p: Params, authors: u8) -> impl Strategy<Value = Action> {
     });
     let pct = |x: u8| (0..100u8).prop_map(move |r| r < x);
     let late = (pct(p.late), 1..=MAX_DELAY).prop_map(|(late, d)| if late { d } else { 0 });
-    (0..authors, entries, pct(p.merge), pct(p.tie), pct(p.redeliver), late, pct(p.unknown_fields)).prop_map(
-        |(author, entries, merge, tie, redeliver, delay, unknown)| Action { author, entries, merge, tie, redeliver, delay, unknown },
+    // Only a partially merging scenario draws `pick`, so the other scenarios' random streams (and
+    // so their histories) are what they were before it existed.
+    let pick = if p.partial_merge { any::<u64>().boxed() } else { Just(0u64).boxed() };
+    (0..authors, entries, pct(p.merge), pct(p.tie), pct(p.redeliver), late, pct(p.unknown_fields), pick).prop_map(
+        |(author, entries, merge, tie, redeliver, delay, unknown, pick)| Action {
+            author,
+            entries,
+            merge,
+            tie,
+            redeliver,
+            delay,
+            unknown,
+            pick,
+        },
     )
 }
 
@@ -269,7 +292,7 @@ impl Builder {
             self.counter = 0;
         }
         let keys: Vec<Vec<u8>> = a.entries.iter().map(|(k, _)| s.key(*k)).collect();
-        let deps = if s.store_type == kvstore::STORE_TYPE { self.deps(&keys, &author, a.merge) } else { vec![] };
+        let deps = if s.store_type == kvstore::STORE_TYPE { self.deps(&keys, &author, a.merge, a.pick) } else { vec![] };
         let mut payload = self.payload(s, a, &keys);
         if a.unknown && s.store_type == kvstore::STORE_TYPE {
             payload.extend_from_slice(UNKNOWN_FIELDS);
@@ -307,13 +330,15 @@ impl Builder {
         }
     }
 
-    /// Heads this op supersedes: every head of its keys when merging, else only its author's own.
-    fn deps(&self, keys: &[Vec<u8>], author: &[u8; 32], merge: bool) -> Vec<OpId> {
+    /// Heads this op supersedes: every head of its keys when merging, else its author's own and
+    /// the other heads `pick` selects (none unless the scenario merges partially).
+    fn deps(&self, keys: &[Vec<u8>], author: &[u8; 32], merge: bool, pick: u64) -> Vec<OpId> {
         let mut deps: Vec<OpId> = keys
             .iter()
             .flat_map(|k| self.heads.get(k).into_iter().flatten())
-            .filter(|(_, a)| merge || a == author)
-            .map(|(id, _)| *id)
+            .enumerate()
+            .filter(|(j, (_, a))| merge || a == author || (pick >> (j % 64)) & 1 == 1)
+            .map(|(_, (id, _))| *id)
             .collect();
         deps.sort();
         deps.dedup();

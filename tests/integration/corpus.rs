@@ -11,19 +11,10 @@ use lattice_conform::registry::Registry;
 use lattice_conform::replay::MemStore;
 use lattice_conform::verify::{self, Report, VerifyOptions};
 
-use crate::util::{run, Run};
+use crate::util::{run, run_in};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run_in<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(dir: &Path, args: I) -> Run {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lattice-conform")).current_dir(dir).args(args).output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
 }
 
 /// A copy of the bundled corpus and goldens in a temp dir, to edit.

@@ -4,6 +4,7 @@ mod bad_inputs;
 mod certify;
 mod chain;
 mod cli;
+mod converge;
 mod corpus;
 mod fuzz_inputs;
 mod gen;

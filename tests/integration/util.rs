@@ -29,7 +29,16 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let out = Command::new(env!("CARGO_BIN_EXE_lattice-conform")).args(args).output().expect("the binary runs");
+    run_in(Path::new("."), args)
+}
+
+/// Runs `lattice-conform ARGS` in the directory `dir` and captures everything.
+pub fn run_in<I, S>(dir: &Path, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let out = Command::new(env!("CARGO_BIN_EXE_lattice-conform")).current_dir(dir).args(args).output().expect("the binary runs");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,0 +1,419 @@
+//! The convergence check: replicas that receive the same ops in different orders must end up
+//! showing readers the same state.
+//!
+//! Each history is replayed in its own order and in `n` further delivery orders drawn from a
+//! seeded RNG (blake3 of the seed and the history id): half of them *causal* (every op after its
+//! `prev` and its `causal_deps`, picked at random among the ready ops), half arbitrary
+//! permutations (ops before their parents, which the replica holds until they are ready). Every
+//! order must reach the own order's observed hash. A history whose own replay stalls is skipped:
+//! what a stalled replica shows depends on which ops arrived before the stall.
+//!
+//! A divergence is shrunk — ops are removed, in halves, then quarters, … then one at a time,
+//! while the two orders still disagree — and written as two history files (the same ops in the
+//! two orders), ready to become fixtures. Divergences that are real behaviour of the system
+//! under test are listed in a committed known-divergences file (like a strict xfail): they are
+//! reported as known, and each entry's counterexample must still diverge.
+//! Normative: docs/FORMAT.md, "Convergence".
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::Rng;
+use proptest::test_runner::{RngAlgorithm, TestRng};
+use serde::{Deserialize, Serialize};
+
+use crate::diff::{diff_views, KeyDiff};
+use crate::history::History;
+use crate::op::{op_id, Op, OpId, ZERO_HASH};
+use crate::replay::MemStore;
+use crate::store::Logic;
+
+/// The known-divergences file's format tag and version.
+pub const KNOWN_TAG: &str = "lattice-conform/known-divergences";
+pub const KNOWN_VERSION: u32 = 1;
+
+/// What the check found for one history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Convergence {
+    /// Every order reached the own order's observed hash.
+    Converges { orders: u32, state_hash_agrees: bool },
+    /// Skipped: the own order stalls.
+    Skipped { reason: String },
+    /// Two orders disagree; shrunk.
+    Diverges(Box<Counterexample>),
+}
+
+/// Two delivery orders of the same ops that leave different reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Counterexample {
+    /// Which drawn order (0-based) first disagreed with the history's own order.
+    pub order: u32,
+    /// The shrunk ops, in the first order and in the second, as indices into the history.
+    pub order_a: Vec<usize>,
+    pub order_b: Vec<usize>,
+    /// The keys whose reads differ after the two orders: A's read → B's read.
+    pub reads: Vec<KeyDiff>,
+    /// A known divergence this one is listed under, if any.
+    pub known: Option<String>,
+}
+
+/// The committed list of divergences that are real behaviour of the system under test.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnownDivergences {
+    pub format: String,
+    pub format_version: u32,
+    pub divergences: Vec<Known>,
+}
+
+/// One known divergence: every divergence of `store_type` is reported under it, and its
+/// counterexample (`history_a`, `history_b`: the same ops in two orders, relative to the file)
+/// must still diverge.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Known {
+    pub id: String,
+    pub store_type: String,
+    pub reason: String,
+    pub history_a: String,
+    pub history_b: String,
+}
+
+/// Errors of the known-divergences file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConvergeError {
+    #[error("{0}: cannot read")]
+    Io(PathBuf, #[source] std::io::Error),
+    #[error("{path}: {reason}")]
+    Bad { path: PathBuf, reason: String },
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
+}
+
+impl KnownDivergences {
+    pub fn load(path: &Path) -> Result<KnownDivergences, ConvergeError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConvergeError::Io(path.to_path_buf(), e))?;
+        crate::versioned::check(&text, path, KNOWN_TAG, KNOWN_VERSION)
+            .map_err(|e| ConvergeError::Bad { path: path.to_path_buf(), reason: e.to_string() })?;
+        serde_json::from_str(&text)
+            .map_err(|e| ConvergeError::Bad { path: path.to_path_buf(), reason: format!("line {}, column {}: {e}", e.line(), e.column()) })
+    }
+
+    /// The entry covering divergences of `store_type`.
+    pub fn for_type(&self, store_type: &str) -> Option<&Known> {
+        self.divergences.iter().find(|k| k.store_type == store_type)
+    }
+}
+
+/// Checks one history in `n` further orders drawn from `seed`.
+pub fn check(h: &History, id: &str, logic: &Logic, n: u32, seed: u64, known: Option<&KnownDivergences>) -> Convergence {
+    let own: Vec<usize> = (0..h.ops.len()).collect();
+    let mut base = MemStore::new(h.identity(), logic.clone());
+    for op in &h.ops {
+        base.deliver(op);
+    }
+    if let Some(s) = base.stall() {
+        return Convergence::Skipped { reason: format!("projection stalls at op {} ({})", s.op_index, s.kind.as_str()) };
+    }
+    let (own_observed, own_state) = (base.observed_hash(), base.state_hash());
+    let mut rng = rng(seed, id);
+    let mut state_hash_agrees = true;
+    for k in 0..n {
+        let order = if k % 2 == 0 { causal_order(h, &mut rng) } else { shuffled(h.ops.len(), &mut rng) };
+        let mut s = MemStore::new(h.identity(), logic.clone());
+        for &i in &order {
+            s.deliver(&h.ops[i]);
+        }
+        state_hash_agrees &= s.state_hash() == own_state;
+        if s.observed_hash() != own_observed {
+            let (a, b) = shrink(h, logic, own.clone(), order);
+            let reads = reads_after(h, logic, &a, &b);
+            let known = known.and_then(|f| f.for_type(&h.store_type)).map(|k| k.id.clone());
+            return Convergence::Diverges(Box::new(Counterexample { order: k, order_a: a, order_b: b, reads, known }));
+        }
+    }
+    Convergence::Converges { orders: n, state_hash_agrees }
+}
+
+/// Whether the two orders of `h`'s ops (indices) leave different observed hashes.
+pub fn diverges(h: &History, logic: &Logic, a: &[usize], b: &[usize]) -> bool {
+    let all: BTreeSet<usize> = a.iter().copied().collect();
+    let ops = rebuilt(h, &all);
+    observed_after(h, logic, &ops, a) != observed_after(h, logic, &ops, b)
+}
+
+fn observed_after(h: &History, logic: &Logic, ops: &BTreeMap<usize, Op>, order: &[usize]) -> crate::hash::StateHash {
+    let mut s = MemStore::new(h.identity(), logic.clone());
+    for i in order {
+        s.deliver(&ops[i]);
+    }
+    s.observed_hash()
+}
+
+fn reads_after(h: &History, logic: &Logic, a: &[usize], b: &[usize]) -> Vec<KeyDiff> {
+    let all: BTreeSet<usize> = a.iter().copied().collect();
+    let ops = rebuilt(h, &all);
+    let views = |order: &[usize]| {
+        let mut s = MemStore::new(h.identity(), logic.clone());
+        for i in order {
+            s.deliver(&ops[i]);
+        }
+        s.views().clone()
+    };
+    diff_views(&h.store_type, &views(a), &views(b))
+}
+
+/// The ops of `h` at the indices `keep`, with `prev` and `causal_deps` repaired as if the other
+/// ops had never existed (each author's kept ops chained in causal order; deps on removed ops
+/// dropped), so removing an op does not leave its author's later ops floating for good.
+fn rebuilt(h: &History, keep: &BTreeSet<usize>) -> BTreeMap<usize, Op> {
+    let ids: Vec<OpId> = h.ops.iter().map(|op| op_id(&h.store_id, op)).collect();
+    let kept: BTreeSet<OpId> = keep.iter().map(|&i| ids[i]).collect();
+    let needs = |op: &Op| -> Vec<OpId> {
+        std::iter::once(op.prev).chain(op.causal_deps.iter().copied()).filter(|d| *d != ZERO_HASH && kept.contains(d)).collect()
+    };
+    // A causal order of the kept ops: the first ready one by index, repeatedly.
+    let mut waiting: BTreeMap<usize, Vec<OpId>> = keep.iter().map(|&i| (i, needs(&h.ops[i]))).collect();
+    let mut done: BTreeSet<OpId> = BTreeSet::new();
+    let mut topo = Vec::with_capacity(keep.len());
+    while !waiting.is_empty() {
+        let next = waiting.iter().find(|(_, n)| n.iter().all(|d| done.contains(d))).map(|(i, _)| *i);
+        let i = next.unwrap_or_else(|| *waiting.keys().next().expect("not empty"));
+        waiting.remove(&i);
+        done.insert(ids[i]);
+        topo.push(i);
+    }
+    let pairs: Vec<(OpId, Op)> = topo.iter().map(|&i| (ids[i], h.ops[i].clone())).collect();
+    topo.into_iter().zip(crate::certify::rechain(h, &pairs)).collect()
+}
+
+/// Removes ops (from both orders at once, re-linking the rest) while the orders still disagree:
+/// chunks of half the ops, then a quarter, … then single ops, until nothing more can go.
+pub fn shrink(h: &History, logic: &Logic, a: Vec<usize>, b: Vec<usize>) -> (Vec<usize>, Vec<usize>) {
+    let mut keep: Vec<usize> = {
+        let mut k = a.clone();
+        k.sort_unstable();
+        k.dedup();
+        k
+    };
+    let restrict = |order: &[usize], keep: &BTreeSet<usize>| order.iter().copied().filter(|i| keep.contains(i)).collect::<Vec<_>>();
+    let mut chunk = keep.len().div_ceil(2).max(1);
+    loop {
+        let mut removed_any = false;
+        let mut start = 0;
+        while start < keep.len() {
+            let end = (start + chunk).min(keep.len());
+            let trial: BTreeSet<usize> = keep[..start].iter().chain(&keep[end..]).copied().collect();
+            if !trial.is_empty() && diverges(h, logic, &restrict(&a, &trial), &restrict(&b, &trial)) {
+                keep = trial.into_iter().collect();
+                removed_any = true;
+            } else {
+                start = end;
+            }
+        }
+        if chunk == 1 && !removed_any {
+            break;
+        }
+        chunk = (chunk / 2).max(1);
+    }
+    let keep: BTreeSet<usize> = keep.into_iter().collect();
+    (restrict(&a, &keep), restrict(&b, &keep))
+}
+
+/// The RNG of one history's orders: ChaCha seeded with blake3("lattice-conform orders v1\0" ‖
+/// seed LE ‖ history id).
+fn rng(seed: u64, id: &str) -> TestRng {
+    let mut h = blake3::Hasher::new();
+    h.update(b"lattice-conform orders v1\0");
+    h.update(&seed.to_le_bytes());
+    h.update(id.as_bytes());
+    TestRng::from_seed(RngAlgorithm::ChaCha, h.finalize().as_bytes())
+}
+
+/// A uniform index in `0..n` (n > 0), by rejection so it has no modulo bias.
+fn below(rng: &mut TestRng, n: usize) -> usize {
+    let n = n as u64;
+    let zone = u64::MAX - u64::MAX % n;
+    loop {
+        let x = rng.next_u64();
+        if x < zone {
+            return (x % n) as usize;
+        }
+    }
+}
+
+/// A Fisher–Yates shuffle of `0..n`.
+fn shuffled(n: usize, rng: &mut TestRng) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        v.swap(i, below(rng, i + 1));
+    }
+    v
+}
+
+/// A random causal order: repeatedly a uniformly chosen ready op, where an op is ready once its
+/// `prev` and every `causal_dep` that is in the history have been delivered (redelivered copies
+/// are ready once their first copy is).
+fn causal_order(h: &History, rng: &mut TestRng) -> Vec<usize> {
+    let ids: Vec<OpId> = h.ops.iter().map(|op| op_id(&h.store_id, op)).collect();
+    let present: BTreeSet<OpId> = ids.iter().copied().collect();
+    let needs = |op: &Op| -> Vec<OpId> {
+        std::iter::once(op.prev).chain(op.causal_deps.iter().copied()).filter(|d| *d != ZERO_HASH && present.contains(d)).collect()
+    };
+    let mut delivered: BTreeSet<OpId> = BTreeSet::new();
+    let mut waiting: BTreeMap<usize, Vec<OpId>> = h.ops.iter().enumerate().map(|(i, op)| (i, needs(op))).collect();
+    let mut order = Vec::with_capacity(h.ops.len());
+    while !waiting.is_empty() {
+        let ready: Vec<usize> = waiting.iter().filter(|(_, n)| n.iter().all(|d| delivered.contains(d))).map(|(i, _)| *i).collect();
+        // An op whose parent is itself (impossible) or a cycle would leave nothing ready: deliver
+        // the rest in history order.
+        let Some(&pick) = (!ready.is_empty()).then(|| &ready[below(rng, ready.len())]) else {
+            order.extend(waiting.keys().copied());
+            break;
+        };
+        waiting.remove(&pick);
+        delivered.insert(ids[pick]);
+        order.push(pick);
+    }
+    order
+}
+
+/// The counterexample's two histories: the shrunk (re-linked) ops of `h` in order A and in
+/// order B.
+pub fn counterexample_histories(h: &History, c: &Counterexample) -> (History, History) {
+    let ops = rebuilt(h, &c.order_a.iter().copied().collect());
+    let make = |order: &[usize]| History {
+        store_id: h.store_id,
+        store_type: h.store_type.clone(),
+        schema_version: h.schema_version,
+        provenance: None,
+        ops: order.iter().map(|i| ops[i].clone()).collect(),
+    };
+    (make(&c.order_a), make(&c.order_b))
+}
+
+/// Re-checks a known divergence: its two histories (same ops, two orders) must still leave
+/// different reads with `logic`. Returns whether they do.
+pub fn known_still_diverges(dir: &Path, k: &Known, logic: &Logic) -> Result<bool, ConvergeError> {
+    let a = History::load(&dir.join(&k.history_a))?;
+    let b = History::load(&dir.join(&k.history_b))?;
+    let replay = |h: &History| {
+        let mut s = MemStore::new(h.identity(), logic.clone());
+        for op in &h.ops {
+            s.deliver(op);
+        }
+        s.observed_hash()
+    };
+    Ok(replay(&a) != replay(&b))
+}
+
+/// The outcome of `verify --orders` over a selection.
+#[derive(Clone, Debug, Serialize)]
+pub struct Run {
+    pub orders: u32,
+    pub seed: u64,
+    /// Per history, in selection order.
+    pub histories: Vec<(String, Convergence)>,
+    /// Known divergences (of the selected types) whose counterexample no longer diverges.
+    pub stale_known: Vec<String>,
+}
+
+impl Run {
+    /// Divergences not listed as known.
+    pub fn unknown(&self) -> impl Iterator<Item = &(String, Convergence)> {
+        self.histories.iter().filter(|(_, c)| matches!(c, Convergence::Diverges(x) if x.known.is_none()))
+    }
+}
+
+/// Runs the check on every history `opts` selects, with `opts`' build; `known` is the
+/// known-divergences file and where it was read from.
+pub fn run(
+    opts: &crate::verify::VerifyOptions,
+    registry: &crate::registry::Registry,
+    orders: u32,
+    seed: u64,
+    known: Option<(&Path, &KnownDivergences)>,
+) -> Result<Run, anyhow::Error> {
+    let entries = crate::verify::select(opts)?;
+    let mut histories = Vec::with_capacity(entries.len());
+    let mut types = BTreeSet::new();
+    for e in &entries {
+        let h = crate::corpus::load_checked(&opts.corpus, e)?;
+        let logic = opts.build.logic(&h.store_type, registry)?;
+        types.insert(h.store_type.clone());
+        histories.push((e.id(), check(&h, &e.id(), &logic, orders, seed, known.map(|(_, k)| k))));
+    }
+    let mut stale_known = Vec::new();
+    if let Some((path, file)) = known {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for k in file.divergences.iter().filter(|k| types.contains(&k.store_type)) {
+            let logic = opts.build.logic(&k.store_type, registry)?;
+            if !known_still_diverges(dir, k, &logic)? {
+                stale_known.push(k.id.clone());
+            }
+        }
+    }
+    Ok(Run { orders, seed, histories, stale_known })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use lattice_logic::kvstore::{encode_payload, Entry, KvStore};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::op::Hlc;
+
+    fn put(author: u8, wall_ms: u64, prev: OpId, deps: Vec<OpId>, v: &[u8]) -> Op {
+        let payload = encode_payload(&[Entry::Put { key: b"k".to_vec(), value: v.to_vec() }]);
+        Op { author: [author; 32], hlc: Hlc { wall_ms, counter: 0 }, prev, causal_deps: deps, payload }
+    }
+
+    #[test]
+    fn lattices_write_time_winner_is_found_and_shrunk_to_three_ops() {
+        // A writes at 10, B at 20; C, its clock behind, writes at 5 and supersedes B only.
+        // Delivered A, B, C: B wins over A; C removes B and loses to A, so the stored value
+        // stays B's (stale). Delivered B, C, A: C replaces B; A (10 ≥ 5) then wins: value A.
+        let id = Uuid::from_u128(77);
+        let a = put(1, 10, ZERO_HASH, vec![], b"a");
+        let b = put(2, 20, ZERO_HASH, vec![], b"b");
+        let b_id = op_id(&id, &b);
+        let c = put(3, 5, ZERO_HASH, vec![b_id], b"c");
+        let filler = put(4, 1, ZERO_HASH, vec![], b"x");
+        let h =
+            History { store_id: id, store_type: "core:kvstore".into(), schema_version: 1, provenance: None, ops: vec![filler, a, b, c] };
+        let logic: Logic = Arc::new(KvStore);
+        assert!(diverges(&h, &logic, &[0, 1, 2, 3], &[0, 2, 3, 1]));
+        let (sa, sb) = shrink(&h, &logic, vec![0, 1, 2, 3], vec![0, 2, 3, 1]);
+        assert_eq!((sa.len(), sb.len()), (3, 3), "the filler op goes, A, B and C stay: {sa:?} {sb:?}");
+        assert!(diverges(&h, &logic, &sa, &sb));
+        let reads = reads_after(&h, &logic, &sa, &sb);
+        assert_eq!(reads.len(), 1);
+        assert_eq!(reads[0].key.utf8.as_deref(), Some("k"));
+        match check(&h, "t", &logic, 16, 0, None) {
+            Convergence::Diverges(c) => assert_eq!(c.order_a.len(), 3),
+            other => panic!("the check must find the divergence: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn orders_are_permutations_and_causal_orders_respect_parents() {
+        let id = Uuid::from_u128(78);
+        let a1 = put(1, 1, ZERO_HASH, vec![], b"1");
+        let a2 = put(1, 2, op_id(&id, &a1), vec![], b"2");
+        let b1 = put(2, 3, ZERO_HASH, vec![op_id(&id, &a2)], b"3");
+        let h = History { store_id: id, store_type: "core:kvstore".into(), schema_version: 1, provenance: None, ops: vec![a1, a2, b1] };
+        let mut r = rng(5, "x");
+        for _ in 0..20 {
+            assert_eq!(causal_order(&h, &mut r), vec![0, 1, 2]);
+            let mut s = shuffled(3, &mut r);
+            s.sort_unstable();
+            assert_eq!(s, vec![0, 1, 2]);
+        }
+        assert_eq!(shuffled(10, &mut rng(5, "y")), shuffled(10, &mut rng(5, "y")), "seeded");
+    }
+}

@@ -1,0 +1,93 @@
+//! Observed state and convergence through the binary: a build that changes only reads is caught
+//! by the observed hash; every delivery order of a convergent type agrees; Lattice's write-time
+//! winner divergence is found, shrunk, written as a counterexample and listed as known.
+
+use std::path::Path;
+
+use crate::util::run_in;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn a_build_that_changes_only_reads_fails_on_the_observed_hash_with_a_read_diff() {
+    let out = run_in(
+        root(),
+        [
+            "verify",
+            "--build",
+            "native-fault:read-flips-conflicted",
+            "--type",
+            "core:kvstore",
+            "--filter",
+            "*concurrent-writers*",
+            "--format",
+            "json",
+        ],
+    )
+    .expect(1);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let failure = &report["results"][0]["failure"];
+    assert!(failure["summary"].as_str().unwrap().contains("the state hashes agree: this build changes what readers see"), "{failure}");
+    let d = &failure["divergence"];
+    assert_eq!(d["reference_state_hash"], d["candidate_state_hash"], "stored rows are the same");
+    assert_ne!(d["reference_observed_hash"], d["candidate_observed_hash"]);
+    assert!(d["diff"].as_array().unwrap().is_empty(), "no stored row differs");
+    let read = &d["read_diff"][0];
+    assert_ne!(read["expected"]["conflicted"], read["actual"]["conflicted"], "{read}");
+}
+
+#[test]
+fn every_delivery_order_of_a_convergent_type_agrees() {
+    let out = run_in(root(), ["verify", "--type", "core:logstore", "--orders", "64"]).expect(0);
+    assert!(out.stdout.contains("0 known divergences, 0 unknown divergences"), "{}", out.stdout);
+    assert!(!out.stdout.contains("DIVERGES"), "{}", out.stdout);
+}
+
+#[test]
+fn lattices_write_time_winner_divergence_is_known_found_and_shrunk() {
+    // With the committed known-divergences file: reported as known, exit 0.
+    let out = run_in(root(), ["verify", "--type", "core:kvstore", "--orders", "16"]).expect(0);
+    assert!(out.stdout.contains("known divergence `kvstore-write-time-winner`"), "{}", out.stdout);
+    // Without it (an empty list): found, shrunk to at most 4 ops, and written as two histories.
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("known.json");
+    std::fs::write(&empty, r#"{"format":"lattice-conform/known-divergences","format_version":1,"divergences":[]}"#).unwrap();
+    let cx = tmp.path().join("cx");
+    let args = [
+        "verify",
+        "--type",
+        "core:kvstore",
+        "--orders",
+        "16",
+        "--known",
+        empty.to_str().unwrap(),
+        "--counterexamples",
+        cx.to_str().unwrap(),
+    ];
+    let out = run_in(root(), args).expect(1);
+    assert!(out.stdout.contains("DIVERGES core:kvstore/convergence-"), "{}", out.stdout);
+    let written: Vec<_> = std::fs::read_dir(&cx).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(written.len() >= 2 && written.len() % 2 == 0, "{written:?}");
+    for f in &written {
+        let h = lattice_conform::history::History::load(f).unwrap();
+        assert!(!h.ops.is_empty() && h.ops.len() <= 4, "{}: {} ops", f.display(), h.ops.len());
+    }
+}
+
+#[test]
+fn a_known_divergence_that_no_longer_diverges_fails() {
+    // The bad input: a known-divergences entry whose two histories are the same order.
+    let tmp = tempfile::tempdir().unwrap();
+    let a = root().join("corpus/known-divergences/kvstore-write-time-winner-a.json");
+    std::fs::copy(&a, tmp.path().join("a.json")).unwrap();
+    let known = tmp.path().join("known.json");
+    std::fs::write(
+        &known,
+        r#"{"format":"lattice-conform/known-divergences","format_version":1,"divergences":[{"id":"fixed","store_type":"core:kvstore","reason":"r","history_a":"a.json","history_b":"a.json"}]}"#,
+    )
+    .unwrap();
+    let out = run_in(root(), ["verify", "--type", "core:kvstore", "--orders", "2", "--known", known.to_str().unwrap()]).expect(1);
+    assert!(out.stdout.contains("STALE known divergence `fixed`"), "{}", out.stdout);
+}

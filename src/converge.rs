@@ -309,6 +309,40 @@ pub fn known_still_diverges(dir: &Path, k: &Known, logic: &Logic) -> Result<bool
     Ok(replay(&a) != replay(&b))
 }
 
+/// The convergence part of a verify report (`--format json`): one verdict per history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    pub orders: u32,
+    pub seed: u64,
+    pub histories: Vec<Verdict>,
+    /// Known divergences whose counterexample no longer diverges.
+    pub stale_known: Vec<String>,
+}
+
+/// One history's convergence verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    pub id: String,
+    /// `converges`, `skipped`, `known` or `diverges`.
+    pub verdict: String,
+    /// Why it was skipped, or the known divergence's id.
+    pub detail: Option<String>,
+    /// For a divergence: the shrunk ops (history indices) in the two orders, and the reads
+    /// that differ (A's read → B's read).
+    pub order_a: Vec<usize>,
+    pub order_b: Vec<usize>,
+    pub reads: Vec<KeyDiff>,
+}
+
+impl Summary {
+    /// Divergences not listed as known.
+    pub fn unknown(&self) -> usize {
+        self.histories.iter().filter(|v| v.verdict == "diverges").count()
+    }
+}
+
 /// The outcome of `verify --orders` over a selection.
 #[derive(Clone, Debug, Serialize)]
 pub struct Run {
@@ -321,6 +355,35 @@ pub struct Run {
 }
 
 impl Run {
+    /// The report form of this run.
+    pub fn summary(&self) -> Summary {
+        let histories = self
+            .histories
+            .iter()
+            .map(|(id, c)| {
+                let v = |verdict: &str, detail: Option<String>| Verdict {
+                    id: id.clone(),
+                    verdict: verdict.into(),
+                    detail,
+                    order_a: vec![],
+                    order_b: vec![],
+                    reads: vec![],
+                };
+                match c {
+                    Convergence::Converges { .. } => v("converges", None),
+                    Convergence::Skipped { reason } => v("skipped", Some(reason.clone())),
+                    Convergence::Diverges(x) => Verdict {
+                        order_a: x.order_a.clone(),
+                        order_b: x.order_b.clone(),
+                        reads: x.reads.clone(),
+                        ..v(if x.known.is_some() { "known" } else { "diverges" }, x.known.clone())
+                    },
+                }
+            })
+            .collect();
+        Summary { orders: self.orders, seed: self.seed, histories, stale_known: self.stale_known.clone() }
+    }
+
     /// Divergences not listed as known.
     pub fn unknown(&self) -> impl Iterator<Item = &(String, Convergence)> {
         self.histories.iter().filter(|(_, c)| matches!(c, Convergence::Diverges(x) if x.known.is_none()))

@@ -43,7 +43,50 @@ pub fn human(report: &Report) -> String {
         writeln!(out, "stopped after the first failure: {} histories not run (use --keep-going to run them)", report.not_run).unwrap();
     }
     writeln!(out, "build {}: {} passed, {} failed", report.build, report.passed(), report.failed()).unwrap();
+    if let Some(c) = &report.convergence {
+        convergence_text(&mut out, c);
+    }
     out
+}
+
+fn convergence_text(out: &mut String, c: &crate::converge::Summary) {
+    writeln!(out, "convergence: {} further delivery orders per history (seed {})", c.orders, c.seed).unwrap();
+    let count = |v: &str| c.histories.iter().filter(|h| h.verdict == v).count();
+    for h in &c.histories {
+        match h.verdict.as_str() {
+            "skipped" => writeln!(out, "SKIP {}: {}", h.id, h.detail.as_deref().unwrap_or("")).unwrap(),
+            "known" => writeln!(
+                out,
+                "KNOWN {}: diverges (known divergence `{}`; {} ops after shrinking)",
+                h.id,
+                h.detail.as_deref().unwrap_or(""),
+                h.order_a.len()
+            )
+            .unwrap(),
+            "diverges" => {
+                writeln!(out, "DIVERGES {}: two delivery orders disagree; shrunk to {} ops", h.id, h.order_a.len()).unwrap();
+                writeln!(out, "  order A (op indices): {:?}", h.order_a).unwrap();
+                writeln!(out, "  order B (op indices): {:?}", h.order_b).unwrap();
+                for k in &h.reads {
+                    let read = |t: &Option<String>| t.clone().unwrap_or_else(|| "(not seen)".into());
+                    writeln!(out, "  {}: A {} / B {}", k.key, read(&k.expected_text), read(&k.actual_text)).unwrap();
+                }
+            }
+            _ => {}
+        }
+    }
+    for k in &c.stale_known {
+        writeln!(out, "STALE known divergence `{k}`: its counterexample no longer diverges (a fix? remove the entry)").unwrap();
+    }
+    writeln!(
+        out,
+        "convergence: {} converge, {} known divergences, {} unknown divergences, {} skipped (stalled)",
+        count("converges"),
+        count("known"),
+        count("diverges"),
+        count("skipped")
+    )
+    .unwrap();
 }
 
 pub fn divergence_text(out: &mut String, d: &Divergence) {
@@ -92,7 +135,49 @@ pub fn junit(report: &Report) -> String {
     for r in &report.results {
         testcase(&mut out, r);
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
+    out.push_str("  </testsuite>\n");
+    if let Some(c) = &report.convergence {
+        let (n, fails) = (c.histories.len() + c.stale_known.len(), report.convergence_failures());
+        let skipped = c.histories.iter().filter(|v| v.verdict == "skipped" || v.verdict == "known").count();
+        writeln!(
+            out,
+            "  <testsuite name=\"convergence ({} orders, seed {})\" tests=\"{n}\" failures=\"{fails}\" skipped=\"{skipped}\">",
+            c.orders, c.seed
+        )
+        .unwrap();
+        for v in &c.histories {
+            let name = xml(&v.id);
+            match v.verdict.as_str() {
+                "diverges" => {
+                    let msg =
+                        format!("diverges across delivery orders; shrunk to {} ops: {:?} vs {:?}", v.order_a.len(), v.order_a, v.order_b);
+                    writeln!(
+                        out,
+                        "    <testcase classname=\"convergence\" name=\"{name}\"><failure message=\"{}\"/></testcase>",
+                        xml(&msg)
+                    )
+                    .unwrap();
+                }
+                "skipped" | "known" => {
+                    let msg = format!("{}: {}", v.verdict, v.detail.as_deref().unwrap_or(""));
+                    writeln!(
+                        out,
+                        "    <testcase classname=\"convergence\" name=\"{name}\"><skipped message=\"{}\"/></testcase>",
+                        xml(&msg)
+                    )
+                    .unwrap();
+                }
+                _ => writeln!(out, "    <testcase classname=\"convergence\" name=\"{name}\"/>").unwrap(),
+            }
+        }
+        for k in &c.stale_known {
+            let msg = "its counterexample no longer diverges (a fix? remove the entry)";
+            writeln!(out, "    <testcase classname=\"known-divergences\" name=\"{}\"><failure message=\"{msg}\"/></testcase>", xml(k))
+                .unwrap();
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
     out
 }
 

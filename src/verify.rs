@@ -100,6 +100,9 @@ pub struct Report {
     /// Histories not run because an earlier one failed (without `--keep-going`).
     pub not_run: u64,
     pub results: Vec<HistoryResult>,
+    /// The convergence check's verdicts (`verify --orders`), if it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convergence: Option<crate::converge::Summary>,
 }
 
 /// One history's verdict.
@@ -155,7 +158,7 @@ const REPORT_VERSION: u32 = 2;
 
 impl Report {
     pub fn new(build: String, shards: Vec<String>) -> Report {
-        Report { format: REPORT_TAG.into(), format_version: REPORT_VERSION, build, shards, not_run: 0, results: vec![] }
+        Report { format: REPORT_TAG.into(), format_version: REPORT_VERSION, build, shards, not_run: 0, results: vec![], convergence: None }
     }
 
     pub fn passed(&self) -> usize {
@@ -164,6 +167,11 @@ impl Report {
 
     pub fn failed(&self) -> usize {
         self.results.len() - self.passed()
+    }
+
+    /// Convergence failures: unknown divergences and stale known divergences.
+    pub fn convergence_failures(&self) -> usize {
+        self.convergence.as_ref().map_or(0, |c| c.unknown() + c.stale_known.len())
     }
 
     /// Reads a JSON report written by `verify --format json`.
@@ -192,6 +200,26 @@ impl Report {
             merged.shards.extend(r.shards);
             merged.not_run += r.not_run;
             merged.results.extend(r.results);
+            match (&mut merged.convergence, r.convergence) {
+                (_, None) => {}
+                (None, Some(c)) => merged.convergence = Some(c),
+                (Some(m), Some(c)) if (m.orders, m.seed) == (c.orders, c.seed) => {
+                    m.histories.extend(c.histories);
+                    m.stale_known.extend(c.stale_known);
+                }
+                (Some(m), Some(c)) => {
+                    let reason = format!(
+                        "convergence ran with {} orders, seed {}; another report has {} orders, seed {}",
+                        c.orders, c.seed, m.orders, m.seed
+                    );
+                    return Err(VerifyError::BadReport { path, reason });
+                }
+            }
+        }
+        if let Some(c) = &mut merged.convergence {
+            c.histories.sort_by(|a, b| a.id.cmp(&b.id));
+            c.stale_known.sort();
+            c.stale_known.dedup();
         }
         merged.results.sort_by(|a, b| a.id.cmp(&b.id));
         check_shard_set(&merged.shards)?;

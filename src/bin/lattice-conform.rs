@@ -489,12 +489,10 @@ fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
     opts.jobs = args.jobs.unwrap_or(opts.jobs).max(1);
     opts.keep_going = args.keep_going;
     opts.progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
-    let report = lattice_conform::verify::verify(&opts, registry)?;
+    let mut report = lattice_conform::verify::verify(&opts, registry)?;
     if args.orders == 0 {
         return finish_report(&report, args.format);
     }
-    print!("{}", render(&report, args.format));
-    let goldens_failed = report.failed();
     let known_path = args.known.clone().unwrap_or_else(|| opts.corpus.join("known-divergences.json"));
     let known = if args.known.is_some() || known_path.exists() {
         Some(lattice_conform::converge::KnownDivergences::load(&known_path)?)
@@ -503,73 +501,24 @@ fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
     };
     let run =
         lattice_conform::converge::run(&opts, registry, args.orders, args.order_seed, known.as_ref().map(|k| (known_path.as_path(), k)))?;
-    convergence_report(&run, &args.counterexamples, &opts)?;
-    let unknown = run.unknown().count();
-    if goldens_failed > 0 || unknown > 0 || !run.stale_known.is_empty() {
-        anyhow::bail!(CheckFailed(format!(
-            "{goldens_failed} of {} histories failed their goldens; {unknown} diverge across delivery orders; {} known divergences no longer diverge",
-            report.results.len(),
-            run.stale_known.len()
-        )));
-    }
-    Ok(())
+    write_counterexamples(&run, &args.counterexamples, &opts)?;
+    report.convergence = Some(run.summary());
+    finish_report(&report, args.format)
 }
 
-/// Prints the convergence verdicts and writes the counterexample of each unknown divergence.
-fn convergence_report(run: &lattice_conform::converge::Run, dir: &Path, opts: &VerifyOptions) -> anyhow::Result<()> {
-    use lattice_conform::converge::Convergence;
-    println!("convergence: {} further delivery orders per history (seed {})", run.orders, run.seed);
-    let (mut converged, mut skipped, mut known) = (0, 0, 0);
-    for (id, c) in &run.histories {
-        match c {
-            Convergence::Converges { .. } => converged += 1,
-            Convergence::Skipped { reason } => {
-                skipped += 1;
-                println!("SKIP {id}: {reason}");
-            }
-            Convergence::Diverges(x) if x.known.is_some() => {
-                known += 1;
-                println!(
-                    "KNOWN {id}: diverges (known divergence `{}`; {} ops after shrinking)",
-                    x.known.as_deref().unwrap_or(""),
-                    x.order_a.len()
-                );
-            }
-            Convergence::Diverges(x) => {
-                println!(
-                    "DIVERGES {id}: delivery order {} disagrees with the history's own order; shrunk to {} ops",
-                    x.order,
-                    x.order_a.len()
-                );
-                println!("  order A (op indices): {:?}", x.order_a);
-                println!("  order B (op indices): {:?}", x.order_b);
-                for k in &x.reads {
-                    println!(
-                        "  {}: A {} / B {}",
-                        k.key,
-                        k.expected_text.as_deref().unwrap_or("(not seen)"),
-                        k.actual_text.as_deref().unwrap_or("(not seen)")
-                    );
-                }
-                let entry = lattice_conform::verify::select(opts)?.into_iter().find(|e| &e.id() == id).expect("selected above");
-                let h = corpus::load_checked(&opts.corpus, &entry)?;
-                let (a, b) = lattice_conform::converge::counterexample_histories(&h, x);
-                let name = entry.name().to_string();
-                for (suffix, hist) in [("a", a), ("b", b)] {
-                    let path = dir.join(format!("{name}-order-{suffix}.json"));
-                    corpus::write_atomic(&path, hist.to_json().as_bytes())?;
-                    println!("  wrote {}", path.display());
-                }
-            }
+/// Writes the shrunk counterexample of each divergence not listed as known, as two histories.
+fn write_counterexamples(run: &lattice_conform::converge::Run, dir: &Path, opts: &VerifyOptions) -> anyhow::Result<()> {
+    for (id, c) in run.unknown() {
+        let lattice_conform::converge::Convergence::Diverges(x) = c else { continue };
+        let entry = lattice_conform::verify::select(opts)?.into_iter().find(|e| &e.id() == id).expect("selected by the run");
+        let h = corpus::load_checked(&opts.corpus, &entry)?;
+        let (a, b) = lattice_conform::converge::counterexample_histories(&h, x);
+        for (suffix, hist) in [("a", a), ("b", b)] {
+            let path = dir.join(format!("{}-order-{suffix}.json", entry.name()));
+            corpus::write_atomic(&path, hist.to_json().as_bytes())?;
+            eprintln!("counterexample: wrote {}", path.display());
         }
     }
-    for k in &run.stale_known {
-        println!("STALE known divergence `{k}`: its counterexample no longer diverges (a fix? remove the entry)");
-    }
-    println!(
-        "convergence: {converged} converge, {known} known divergences, {} unknown divergences, {skipped} skipped (stalled)",
-        run.unknown().count()
-    );
     Ok(())
 }
 
@@ -578,11 +527,15 @@ fn report_merge(paths: &[PathBuf], format: Format) -> anyhow::Result<()> {
     finish_report(&Report::merge(parts)?, format)
 }
 
-/// Prints the report; a failed history makes the exit code 1.
+/// Prints the report; a failed history, an unknown divergence or a stale known divergence makes
+/// the exit code 1.
 fn finish_report(report: &Report, format: Format) -> anyhow::Result<()> {
     print!("{}", render(report, format));
     if report.failed() > 0 {
         anyhow::bail!(CheckFailed(format!("{} of {} histories failed", report.failed(), report.results.len())));
+    }
+    if report.convergence_failures() > 0 {
+        anyhow::bail!(CheckFailed(format!("{} convergence failures (unknown or stale divergences)", report.convergence_failures())));
     }
     Ok(())
 }

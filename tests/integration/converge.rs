@@ -91,3 +91,21 @@ fn a_known_divergence_that_no_longer_diverges_fails() {
     let out = run_in(root(), ["verify", "--type", "core:kvstore", "--orders", "2", "--known", known.to_str().unwrap()]).expect(1);
     assert!(out.stdout.contains("STALE known divergence `fixed`"), "{}", out.stdout);
 }
+
+#[test]
+fn json_and_junit_reports_carry_the_convergence_verdicts() {
+    let out = run_in(root(), ["verify", "--type", "core:kvstore", "--filter", "*convergence-s1-00*", "--orders", "8", "--format", "json"])
+        .expect(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let c = &report["convergence"];
+    assert_eq!((c["orders"].as_u64(), c["seed"].as_u64()), (Some(8), Some(0)));
+    let verdicts: Vec<&str> = c["histories"].as_array().unwrap().iter().map(|h| h["verdict"].as_str().unwrap()).collect();
+    assert!(verdicts.contains(&"known") && verdicts.contains(&"converges"), "{verdicts:?}");
+    let known = c["histories"].as_array().unwrap().iter().find(|h| h["verdict"] == "known").unwrap();
+    assert!(!known["order_a"].as_array().unwrap().is_empty() && !known["reads"].as_array().unwrap().is_empty(), "{known}");
+    let xml = run_in(root(), ["verify", "--type", "core:kvstore", "--filter", "*convergence-s1-00*", "--orders", "8", "--format", "junit"])
+        .expect(0)
+        .stdout;
+    assert!(xml.contains("<testsuite name=\"convergence (8 orders, seed 0)\""), "{xml}");
+    assert!(xml.contains("<skipped message=\"known: kvstore-write-time-winner\"/>"), "{xml}");
+}

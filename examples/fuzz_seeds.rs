@@ -36,8 +36,8 @@ fn main() {
     let v2 = [Entry::Set { key: b"k".to_vec(), value: b"v".to_vec(), conflicts: 2 }, Entry::Remove { key: b"gone".to_vec() }];
     write("payload_kvstore_v2", "set-remove", &encode_payload(&v2));
 
-    let golden = root().join("golden/core__kvstore/bad-genesis-s1-010.json");
-    write("golden_json", "bad-genesis-s1-010.json", &std::fs::read(golden).unwrap());
+    let golden = root().join("golden/core__kvstore/bad-genesis-s1-015.json");
+    write("golden_json", "bad-genesis-s1-015.json", &std::fs::read(golden).unwrap());
 
     let opts = CertifyOptions {
         store_type: "core:kvstore".into(),
@@ -47,6 +47,7 @@ fn main() {
         cases: 4,
         seed: 1,
         max_ops: 8,
+        orders: 2,
     };
     match certify::certify(&opts, &Registry::with_reference_types()).expect("certify runs") {
         Verdict::Equivalent(c) => write("certificate_json", "native-vs-guest.json", certify::to_text(&c).as_bytes()),

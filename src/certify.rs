@@ -37,6 +37,9 @@ pub struct CertifyOptions {
     pub cases: u32,
     pub seed: u64,
     pub max_ops: u32,
+    /// Each corpus history is also a case in this many further delivery orders
+    /// ([`crate::converge::orders`], seeded by `seed`).
+    pub orders: u32,
 }
 
 /// A certificate: the candidate reproduced the baseline's outcome and state hash after every op
@@ -55,6 +58,10 @@ pub struct Certificate {
     pub seed: u64,
     pub cases: u32,
     pub max_ops: u32,
+    /// Further delivery orders of each corpus history (omitted when 0, as certificates made
+    /// before the option have none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub orders: u32,
     pub histories: u64,
     pub ops: u64,
     pub verdict: String,
@@ -109,7 +116,12 @@ pub enum CertifyError {
     Version(#[from] crate::versioned::VersionError),
 }
 
-/// Runs both phases.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Runs both phases (phase 1: every corpus history, then each in `orders` further delivery
+/// orders; phase 2: generated cases).
 pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, CertifyError> {
     let baseline = opts.baseline.logic(&opts.store_type, registry)?;
     let candidate = opts.candidate.logic(&opts.store_type, registry)?;
@@ -121,7 +133,13 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         histories.extend(hs);
     }
     let (mut count, mut ops) = (0u64, 0u64);
-    let corpus_cases = histories.iter().cloned();
+    let reordered = histories.iter().flat_map(|(source, h)| {
+        crate::converge::orders(h, source, opts.orders, opts.seed).into_iter().enumerate().map(move |(k, order)| {
+            let ops = order.iter().map(|&i| h.ops[i].clone()).collect();
+            (format!("{source} in delivery order {k}"), History { ops, provenance: None, ..h.clone() })
+        })
+    });
+    let corpus_cases = histories.iter().cloned().chain(reordered);
     for (source, h) in corpus_cases.chain((0..opts.cases).filter_map(|i| generated_case(opts, &histories, i))) {
         if let Some(d) = first_divergence(&h, baseline.clone(), candidate.clone(), 0) {
             let (history, divergence) = shrink(h, d, &baseline, &candidate);
@@ -142,6 +160,7 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         seed: opts.seed,
         cases: opts.cases,
         max_ops: opts.max_ops,
+        orders: opts.orders,
         histories: count,
         ops,
         verdict: "equivalent".into(),
@@ -183,6 +202,7 @@ pub fn check(path: &Path, registry: &Registry) -> Result<Option<String>, Certify
         cases: cert.cases,
         seed: cert.seed,
         max_ops: cert.max_ops,
+        orders: cert.orders,
     };
     // Anything that stops the re-derivation (a build that no longer loads, a corpus that changed
     // or vanished) means the certificate no longer holds.

@@ -118,10 +118,8 @@ pub fn check(h: &History, id: &str, logic: &Logic, n: u32, seed: u64, known: Opt
         return Convergence::Skipped { reason: format!("projection stalls at op {} ({})", s.op_index, s.kind.as_str()) };
     }
     let (own_observed, own_state) = (base.observed_hash(), base.state_hash());
-    let mut rng = rng(seed, id);
     let mut state_hash_agrees = true;
-    for k in 0..n {
-        let order = if k % 2 == 0 { causal_order(h, &mut rng) } else { shuffled(h.ops.len(), &mut rng) };
+    for (k, order) in (0u32..).zip(orders(h, id, n, seed)) {
         let mut s = MemStore::new(h.identity(), logic.clone());
         for &i in &order {
             s.deliver(&h.ops[i]);
@@ -135,6 +133,12 @@ pub fn check(h: &History, id: &str, logic: &Logic, n: u32, seed: u64, known: Opt
         }
     }
     Convergence::Converges { orders: n, state_hash_agrees }
+}
+
+/// The `n` further delivery orders of `h` (history id `id`) that `check` replays, in order.
+pub fn orders(h: &History, id: &str, n: u32, seed: u64) -> Vec<Vec<usize>> {
+    let mut rng = rng(seed, id);
+    (0..n).map(|k| if k % 2 == 0 { causal_order(h, &mut rng) } else { shuffled(h.ops.len(), &mut rng) }).collect()
 }
 
 /// Whether the two orders of `h`'s ops (indices) leave different observed hashes.

@@ -675,6 +675,10 @@ struct CertifyArgs {
     seed: u64,
     #[arg(long, default_value_t = 200)]
     max_ops: u32,
+    /// Also compare the builds on every corpus history in N further delivery orders (seeded by
+    /// --seed), so a hot fix that changes what a reordered replica shows is caught.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    orders: u32,
     /// Where to write the certificate.
     #[arg(long, default_value = "certificate.json")]
     out: PathBuf,
@@ -705,6 +709,7 @@ fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {
         cases: args.cases,
         seed: args.seed,
         max_ops: args.max_ops,
+        orders: args.orders,
     };
     match c::certify(&opts, registry)? {
         c::Verdict::Equivalent(cert) => {

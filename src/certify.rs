@@ -42,8 +42,8 @@ pub struct CertifyOptions {
     pub orders: u32,
 }
 
-/// A certificate: the candidate reproduced the baseline's outcome and state hash after every op
-/// of every history listed.
+/// A certificate: the candidate reproduced the baseline's outcome, state hash and observed hash
+/// after every op of every history listed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Certificate {
@@ -134,7 +134,10 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
     }
     let (mut count, mut ops) = (0u64, 0u64);
     let reordered = histories.iter().flat_map(|(source, h)| {
-        crate::converge::orders(h, source, opts.orders, opts.seed).into_iter().enumerate().map(move |(k, order)| {
+        // Seeded by the history id (`<type>/<name>`), as `verify --orders` does: not by the
+        // corpus path, so `corpus` and `./corpus` draw the same orders.
+        let id = source.rsplit_once(": ").map_or(source.as_str(), |(_, id)| id);
+        crate::converge::orders(h, id, opts.orders, opts.seed).into_iter().enumerate().map(move |(k, order)| {
             let ops = order.iter().map(|&i| h.ops[i].clone()).collect();
             (format!("{source} in delivery order {k}"), History { ops, provenance: None, ..h.clone() })
         })

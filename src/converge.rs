@@ -90,13 +90,14 @@ pub enum ConvergeError {
     Bad { path: PathBuf, reason: String },
     #[error(transparent)]
     History(#[from] crate::history::HistoryError),
+    #[error(transparent)]
+    Version(#[from] crate::versioned::VersionError),
 }
 
 impl KnownDivergences {
     pub fn load(path: &Path) -> Result<KnownDivergences, ConvergeError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConvergeError::Io(path.to_path_buf(), e))?;
-        crate::versioned::check(&text, path, KNOWN_TAG, KNOWN_VERSION)
-            .map_err(|e| ConvergeError::Bad { path: path.to_path_buf(), reason: e.to_string() })?;
+        crate::versioned::check(&text, path, KNOWN_TAG, KNOWN_VERSION)?;
         serde_json::from_str(&text)
             .map_err(|e| ConvergeError::Bad { path: path.to_path_buf(), reason: format!("line {}, column {}: {e}", e.line(), e.column()) })
     }

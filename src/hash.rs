@@ -27,6 +27,9 @@ pub enum RowTable {
     /// What a reader sees of one key: key = the `data` key, value = the logic's view of its row
     /// (only in the observed-state accumulator, never in the state hash).
     Observed = 0x03,
+    /// A row the logic could not view: key = the `data` key, empty value (only in the observed
+    /// accumulator; its own tag, so it can never equal a view).
+    Unviewable = 0x04,
 }
 
 /// An LtHash accumulator of 1024 wrapping `u16` lanes.

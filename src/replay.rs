@@ -54,18 +54,17 @@ pub struct MemStore {
 /// The observed state, kept up to date lazily: keys written since the last look are re-viewed.
 #[derive(Default)]
 struct Observed {
-    /// Each key's current view (keys readers do not see are absent).
-    views: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Each key's current view (keys readers do not see are absent); `Err` for a row the logic
+    /// could not view.
+    views: BTreeMap<Vec<u8>, Result<Vec<u8>, ()>>,
+    /// The same views, without the failures, for diffs.
+    shown: BTreeMap<Vec<u8>, Vec<u8>>,
     acc: LtHash,
     /// Keys written since the views were last brought up to date.
     dirty: BTreeSet<Vec<u8>>,
     /// Why the logic could not view a row, the first time it failed.
     failure: Option<String>,
 }
-
-/// The view recorded for a row the logic could not view: one byte no view of the reference
-/// types begins a one-byte view with, so a failing build cannot match a working one.
-const UNVIEWABLE: &[u8] = &[0xff];
 
 /// The `data` table as the kernel writes it, noting which keys were written.
 struct Tracked<'a> {
@@ -181,14 +180,15 @@ impl MemStore {
         self.observed.acc.observed_hash(&self.identity.store_type, self.identity.schema_version)
     }
 
-    /// Every key's view, in key order (after bringing them up to date).
+    /// Every key's view, in key order (after bringing them up to date); a row the logic could
+    /// not view is absent here (see [`MemStore::view_failure`]).
     pub fn views(&mut self) -> &BTreeMap<Vec<u8>, Vec<u8>> {
         self.refresh_views();
-        &self.observed.views
+        &self.observed.shown
     }
 
-    /// Why the logic could not view a row, if it ever failed to (that row's view is then a
-    /// marker no working build produces).
+    /// Why the logic could not view a row, if it ever failed to (that row then counts in the
+    /// observed hash as an element of its own tag, which no view can equal).
     pub fn view_failure(&self) -> Option<&str> {
         self.observed.failure.as_deref()
     }
@@ -196,20 +196,25 @@ impl MemStore {
     fn refresh_views(&mut self) {
         let o = &mut self.observed;
         for key in std::mem::take(&mut o.dirty) {
-            if let Some(old) = o.views.remove(&key) {
-                o.acc.remove(RowTable::Observed, &key, &old);
+            match o.views.remove(&key) {
+                Some(Ok(old)) => o.acc.remove(RowTable::Observed, &key, &old),
+                Some(Err(())) => o.acc.remove(RowTable::Unviewable, &key, &[]),
+                None => {}
             }
+            o.shown.remove(&key);
             let Some(row) = self.data.rows.get(&key) else { continue };
-            let view = match self.logic.observe(&key, row) {
-                Ok(view) => view,
+            match self.logic.observe(&key, row) {
+                Ok(None) => {}
+                Ok(Some(view)) => {
+                    o.acc.insert(RowTable::Observed, &key, &view);
+                    o.shown.insert(key.clone(), view.clone());
+                    o.views.insert(key, Ok(view));
+                }
                 Err(e) => {
                     o.failure.get_or_insert_with(|| format!("key {}: {e:?}", hex::encode(&key)));
-                    Some(UNVIEWABLE.to_vec())
+                    o.acc.insert(RowTable::Unviewable, &key, &[]);
+                    o.views.insert(key, Err(()));
                 }
-            };
-            if let Some(view) = view {
-                o.acc.insert(RowTable::Observed, &key, &view);
-                o.views.insert(key, view);
             }
         }
     }

@@ -130,7 +130,9 @@ pub fn divergence_text(out: &mut String, d: &Divergence) {
 pub fn junit(report: &Report) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let (tests, failures) = (report.results.len(), report.failed());
-    writeln!(out, "<testsuites name=\"lattice-conform verify\" tests=\"{tests}\" failures=\"{failures}\">").unwrap();
+    let convergence = report.convergence.as_ref().map_or(0, |c| c.histories.len() + c.stale_known.len());
+    let (all_tests, all_failures) = (tests + convergence, failures + report.convergence_failures());
+    writeln!(out, "<testsuites name=\"lattice-conform verify\" tests=\"{all_tests}\" failures=\"{all_failures}\">").unwrap();
     writeln!(out, "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"0\">", xml(&report.build)).unwrap();
     for r in &report.results {
         testcase(&mut out, r);

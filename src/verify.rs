@@ -397,6 +397,9 @@ fn compare(expected: &Golden, actual: &Golden) -> Option<String> {
         return Some(format!("stall: expected {}, got {}", stall_text(&expected.stall), stall_text(&actual.stall)));
     }
     for (e, a) in expected.checkpoints.iter().zip(&actual.checkpoints) {
+        if e.after_ops != a.after_ops {
+            return Some(format!("checkpoint positions: expected one after {} ops, got one after {}", e.after_ops, a.after_ops));
+        }
         if e.state_hash != a.state_hash {
             return Some(format!("state hash after {} ops: expected {}, got {}", e.after_ops, e.state_hash, a.state_hash));
         }

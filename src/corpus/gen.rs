@@ -167,7 +167,8 @@ pub struct Action {
     /// Delivered this many positions late (0 = in order).
     delay: usize,
     unknown: bool,
-    /// With `partial_merge`: bit `j % 64` says whether the op supersedes the `j`-th other head.
+    /// With `partial_merge`: bit `j % 64` says whether the op supersedes the `j`-th head of its
+    /// keys (counting every head, its own author's included, which it supersedes anyway).
     pick: u64,
 }
 

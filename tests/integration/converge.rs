@@ -113,3 +113,19 @@ fn json_and_junit_reports_carry_the_convergence_verdicts() {
     assert!(xml.contains("<testsuite name=\"convergence (8 orders, seed 0)\""), "{xml}");
     assert!(xml.contains("<skipped message=\"known: kvstore-write-time-winner\"/>"), "{xml}");
 }
+
+#[test]
+fn certify_with_orders_compares_reordered_histories_and_catches_a_read_only_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = tmp.path().join("cert.json");
+    let small = root().join("guests/dist/core-kvstore-small.wasm");
+    let (cert_s, small_s) = (cert.to_str().unwrap(), small.to_str().unwrap());
+    let base = ["certify", "--type", "core:kvstore", "--baseline", "native", "--cases", "0", "--orders", "2", "--out", cert_s];
+    run_in(root(), base.iter().copied().chain(["--candidate", small_s])).expect(0);
+    let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cert).unwrap()).unwrap();
+    let corpus_histories = c["corpora"][0]["histories"].as_u64().unwrap();
+    assert_eq!((c["orders"].as_u64(), c["histories"].as_u64()), (Some(2), Some(3 * corpus_histories)), "{c}");
+    run_in(root(), ["certify", "--check", cert_s]).expect(0);
+    let out = run_in(root(), base.iter().copied().chain(["--candidate", "native-fault:read-flips-conflicted"])).expect(1);
+    assert!(out.stdout.contains("read diff"), "{}", out.stdout);
+}

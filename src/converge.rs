@@ -23,6 +23,7 @@ use proptest::test_runner::{RngAlgorithm, TestRng};
 use serde::{Deserialize, Serialize};
 
 use crate::diff::{diff_views, KeyDiff};
+use crate::hash::StateHash;
 use crate::history::History;
 use crate::op::{op_id, Op, OpId, ZERO_HASH};
 use crate::replay::MemStore;
@@ -36,7 +37,8 @@ pub const KNOWN_VERSION: u32 = 1;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Convergence {
-    /// Every order reached the own order's observed hash.
+    /// Every order reached the own order's observed hash (and, for a type whose rows are
+    /// order-independent, its state hash; `state_hash_agrees` says whether they all did).
     Converges { orders: u32, state_hash_agrees: bool },
     /// Skipped: the own order stalls.
     Skipped { reason: String },
@@ -126,7 +128,8 @@ pub fn check(h: &History, id: &str, logic: &Logic, n: u32, seed: u64, known: Opt
             s.deliver(&h.ops[i]);
         }
         state_hash_agrees &= s.state_hash() == own_state;
-        if s.observed_hash() != own_observed {
+        let rows_differ = rows_order_independent(&h.store_type) && s.state_hash() != own_state;
+        if s.observed_hash() != own_observed || rows_differ {
             let (a, b) = shrink(h, logic, own.clone(), order);
             let reads = reads_after(h, logic, &a, &b);
             let known = known.and_then(|f| f.for_type(&h.store_type)).map(|k| k.id.clone());
@@ -136,25 +139,37 @@ pub fn check(h: &History, id: &str, logic: &Logic, n: u32, seed: u64, known: Opt
     Convergence::Converges { orders: n, state_hash_agrees }
 }
 
+/// Whether every delivery order must also leave the same stored rows (the same state hash), not
+/// only the same reads: true for `core:logstore`, whose rows are keyed by wall time and author
+/// and hold only the content. Not for `core:kvstore` (a row's heads after `heads[0]` are in
+/// arrival order) nor, unproven, `core:kvstore-v2`.
+pub fn rows_order_independent(store_type: &str) -> bool {
+    store_type == lattice_logic::logstore::STORE_TYPE
+}
+
 /// The `n` further delivery orders of `h` (history id `id`) that `check` replays, in order.
 pub fn orders(h: &History, id: &str, n: u32, seed: u64) -> Vec<Vec<usize>> {
     let mut rng = rng(seed, id);
     (0..n).map(|k| if k % 2 == 0 { causal_order(h, &mut rng) } else { shuffled(h.ops.len(), &mut rng) }).collect()
 }
 
-/// Whether the two orders of `h`'s ops (indices) leave different observed hashes.
+/// Whether the two orders of `h`'s ops (indices) leave different observed hashes (or, for a type
+/// whose rows are order-independent, different state hashes).
 pub fn diverges(h: &History, logic: &Logic, a: &[usize], b: &[usize]) -> bool {
     let all: BTreeSet<usize> = a.iter().copied().collect();
     let ops = rebuilt(h, &all);
-    observed_after(h, logic, &ops, a) != observed_after(h, logic, &ops, b)
+    let (oa, sa) = outcome_after(h, logic, &ops, a);
+    let (ob, sb) = outcome_after(h, logic, &ops, b);
+    oa != ob || (rows_order_independent(&h.store_type) && sa != sb)
 }
 
-fn observed_after(h: &History, logic: &Logic, ops: &BTreeMap<usize, Op>, order: &[usize]) -> crate::hash::StateHash {
+/// The observed hash and the state hash after delivering `order`.
+fn outcome_after(h: &History, logic: &Logic, ops: &BTreeMap<usize, Op>, order: &[usize]) -> (StateHash, StateHash) {
     let mut s = MemStore::new(h.identity(), logic.clone());
     for i in order {
         s.deliver(&ops[i]);
     }
-    s.observed_hash()
+    (s.observed_hash(), s.state_hash())
 }
 
 fn reads_after(h: &History, logic: &Logic, a: &[usize], b: &[usize]) -> Vec<KeyDiff> {
@@ -466,6 +481,25 @@ mod tests {
             Convergence::Diverges(c) => assert_eq!(c.order_a.len(), 3),
             other => panic!("the check must find the divergence: {other:?}"),
         }
+    }
+
+    #[test]
+    fn only_the_logstores_rows_must_not_depend_on_order() {
+        assert!(rows_order_independent("core:logstore"));
+        assert!(!rows_order_independent("core:kvstore"));
+        // Three concurrent kvstore puts in two orders: the same reads, heads stored in another
+        // order — converges, with differing state hashes allowed.
+        let id = Uuid::from_u128(79);
+        let ops: Vec<Op> = (1..=3).map(|a| put(a, u64::from(a) * 10, ZERO_HASH, vec![], &[a])).collect();
+        let h = History { store_id: id, store_type: "core:kvstore".into(), schema_version: 1, provenance: None, ops };
+        let logic: Logic = Arc::new(KvStore);
+        let all: BTreeSet<usize> = (0..3).collect();
+        let rows = rebuilt(&h, &all);
+        let (o1, s1) = outcome_after(&h, &logic, &rows, &[2, 0, 1]);
+        let (o2, s2) = outcome_after(&h, &logic, &rows, &[2, 1, 0]);
+        assert_eq!(o1, o2);
+        assert_ne!(s1, s2);
+        assert!(!diverges(&h, &logic, &[2, 0, 1], &[2, 1, 0]));
     }
 
     #[test]

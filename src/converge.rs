@@ -88,8 +88,6 @@ pub struct Known {
 pub enum ConvergeError {
     #[error("{0}: cannot read")]
     Io(PathBuf, #[source] std::io::Error),
-    #[error("{path}: {reason}")]
-    Bad { path: PathBuf, reason: String },
     #[error(transparent)]
     History(#[from] crate::history::HistoryError),
     #[error(transparent)]
@@ -100,8 +98,7 @@ impl KnownDivergences {
     pub fn load(path: &Path) -> Result<KnownDivergences, ConvergeError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConvergeError::Io(path.to_path_buf(), e))?;
         crate::versioned::check(&text, path, KNOWN_TAG, KNOWN_VERSION)?;
-        serde_json::from_str(&text)
-            .map_err(|e| ConvergeError::Bad { path: path.to_path_buf(), reason: format!("line {}, column {}: {e}", e.line(), e.column()) })
+        serde_json::from_str(&text).map_err(|e| crate::versioned::json_error(path, &e).into())
     }
 
     /// The entry covering divergences of `store_type`.
@@ -113,23 +110,16 @@ impl KnownDivergences {
 /// Checks one history in `n` further orders drawn from `seed`.
 pub fn check(h: &History, id: &str, logic: &Logic, n: u32, seed: u64, known: Option<&KnownDivergences>) -> Convergence {
     let own: Vec<usize> = (0..h.ops.len()).collect();
-    let mut base = MemStore::new(h.identity(), logic.clone());
-    for op in &h.ops {
-        base.deliver(op);
-    }
+    let mut base = MemStore::replayed(h.identity(), logic.clone(), &h.ops);
     if let Some(s) = base.stall() {
         return Convergence::Skipped { reason: format!("projection stalls at op {} ({})", s.op_index, s.kind.as_str()) };
     }
-    let (own_observed, own_state) = (base.observed_hash(), base.state_hash());
+    let own_outcome = hashes(&mut base);
     let mut state_hash_agrees = true;
     for (k, order) in (0u32..).zip(orders(h, id, n, seed)) {
-        let mut s = MemStore::new(h.identity(), logic.clone());
-        for &i in &order {
-            s.deliver(&h.ops[i]);
-        }
-        state_hash_agrees &= s.state_hash() == own_state;
-        let rows_differ = rows_order_independent(&h.store_type) && s.state_hash() != own_state;
-        if s.observed_hash() != own_observed || rows_differ {
+        let outcome = hashes(&mut MemStore::replayed(h.identity(), logic.clone(), order.iter().map(|&i| &h.ops[i])));
+        state_hash_agrees &= outcome.1 == own_outcome.1;
+        if disagree(&h.store_type, outcome, own_outcome) {
             let (a, b) = shrink(h, logic, own.clone(), order);
             let reads = reads_after(h, logic, &a, &b);
             let known = known.and_then(|f| f.for_type(&h.store_type)).map(|k| k.id.clone());
@@ -158,30 +148,29 @@ pub fn orders(h: &History, id: &str, n: u32, seed: u64) -> Vec<Vec<usize>> {
 pub fn diverges(h: &History, logic: &Logic, a: &[usize], b: &[usize]) -> bool {
     let all: BTreeSet<usize> = a.iter().copied().collect();
     let ops = rebuilt(h, &all);
-    let (oa, sa) = outcome_after(h, logic, &ops, a);
-    let (ob, sb) = outcome_after(h, logic, &ops, b);
-    oa != ob || (rows_order_independent(&h.store_type) && sa != sb)
+    disagree(&h.store_type, hashes(&mut after(h, logic, &ops, a)), hashes(&mut after(h, logic, &ops, b)))
 }
 
-/// The observed hash and the state hash after delivering `order`.
-fn outcome_after(h: &History, logic: &Logic, ops: &BTreeMap<usize, Op>, order: &[usize]) -> (StateHash, StateHash) {
-    let mut s = MemStore::new(h.identity(), logic.clone());
-    for i in order {
-        s.deliver(&ops[i]);
-    }
+/// The observed hash and the state hash of `s`.
+fn hashes(s: &mut MemStore) -> (StateHash, StateHash) {
     (s.observed_hash(), s.state_hash())
+}
+
+/// Whether two replicas' (observed, state) hashes count as a divergence: the reads differ, or,
+/// for a type whose rows are order-independent, the rows do.
+fn disagree(store_type: &str, (oa, sa): (StateHash, StateHash), (ob, sb): (StateHash, StateHash)) -> bool {
+    oa != ob || (rows_order_independent(store_type) && sa != sb)
+}
+
+/// A store with the (re-linked) ops `ops` delivered in `order`.
+fn after(h: &History, logic: &Logic, ops: &BTreeMap<usize, Op>, order: &[usize]) -> MemStore {
+    MemStore::replayed(h.identity(), logic.clone(), order.iter().map(|i| &ops[i]))
 }
 
 fn reads_after(h: &History, logic: &Logic, a: &[usize], b: &[usize]) -> Vec<KeyDiff> {
     let all: BTreeSet<usize> = a.iter().copied().collect();
     let ops = rebuilt(h, &all);
-    let views = |order: &[usize]| {
-        let mut s = MemStore::new(h.identity(), logic.clone());
-        for i in order {
-            s.deliver(&ops[i]);
-        }
-        s.views().clone()
-    };
+    let views = |order: &[usize]| after(h, logic, &ops, order).views().clone();
     diff_views(&h.store_type, &views(a), &views(b))
 }
 
@@ -191,9 +180,7 @@ fn reads_after(h: &History, logic: &Logic, a: &[usize], b: &[usize]) -> Vec<KeyD
 fn rebuilt(h: &History, keep: &BTreeSet<usize>) -> BTreeMap<usize, Op> {
     let ids: Vec<OpId> = h.ops.iter().map(|op| op_id(&h.store_id, op)).collect();
     let kept: BTreeSet<OpId> = keep.iter().map(|&i| ids[i]).collect();
-    let needs = |op: &Op| -> Vec<OpId> {
-        std::iter::once(op.prev).chain(op.causal_deps.iter().copied()).filter(|d| *d != ZERO_HASH && kept.contains(d)).collect()
-    };
+    let needs = |op: &Op| needs(op, &kept);
     // A causal order of the kept ops: the first ready one by index, repeatedly.
     let mut waiting: BTreeMap<usize, Vec<OpId>> = keep.iter().map(|&i| (i, needs(&h.ops[i]))).collect();
     let mut done: BTreeSet<OpId> = BTreeSet::new();
@@ -252,6 +239,11 @@ fn rng(seed: u64, id: &str) -> TestRng {
     TestRng::from_seed(RngAlgorithm::ChaCha, h.finalize().as_bytes())
 }
 
+/// The ops `op` waits for among `among`: its `prev` and its `causal_deps`.
+fn needs(op: &Op, among: &BTreeSet<OpId>) -> Vec<OpId> {
+    std::iter::once(op.prev).chain(op.causal_deps.iter().copied()).filter(|d| *d != ZERO_HASH && among.contains(d)).collect()
+}
+
 /// A uniform index in `0..n` (n > 0), by rejection so it has no modulo bias.
 fn below(rng: &mut TestRng, n: usize) -> usize {
     let n = n as u64;
@@ -279,9 +271,7 @@ fn shuffled(n: usize, rng: &mut TestRng) -> Vec<usize> {
 fn causal_order(h: &History, rng: &mut TestRng) -> Vec<usize> {
     let ids: Vec<OpId> = h.ops.iter().map(|op| op_id(&h.store_id, op)).collect();
     let present: BTreeSet<OpId> = ids.iter().copied().collect();
-    let needs = |op: &Op| -> Vec<OpId> {
-        std::iter::once(op.prev).chain(op.causal_deps.iter().copied()).filter(|d| *d != ZERO_HASH && present.contains(d)).collect()
-    };
+    let needs = |op: &Op| needs(op, &present);
     let mut delivered: BTreeSet<OpId> = BTreeSet::new();
     let mut waiting: BTreeMap<usize, Vec<OpId>> = h.ops.iter().enumerate().map(|(i, op)| (i, needs(op))).collect();
     let mut order = Vec::with_capacity(h.ops.len());
@@ -314,19 +304,13 @@ pub fn counterexample_histories(h: &History, c: &Counterexample) -> (History, Hi
     (make(&c.order_a), make(&c.order_b))
 }
 
-/// Re-checks a known divergence: its two histories (same ops, two orders) must still leave
-/// different reads with `logic`. Returns whether they do.
+/// Re-checks a known divergence: its two histories (same ops, two orders) must still diverge
+/// with `logic`, by the rule `check` applies. Returns whether they do.
 pub fn known_still_diverges(dir: &Path, k: &Known, logic: &Logic) -> Result<bool, ConvergeError> {
     let a = History::load(&dir.join(&k.history_a))?;
     let b = History::load(&dir.join(&k.history_b))?;
-    let replay = |h: &History| {
-        let mut s = MemStore::new(h.identity(), logic.clone());
-        for op in &h.ops {
-            s.deliver(op);
-        }
-        s.observed_hash()
-    };
-    Ok(replay(&a) != replay(&b))
+    let replay = |h: &History| hashes(&mut MemStore::replayed(h.identity(), logic.clone(), &h.ops));
+    Ok(disagree(&k.store_type, replay(&a), replay(&b)))
 }
 
 /// The convergence part of a verify report (`--format json`): one verdict per history.
@@ -495,8 +479,8 @@ mod tests {
         let logic: Logic = Arc::new(KvStore);
         let all: BTreeSet<usize> = (0..3).collect();
         let rows = rebuilt(&h, &all);
-        let (o1, s1) = outcome_after(&h, &logic, &rows, &[2, 0, 1]);
-        let (o2, s2) = outcome_after(&h, &logic, &rows, &[2, 1, 0]);
+        let (o1, s1) = hashes(&mut after(&h, &logic, &rows, &[2, 0, 1]));
+        let (o2, s2) = hashes(&mut after(&h, &logic, &rows, &[2, 1, 0]));
         assert_eq!(o1, o2);
         assert_ne!(s1, s2);
         assert!(!diverges(&h, &logic, &[2, 0, 1], &[2, 1, 0]));

@@ -581,10 +581,7 @@ pub fn compute_migration_golden(
     registry: &Registry,
 ) -> Result<MigrationGolden, MigrateError> {
     let identity = history.identity();
-    let mut source = MemStore::new(identity.clone(), registry.resolve(&identity)?);
-    for op in &history.ops {
-        source.deliver(op);
-    }
+    let source = MemStore::replayed(identity.clone(), registry.resolve(&identity)?, &history.ops);
     let rows: Vec<(Vec<u8>, Vec<u8>)> = source.rows().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let id = golden_target_id();
     Ok(MigrationGolden {

@@ -54,11 +54,10 @@ pub struct MemStore {
 /// The observed state, kept up to date lazily: keys written since the last look are re-viewed.
 #[derive(Default)]
 struct Observed {
-    /// Each key's current view (keys readers do not see are absent); `Err` for a row the logic
-    /// could not view.
-    views: BTreeMap<Vec<u8>, Result<Vec<u8>, ()>>,
-    /// The same views, without the failures, for diffs.
-    shown: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Each key's current view (keys readers do not see, and unviewable rows, are absent).
+    views: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Keys whose row the logic could not view.
+    unviewable: BTreeSet<Vec<u8>>,
     acc: LtHash,
     /// Keys written since the views were last brought up to date.
     dirty: BTreeSet<Vec<u8>>,
@@ -110,11 +109,7 @@ pub struct ReplayOutcome {
 
 /// Replays `ops` into a fresh in-memory store.
 pub fn replay(identity: StoreIdentity, logic: Logic, ops: &[Op]) -> ReplayOutcome {
-    let mut store = MemStore::new(identity, logic);
-    for op in ops {
-        store.deliver(op);
-    }
-    store.outcome()
+    MemStore::replayed(identity, logic, ops).outcome()
 }
 
 impl MemStore {
@@ -130,6 +125,15 @@ impl MemStore {
             counts: Counts::default(),
             observed: Observed::default(),
         }
+    }
+
+    /// A fresh store with `ops` delivered to it, in order.
+    pub fn replayed<'a>(identity: StoreIdentity, logic: Logic, ops: impl IntoIterator<Item = &'a Op>) -> MemStore {
+        let mut store = MemStore::new(identity, logic);
+        for op in ops {
+            store.deliver(op);
+        }
+        store
     }
 
     /// Delivers the next op: receive, witness what became ready, project it unless stalled.
@@ -184,7 +188,7 @@ impl MemStore {
     /// not view is absent here (see [`MemStore::view_failure`]).
     pub fn views(&mut self) -> &BTreeMap<Vec<u8>, Vec<u8>> {
         self.refresh_views();
-        &self.observed.shown
+        &self.observed.views
     }
 
     /// Why the logic could not view a row, if it ever failed to (that row then counts in the
@@ -196,24 +200,23 @@ impl MemStore {
     fn refresh_views(&mut self) {
         let o = &mut self.observed;
         for key in std::mem::take(&mut o.dirty) {
-            match o.views.remove(&key) {
-                Some(Ok(old)) => o.acc.remove(RowTable::Observed, &key, &old),
-                Some(Err(())) => o.acc.remove(RowTable::Unviewable, &key, &[]),
-                None => {}
+            if let Some(old) = o.views.remove(&key) {
+                o.acc.remove(RowTable::Observed, &key, &old);
             }
-            o.shown.remove(&key);
+            if o.unviewable.remove(&key) {
+                o.acc.remove(RowTable::Unviewable, &key, &[]);
+            }
             let Some(row) = self.data.rows.get(&key) else { continue };
             match self.logic.observe(&key, row) {
                 Ok(None) => {}
                 Ok(Some(view)) => {
                     o.acc.insert(RowTable::Observed, &key, &view);
-                    o.shown.insert(key.clone(), view.clone());
-                    o.views.insert(key, Ok(view));
+                    o.views.insert(key, view);
                 }
                 Err(e) => {
                     o.failure.get_or_insert_with(|| format!("key {}: {e:?}", hex::encode(&key)));
                     o.acc.insert(RowTable::Unviewable, &key, &[]);
-                    o.views.insert(key, Err(()));
+                    o.unviewable.insert(key);
                 }
             }
         }

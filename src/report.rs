@@ -105,24 +105,22 @@ pub fn divergence_text(out: &mut String, d: &Divergence) {
     }
     writeln!(out, "    reference: {} → {}", d.reference, d.reference_state_hash).unwrap();
     writeln!(out, "    this build: {} → {}", d.candidate, d.candidate_state_hash).unwrap();
-    if !d.diff.is_empty() {
-        writeln!(out, "  key diff (reference → this build):").unwrap();
-    }
-    for k in &d.diff {
-        writeln!(out, "    {}", k.key).unwrap();
-        writeln!(out, "      - {}", k.expected_text.as_deref().unwrap_or("(absent)")).unwrap();
-        writeln!(out, "      + {}", k.actual_text.as_deref().unwrap_or("(absent)")).unwrap();
-    }
+    key_diff_text(out, "key diff", &d.diff, "(absent)");
     if d.reference_observed_hash != d.candidate_observed_hash {
         writeln!(out, "  reads differ: observed hash {} → {}", d.reference_observed_hash, d.candidate_observed_hash).unwrap();
     }
-    if !d.read_diff.is_empty() {
-        writeln!(out, "  read diff (reference → this build):").unwrap();
+    key_diff_text(out, "read diff", &d.read_diff, "(not seen)");
+}
+
+/// A titled list of keys with the reference's and this build's rendering (`absent` when missing).
+fn key_diff_text(out: &mut String, title: &str, diff: &[crate::diff::KeyDiff], absent: &str) {
+    if !diff.is_empty() {
+        writeln!(out, "  {title} (reference → this build):").unwrap();
     }
-    for k in &d.read_diff {
+    for k in diff {
         writeln!(out, "    {}", k.key).unwrap();
-        writeln!(out, "      - {}", k.expected_text.as_deref().unwrap_or("(not seen)")).unwrap();
-        writeln!(out, "      + {}", k.actual_text.as_deref().unwrap_or("(not seen)")).unwrap();
+        writeln!(out, "      - {}", k.expected_text.as_deref().unwrap_or(absent)).unwrap();
+        writeln!(out, "      + {}", k.actual_text.as_deref().unwrap_or(absent)).unwrap();
     }
 }
 

@@ -508,10 +508,11 @@ fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
 
 /// Writes the shrunk counterexample of each divergence not listed as known, as two histories.
 fn write_counterexamples(run: &lattice_conform::converge::Run, dir: &Path, opts: &VerifyOptions) -> anyhow::Result<()> {
+    let selected = lattice_conform::verify::select(opts)?;
     for (id, c) in run.unknown() {
         let lattice_conform::converge::Convergence::Diverges(x) = c else { continue };
-        let entry = lattice_conform::verify::select(opts)?.into_iter().find(|e| &e.id() == id).expect("selected by the run");
-        let h = corpus::load_checked(&opts.corpus, &entry)?;
+        let entry = selected.iter().find(|e| &e.id() == id).expect("selected by the run");
+        let h = corpus::load_checked(&opts.corpus, entry)?;
         let (a, b) = lattice_conform::converge::counterexample_histories(&h, x);
         for (suffix, hist) in [("a", a), ("b", b)] {
             let path = dir.join(format!("{}-order-{suffix}.json", entry.name()));

@@ -139,6 +139,8 @@ pub enum LatticeTestsError {
     Io(PathBuf, #[source] std::io::Error),
     #[error("{path}: {reason}")]
     Bad { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Version(#[from] crate::versioned::VersionError),
 }
 
 impl TestFile {
@@ -146,10 +148,8 @@ impl TestFile {
     pub fn load(path: &Path) -> Result<TestFile, LatticeTestsError> {
         let text = std::fs::read_to_string(path).map_err(|e| LatticeTestsError::Io(path.to_path_buf(), e))?;
         let bad = |reason: String| LatticeTestsError::Bad { path: path.to_path_buf(), reason };
-        let file: TestFile = serde_json::from_str(&text).map_err(|e| bad(format!("line {}, column {}: {e}", e.line(), e.column())))?;
-        if file.format != TAG || file.format_version != VERSION {
-            return Err(bad(format!("is `{}` version {}, expected `{TAG}` version {VERSION}", file.format, file.format_version)));
-        }
+        crate::versioned::check(&text, path, TAG, VERSION)?;
+        let file: TestFile = serde_json::from_str(&text).map_err(|e| crate::versioned::json_error(path, &e))?;
         let mut names = std::collections::BTreeSet::new();
         for s in &file.scenarios {
             if !names.insert(&s.name) {

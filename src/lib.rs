@@ -21,6 +21,7 @@ pub mod history;
 pub mod kernel;
 pub mod migrate;
 pub mod op;
+pub mod output;
 pub mod record;
 pub mod registry;
 pub mod replay;

@@ -137,6 +137,8 @@ pub enum MigrateError {
         "{src}: store is paused since op {op_index} was rejected; resolve that first (a migration must not carry a half-applied history)"
     )]
     SourcePaused { src: PathBuf, op_index: u64 },
+    #[error("{0}: another process holds the store for writing; the migration checks compare the source before and after and need a source nobody writes while they run (stop the writer, or check a copy of the store). A plain `migrate` migrates a consistent snapshot of a store in use")]
+    SourceBusy(PathBuf),
     #[error("no migration from `{from}` to `{to}`; available: {available}")]
     NoMigration { from: String, to: String, available: String },
     #[error("{0}: already exists; a migration never writes over an existing store (choose a new destination)")]
@@ -206,8 +208,9 @@ pub fn migrate(
         None => find(&reader.identity().store_type, &opts.to_type)?,
     };
     let logic = registry.opener(&opts.to_type)?.logic();
-    if dst.exists() {
-        return Err(MigrateError::DestinationExists(dst.to_path_buf()));
+    match store::check_new_dir(dst) {
+        Err(StoreError::AlreadyExists { .. }) => return Err(MigrateError::DestinationExists(dst.to_path_buf())),
+        other => other?,
     }
     let mut rows = Vec::new();
     reader.for_each_row(|k, v| rows.push((k.to_vec(), v.to_vec())))?;
@@ -248,11 +251,25 @@ pub fn chain(payloads: &[Vec<u8>], store_id: Uuid, author: [u8; 32]) -> Vec<Op> 
         .collect()
 }
 
-/// Builds the target in `.<name>.migrating-*` beside `dst`, then renames it into place.
+/// The temporary directory prefix for a migration into `name`: `.<name>.migrating-`, with a name
+/// longer than 96 bytes cut to its first 96 (at a character boundary) followed by `~` and the
+/// first 16 hex digits of blake3(name), so the temporary name stays within the 255-byte limit of
+/// a file name for any destination name that fits it, and stays distinct per destination.
+fn temp_prefix(name: &str) -> String {
+    const KEEP: usize = 96;
+    if name.len() <= KEEP {
+        return format!(".{name}.migrating-");
+    }
+    let cut = (0..=KEEP).rev().find(|&i| name.is_char_boundary(i)).unwrap_or(0);
+    format!(".{}~{}.migrating-", &name[..cut], &blake3::hash(name.as_bytes()).to_hex()[..16])
+}
+
+/// Builds the target in a temporary directory beside `dst` ([`temp_prefix`]), then renames it
+/// into place.
 fn build(dst: &Path, id: Uuid, ops: &[Op], logic: store::Logic, opts: &MigrateOptions) -> Result<(StoreIdentity, String), MigrateError> {
     let parent = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = dst.file_name().map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
-    let prefix = format!(".{name}.migrating-");
+    let prefix = temp_prefix(&name);
     remove_stale(parent, &prefix)?;
     let tmp = tempfile::Builder::new().prefix(&prefix).tempdir_in(parent).map_err(|e| MigrateError::Io(parent.to_path_buf(), e))?;
     let mut store = Store::create(&tmp.path().join("store"), id, logic)?;
@@ -276,7 +293,15 @@ fn build(dst: &Path, id: Uuid, ops: &[Op], logic: store::Logic, opts: &MigrateOp
     if opts.fail_at == Some(FailPoint::BeforeRename) {
         return Err(MigrateError::Injected(FailPoint::BeforeRename));
     }
-    std::fs::rename(tmp.path().join("store"), dst).map_err(|e| MigrateError::Io(dst.to_path_buf(), e))?;
+    // A directory that appeared at `dst` meanwhile makes the rename fail (ENOTEMPTY): the
+    // destination exists after all; the temporary directory is removed when `tmp` drops.
+    if let Err(e) = std::fs::rename(tmp.path().join("store"), dst) {
+        return Err(if dst.symlink_metadata().is_ok() {
+            MigrateError::DestinationExists(dst.to_path_buf())
+        } else {
+            MigrateError::Io(dst.to_path_buf(), e)
+        });
+    }
     if opts.fail_at == Some(FailPoint::AfterRename) {
         return Err(MigrateError::Injected(FailPoint::AfterRename));
     }
@@ -331,6 +356,9 @@ pub fn migrate_checked(
     migration: Option<Arc<dyn Migration>>,
     registry: &Registry,
 ) -> Result<(Outcome, Vec<CheckResult>), MigrateError> {
+    if store::writer_active(src) {
+        return Err(MigrateError::SourceBusy(src.to_path_buf()));
+    }
     let before = (digests(src)?, store::peek_info(src)?);
     let mut opts = opts.clone();
     opts.target_id = Some(opts.target_id.unwrap_or_else(Uuid::new_v4));
@@ -346,6 +374,11 @@ pub fn migrate_checked(
         check_deterministic(src, dst, &opts, &outcome, &migration, registry)?,
         check_crash_safe(src, &opts, &outcome, &migration, registry)?,
     ];
+    // A writer that started meanwhile changed the source, not the migration (which only reads
+    // it, taking no writer lock): that is no verdict on the migration.
+    if !checks[0].ok && store::writer_active(src) {
+        return Err(MigrateError::SourceBusy(src.to_path_buf()));
+    }
     Ok((outcome, checks))
 }
 
@@ -538,6 +571,13 @@ pub fn audit(dir: &Path, registry: &Registry) -> Result<Vec<Finding>, MigrateErr
     }
     if !f.hash_matches_type {
         say(format!("the stored state hash was not computed for `{}` schema {}", f.state.store_type, f.state.schema_version));
+    }
+    drop(say);
+    // The contents too: a store whose identity is in order must also replay to what it stores.
+    if out.is_empty() {
+        if let Err(e) = crate::record::verify_deep(dir, registry) {
+            out.push(Finding { what: format!("deep verification failed: {e}") });
+        }
     }
     Ok(out)
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::build::{BuildError, BuildSpec};
 use crate::history::History;
 use crate::registry::Registry;
-use crate::replay::replay;
+use crate::replay::{replay, Delivered, MemStore};
 use crate::store::{StoreError, StoreReader};
 use crate::verify::{first_divergence, Divergence};
 
@@ -29,12 +29,29 @@ pub enum RecordError {
     StallMismatch { dir: std::path::PathBuf, replayed: String, stored: String },
     #[error("{dir}: replaying its log gives state hash {replayed}, but the store says {stored}: the store is corrupt or was built by another logic")]
     LogMismatch { dir: std::path::PathBuf, replayed: String, stored: String },
+    #[error("{dir}: replaying its log leaves {replayed} ops floating, but state.db holds {stored}: the store is corrupt")]
+    FloatingMismatch { dir: std::path::PathBuf, replayed: u64, stored: u64 },
+}
+
+/// What a deep verification ([`verify_deep`]) checked, for a store that passed it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeepCheck {
+    /// Log entries read, decoded and replayed (positions `0..log_entries`, contiguous).
+    pub log_entries: u64,
+    /// The state hash: stored, recomputed from the tables, and reached by the replay.
+    pub state_hash: String,
+    /// Received ops still floating, in `state.db` and in the replay.
+    pub floating: u64,
+    /// The log entry projection stalled at, in both, if it did.
+    pub stall: Option<u64>,
+    /// Entries a concurrent writer had logged past the snapshot checked (not part of it).
+    pub logged_ahead: u64,
 }
 
 impl RecordError {
     /// Whether this is a failed check on a readable store (exit 1) rather than bad input (exit 2).
     pub fn is_check_failure(&self) -> bool {
-        matches!(self, RecordError::LogMismatch { .. } | RecordError::StallMismatch { .. })
+        matches!(self, RecordError::LogMismatch { .. } | RecordError::StallMismatch { .. } | RecordError::FloatingMismatch { .. })
             || matches!(self, RecordError::Store(s) if s.is_check_failure())
     }
 }
@@ -45,11 +62,39 @@ impl RecordError {
 /// its stall.
 pub fn record(dir: &Path, registry: &Registry) -> Result<History, RecordError> {
     let reader = StoreReader::open(dir)?;
-    reader.verify()?;
+    let (_, ops) = deep_check(dir, &reader, registry)?;
+    Ok(History::new(reader.identity(), ops))
+}
+
+/// Deep verification of the store in `dir`, from one consistent snapshot (see [`StoreReader`]):
+/// the stored state hash equals the hash recomputed from the tables; `log.db` holds every entry
+/// the state reflects at contiguous positions from 0, each decodes and is accepted on arrival as
+/// it was the first time (no entry over the limits, no second copy); and replaying those entries
+/// from genesis with the registered logic reaches the stored state hash, the stored stall and
+/// the same number of floating ops. It catches a `state.db` from another replica of the same
+/// store and a truncated or damaged `log.db`, which the plain `verify` (tables against the stored
+/// hash) cannot see.
+pub fn verify_deep(dir: &Path, registry: &Registry) -> Result<DeepCheck, RecordError> {
+    let reader = StoreReader::open(dir)?;
+    deep_check(dir, &reader, registry).map(|(check, _)| check)
+}
+
+fn deep_check(dir: &Path, reader: &StoreReader, registry: &Registry) -> Result<(DeepCheck, Vec<crate::op::Op>), RecordError> {
+    let stored = reader.verify()?;
     let id = reader.identity().clone();
-    let history = History::new(&id, reader.log_ops()?);
+    let ops = reader.log_ops()?;
     let logic = registry.resolve(&id).map_err(BuildError::from)?;
-    let outcome = replay(id, logic, &history.ops);
+    let log_path = dir.join("log.db");
+    let mut mem = MemStore::new(id, logic);
+    for (index, op) in (0u64..).zip(&ops) {
+        let reason = match mem.deliver(op) {
+            Delivered::Refused(r) => r.reason,
+            Delivered::Redelivered => "a second copy of an op already logged earlier".to_string(),
+            Delivered::Received { .. } => continue,
+        };
+        return Err(StoreError::UnreplayableLogEntry { path: log_path, index, reason }.into());
+    }
+    let outcome = mem.outcome();
     let stall_text = |s: Option<(u64, &str)>| s.map_or("nowhere".to_string(), |(i, k)| format!("at log entry {i} ({k})"));
     let replayed_stall = outcome.stall.as_ref().map(|s| (s.op_index, s.kind.as_str()));
     let stored_stall = reader.paused().map(|p| (p.op_index, p.kind.as_str()));
@@ -60,15 +105,25 @@ pub fn record(dir: &Path, registry: &Registry) -> Result<History, RecordError> {
             stored: stall_text(stored_stall),
         });
     }
-    let replayed = outcome.state_hash;
-    if replayed != reader.state_hash() {
+    if outcome.state_hash != stored {
         return Err(RecordError::LogMismatch {
             dir: dir.to_path_buf(),
-            replayed: replayed.to_string(),
-            stored: reader.state_hash().to_string(),
+            replayed: outcome.state_hash.to_string(),
+            stored: stored.to_string(),
         });
     }
-    Ok(history)
+    let floating = reader.floating_count()?;
+    if outcome.floating.len() as u64 != floating {
+        return Err(RecordError::FloatingMismatch { dir: dir.to_path_buf(), replayed: outcome.floating.len() as u64, stored: floating });
+    }
+    let check = DeepCheck {
+        log_entries: ops.len() as u64,
+        state_hash: stored.to_string(),
+        floating,
+        stall: replayed_stall.map(|(i, _)| i),
+        logged_ahead: reader.logged_ahead(),
+    };
+    Ok((check, ops))
 }
 
 /// What `verify_history` found when the build does not reproduce the store.

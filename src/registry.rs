@@ -239,6 +239,14 @@ impl Opened {
         }
     }
 
+    /// Entries a concurrent writer had logged past the snapshot read (0 for a repaired store).
+    pub fn logged_ahead(&self) -> u64 {
+        match self {
+            Opened::ReadOnly(s) => s.reader.logged_ahead(),
+            Opened::Repaired(_) => 0,
+        }
+    }
+
     pub fn paused(&self) -> Option<&store::PauseRecord> {
         match self {
             Opened::ReadOnly(s) => s.reader.paused(),

@@ -12,6 +12,8 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VersionError {
+    #[error("{path}: starts with a UTF-8 byte-order mark (bytes EF BB BF); our JSON files are UTF-8 without one: save it again without the mark")]
+    ByteOrderMark { path: PathBuf },
     #[error("{path}: invalid JSON at line {line}, column {column}: {msg}")]
     Json { path: PathBuf, line: usize, column: usize, msg: String },
     #[error("{path}: `format` is {found:?}, expected {expected:?}")]
@@ -32,6 +34,9 @@ struct Probe {
 
 /// Checks `text`'s `format` and `format_version` against what this build reads.
 pub fn check(text: &str, path: &Path, expected: &'static str, reads: u32) -> Result<(), VersionError> {
+    if text.starts_with('\u{feff}') {
+        return Err(VersionError::ByteOrderMark { path: path.to_path_buf() });
+    }
     let p: Probe = serde_json::from_str(text).map_err(|e| json_error(path, &e))?;
     let path = path.to_path_buf();
     match p {
@@ -62,5 +67,8 @@ mod tests {
         assert!(matches!(check(r#"{"format": "y", "format_version": 1}"#, p, "x", 1), Err(VersionError::WrongFormat { .. })));
         assert!(matches!(check("{\n  \"format\": ,", p, "x", 1), Err(VersionError::Json { line: 2, .. })));
         check(r#"{"format": "x", "format_version": 1}"#, p, "x", 1).unwrap();
+        // A byte-order mark is named as such, not reported as "expected value at 1:1".
+        let bom = "\u{feff}{\"format\": \"x\", \"format_version\": 1}";
+        assert!(matches!(check(bom, p, "x", 1), Err(VersionError::ByteOrderMark { .. })));
     }
 }

@@ -60,6 +60,11 @@ enum Command {
         /// Recompute the state hash from the tables; a mismatch is reported as corrupt (exit 1).
         #[arg(long)]
         verify: bool,
+        /// Deep verification (implies --verify): also read every log.db entry, check the log's
+        /// integrity, replay it from genesis and require the stored state hash, stall and
+        /// floating ops (catches a state.db from another replica and a damaged or truncated log).
+        #[arg(long)]
+        deep: bool,
         /// Replay the store's log with --build and refuse the store as corrupt (exit 1) if the
         /// result differs from the stored state hash.
         #[arg(long)]
@@ -70,8 +75,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Recreate state.db from log.db.
-    Rebuild { dir: PathBuf },
+    /// Recreate state.db from log.db (the replaced state.db is kept as state.db.before-rebuild).
+    Rebuild {
+        dir: PathBuf,
+        /// Rebuild even when state.db belongs to another store or reflects ops log.db lacks
+        /// (those ops are then lost from the rebuilt store; the old state.db is still kept).
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the decoded contents of a store's data table.
     Dump {
         dir: PathBuf,
@@ -120,14 +131,35 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::from(exit::OK as u8),
+        // The reader of our output went away (`dump | head`): a normal end of output.
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(exit::OK as u8),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(exit_code(&e) as u8)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// `println!` panics when standard output is a closed pipe. Rust ignores SIGPIPE, so that panic
+/// is how a `print!` learns the reader left; treat it as the end of output (exit 0, no message)
+/// rather than a crash. Every other panic reaches the previous hook unchanged.
+fn quiet_on_closed_stdout() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload().downcast_ref::<String>().map(String::as_str).or_else(|| info.payload().downcast_ref::<&str>().copied());
+        if msg.is_some_and(|m| m.starts_with("failed printing to stdout") && m.contains("Broken pipe")) {
+            std::process::exit(exit::OK);
+        }
+        previous(info);
+    }));
 }
 
 fn exit_code(e: &anyhow::Error) -> i32 {
@@ -153,12 +185,12 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Create { dir, store_type, id } => create(&registry, &dir, &store_type, id.unwrap_or_else(Uuid::new_v4)),
         Command::Apply { dir, history, create } => apply(&registry, &dir, &history, create),
         Command::Peek { dir, json } => peek(&dir, json),
-        Command::Open { dir, verify, verify_history: true, build, json } => {
+        Command::Open { dir, verify, deep, verify_history: true, build, json } => {
             verify_history(&registry, &dir, &build, json)?;
-            open(&registry, &dir, verify, json)
+            open(&registry, &dir, verify, deep, json)
         }
-        Command::Open { dir, verify, json, .. } => open(&registry, &dir, verify, json),
-        Command::Rebuild { dir } => rebuild(&registry, &dir),
+        Command::Open { dir, verify, deep, json, .. } => open(&registry, &dir, verify, deep, json),
+        Command::Rebuild { dir, force } => rebuild(&registry, &dir, force),
         Command::Dump { dir, json } => dump(&registry, &dir, json),
         Command::HoldOpen { dir } => hold_open(&registry, &dir),
         Command::Certify(args) => certify(&registry, args),
@@ -277,21 +309,29 @@ struct OpenJson {
     identity: StoreIdentity,
     state_hash: String,
     ops: u64,
+    /// Entries a concurrent writer had logged past the snapshot read.
+    logged_ahead: u64,
     paused: Option<PauseRecord>,
     verified: bool,
+    /// Present after --deep: what the deep verification checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deep: Option<lattice_conform::record::DeepCheck>,
 }
 
-fn open(registry: &Registry, dir: &Path, verify: bool, json: bool) -> anyhow::Result<()> {
+fn open(registry: &Registry, dir: &Path, verify: bool, deep: bool, json: bool) -> anyhow::Result<()> {
     let store = registry.open_for_reading(dir)?;
-    if verify {
+    if verify || deep {
         store.verify()?;
     }
+    let deep = if deep { Some(lattice_conform::record::verify_deep(dir, registry)?) } else { None };
     let out = OpenJson {
         identity: store.identity().clone(),
         state_hash: store.state_hash().to_string(),
         ops: store.log_len(),
+        logged_ahead: store.logged_ahead(),
         paused: store.paused().cloned(),
-        verified: verify,
+        verified: verify || deep.is_some(),
+        deep,
     };
     if json {
         return print_json(&out);
@@ -302,16 +342,30 @@ fn open(registry: &Registry, dir: &Path, verify: bool, json: bool) -> anyhow::Re
     if let Some(p) = &out.paused {
         println!("paused:         at op {} ({}): {}", p.op_index, p.kind.as_str(), p.reason);
     }
-    if verify {
+    if out.logged_ahead > 0 {
+        println!("writer active:  {} more ops logged while this snapshot was read (not included)", out.logged_ahead);
+    }
+    if out.verified {
         println!("verified:       state hash recomputed from the tables and matches");
+    }
+    if let Some(d) = &out.deep {
+        println!(
+            "deep:           {} log entries read, replayed from genesis: same state hash, {} floating, stall {}",
+            d.log_entries,
+            d.floating,
+            d.stall.map_or("none".to_string(), |i| format!("at log entry {i}"))
+        );
     }
     Ok(())
 }
 
-fn rebuild(registry: &Registry, dir: &Path) -> anyhow::Result<()> {
+fn rebuild(registry: &Registry, dir: &Path, force: bool) -> anyhow::Result<()> {
     let identity = Store::log_identity(dir)?;
-    let store = Store::rebuild(dir, registry.resolve(&identity)?)?;
+    let (store, note) = Store::rebuild(dir, registry.resolve(&identity)?, force)?;
     println!("rebuilt state.db from {} logged ops; state hash {}", store.log_len(), store.state_hash());
+    if let Some(kept) = &note.kept {
+        println!("the replaced state.db is kept as {}", kept.display());
+    }
     if let Some(p) = store.paused() {
         println!("projection stalls again at log entry {} ({}): {}", p.op_index, p.kind.as_str(), p.reason);
     }
@@ -332,10 +386,11 @@ fn dump(registry: &Registry, dir: &Path, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(&DumpJson { store_type, rows });
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for row in rows {
         writeln!(out, "{row}")?;
     }
+    out.flush()?;
     Ok(())
 }
 
@@ -429,6 +484,7 @@ enum ReportCommand {
 }
 
 fn gen(args: GenArgs) -> anyhow::Result<()> {
+    lattice_conform::output::check_dir(&args.out)?;
     if args.check {
         let (drift, checked) = corpus::check_generated(&args.out)?;
         for d in &drift {
@@ -458,6 +514,7 @@ fn corpus_stats(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn bless(registry: &Registry, corpus: &Path, golden: &Path, store_type: Option<&str>, accept: bool) -> anyhow::Result<()> {
+    lattice_conform::output::check_dir(golden)?;
     let done = lattice_conform::golden::bless_all(corpus, golden, store_type, accept, registry)?;
     let mut counts = std::collections::BTreeMap::new();
     for (id, action) in &done {
@@ -489,6 +546,9 @@ fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
     opts.jobs = args.jobs.unwrap_or(opts.jobs).max(1);
     opts.keep_going = args.keep_going;
     opts.progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    if args.orders > 0 {
+        lattice_conform::output::check_dir(&args.counterexamples)?;
+    }
     let mut report = lattice_conform::verify::verify(&opts, registry)?;
     if args.orders == 0 {
         return finish_report(&report, args.format);
@@ -585,6 +645,10 @@ fn migrate(registry: &Registry, args: MigrateArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let (src, dst, to_type) = (args.src.expect("clap"), args.dst.expect("clap"), args.to_type.expect("clap"));
+    if dst.symlink_metadata().is_err() {
+        // (An existing DST is refused below as existing, whatever it is.)
+        lattice_conform::output::check_dir(&dst)?;
+    }
     let mut opts = m::MigrateOptions::new(&to_type);
     opts.target_id = args.id;
     opts.stall_after = args.stall_after;
@@ -630,17 +694,14 @@ fn audit(registry: &Registry, dir: &Path) -> anyhow::Result<()> {
         println!("finding: {}", f.what);
     }
     if !findings.is_empty() {
-        anyhow::bail!(CheckFailed(format!(
-            "{}: {} finding(s): this store's type does not match its history",
-            dir.display(),
-            findings.len()
-        )));
+        anyhow::bail!(CheckFailed(format!("{}: {} finding(s): the store does not match its history", dir.display(), findings.len())));
     }
     println!("{}: clean", dir.display());
     Ok(())
 }
 
 fn bless_migrations(registry: &Registry, corpus: &Path, golden: &Path, accept: bool) -> anyhow::Result<()> {
+    lattice_conform::output::check_dir(golden)?;
     let done = lattice_conform::migrate::bless_migrations(corpus, golden, accept, registry)?;
     let changed: Vec<_> = done.iter().filter(|(_, a)| *a != BlessAction::Unchanged).collect();
     for (id, action) in &changed {
@@ -686,6 +747,9 @@ struct CertifyArgs {
     /// Where to write the shrunk counterexample history on divergence.
     #[arg(long, default_value = "certify-counterexample.json")]
     counterexample: PathBuf,
+    /// Replace --out and --counterexample if they exist.
+    #[arg(long)]
+    force: bool,
     /// Re-derive this certificate; exit 0 if it still holds, 1 if not.
     #[arg(long)]
     check: Option<PathBuf>,
@@ -702,6 +766,8 @@ fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {
             Some(reason) => anyhow::bail!(CheckFailed(format!("{}: {reason}", path.display()))),
         };
     }
+    lattice_conform::output::check_file(&args.out, args.force)?;
+    lattice_conform::output::check_file(&args.counterexample, args.force)?;
     let opts = c::CertifyOptions {
         store_type: args.store_type.expect("clap"),
         baseline: args.baseline.expect("clap").parse()?,
@@ -743,9 +809,18 @@ struct RecordArgs {
     /// The history's name in the corpus.
     #[arg(long)]
     name: Option<String>,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.out {
+        lattice_conform::output::check_file(out, args.force)?;
+    }
+    for dir in args.corpus.iter().chain(&args.golden) {
+        lattice_conform::output::check_dir(dir)?;
+    }
     let history = lattice_conform::record::record(&args.dir, registry)?;
     let text = history.to_json();
     if let Some(out) = &args.out {

@@ -36,10 +36,16 @@ pub enum StoreError {
     WrongType { dir: PathBuf, found: String, found_schema: u64, expected: String, expected_schema: u64 },
     #[error("{dir}: corrupt: stored state hash {stored} but the tables hash to {computed}")]
     Corrupt { dir: PathBuf, stored: StateHash, computed: StateHash },
-    #[error("{dir}: state.db reflects {state_len} log entries but log.db holds only {log_len}; state.db is not from this log (run `lattice-conform rebuild`)")]
+    #[error("{dir}: state.db reflects {state_len} log entries but log.db holds only {log_len}: {} ops exist only in state.db (log.db was truncated or replaced by an older copy). Restore the complete log.db from a backup or a replica; `lattice-conform rebuild` would discard those ops (it refuses without --force, and keeps the old state.db as state.db.before-rebuild)", .state_len - .log_len)]
     StateAheadOfLog { dir: PathBuf, state_len: u64, log_len: u64 },
-    #[error("{dir}: state.db reflects {state_len} log entries but log.db holds {log_len}; a read-only reader cannot reconcile them (run `lattice-conform open` once to catch state.db up after a crash)")]
+    #[error("{dir}: state.db reflects {state_len} log entries but log.db holds {log_len}, and no writer holds the store: a crash interrupted an apply between its two commits (run `lattice-conform open` once to catch state.db up)")]
     StateLagsLog { dir: PathBuf, state_len: u64, log_len: u64 },
+    #[error("{dir}: rebuild refused: {reason}; pass --force to rebuild from log.db anyway (the replaced state.db is kept as state.db.before-rebuild)")]
+    RebuildRefused { dir: PathBuf, reason: String },
+    #[error("{path}: the name is {len} bytes long; a file name holds at most 255")]
+    NameTooLong { path: PathBuf, len: usize },
+    #[error("{path}: not a directory (a store is a directory holding state.db and log.db)")]
+    NotADirectory { path: PathBuf },
     #[error("{path}: log entry {index} does not decode: {reason}")]
     BadLogEntry { path: PathBuf, index: u64, reason: String },
     #[error("{path}: log entry {index} cannot be replayed: {reason}; the log was altered after it was written")]

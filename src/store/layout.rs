@@ -72,6 +72,47 @@ pub(crate) fn open_ro(path: &Path) -> Result<ReadOnlyDatabase, StoreError> {
     })
 }
 
+/// The writer's claim on a store directory: an exclusive advisory lock (`flock`) on the directory
+/// itself, held for as long as a read-write [`super::Store`] is open. redb already keeps a second
+/// writer out of each file; this lock exists so that a *reader* can tell whether a writer is at
+/// work (see [`writer_active`]) without touching redb's own lock bytes, and it puts nothing in the
+/// directory. Released when dropped (the file descriptor closes).
+#[derive(Debug)]
+pub(crate) struct DirLock(#[allow(dead_code)] std::fs::File);
+
+/// How long a writer waits for readers' momentary probes to let go before calling the store held.
+const LOCK_ATTEMPTS: u32 = 500;
+
+/// Takes the writer lock on `dir`. Readers only ever hold a shared lock for the instant of a
+/// probe, so a writer retries for up to about half a second before reporting the store as held
+/// by another process (another writer keeps it for as long as it runs).
+pub(crate) fn lock_writer(dir: &Path) -> Result<DirLock, StoreError> {
+    let file = std::fs::File::open(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+    for _ in 0..LOCK_ATTEMPTS {
+        match file.try_lock() {
+            Ok(()) => return Ok(DirLock(file)),
+            Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(std::fs::TryLockError::Error(source)) => return Err(StoreError::Io { path: dir.to_path_buf(), source }),
+        }
+    }
+    Err(StoreError::Locked { path: dir.to_path_buf() })
+}
+
+/// Whether a writer (a read-write open in any process) holds `dir` right now. A shared probe of
+/// the directory lock, released at once; an unreadable directory counts as no writer (the caller
+/// is about to fail on it anyway).
+pub(crate) fn writer_active(dir: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(dir) else { return false };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => false,
+    }
+}
+
 /// Whether `e` says the file it names does not exist (or its directory is not one).
 pub(crate) fn is_not_found(e: &StoreError) -> bool {
     use std::io::ErrorKind::{NotADirectory, NotFound};

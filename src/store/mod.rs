@@ -101,15 +101,22 @@ pub struct Store {
     acc: LtHash,
     log_len: u64,
     paused: Option<PauseRecord>,
+    /// The writer lock on `dir`, held for the life of the store (see [`layout::DirLock`]).
+    lock: DirLock,
+}
+
+/// What a rebuild replaced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RebuildNote {
+    /// Where the `state.db` that was replaced is kept (`None` when there was none).
+    pub kept: Option<PathBuf>,
 }
 
 impl Store {
     /// Creates a new, empty store at `dir` (which must not exist). The directory is built under a
     /// temporary name beside it and renamed into place, so a crash leaves no half-made store.
     pub fn create(dir: &Path, store_id: Uuid, logic: Logic) -> Result<Store, StoreError> {
-        if dir.exists() {
-            return Err(StoreError::AlreadyExists { path: dir.to_path_buf() });
-        }
+        check_new_dir(dir)?;
         let identity = StoreIdentity { store_id, store_type: logic.store_type().to_string(), schema_version: logic.schema_version() };
         let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let tmp = tempfile::Builder::new()
@@ -118,8 +125,17 @@ impl Store {
             .map_err(|source| StoreError::Io { path: parent.to_path_buf(), source })?;
         init_log(&tmp.path().join(LOG_FILE), &identity)?;
         init_state(&tmp.path().join(STATE_FILE), &identity)?;
-        let tmp = tmp.keep();
-        std::fs::rename(&tmp, dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+        // `tmp` removes the half-made directory on every early return; it is kept only once it
+        // has its final name. A directory that appeared at `dir` meanwhile (another create) makes
+        // the rename fail (ENOTEMPTY), and that is reported as the store already existing.
+        if let Err(source) = std::fs::rename(tmp.path(), dir) {
+            return Err(if dir.symlink_metadata().is_ok() {
+                StoreError::AlreadyExists { path: dir.to_path_buf() }
+            } else {
+                StoreError::Io { path: dir.to_path_buf(), source }
+            });
+        }
+        let _ = tmp.keep();
         Store::open(dir, logic)
     }
 
@@ -132,16 +148,17 @@ impl Store {
             Err(StoreError::NotClosedCleanly { .. }) => {}
             Err(e) => return Err(e),
         }
-        Store::open_files(dir, dir.join(STATE_FILE), logic)
+        let lock = lock_writer(dir)?;
+        Store::open_files(dir, dir.join(STATE_FILE), logic, lock)
     }
 
     /// The read-write open of §9.6 steps 2–6 with the state in `state_path` (`state.db`, or the
     /// file a rebuild is filling) and the log in `dir`'s `log.db`.
-    fn open_files(dir: &Path, state_path: PathBuf, logic: Logic) -> Result<Store, StoreError> {
-        error::contain(dir, || Store::open_files_uncontained(dir, state_path, logic))
+    fn open_files(dir: &Path, state_path: PathBuf, logic: Logic, lock: DirLock) -> Result<Store, StoreError> {
+        error::contain(dir, || Store::open_files_uncontained(dir, state_path, logic, lock))
     }
 
-    fn open_files_uncontained(dir: &Path, state_path: PathBuf, logic: Logic) -> Result<Store, StoreError> {
+    fn open_files_uncontained(dir: &Path, state_path: PathBuf, logic: Logic, lock: DirLock) -> Result<Store, StoreError> {
         let log_path = dir.join(LOG_FILE);
         let state = open_rw(&state_path)?;
         let log = open_rw(&log_path)?;
@@ -152,7 +169,7 @@ impl Store {
         }
         check_logic(dir, &identity, logic.as_ref())?;
         let (acc, log_len, paused) = read_bookkeeping(&state, &state_path, &identity)?;
-        let mut store = Store { dir: dir.to_path_buf(), state_path, identity, state, log, logic, acc, log_len, paused };
+        let mut store = Store { dir: dir.to_path_buf(), state_path, identity, state, log, logic, acc, log_len, paused, lock };
         store.catch_up()?;
         Ok(store)
     }
@@ -160,27 +177,50 @@ impl Store {
     /// The identity recorded in `log.db` alone (opened read-write, so a crashed file is repaired).
     pub fn log_identity(dir: &Path) -> Result<StoreIdentity, StoreError> {
         peek::check_dir(dir)?;
-        let log_path = dir.join(LOG_FILE);
-        error::contain(&log_path, || read_db_identity(&open_rw(&log_path)?, LOG_META, &log_path))
+        log_facts(dir).map(|(identity, _)| identity)
     }
 
     /// Recreates `state.db` from `log.db` alone, replaying every logged op with `logic`. The new
     /// file is built and filled beside the old one and renamed over it only once the whole log
     /// has replayed into it; if a log entry does not decode, the new file is removed and
     /// `state.db` is left as it was. A stall is derived again from the log, like everything else.
-    pub fn rebuild(dir: &Path, logic: Logic) -> Result<Store, StoreError> {
+    ///
+    /// A `state.db` that belongs to another store, or that reflects more ops than `log.db` holds
+    /// (ops that exist nowhere else), is refused unless `force`. Whatever `state.db` is replaced
+    /// is kept beside it (a hard link, or a copy, made before the rename) as
+    /// `state.db.before-rebuild` (or `.before-rebuild.N` when earlier ones are there).
+    pub fn rebuild(dir: &Path, logic: Logic, force: bool) -> Result<(Store, RebuildNote), StoreError> {
         peek::check_dir(dir)?;
-        let identity = Store::log_identity(dir)?;
+        let lock = lock_writer(dir)?;
+        let (identity, logged) = log_facts(dir)?;
         check_logic(dir, &identity, logic.as_ref())?;
+        let state_path = dir.join(STATE_FILE);
+        if !force && state_path.exists() {
+            refuse_lossy_rebuild(dir, &identity, logged)?;
+        }
         let tmp_path = dir.join(REBUILD_FILE);
         let _ = std::fs::remove_file(&tmp_path);
         init_state(&tmp_path, &identity)?;
-        if let Err(e) = Store::open_files(dir, tmp_path.clone(), logic.clone()) {
-            let _ = std::fs::remove_file(&tmp_path);
-            return Err(e);
-        }
-        std::fs::rename(&tmp_path, dir.join(STATE_FILE)).map_err(|source| StoreError::Io { path: dir.join(STATE_FILE), source })?;
-        Store::open(dir, logic)
+        let lock = match Store::open_files(dir, tmp_path.clone(), logic.clone(), lock) {
+            Ok(built) => built.lock,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp_path);
+                return Err(e);
+            }
+        };
+        let kept = if state_path.exists() {
+            match keep_aside(&state_path) {
+                Ok(kept) => Some(kept),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp_path);
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        std::fs::rename(&tmp_path, &state_path).map_err(|source| StoreError::Io { path: state_path.clone(), source })?;
+        Ok((Store::open_files(dir, state_path, logic, lock)?, RebuildNote { kept }))
     }
 
     pub fn dir(&self) -> &Path {
@@ -230,17 +270,20 @@ impl Store {
 
     /// The state hash recomputed from scratch over the tables.
     pub fn recompute(&self) -> Result<StateHash, StoreError> {
-        recompute(&self.state, &self.state_path(), &self.identity)
+        let path = self.state_path();
+        recompute(&self.state.begin_read().at(&path)?, &path, &self.identity)
     }
 
     /// Calls `f` on every `data` row in key order.
     pub fn for_each_row(&self, f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
-        for_each_row(&self.state, &self.state_path(), f)
+        let path = self.state_path();
+        for_each_row(&self.state.begin_read().at(&path)?, &path, f)
     }
 
     /// Every author's chain tip, ordered by author.
     pub fn tips(&self) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
-        read_tips(&self.state, &self.state_path())
+        let path = self.state_path();
+        read_tips(&self.state.begin_read().at(&path)?, &path)
     }
 
     /// Number of received ops still floating (waiting for their `prev` or `causal_deps`).
@@ -254,7 +297,8 @@ impl Store {
 
     /// The logged ops in arrival order.
     pub fn log_ops(&self) -> Result<Vec<Op>, StoreError> {
-        read_log(&self.log, &self.log_path(), 0)
+        let path = self.log_path();
+        read_log(&self.log.begin_read().at(&path)?, &path, 0, u64::MAX)
     }
 
     fn state_path(&self) -> PathBuf {
@@ -281,7 +325,8 @@ impl Store {
         if self.log_len > logged {
             return Err(StoreError::StateAheadOfLog { dir: self.dir.clone(), state_len: self.log_len, log_len: logged });
         }
-        let missing = read_log(&self.log, &self.log_path(), self.log_len)?;
+        let log_path = self.log_path();
+        let missing = read_log(&self.log.begin_read().at(&log_path)?, &log_path, self.log_len, u64::MAX)?;
         let mut summary = ApplySummary::default();
         for (n, chunk) in missing.chunks(BATCH).enumerate() {
             let base = self.log_len + (n * BATCH) as u64;
@@ -374,6 +419,103 @@ impl Store {
     }
 }
 
+/// `log.db`'s identity and entry count, read-only; a file a crash left unclean is opened
+/// read-write once so redb repairs it (under the writer lock).
+fn log_facts(dir: &Path) -> Result<(StoreIdentity, u64), StoreError> {
+    let log_path = dir.join(LOG_FILE);
+    let read = |db: &dyn Fn() -> Result<(StoreIdentity, u64), StoreError>| error::contain(&log_path, db);
+    let ro = read(&|| {
+        let log = open_ro(&log_path)?;
+        let txn = log.begin_read().at(&log_path)?;
+        let identity = read_identity(&layout::open_ro_table(&txn, LOG_META, &log_path)?, &log_path)?;
+        Ok((identity, layout::open_ro_table(&txn, LOG, &log_path)?.len().at(&log_path)?))
+    });
+    match ro {
+        Err(StoreError::NotClosedCleanly { .. }) => {
+            let _lock = if writer_active(dir) { None } else { Some(lock_writer(dir)?) };
+            read(&|| {
+                let log = open_rw(&log_path)?;
+                Ok((read_db_identity(&log, LOG_META, &log_path)?, log_count(&log, &log_path)?))
+            })
+        }
+        other => other,
+    }
+}
+
+/// Whether another process (or another handle of this one) holds the store in `dir` open for
+/// writing right now (a probe of the writer lock, §9.6 of docs/FORMAT.md).
+pub fn writer_active(dir: &Path) -> bool {
+    layout::writer_active(dir)
+}
+
+/// Checks that `dir` can become a new store directory: nothing is there (not even a dangling
+/// symbolic link), its name fits a file name (255 bytes), and its parent is a directory.
+pub fn check_new_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.symlink_metadata().is_ok() {
+        return Err(StoreError::AlreadyExists { path: dir.to_path_buf() });
+    }
+    if let Some(name) = dir.file_name().filter(|n| n.len() > 255) {
+        return Err(StoreError::NameTooLong { path: dir.to_path_buf(), len: name.len() });
+    }
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match std::fs::metadata(parent) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(StoreError::NotADirectory { path: parent.to_path_buf() }),
+        Err(source) => Err(StoreError::Io { path: parent.to_path_buf(), source }),
+    }
+}
+
+/// The rebuild guard: refuses to replace a `state.db` of another store, or one that reflects ops
+/// `log.db` no longer holds. A `state.db` that cannot be read at all is what rebuild is for.
+fn refuse_lossy_rebuild(dir: &Path, log_identity: &StoreIdentity, logged: u64) -> Result<(), StoreError> {
+    let state_path = dir.join(STATE_FILE);
+    let read = error::contain(&state_path, || {
+        let db = open_ro(&state_path)?;
+        let txn = db.begin_read().at(&state_path)?;
+        let meta = layout::open_ro_table(&txn, META, &state_path)?;
+        Ok((read_identity(&meta, &state_path)?, read_u64(&meta, K_LOG_LEN, &state_path)?))
+    });
+    let Ok((state_identity, state_len)) = read else { return Ok(()) };
+    if state_identity != *log_identity {
+        return Err(StoreError::RebuildRefused {
+            dir: dir.to_path_buf(),
+            reason: format!(
+                "state.db belongs to another store ({state_identity}) than log.db ({log_identity}); rebuilding would throw that \
+                 store's state away. Put each file back with its own store"
+            ),
+        });
+    }
+    if state_len > logged {
+        return Err(StoreError::RebuildRefused {
+            dir: dir.to_path_buf(),
+            reason: format!(
+                "state.db reflects {state_len} ops but log.db holds only {logged}: {} ops exist only in state.db and a rebuild \
+                 from log.db would discard them. Restore the complete log.db (a backup, or the replica it came from)",
+                state_len - logged
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Keeps `state.db` beside itself before a rebuild replaces it: a hard link (or, where the file
+/// system has none, a copy) named `state.db.before-rebuild`, or `.before-rebuild.N` (N = 2, 3, …)
+/// when earlier ones are there. Returns the name used.
+fn keep_aside(state_path: &Path) -> Result<PathBuf, StoreError> {
+    let base = state_path.with_file_name(format!("{STATE_FILE}.before-rebuild"));
+    let mut target = base.clone();
+    for n in 2.. {
+        if target.symlink_metadata().is_err() {
+            break;
+        }
+        target = PathBuf::from(format!("{}.{n}", base.display()));
+    }
+    std::fs::hard_link(state_path, &target)
+        .or_else(|_| std::fs::copy(state_path, &target).map(drop))
+        .map_err(|source| StoreError::Io { path: target.clone(), source })?;
+    Ok(target)
+}
+
 fn check_logic(dir: &Path, id: &StoreIdentity, logic: &(dyn StoreLogic + Send + Sync)) -> Result<(), StoreError> {
     if id.store_type != logic.store_type() || id.schema_version != logic.schema_version() {
         return Err(StoreError::WrongType {
@@ -464,14 +606,15 @@ pub(crate) fn log_count(db: &impl ReadableDatabase, path: &Path) -> Result<u64, 
 }
 
 // `read_log`, `recompute`, `for_each_row` and `read_tips` run inside `error::contain`: redb panics
-// on some damaged pages, and every reader of a store file goes through these.
+// on some damaged pages, and every reader of a store file goes through these. Each reads one read
+// transaction the caller took, so a reader can make every read of a file from one snapshot.
 
-pub(crate) fn read_log(db: &impl ReadableDatabase, path: &Path, from: u64) -> Result<Vec<Op>, StoreError> {
+/// The log entries at positions `from..to` (to the end when `to` is past it), decoded.
+pub(crate) fn read_log(txn: &redb::ReadTransaction, path: &Path, from: u64, to: u64) -> Result<Vec<Op>, StoreError> {
     error::contain(path, || {
-        let txn = db.begin_read().at(path)?;
-        let log = layout::open_ro_table(&txn, LOG, path)?;
+        let log = layout::open_ro_table(txn, LOG, path)?;
         let mut ops = Vec::new();
-        for (expected, row) in (from..).zip(log.range(from..).at(path)?) {
+        for (expected, row) in (from..).zip(log.range(from..to).at(path)?) {
             let (k, v) = row.at(path)?;
             if k.value() != expected {
                 return Err(StoreError::BadLogEntry {
@@ -491,26 +634,22 @@ pub(crate) fn read_log(db: &impl ReadableDatabase, path: &Path, from: u64) -> Re
 }
 
 /// The state hash recomputed from `data` and the tips of a `state.db`.
-fn recompute(db: &impl ReadableDatabase, path: &Path, id: &StoreIdentity) -> Result<StateHash, StoreError> {
+fn recompute(txn: &redb::ReadTransaction, path: &Path, id: &StoreIdentity) -> Result<StateHash, StoreError> {
     error::contain(path, || {
         // Below a few thousand rows, starting threads costs more than it saves.
-        let rows = {
-            let txn = db.begin_read().at(path)?;
-            layout::open_ro_table(&txn, DATA, path)?.len().at(path)?
-        };
+        let rows = layout::open_ro_table(txn, DATA, path)?.len().at(path)?;
         let threads = if rows < 4096 { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
-        let mut acc = LtHash::sum_rows(RowTable::Data, threads, |emit| for_each_row(db, path, emit))?;
-        for (author, tip) in read_tips(db, path)? {
+        let mut acc = LtHash::sum_rows(RowTable::Data, threads, |emit| for_each_row(txn, path, emit))?;
+        for (author, tip) in read_tips(txn, path)? {
             acc.insert(RowTable::Tip, &author, &tip);
         }
         Ok(acc.state_hash(&id.store_type, id.schema_version))
     })
 }
 
-fn for_each_row(db: &impl ReadableDatabase, path: &Path, mut f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
+fn for_each_row(txn: &redb::ReadTransaction, path: &Path, mut f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
     error::contain(path, || {
-        let txn = db.begin_read().at(path)?;
-        let table = layout::open_ro_table(&txn, DATA, path)?;
+        let table = layout::open_ro_table(txn, DATA, path)?;
         for row in table.iter().at(path)? {
             let (k, v) = row.at(path)?;
             f(k.value(), v.value());
@@ -519,10 +658,9 @@ fn for_each_row(db: &impl ReadableDatabase, path: &Path, mut f: impl FnMut(&[u8]
     })
 }
 
-fn read_tips(db: &impl ReadableDatabase, path: &Path) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
+fn read_tips(txn: &redb::ReadTransaction, path: &Path) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
     error::contain(path, || {
-        let txn = db.begin_read().at(path)?;
-        let meta = layout::open_ro_table(&txn, META, path)?;
+        let meta = layout::open_ro_table(txn, META, path)?;
         let mut out = Vec::new();
         for row in meta.range(TIP_PREFIX.."tip0").at(path)? {
             let (k, v) = row.at(path)?;

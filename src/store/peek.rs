@@ -49,6 +49,7 @@ pub fn peek_for_open(dir: &Path) -> Result<StoreIdentity, StoreError> {
     match peek_info(dir) {
         Err(StoreError::NotClosedCleanly { path }) => {
             let table = if path.ends_with(STATE_FILE) { META } else { LOG_META };
+            let _lock = super::layout::lock_writer(dir)?;
             contain(&path, || {
                 let db = super::layout::open_rw(&path)?;
                 let txn = db.begin_read().at(&path)?;
@@ -71,10 +72,11 @@ pub fn peek_both(dir: &Path) -> Result<(StoreIdentity, StoreIdentity), StoreErro
 }
 
 pub(crate) fn check_dir(dir: &Path) -> Result<(), StoreError> {
-    if !dir.is_dir() {
-        return Err(StoreError::DirMissing { path: dir.to_path_buf() });
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(StoreError::NotADirectory { path: dir.to_path_buf() }),
+        Err(_) => Err(StoreError::DirMissing { path: dir.to_path_buf() }),
     }
-    Ok(())
 }
 
 fn read_meta_ro(path: &Path, table: redb::TableDefinition<&'static str, &'static [u8]>) -> Result<StoreIdentity, StoreError> {

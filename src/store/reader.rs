@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTableMetadata};
+use redb::{ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTableMetadata};
 
 use super::error::{contain, RedbContext, StoreError};
 use super::layout::{is_not_found, open_ro, open_ro_table, read_identity, LOG_FILE, LOG_META, META, STATE_FILE};
@@ -13,27 +13,67 @@ use super::{peek, PauseRecord, StoreIdentity};
 use crate::hash::{LtHash, StateHash};
 use crate::op::OpId;
 
-/// A store opened for reading only.
+/// A store opened for reading only, at one consistent snapshot.
+///
+/// A writer commits `log.db` before `state.db` (see [`super::Store`]), so at every instant the
+/// committed log holds at least the entries the committed state reflects. A reader therefore takes
+/// its `state.db` read transaction first and its `log.db` read transaction second, keeps both
+/// for its whole life, and pairs the state snapshot (which reflects `log_len` entries) with the
+/// first `log_len` entries of the log snapshot; any entries past those were committed by a writer
+/// after the state snapshot was taken and are not part of what this reader sees. Every read —
+/// the stored hash, the recomputed hash, rows, tips, the log — comes from these two transactions,
+/// so a concurrent writer can never make a healthy store look corrupt.
 pub struct StoreReader {
     dir: PathBuf,
     identity: StoreIdentity,
-    state: ReadOnlyDatabase,
+    // The transactions are declared before the databases so they drop first.
+    state_txn: ReadTransaction,
+    log_txn: ReadTransaction,
+    _state: ReadOnlyDatabase,
+    _log: ReadOnlyDatabase,
     /// The stored state hash (equal to the accumulator's, checked at open).
     hash: StateHash,
     log_len: u64,
     paused: Option<PauseRecord>,
+    /// Entries a concurrent writer had logged past this snapshot's state when it was taken.
+    ahead: u64,
 }
 
+/// How many times a reader takes a fresh pair of snapshots when it sees the log ahead of the state
+/// and no writer, before it concludes that a crash left the store that way.
+const LAG_RECHECKS: u32 = 3;
+
 impl StoreReader {
-    /// Opens `dir` read-only; both files must agree on the identity. Each file is opened once and
-    /// read in one transaction: `state.db` for identity and bookkeeping (the stored hash is
-    /// checked against the accumulator), `log.db` for identity and entry count. A state that does
-    /// not reflect exactly the logged ops is refused — a reader cannot replay or judge the gap.
+    /// Opens `dir` read-only; both files must agree on the identity. Takes the two snapshots
+    /// described on [`StoreReader`]; the stored hash is checked against the accumulator. A log
+    /// shorter than the state reflects is refused ([`StoreError::StateAheadOfLog`]); a log
+    /// longer than the state is normal while a writer runs, and is refused as a crash left it
+    /// ([`StoreError::StateLagsLog`]) only when no writer holds the store.
     pub fn open(dir: &Path) -> Result<StoreReader, StoreError> {
         contain(dir, || StoreReader::open_uncontained(dir))
     }
 
     fn open_uncontained(dir: &Path) -> Result<StoreReader, StoreError> {
+        let mut attempt = 0;
+        loop {
+            let reader = StoreReader::snapshot(dir)?;
+            if reader.ahead == 0 || super::layout::writer_active(dir) {
+                return Ok(reader);
+            }
+            // No writer now, but one may have committed its state and let go between the
+            // snapshots and the probe: look again before calling it a crash.
+            attempt += 1;
+            if attempt >= LAG_RECHECKS {
+                return Err(StoreError::StateLagsLog {
+                    dir: dir.to_path_buf(),
+                    state_len: reader.log_len,
+                    log_len: reader.log_len + reader.ahead,
+                });
+            }
+        }
+    }
+
+    fn snapshot(dir: &Path) -> Result<StoreReader, StoreError> {
         let (state_path, log_path) = (dir.join(STATE_FILE), dir.join(LOG_FILE));
         let state = open_ro(&state_path).map_err(|e| {
             if !is_not_found(&e) {
@@ -45,27 +85,35 @@ impl StoreReader {
                 Ok(()) => e,
             }
         })?;
+        let state_txn = state.begin_read().at(&state_path)?;
         let (identity, (_, hash, log_len, paused)) = {
-            let txn = state.begin_read().at(&state_path)?;
-            let meta = open_ro_table(&txn, META, &state_path)?;
+            let meta = open_ro_table(&state_txn, META, &state_path)?;
             let identity = read_identity(&meta, &state_path)?;
             let bookkeeping = super::bookkeeping(&meta, &state_path, &identity)?;
             (identity, bookkeeping)
         };
-        let log_db = open_ro(&log_path)?;
-        let txn = log_db.begin_read().at(&log_path)?;
-        let log_identity = read_identity(&open_ro_table(&txn, LOG_META, &log_path)?, &log_path)?;
+        let log = open_ro(&log_path)?;
+        let log_txn = log.begin_read().at(&log_path)?;
+        let log_identity = read_identity(&open_ro_table(&log_txn, LOG_META, &log_path)?, &log_path)?;
         if identity != log_identity {
             return Err(StoreError::IdentityMismatch { dir: dir.to_path_buf(), state: identity, log: log_identity });
         }
-        let logged = open_ro_table(&txn, super::layout::LOG, &log_path)?.len().at(&log_path)?;
+        let logged = open_ro_table(&log_txn, super::layout::LOG, &log_path)?.len().at(&log_path)?;
         if logged < log_len {
             return Err(StoreError::StateAheadOfLog { dir: dir.to_path_buf(), state_len: log_len, log_len: logged });
         }
-        if logged > log_len {
-            return Err(StoreError::StateLagsLog { dir: dir.to_path_buf(), state_len: log_len, log_len: logged });
-        }
-        Ok(StoreReader { dir: dir.to_path_buf(), identity, state, hash, log_len, paused })
+        Ok(StoreReader {
+            dir: dir.to_path_buf(),
+            identity,
+            state_txn,
+            log_txn,
+            _state: state,
+            _log: log,
+            hash,
+            log_len,
+            paused,
+            ahead: logged - log_len,
+        })
     }
 
     pub fn identity(&self) -> &StoreIdentity {
@@ -77,8 +125,15 @@ impl StoreReader {
         self.hash
     }
 
+    /// The log entries this snapshot's state reflects.
     pub fn log_len(&self) -> u64 {
         self.log_len
+    }
+
+    /// Entries a concurrent writer had logged beyond [`StoreReader::log_len`] when the snapshot
+    /// was taken (0 when no writer was at work); they are not part of this snapshot.
+    pub fn logged_ahead(&self) -> u64 {
+        self.ahead
     }
 
     pub fn paused(&self) -> Option<&PauseRecord> {
@@ -87,7 +142,7 @@ impl StoreReader {
 
     /// Recomputes the state hash from the tables and compares it with the stored one.
     pub fn verify(&self) -> Result<StateHash, StoreError> {
-        let computed = super::recompute(&self.state, &self.dir.join(STATE_FILE), &self.identity)?;
+        let computed = super::recompute(&self.state_txn, &self.dir.join(STATE_FILE), &self.identity)?;
         if computed != self.state_hash() {
             return Err(StoreError::Corrupt { dir: self.dir.clone(), stored: self.state_hash(), computed });
         }
@@ -96,18 +151,23 @@ impl StoreReader {
 
     /// Calls `f` on every `data` row in key order.
     pub fn for_each_row(&self, f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
-        super::for_each_row(&self.state, &self.dir.join(STATE_FILE), f)
+        super::for_each_row(&self.state_txn, &self.dir.join(STATE_FILE), f)
     }
 
-    /// The logged ops in apply order, read from `log.db` read-only.
+    /// The logged ops this snapshot's state reflects, in arrival order.
     pub fn log_ops(&self) -> Result<Vec<crate::op::Op>, StoreError> {
-        let path = self.dir.join(LOG_FILE);
-        super::read_log(&open_ro(&path)?, &path, 0)
+        super::read_log(&self.log_txn, &self.dir.join(LOG_FILE), 0, self.log_len)
     }
 
     /// Every author's chain tip, ordered by author.
     pub fn tips(&self) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
-        super::read_tips(&self.state, &self.dir.join(STATE_FILE))
+        super::read_tips(&self.state_txn, &self.dir.join(STATE_FILE))
+    }
+
+    /// Number of received ops still floating in this snapshot.
+    pub fn floating_count(&self) -> Result<u64, StoreError> {
+        let path = self.dir.join(STATE_FILE);
+        open_ro_table(&self.state_txn, super::layout::FLOATING, &path)?.len().at(&path)
     }
 }
 

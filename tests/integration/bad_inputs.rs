@@ -470,7 +470,106 @@ fn cases() -> Vec<Case> {
                 Setup::new(args!["record", &dir, "--out", t.join("recorded.json")]).keeping(&dir)
             },
         ),
+        case(
+            "store-path-is-a-file",
+            Store,
+            "the store path is a regular file, not a directory",
+            2,
+            "file: not a directory (a store is a directory holding state.db and log.db)",
+            |t| {
+                std::fs::write(t.join("file"), b"not a store").unwrap();
+                Setup::new(args!["open", t.join("file")])
+            },
+        ),
+        case(
+            "replica-state-swapped",
+            Store,
+            "`open --deep`: state.db was replaced by another replica's (same store id and op count, other data), which `open --verify` accepts",
+            1,
+            "replaying its log gives state hash",
+            |t| {
+                let f = history_file(t, &[0, 1, 2, 3, 4, 5], |v| {
+                    v["ops"][0]["payload"] = json!("0a130a110a086772656574696e671205686f776479");
+                    v["ops"][0].as_object_mut().unwrap().remove("decoded");
+                });
+                let replica = t.join("replica");
+                run(args!["apply", &replica, &f, "--create"]).expect(0);
+                let setup = damaged(t, "open", &["--deep"], |d| std::fs::copy(replica.join("state.db"), d.join("state.db")).map(drop).unwrap());
+                run(args!["open", "--verify", &setup.stores[0]]).expect(0);
+                setup
+            },
+        ),
+        case(
+            "log-truncated",
+            Store,
+            "`open --deep`: log.db was cut to 90 % of its length",
+            2,
+            "log.db: not a redb database or damaged: file is too short",
+            |t| {
+                damaged(t, "open", &["--deep"], |d| {
+                    let f = std::fs::OpenOptions::new().write(true).open(d.join("log.db")).unwrap();
+                    let len = f.metadata().unwrap().len();
+                    f.set_len(len * 9 / 10).unwrap();
+                })
+            },
+        ),
+        case(
+            "rebuild-foreign-state",
+            Store,
+            "`rebuild` where state.db belongs to another store than log.db",
+            2,
+            "rebuild refused: state.db belongs to another store",
+            |t| {
+                let other = t.join("other");
+                run(args!["create", &other, "--type", "core:kvstore", "--id", "00000000-0000-4000-8000-000000000002"]).expect(0);
+                damaged(t, "rebuild", &[], |d| std::fs::copy(other.join("state.db"), d.join("state.db")).map(drop).unwrap())
+            },
+        ),
+        case(
+            "rebuild-state-ahead",
+            Store,
+            "`rebuild` where state.db reflects 6 ops and log.db (same store) holds none: the 6 ops exist only in state.db",
+            2,
+            "rebuild refused: state.db reflects 6 ops but log.db holds only 0",
+            |t| {
+                let fresh = fresh_store(t, "fresh");
+                damaged(t, "rebuild", &[], |d| std::fs::copy(fresh.join("log.db"), d.join("log.db")).map(drop).unwrap())
+            },
+        ),
+        case(
+            "record-out-into-store",
+            Store,
+            "`record --out` names the store's own log.db",
+            2,
+            "refusing to write inside the store directory",
+            |t| {
+                let d = store_copy(t, "s");
+                Setup::new(args!["record", &d, "--out", d.join("log.db")]).keeping(&d)
+            },
+        ),
+        case("record-out-exists", Store, "`record --out` names an existing file, without --force", 2, "already exists; pass --force to replace it", |t| {
+            let d = store_copy(t, "s");
+            std::fs::write(t.join("h.json"), b"keep me").unwrap();
+            Setup::new(args!["record", &d, "--out", t.join("h.json")]).keeping(&d)
+        }),
+        case(
+            "create-dangling-symlink",
+            Store,
+            "`create` at a path that is a dangling symbolic link",
+            2,
+            "link: already exists; choose a new directory",
+            |t| {
+                std::os::unix::fs::symlink(t.join("nowhere"), t.join("link")).unwrap();
+                Setup::new(args!["create", t.join("link"), "--type", "core:kvstore"])
+            },
+        ),
+        case("create-name-too-long", Store, "`create` of a directory whose name is 256 bytes", 2, "the name is 256 bytes long; a file name holds at most 255", |t| {
+            Setup::new(args!["create", t.join("x".repeat(256)), "--type", "core:kvstore"])
+        }),
         // ---- history files
+        case("history-bom", History, "the history file starts with a UTF-8 byte-order mark", 2, "history.json: starts with a UTF-8 byte-order mark", |t| {
+            apply_text(t, &format!("\u{feff}{}", std::fs::read_to_string(example()).unwrap()))
+        }),
         case("history-not-json", History, "the history file is plain text", 2, "history.json: invalid JSON at line 1, column 2", |t| {
             apply_text(t, "this is not a history\n")
         }),
@@ -710,6 +809,18 @@ fn cases() -> Vec<Case> {
             "cannot re-derive: --build: <tmp>/cand.wasm: cannot read",
             certificate_without_its_build,
         ),
+        case(
+            "certify-out-into-store",
+            Certificate,
+            "`certify --out` names the log.db of a store (it used to be overwritten, and the store lost)",
+            2,
+            "refusing to write inside the store directory",
+            |t| {
+                let d = store_copy(t, "s");
+                let a = args!["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", "native", "--out", d.join("log.db")];
+                Setup::new(a).keeping(&d)
+            },
+        ),
         case("certificate-not-json", Certificate, "the certificate is plain text", 1, "the certificate does not parse", |t| {
             certificate_text(t, "certified, honest\n")
         }),
@@ -830,7 +941,11 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Option<[u8; 32]>> {
         for e in std::fs::read_dir(dir).unwrap() {
             let path = e.unwrap().path();
             let rel = path.strip_prefix(base).unwrap().to_path_buf();
-            if path.is_dir() {
+            let kind = path.symlink_metadata().unwrap().file_type();
+            if kind.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.insert(rel, Some(*blake3::hash(target.as_os_str().as_encoded_bytes()).as_bytes()));
+            } else if kind.is_dir() {
                 out.insert(rel, None);
                 walk(base, &path, out);
             } else {
@@ -943,6 +1058,27 @@ fn render(rows: &[Row], total: usize) -> String {
     doc
 }
 
+/// The concurrency section: reader commands run against a store a writer keeps committing to.
+fn render_concurrency(pairs: &[crate::concurrency::PairResult]) -> String {
+    let mut doc = String::from(
+        "\n## Readers beside a writer\n\n\
+         Generated by the same test from `tests/integration/concurrency.rs`: a thread keeps applying ops \
+         to one `core:kvstore` store (a commit of `log.db` and then of `state.db` every few milliseconds, \
+         a few ops each) while each reader below runs as its own process, one round after another. \
+         A reader must give the verdict a quiet store gives (exit 0): a \"corrupt\", a \"crash\" advice \
+         or any other failure is a false verdict, and the test fails on the first one. Readers read one \
+         snapshot of each file, state.db first (docs/FORMAT.md §9.9). The migration checks \
+         (`migrate --check`, `--dry-run`) compare the source before and after, so beside a writer they \
+         refuse (exit 2, *another process holds the store for writing*) instead of failing; the test \
+         checks that too.\n\n\
+         | Reader (S = the store) | Rounds | False verdicts |\n|---|---|---|\n",
+    );
+    for p in pairs {
+        doc.push_str(&format!("| {} | {} | {} |\n", code(&format!("lattice-conform {}", p.reader)), p.rounds, p.false_verdicts.len()));
+    }
+    doc
+}
+
 #[test]
 fn bad_inputs() {
     let cases = cases();
@@ -959,7 +1095,16 @@ fn bad_inputs() {
         }
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
-    let doc = render(&rows, cases.len());
+    let pairs = crate::concurrency::run_all();
+    let false_verdicts: Vec<String> =
+        pairs.iter().flat_map(|p| p.false_verdicts.iter().map(move |v| format!("{}: {v}", p.reader))).collect();
+    assert!(false_verdicts.is_empty(), "false verdicts while a writer ran:\n{}", false_verdicts.join("\n"));
+    let overlapped: usize = pairs.iter().map(|p| p.overlapped).sum();
+    let rounds: usize = pairs.iter().map(|p| p.rounds).sum();
+    // The proof needs the writer to have committed during (nearly) every read.
+    assert!(overlapped * 10 >= rounds * 9, "only {overlapped} of {rounds} reader rounds overlapped a writer commit");
+    let mut doc = render(&rows, cases.len());
+    doc.push_str(&render_concurrency(&pairs));
     let path = root().join(DOC);
     if std::env::var(UPDATE_ENV).as_deref() == Ok("1") {
         std::fs::write(&path, &doc).unwrap();

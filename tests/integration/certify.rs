@@ -43,7 +43,11 @@ fn the_identical_guest_certifies_and_any_edit_to_certificate_or_candidate_breaks
     assert!(out.stdout.starts_with("equivalent on "), "{}", out.stdout);
     let cert = tmp.path().join("certificate.json");
     let text = std::fs::read_to_string(&cert).unwrap();
-    let again = run_in(tmp.path(), &certify_args(&corpus, &candidate, "20")).expect(0);
+    let refused = run_in(tmp.path(), &certify_args(&corpus, &candidate, "20")).expect(2);
+    assert!(refused.stderr.contains("certificate.json: already exists; pass --force to replace it"), "{}", refused.stderr);
+    assert_eq!(std::fs::read_to_string(&cert).unwrap(), text, "a refused certify leaves the certificate alone");
+    let force: Vec<&OsStr> = certify_args(&corpus, &candidate, "20").into_iter().chain([OsStr::new("--force")]).collect();
+    let again = run_in(tmp.path(), &force).expect(0);
     assert!(again.stdout.starts_with("equivalent"));
     assert_eq!(std::fs::read_to_string(&cert).unwrap(), text, "same inputs, byte-identical certificate");
     let check = |dir: &Path| run_in(dir, &[OsStr::new("certify"), OsStr::new("--check"), cert.as_os_str()]);

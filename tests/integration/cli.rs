@@ -387,3 +387,99 @@ fn a_rebuild_that_cannot_replay_the_log_leaves_state_db_as_it_was() {
     assert!(!dir.join("state.db.rebuild").exists());
     assert_eq!(open_json(&dir)["state_hash"], before["state_hash"]);
 }
+
+#[test]
+fn concurrent_creates_of_one_directory_make_one_store_and_leave_nothing_else() {
+    // Bad input tried: six `create`s of the same directory started at once.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_lattice-conform"))
+                .args([OsStr::new("create"), dir.as_os_str(), OsStr::new("--type"), OsStr::new("core:kvstore")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let won = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(won, 1, "exactly one create succeeds");
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("already exists; choose a new directory"), "{err}");
+    }
+    let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["s"], "no stray .lattice-creating-* directory");
+    cmd(&["open", "--deep"], &dir).expect(0);
+}
+
+#[test]
+fn dump_into_a_pipe_closed_early_ends_quietly_with_exit_0() {
+    // Bad input tried: the reader of `dump`'s output goes away after one line (`dump | head -1`),
+    // with far more than a pipe buffer of rows still to write.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let id = uuid::Uuid::from_u128(7);
+    let logic = lattice_conform::registry::Registry::with_reference_types().opener("core:kvstore").unwrap().logic();
+    let mut store = lattice_conform::store::Store::create(&dir, id, logic).unwrap();
+    let ops: Vec<_> = lattice_conform::corpus::synthetic::ops(20_000, lattice_conform::corpus::synthetic::Kind::KvStore, id).collect();
+    store.apply_ops(&ops, 0).unwrap();
+    drop(store);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lattice-conform"))
+        .args([OsStr::new("dump"), dir.as_os_str()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("\"key-"), "{first}");
+    // The reader is dropped here: the pipe's read end closes with most rows unwritten.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "nothing on standard error: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn migrate_to_a_name_of_241_bytes_works_and_leaves_no_temporary_directory() {
+    // The temporary directory's name used to be the destination's plus 18 bytes, past the 255-byte
+    // limit for a valid 241-byte destination.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = example_store(tmp.path());
+    let dst = tmp.path().join("d".repeat(241));
+    run([OsStr::new("migrate"), src.as_os_str(), dst.as_os_str(), OsStr::new("--to-type"), OsStr::new("core:kvstore-v2")]).expect(0);
+    cmd(&["open", "--deep"], &dst).expect(0);
+    let stray: Vec<_> =
+        std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with('.')).collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+#[test]
+fn rebuild_keeps_the_replaced_state_db_and_force_overrides_a_refusal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = example_store(tmp.path());
+    let before = std::fs::read(dir.join("state.db")).unwrap();
+    let out = cmd(&["rebuild"], &dir).expect(0);
+    assert!(out.stdout.contains("state.db.before-rebuild"), "{}", out.stdout);
+    assert_eq!(std::fs::read(dir.join("state.db.before-rebuild")).unwrap(), before, "the old state.db is kept byte for byte");
+    // A state.db ahead of its log is refused without --force, rebuilt with it (and kept again).
+    let fresh = tmp.path().join("fresh");
+    run([
+        OsStr::new("create"),
+        fresh.as_os_str(),
+        OsStr::new("--type"),
+        OsStr::new("core:kvstore"),
+        OsStr::new("--id"),
+        OsStr::new("6c617474-6963-4500-8000-000000000001"),
+    ])
+    .expect(0);
+    std::fs::copy(fresh.join("log.db"), dir.join("log.db")).unwrap();
+    let refused = cmd(&["rebuild"], &dir).expect(2);
+    assert!(refused.stderr.contains("6 ops exist only in state.db"), "{}", refused.stderr);
+    let forced = cmd(&["rebuild", "--force"], &dir).expect(0);
+    assert!(forced.stdout.contains("rebuilt state.db from 0 logged ops"), "{}", forced.stdout);
+    assert!(dir.join("state.db.before-rebuild.2").exists());
+}

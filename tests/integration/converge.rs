@@ -118,14 +118,33 @@ fn json_and_junit_reports_carry_the_convergence_verdicts() {
 fn certify_with_orders_compares_reordered_histories_and_catches_a_read_only_change() {
     let tmp = tempfile::tempdir().unwrap();
     let cert = tmp.path().join("cert.json");
+    let counterexample = tmp.path().join("counterexample.json");
     let small = root().join("guests/dist/core-kvstore-small.wasm");
-    let (cert_s, small_s) = (cert.to_str().unwrap(), small.to_str().unwrap());
-    let base = ["certify", "--type", "core:kvstore", "--baseline", "native", "--cases", "0", "--orders", "2", "--out", cert_s];
+    let (cert_s, small_s, cx_s) = (cert.to_str().unwrap(), small.to_str().unwrap(), counterexample.to_str().unwrap());
+    let base = [
+        "certify",
+        "--type",
+        "core:kvstore",
+        "--baseline",
+        "native",
+        "--cases",
+        "0",
+        "--orders",
+        "2",
+        "--out",
+        cert_s,
+        "--counterexample",
+        cx_s,
+    ];
     run_in(root(), base.iter().copied().chain(["--candidate", small_s])).expect(0);
     let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cert).unwrap()).unwrap();
     let corpus_histories = c["corpora"][0]["histories"].as_u64().unwrap();
     assert_eq!((c["orders"].as_u64(), c["histories"].as_u64()), (Some(2), Some(3 * corpus_histories)), "{c}");
     run_in(root(), ["certify", "--check", cert_s]).expect(0);
-    let out = run_in(root(), base.iter().copied().chain(["--candidate", "native-fault:read-flips-conflicted"])).expect(1);
+    // The certificate exists now: replacing it (here: with no certificate, on divergence) needs --force.
+    let refused = run_in(root(), base.iter().copied().chain(["--candidate", "native-fault:read-flips-conflicted"])).expect(2);
+    assert!(refused.stderr.contains("cert.json: already exists; pass --force"), "{}", refused.stderr);
+    let out = run_in(root(), base.iter().copied().chain(["--candidate", "native-fault:read-flips-conflicted", "--force"])).expect(1);
+    assert!(counterexample.exists(), "the counterexample is written where --counterexample says");
     assert!(out.stdout.contains("read diff"), "{}", out.stdout);
 }

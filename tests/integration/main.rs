@@ -4,6 +4,7 @@ mod bad_inputs;
 mod certify;
 mod chain;
 mod cli;
+mod concurrency;
 mod converge;
 mod corpus;
 mod fuzz_inputs;

@@ -86,7 +86,7 @@ proptest! {
         let incremental = s.state_hash();
         prop_assert_eq!(s.recompute().unwrap(), incremental);
         drop(s);
-        let rebuilt = Store::rebuild(&tmp.path().join("s"), Arc::new(KvStore)).unwrap();
+        let (rebuilt, _) = Store::rebuild(&tmp.path().join("s"), Arc::new(KvStore), false).unwrap();
         prop_assert_eq!(rebuilt.state_hash(), incremental);
     }
 

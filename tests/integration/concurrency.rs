@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::util::run;
 
 /// Rounds each reader runs while the writer commits.
-pub const ROUNDS: usize = 15;
+pub const ROUNDS: usize = 10;
 /// Ops per writer commit (each `apply_ops` call is one commit of `log.db`, then of `state.db`).
 const OPS_PER_COMMIT: usize = 4;
 
@@ -73,7 +73,7 @@ pub fn run_all() -> Vec<PairResult> {
                 assert_eq!(summary.received, chunk.len() as u64, "every writer op is received");
                 index += chunk.len() as u64;
                 commits.fetch_add(1, Ordering::Relaxed);
-                std::thread::sleep(std::time::Duration::from_millis(1));
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
         })
     };

@@ -572,7 +572,6 @@ pub fn audit(dir: &Path, registry: &Registry) -> Result<Vec<Finding>, MigrateErr
     if !f.hash_matches_type {
         say(format!("the stored state hash was not computed for `{}` schema {}", f.state.store_type, f.state.schema_version));
     }
-    drop(say);
     // The contents too: a store whose identity is in order must also replay to what it stores.
     if out.is_empty() {
         if let Err(e) = crate::record::verify_deep(dir, registry) {

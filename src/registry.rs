@@ -188,8 +188,8 @@ impl Registry {
     /// repairs and catches up) only when the store needs that after a crash.
     pub fn open_for_reading(&self, dir: &Path) -> Result<Opened, OpenError> {
         match self.open_read_only(dir) {
-            Ok(ro) => Ok(Opened::ReadOnly(ro)),
-            Err(OpenError::Store(e)) if e.needs_repair() => Ok(Opened::Repaired(self.open(dir)?)),
+            Ok(ro) => Ok(Opened::ReadOnly(Box::new(ro))),
+            Err(OpenError::Store(e)) if e.needs_repair() => Ok(Opened::Repaired(Box::new(self.open(dir)?))),
             Err(e) => Err(e),
         }
     }
@@ -212,9 +212,9 @@ pub struct ReadOnlyStore {
 /// What [`Registry::open_for_reading`] opened.
 pub enum Opened {
     /// Opened read-only; nothing was written.
-    ReadOnly(ReadOnlyStore),
+    ReadOnly(Box<ReadOnlyStore>),
     /// The store needed repair after a crash and was opened read-write.
-    Repaired(Store),
+    Repaired(Box<Store>),
 }
 
 impl Opened {

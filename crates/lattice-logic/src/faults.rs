@@ -106,15 +106,23 @@ impl LogicFault {
     pub fn store_type(self) -> &'static str {
         use LogicFault::*;
         match self {
-            KvBatchForward | KvDepsIgnored | KvCompareGreatestHead | KvStrictGreater | KvAuthorTieReversed | KvCounterIgnored
-            | KvLoserPrepended | KvTombstoneAsEmptyValue | KvEmptyKeyRefused | KvLoserKindStored | KvReadTombstoneHidden => {
-                kvstore::STORE_TYPE
-            }
+            KvBatchForward
+            | KvDepsIgnored
+            | KvCompareGreatestHead
+            | KvStrictGreater
+            | KvAuthorTieReversed
+            | KvCounterIgnored
+            | KvLoserPrepended
+            | KvTombstoneAsEmptyValue
+            | KvEmptyKeyRefused
+            | KvLoserKindStored
+            | KvReadTombstoneHidden => kvstore::STORE_TYPE,
             LogKeyWallLittleEndian | LogDuplicateOverwrites | LogEmptyPayloadStored | LogLengthPrefixU32 | LogReadIncludesPrefix => {
                 logstore::STORE_TYPE
             }
-            V2EqualStampWins | V2AuthorIgnored | V2RefusedKeepsVersion | V2RemoveDeletesRow | V2ConflictsDropped
-            | V2ReadShowsRemoved => v2::STORE_TYPE,
+            V2EqualStampWins | V2AuthorIgnored | V2RefusedKeepsVersion | V2RemoveDeletesRow | V2ConflictsDropped | V2ReadShowsRemoved => {
+                v2::STORE_TYPE
+            }
         }
     }
 }
@@ -376,11 +384,9 @@ mod tests {
             KvStrictGreater => vec![kv(1, 10, 0, &[], &[put("k", "a")]), kv(1, 10, 0, &[], &[put("k", "b")])],
             KvAuthorTieReversed => vec![kv(1, 10, 0, &[], &[put("k", "a")]), kv(2, 10, 0, &[], &[put("k", "b")])],
             KvCounterIgnored => vec![kv(2, 10, 1, &[], &[put("k", "a")]), kv(1, 10, 2, &[], &[put("k", "b")])],
-            KvLoserPrepended => vec![
-                kv(9, 10, 0, &[], &[put("k", "a")]),
-                kv(1, 9, 0, &[], &[put("k", "b")]),
-                kv(2, 8, 0, &[], &[put("k", "c")]),
-            ],
+            KvLoserPrepended => {
+                vec![kv(9, 10, 0, &[], &[put("k", "a")]), kv(1, 9, 0, &[], &[put("k", "b")]), kv(2, 8, 0, &[], &[put("k", "c")])]
+            }
             KvTombstoneAsEmptyValue => vec![kv(1, 10, 0, &[], &[del("k")])],
             KvEmptyKeyRefused => vec![kv(1, 10, 0, &[], &[put("", "e")])],
             KvLoserKindStored => vec![kv(2, 10, 0, &[], &[put("k", "a")]), kv(1, 10, 0, &[], &[put("k", "b")])],

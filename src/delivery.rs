@@ -84,8 +84,9 @@ pub enum DeliveryFault {
     FloatingDropped,
     /// Witnessing makes one pass: ops readied by ops witnessed in it wait for the next arrival.
     NoCascade,
-    /// Ready candidates are taken by tip author descending instead of ascending.
-    CandidatesReversed,
+    /// An op whose `prev` is any witnessed op (not only a witness tip) is ready, so forks of an
+    /// older op are witnessed instead of floating.
+    PrevAnyWitnessed,
 }
 
 /// Receives `op`, arriving as the `arrival`-th op, into `ints` and witnesses what became ready.
@@ -155,14 +156,11 @@ fn candidate_prevs(ints: &mut dyn Intentions, f: Option<DeliveryFault>) -> Resul
     for prev in ints.floating_prevs()? {
         if prev == ZERO_HASH {
             genesis = true;
-        } else if let Some(author) = tip_author(ints, &prev)? {
+        } else if let Some(author) = ready_author(ints, &prev, f)? {
             tips.push((author, prev));
         }
     }
     tips.sort();
-    if f == Some(DeliveryFault::CandidatesReversed) {
-        tips.reverse();
-    }
     let mut prevs: Vec<OpId> = tips.into_iter().map(|(_, p)| p).collect();
     if genesis {
         prevs.push(ZERO_HASH);
@@ -182,8 +180,20 @@ fn is_chain_ready(ints: &mut dyn Intentions, op: &Op, f: Option<DeliveryFault>) 
     if op.prev == ZERO_HASH {
         return Ok(true);
     }
-    let author = tip_author(ints, &op.prev)?;
+    let author = ready_author(ints, &op.prev, f)?;
     Ok(author.is_some() && (f != Some(DeliveryFault::PrevMustBeOwnTip) || author == Some(op.author)))
+}
+
+/// The author of `prev` if an op naming it as `prev` may be witnessed: `prev` is a witness tip
+/// (any witnessed op under [`DeliveryFault::PrevAnyWitnessed`]).
+fn ready_author(ints: &mut dyn Intentions, prev: &OpId, f: Option<DeliveryFault>) -> Result<Option<[u8; 32]>, HostError> {
+    if f == Some(DeliveryFault::PrevAnyWitnessed) {
+        return Ok(match ints.get(prev)? {
+            Some((Status::Witnessed, _, author)) => Some(author),
+            _ => None,
+        });
+    }
+    tip_author(ints, prev)
 }
 
 /// Every dep is witnessed; the all-zero hash counts as witnessed, as in Lattice.

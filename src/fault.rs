@@ -126,11 +126,11 @@ pub const CATALOGUE: &[Fault] = &[
         I::Delivery(DeliveryFault::NoCascade),
     ),
     f(
-        "witness-order-reversed",
+        "witness-prev-any-witnessed",
         ANY_TYPE,
         L::Delivery,
-        "ready ops are witnessed by tip author descending instead of ascending",
-        I::Delivery(DeliveryFault::CandidatesReversed),
+        "an op whose prev is any witnessed op, not only a witness tip, is witnessed (forks of older ops stop floating)",
+        I::Delivery(DeliveryFault::PrevAnyWitnessed),
     ),
     f(
         "chain-accepts-any-prev",
@@ -176,11 +176,11 @@ pub const CATALOGUE: &[Fault] = &[
     ),
     f("kv-deps-ignored", KV, L::Apply, "heads named in causal_deps are not removed", I::Logic(LogicFault::KvDepsIgnored)),
     f(
-        "kv-compare-greatest-head",
+        "kv-compare-last-head",
         KV,
         L::Apply,
-        "a new op is compared with the greatest head instead of heads[0]",
-        I::Logic(LogicFault::KvCompareGreatestHead),
+        "a new op is compared with the latest-arrived head instead of heads[0]",
+        I::Logic(LogicFault::KvCompareLastHead),
     ),
     f(
         "kv-strict-greater",

@@ -459,10 +459,7 @@ mod tests {
         let a2 = kv(1, 11, id(&a1), vec![], "k");
         let a3 = kv(1, 12, id(&a2), vec![], "k");
         let b1 = kv(2, 10, ZERO_HASH, vec![], "j");
-        let c1 = kv(3, 50, ZERO_HASH, vec![], "other");
-        let d1 = kv(4, 100, ZERO_HASH, vec![], "k");
-        let a2c = kv(1, 11, id(&a1), vec![id(&c1)], "k");
-        let b2c = kv(2, 12, id(&b1), vec![id(&c1)], "k");
+        let fork = kv(1, 12, id(&a1), vec![], "fork");
         let mut bad = a2.clone();
         bad.payload = vec![0x0a, 0x05, 0x01];
         let foreign = kv(1, 11, id(&b1), vec![], "k");
@@ -476,7 +473,7 @@ mod tests {
             (HostFaults { delivery: Some(DeliveryFault::PrevMustBeOwnTip), ..Default::default() }, vec![&a1, &b_after_a]),
             (HostFaults { delivery: Some(DeliveryFault::FloatingDropped), ..Default::default() }, vec![&a2, &a1]),
             (HostFaults { delivery: Some(DeliveryFault::NoCascade), ..Default::default() }, vec![&a3, &a2, &a1]),
-            (HostFaults { delivery: Some(DeliveryFault::CandidatesReversed), ..Default::default() }, vec![&d1, &a1, &b1, &a2c, &b2c, &c1]),
+            (HostFaults { delivery: Some(DeliveryFault::PrevAnyWitnessed), ..Default::default() }, vec![&a1, &a2, &fork]),
             (HostFaults { kernel: Some(KernelFault::ChainAcceptsAnyPrev), ..Default::default() }, vec![&a1, &b1, &foreign]),
             (HostFaults { kernel: Some(KernelFault::GenesisAcceptsAnyPrev), ..Default::default() }, vec![&a1, &b_after_a]),
             (HostFaults { kernel: Some(KernelFault::RefusedOpAdvancesTip), ..Default::default() }, vec![&a1, &bad]),

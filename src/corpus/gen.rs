@@ -175,7 +175,7 @@ pub fn scenarios() -> Vec<Scenario> {
         v2s(
             "v2-exact-ties",
             &["hlc-tie", "exact-tie", "delete"],
-            Params { authors: 1..=3, keys: FEW_KEYS, tie: 60, exact_tie: true, delete: 20, ..BASE },
+            Params { authors: 2..=4, keys: FEW_KEYS, tie: 60, exact_tie: true, delete: 20, ..BASE },
         ),
         log("log-ties", &["hlc-tie", "many-authors"], Params { authors: 2..=5, tie: 70, same_author_tie: false, ..BASE }),
         log("log-many-authors", &["many-authors"], Params { authors: 8..=16, tie: 10, same_author_tie: false, ..BASE }),
@@ -356,12 +356,16 @@ impl Builder {
             Some(Fault::MalformedPayload) if s.store_type == kvstore::STORE_TYPE => payload.truncate(payload.len() - 1),
             Some(Fault::MalformedPayload) => payload.clear(),
             Some(Fault::ForeignPrev | Fault::ForeignGenesis) => {
+                // A broken chain needs an author with a tip and another author's tip to name;
+                // without two authors yet (or for a foreign genesis) a new author names one.
+                if !self.tips.contains_key(&author) {
+                    author = *self.tips.keys().next().expect("an earlier op exists: faults start at index 1");
+                }
                 let foreign = self.tips.iter().find(|(a, _)| **a != author).map(|(_, tip)| *tip);
                 if s.params.fault == Some(Fault::ForeignGenesis) || foreign.is_none() {
                     author = self.author(254);
                 }
-                // With one author so far, its own tip is the only one: a new author names it.
-                prev = foreign.or_else(|| self.tips.values().next().copied()).expect("an earlier op exists: faults start at index 1");
+                prev = foreign.or_else(|| self.tips.values().next().copied()).expect("an earlier op exists");
             }
             None => {}
         }

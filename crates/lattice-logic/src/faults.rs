@@ -18,7 +18,7 @@ use crate::kvstore::{self, Entry as KvEntry, Kind, Value};
 use crate::kvstore_v2::{self as v2, Row};
 use crate::logic::{ApplyError, Dag, StoreLogic};
 use crate::logstore;
-use crate::op::{Hlc, Op, OpId};
+use crate::op::{Op, OpId};
 use crate::table::Table;
 
 /// One broken rule of a reference store type's logic.
@@ -30,8 +30,8 @@ pub enum LogicFault {
     KvBatchForward,
     /// `causal_deps` are not removed from a key's heads.
     KvDepsIgnored,
-    /// The new op is compared with the greatest head instead of `heads[0]`.
-    KvCompareGreatestHead,
+    /// The new op is compared with the last head (the latest to arrive) instead of `heads[0]`.
+    KvCompareLastHead,
     /// The op wins only when `(hlc, author)` is strictly greater (`>` instead of `>=`).
     KvStrictGreater,
     /// On equal HLCs the smaller author wins.
@@ -80,7 +80,7 @@ impl LogicFault {
     pub const ALL: [LogicFault; 22] = [
         LogicFault::KvBatchForward,
         LogicFault::KvDepsIgnored,
-        LogicFault::KvCompareGreatestHead,
+        LogicFault::KvCompareLastHead,
         LogicFault::KvStrictGreater,
         LogicFault::KvAuthorTieReversed,
         LogicFault::KvCounterIgnored,
@@ -108,7 +108,7 @@ impl LogicFault {
         match self {
             KvBatchForward
             | KvDepsIgnored
-            | KvCompareGreatestHead
+            | KvCompareLastHead
             | KvStrictGreater
             | KvAuthorTieReversed
             | KvCounterIgnored
@@ -224,16 +224,13 @@ fn kv_entry(f: LogicFault, id: &OpId, op: &Op, entry: KvEntry, table: &mut dyn T
     Ok(())
 }
 
-/// `lww_wins` against `heads[0]` (or, for [`LogicFault::KvCompareGreatestHead`], every head).
+/// `lww_wins` against `heads[0]` (for [`LogicFault::KvCompareLastHead`], the last head).
 fn kv_wins(f: LogicFault, op: &Op, heads: &[Vec<u8>], dag: &mut dyn Dag) -> Result<bool, ApplyError> {
-    let compared = if f == LogicFault::KvCompareGreatestHead { heads } else { &heads[..1] };
-    let mut best: Option<(Hlc, [u8; 32])> = None;
-    for head in compared {
-        let head: OpId = head.as_slice().try_into().map_err(|_| ApplyError::CorruptState("head is not 32 bytes".into()))?;
-        let info = dag.op_info(&head)?.ok_or_else(|| ApplyError::CorruptState("a head is not an op this store received".into()))?;
-        best = best.max(Some(info));
-    }
-    let (hlc, author) = best.expect("a row with heads");
+    let compared = if f == LogicFault::KvCompareLastHead { heads.last() } else { heads.first() };
+    let head: OpId = compared
+        .and_then(|h| h.as_slice().try_into().ok())
+        .ok_or_else(|| ApplyError::CorruptState("a row without a 32-byte head".into()))?;
+    let (hlc, author) = dag.op_info(&head)?.ok_or_else(|| ApplyError::CorruptState("a head is not an op this store received".into()))?;
     Ok(match f {
         LogicFault::KvStrictGreater => (op.hlc, op.author) > (hlc, author),
         LogicFault::KvAuthorTieReversed => (op.hlc, core::cmp::Reverse(op.author)) >= (hlc, core::cmp::Reverse(author)),
@@ -302,7 +299,7 @@ mod tests {
     //! Each fault against the reference on a small history where they must disagree (the stored
     //! rows, a refusal, or — for read faults — the views).
     use super::*;
-    use crate::op::ZERO_HASH;
+    use crate::op::{Hlc, ZERO_HASH};
     use crate::table::MemTable;
     use alloc::collections::BTreeMap;
     use alloc::vec;
@@ -372,15 +369,10 @@ mod tests {
         match f {
             KvBatchForward => vec![kv(1, 10, 0, &[], &[put("k", "first"), put("k", "last")])],
             KvDepsIgnored => vec![kv(1, 10, 0, &[], &[put("k", "a")]), kv(1, 11, 0, &[1], &[put("k", "b")])],
-            // x (t=20) wins; u (t=10) and y (t=15) lose, in that order: heads [x, u, y]. z (t=5)
-            // supersedes x, so u is heads[0] although y is greater; w (t=12) beats u only.
-            KvCompareGreatestHead => vec![
-                kv(1, 20, 0, &[], &[put("k", "x")]),
-                kv(2, 10, 0, &[], &[put("k", "u")]),
-                kv(3, 15, 0, &[], &[put("k", "y")]),
-                kv(4, 5, 0, &[1], &[put("k", "z")]),
-                kv(5, 12, 0, &[], &[put("k", "w")]),
-            ],
+            // x (t=20) wins, u (t=10) loses: heads [x, u]; w (t=15) loses to x but beats u.
+            KvCompareLastHead => {
+                vec![kv(1, 20, 0, &[], &[put("k", "x")]), kv(2, 10, 0, &[], &[put("k", "u")]), kv(3, 15, 0, &[], &[put("k", "w")])]
+            }
             KvStrictGreater => vec![kv(1, 10, 0, &[], &[put("k", "a")]), kv(1, 10, 0, &[], &[put("k", "b")])],
             KvAuthorTieReversed => vec![kv(1, 10, 0, &[], &[put("k", "a")]), kv(2, 10, 0, &[], &[put("k", "b")])],
             KvCounterIgnored => vec![kv(2, 10, 1, &[], &[put("k", "a")]), kv(1, 10, 2, &[], &[put("k", "b")])],

@@ -78,7 +78,7 @@ pub enum AdequacyError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Migrate(#[from] MigrateError),
-    #[error("{path}: migration golden: {reason}")]
+    #[error("{path}: {reason}")]
     MigrationGolden { path: PathBuf, reason: String },
     #[error("--fault {0}: no such fault (`lattice-conform faults` lists them)")]
     UnknownFault(String),
@@ -270,6 +270,12 @@ fn source_migration(store_type: &str) -> Option<KvToV2> {
 fn load_migration_golden(opts: &AdequacyOptions, m: &KvToV2, entry: &ManifestEntry) -> Result<MigrationGolden, AdequacyError> {
     let path = migrate::migration_golden_path(&opts.golden, m, entry)?;
     let bad = |reason: String| AdequacyError::MigrationGolden { path: path.clone(), reason };
+    if !path.exists() {
+        return Err(bad(format!(
+            "missing migration golden for history `{}` (run `lattice-conform bless --migrations`, review, then `bless --migrations --accept`)",
+            entry.id()
+        )));
+    }
     let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
     serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
 }

@@ -1,6 +1,7 @@
-//! `corpus adequacy` and `faults`: the kill matrix on a slice of the bundled corpus, a
-//! deliberately surviving fault that fails the run by name, and host faults through `verify`.
-//! (The whole catalogue over the whole corpus runs in `.ci/run`, with the release binary.)
+//! `corpus adequacy` and `faults`: the kill matrix on slices of the bundled corpus, a deliberately
+//! surviving fault that fails the run by name, a weakly killed one, and host faults through
+//! `verify`. The whole catalogue against the whole corpus is the release gate `.ci/run` runs with
+//! the release binary (a debug build takes minutes over it).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -102,6 +103,14 @@ fn the_cli_exits_1_naming_a_fault_the_selected_histories_cannot_catch() {
     assert_eq!(report["survivors"], serde_json::json!(["kv-strict-greater"]));
     assert_eq!(report["faults"][1]["name"], "hash-omits-tips");
     assert_eq!(report["faults"][1]["kills"], report["histories"]);
+    // Killed by every selected history, but not by as many as asked: weak, exit 1.
+    let weak = run_in(
+        root(),
+        ["corpus", "adequacy", "--filter", "core:kvstore/single-author-*", "--fault", "hash-omits-tips", "--min-kills", "5"],
+    )
+    .expect(1);
+    assert!(weak.stdout.contains("killed by fewer than 5: hash-omits-tips"), "{}", weak.stdout);
+    assert!(weak.stderr.contains("1 killed by fewer than 5 histories (hash-omits-tips)"), "{}", weak.stderr);
     let unknown = run_in(root(), ["corpus", "adequacy", "--fault", "nope"]).expect(2);
     assert!(unknown.stderr.contains("--fault nope: no such fault"), "{}", unknown.stderr);
 }

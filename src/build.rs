@@ -1,7 +1,8 @@
 //! Builds: which implementation of a store type's logic to run (`--build`).
 //!
-//! `native` is the registered native opener; `native-fault:NAME` is the native logic with a
-//! deliberate fault injected (for testing that verification catches a logic change). Wasm builds
+//! `native` is the registered native opener; `native-fault:NAME` is the native build with one
+//! fault of the catalogue ([`crate::fault`], `lattice-conform faults`) injected — in the logic, or
+//! in the host's delivery, projection or hash rules (for testing what verification catches). Wasm builds
 //! run a guest module on the Wasm host: a path to a `.wasm` file, or `cas:<digest>` for a module in
 //! the registry's Wasm cache. A Wasm build must declare the store type it is asked to run.
 
@@ -9,9 +10,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use lattice_logic::kvstore::{Fault, FaultyKvStore, STORE_TYPE as KV};
-
+use crate::fault::{self, Layer};
 use crate::registry::{Registry, RegistryError};
+use crate::replay::HostFaults;
 use crate::store::Logic;
 use crate::wasm::{Digest, Limits, WasmError, WasmModule, WasmOpener};
 
@@ -35,8 +36,14 @@ pub enum BuildSpec {
 pub enum BuildError {
     #[error("--build {0:?}: expected `native`, `native-fault:NAME`, a path to a .wasm file, or `cas:<digest>`")]
     BadSpec(String),
-    #[error("--build native-fault:{fault}: no such fault for `{store_type}` (known for core:kvstore: forget-one-head)")]
+    #[error("--build native-fault:{fault}: no such fault (`lattice-conform faults` lists them)")]
     UnknownFault { fault: String, store_type: String },
+    #[error("--build native-fault:{fault}: the fault breaks `{fault_type}`, not `{store_type}`")]
+    FaultOfOtherType { fault: String, fault_type: String, store_type: String },
+    #[error(
+        "--build native-fault:{fault}: a fault of the host's {layer} rules, which only `verify` and `corpus adequacy` inject; this command runs a store logic"
+    )]
+    HostFault { fault: String, layer: &'static str },
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("--build {0}: no Wasm cache is configured to look the digest up in (set LATTICE_WASM_CACHE)")]
@@ -81,8 +88,31 @@ impl BuildSpec {
         use crate::registry::StoreOpener;
         match self {
             BuildSpec::Native => Ok(registry.opener(store_type)?.logic()),
-            BuildSpec::NativeFault(name) => fault_logic(name, store_type),
+            BuildSpec::NativeFault(name) => match self.replay_parts(store_type, registry)? {
+                (logic, faults) if faults == HostFaults::default() => Ok(logic),
+                _ => Err(BuildError::HostFault { fault: name.clone(), layer: fault::find(name).map_or("host", |f| f.layer.as_str()) }),
+            },
             BuildSpec::WasmFile(_) | BuildSpec::Cas(_) => Ok(self.wasm_opener(store_type, registry)?.logic()),
+        }
+    }
+
+    /// The logic a replay of `store_type` runs and the host faults it runs with (none but for a
+    /// `native-fault:` build of a delivery, kernel or hash fault, whose logic is the native one).
+    pub fn replay_parts(&self, store_type: &str, registry: &Registry) -> Result<(Logic, HostFaults), BuildError> {
+        let BuildSpec::NativeFault(name) = self else { return Ok((self.logic(store_type, registry)?, HostFaults::default())) };
+        let unknown = || BuildError::UnknownFault { fault: name.clone(), store_type: store_type.to_string() };
+        let f = fault::find(name).ok_or_else(unknown)?;
+        if let Some(logic) = f.logic_for(store_type) {
+            return Ok((logic, HostFaults::default()));
+        }
+        match f.layer {
+            Layer::Delivery | Layer::Kernel | Layer::Hash => Ok((registry.opener(store_type)?.logic(), f.host_faults())),
+            Layer::Migration => Err(BuildError::HostFault { fault: name.clone(), layer: f.layer.as_str() }),
+            Layer::Apply | Layer::Read => Err(BuildError::FaultOfOtherType {
+                fault: name.clone(),
+                fault_type: f.store_type.to_string(),
+                store_type: store_type.to_string(),
+            }),
         }
     }
 
@@ -103,17 +133,10 @@ impl BuildSpec {
     }
 }
 
-fn fault_logic(name: &str, store_type: &str) -> Result<Logic, BuildError> {
-    let unknown = || BuildError::UnknownFault { fault: name.to_string(), store_type: store_type.to_string() };
-    match (store_type, Fault::from_name(name)) {
-        (KV, Some(fault)) => Ok(std::sync::Arc::new(FaultyKvStore(fault))),
-        _ => Err(unknown()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lattice_logic::kvstore::STORE_TYPE as KV;
 
     #[test]
     fn specs_parse_and_print_back() {
@@ -127,7 +150,14 @@ mod tests {
         assert_eq!(format!("cas:{}", "AB".repeat(32)).parse::<BuildSpec>().unwrap().to_string(), digest);
         let r = Registry::with_reference_types();
         assert!(matches!(BuildSpec::NativeFault("nope".into()).logic(KV, &r), Err(BuildError::UnknownFault { .. })));
-        assert!(BuildSpec::NativeFault("forget-one-head".into()).logic("core:logstore", &r).is_err());
+        assert!(matches!(
+            BuildSpec::NativeFault("forget-one-head".into()).logic("core:logstore", &r),
+            Err(BuildError::FaultOfOtherType { .. })
+        ));
+        let host = BuildSpec::NativeFault("deps-ignored".into());
+        assert!(matches!(host.logic(KV, &r), Err(BuildError::HostFault { layer: "delivery", .. })));
+        assert_eq!(host.replay_parts("core:logstore", &r).unwrap().1.delivery, Some(crate::delivery::DeliveryFault::DepsIgnored));
+        assert!(BuildSpec::NativeFault("v2-conflicts-dropped".into()).logic("core:kvstore-v2", &r).is_ok());
         let cas: BuildSpec = digest.parse().unwrap();
         assert!(matches!(cas.logic(KV, &r), Err(BuildError::NoWasmCache(_))));
         let missing = BuildSpec::WasmFile("no/such/guest.wasm".into()).logic(KV, &r).err().unwrap();

@@ -158,7 +158,7 @@ fn hashes(s: &mut MemStore) -> (StateHash, StateHash) {
 
 /// Whether two replicas' (observed, state) hashes count as a divergence: the reads differ, or,
 /// for a type whose rows are order-independent, the rows do.
-fn disagree(store_type: &str, (oa, sa): (StateHash, StateHash), (ob, sb): (StateHash, StateHash)) -> bool {
+pub(crate) fn disagree(store_type: &str, (oa, sa): (StateHash, StateHash), (ob, sb): (StateHash, StateHash)) -> bool {
     oa != ob || (rows_order_independent(store_type) && sa != sb)
 }
 

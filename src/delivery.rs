@@ -69,18 +69,55 @@ pub enum Arrival {
     Received { id: OpId, witnessed: Vec<Witnessed> },
 }
 
+/// A seeded fault of the delivery rules (`lattice-conform faults`), for measuring what a corpus
+/// catches. The reference path passes `None`; each variant changes one rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum DeliveryFault {
+    /// A redelivered op that is already witnessed is handed to projection again.
+    RedeliveryReprojected,
+    /// An op is witnessed without waiting for its `causal_deps`.
+    DepsIgnored,
+    /// An op is witnessed only when its `prev` is its own author's tip (not any author's).
+    PrevMustBeOwnTip,
+    /// An op that is not ready on arrival is dropped instead of held.
+    FloatingDropped,
+    /// Witnessing makes one pass: ops readied by ops witnessed in it wait for the next arrival.
+    NoCascade,
+    /// An op whose `prev` is any witnessed op (not only a witness tip) is ready, so forks of an
+    /// older op are witnessed instead of floating.
+    PrevAnyWitnessed,
+}
+
 /// Receives `op`, arriving as the `arrival`-th op, into `ints` and witnesses what became ready.
 pub fn receive(ints: &mut dyn Intentions, store_id: &Uuid, op: &Op, arrival: u64) -> Result<Arrival, HostError> {
+    receive_with(None, ints, store_id, op, arrival)
+}
+
+/// [`receive`] with a seeded [`DeliveryFault`] (`None` is `receive`).
+pub fn receive_with(
+    f: Option<DeliveryFault>,
+    ints: &mut dyn Intentions,
+    store_id: &Uuid,
+    op: &Op,
+    arrival: u64,
+) -> Result<Arrival, HostError> {
     let id = op_id(store_id, op);
     if let Err(e) = op.validate() {
         return Ok(Arrival::Refused(Rejection { op_id: id, kind: RejectKind::MalformedOp, reason: e.to_string() }));
     }
-    if ints.get(&id)?.is_some() {
+    if let Some((status, ..)) = ints.get(&id)? {
+        if f == Some(DeliveryFault::RedeliveryReprojected) && status == Status::Witnessed {
+            return Ok(Arrival::Received { id, witnessed: vec![Witnessed { id, arrival, op: op.clone() }] });
+        }
         return Ok(Arrival::Redelivered(id));
+    }
+    if f == Some(DeliveryFault::FloatingDropped) && !(is_chain_ready(ints, op, f)? && deps_witnessed(ints, op, f)?) {
+        return Ok(Arrival::Received { id, witnessed: vec![] });
     }
     // With nothing floating, the arriving op is the only candidate: witness it directly.
     if !ints.any_floating()? {
-        if is_chain_ready(ints, &op.prev)? && deps_witnessed(ints, op)? {
+        if is_chain_ready(ints, op, f)? && deps_witnessed(ints, op, f)? {
             ints.witness(&id, op)?;
             return Ok(Arrival::Received { id, witnessed: vec![Witnessed { id, arrival, op: op.clone() }] });
         }
@@ -88,23 +125,24 @@ pub fn receive(ints: &mut dyn Intentions, store_id: &Uuid, op: &Op, arrival: u64
         return Ok(Arrival::Received { id, witnessed: vec![] });
     }
     ints.add_floating(&id, arrival, op)?;
-    Ok(Arrival::Received { id, witnessed: witness_ready(ints)? })
+    Ok(Arrival::Received { id, witnessed: witness_ready(ints, f)? })
 }
 
 /// Lattice's `witness_ready`: passes over the ready candidates until a pass witnesses nothing.
-fn witness_ready(ints: &mut dyn Intentions) -> Result<Vec<Witnessed>, HostError> {
+fn witness_ready(ints: &mut dyn Intentions, f: Option<DeliveryFault>) -> Result<Vec<Witnessed>, HostError> {
     let mut out = Vec::new();
     loop {
         let before = out.len();
-        for prev in candidate_prevs(ints)? {
+        for prev in candidate_prevs(ints, f)? {
             for (id, arrival, op) in ints.floating_by_prev(&prev)? {
-                if deps_witnessed(ints, &op)? {
+                let own_tip_required = f == Some(DeliveryFault::PrevMustBeOwnTip);
+                if (!own_tip_required || is_chain_ready(ints, &op, f)?) && deps_witnessed(ints, &op, f)? {
                     ints.witness(&id, &op)?;
                     out.push(Witnessed { id, arrival, op });
                 }
             }
         }
-        if out.len() == before {
+        if out.len() == before || f == Some(DeliveryFault::NoCascade) {
             return Ok(out);
         }
     }
@@ -112,13 +150,13 @@ fn witness_ready(ints: &mut dyn Intentions) -> Result<Vec<Witnessed>, HostError>
 
 /// The `prev`s this pass visits: witness tips ordered by their author, then all-zero — only
 /// those some floating op names (the others have no candidates).
-fn candidate_prevs(ints: &mut dyn Intentions) -> Result<Vec<OpId>, HostError> {
+fn candidate_prevs(ints: &mut dyn Intentions, f: Option<DeliveryFault>) -> Result<Vec<OpId>, HostError> {
     let mut tips = Vec::new();
     let mut genesis = false;
     for prev in ints.floating_prevs()? {
         if prev == ZERO_HASH {
             genesis = true;
-        } else if let Some(author) = tip_author(ints, &prev)? {
+        } else if let Some(author) = ready_author(ints, &prev, f)? {
             tips.push((author, prev));
         }
     }
@@ -136,12 +174,33 @@ fn tip_author(ints: &mut dyn Intentions, id: &OpId) -> Result<Option<[u8; 32]>, 
     Ok((ints.witness_tip(&author)? == Some(*id)).then_some(author))
 }
 
-fn is_chain_ready(ints: &mut dyn Intentions, prev: &OpId) -> Result<bool, HostError> {
-    Ok(*prev == ZERO_HASH || tip_author(ints, prev)?.is_some())
+/// The op's `prev` is all-zero or a witness tip (any author's; its own author's under
+/// [`DeliveryFault::PrevMustBeOwnTip`]).
+fn is_chain_ready(ints: &mut dyn Intentions, op: &Op, f: Option<DeliveryFault>) -> Result<bool, HostError> {
+    if op.prev == ZERO_HASH {
+        return Ok(true);
+    }
+    let author = ready_author(ints, &op.prev, f)?;
+    Ok(author.is_some() && (f != Some(DeliveryFault::PrevMustBeOwnTip) || author == Some(op.author)))
+}
+
+/// The author of `prev` if an op naming it as `prev` may be witnessed: `prev` is a witness tip
+/// (any witnessed op under [`DeliveryFault::PrevAnyWitnessed`]).
+fn ready_author(ints: &mut dyn Intentions, prev: &OpId, f: Option<DeliveryFault>) -> Result<Option<[u8; 32]>, HostError> {
+    if f == Some(DeliveryFault::PrevAnyWitnessed) {
+        return Ok(match ints.get(prev)? {
+            Some((Status::Witnessed, _, author)) => Some(author),
+            _ => None,
+        });
+    }
+    tip_author(ints, prev)
 }
 
 /// Every dep is witnessed; the all-zero hash counts as witnessed, as in Lattice.
-fn deps_witnessed(ints: &mut dyn Intentions, op: &Op) -> Result<bool, HostError> {
+fn deps_witnessed(ints: &mut dyn Intentions, op: &Op, f: Option<DeliveryFault>) -> Result<bool, HostError> {
+    if f == Some(DeliveryFault::DepsIgnored) {
+        return Ok(true);
+    }
     for dep in &op.causal_deps {
         if *dep != ZERO_HASH && !matches!(ints.get(dep)?, Some((Status::Witnessed, ..))) {
             return Ok(false);

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::corpus::{self, CorpusError, ManifestEntry};
 use crate::history::History;
 use crate::kernel::RejectKind;
-use crate::replay::MemStore;
+use crate::replay::{HostFaults, MemStore};
 use crate::store::Logic;
 
 /// Deliveries between two checkpoints.
@@ -101,7 +101,13 @@ pub enum GoldenError {
 
 /// Replays `history` with `logic` and records its golden.
 pub fn compute(history: &History, logic: Logic, entry: &ManifestEntry) -> Golden {
-    let mut store = MemStore::new(history.identity(), logic);
+    compute_with(history, logic, HostFaults::default(), entry)
+}
+
+/// [`compute`] on a host with seeded faults (a `native-fault:` build of the delivery, kernel or
+/// hash layer); with none it is `compute`.
+pub fn compute_with(history: &History, logic: Logic, faults: HostFaults, entry: &ManifestEntry) -> Golden {
+    let mut store = MemStore::new(history.identity(), logic).with_faults(faults);
     let mut checkpoints = Vec::new();
     for (i, op) in history.ops.iter().enumerate() {
         store.deliver(op);

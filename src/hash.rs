@@ -32,6 +32,19 @@ pub enum RowTable {
     Unviewable = 0x04,
 }
 
+/// A seeded fault of the state-hash encoding (`lattice-conform faults`): a host that hashes rows
+/// differently. Only [`LtHash::insert_faulty`] knows it; the reference path never sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum HashFault {
+    /// Author tips are left out of the state hash.
+    OmitsTips,
+    /// Elements carry no length prefixes (`tag ‖ key ‖ value`).
+    NoLengthPrefix,
+    /// Tip rows are hashed under the data table's tag.
+    SharedTableTag,
+}
+
 /// An LtHash accumulator of 1024 wrapping `u16` lanes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LtHash {
@@ -54,6 +67,25 @@ impl LtHash {
     /// Adds a row.
     pub fn insert(&mut self, table: RowTable, key: &[u8], value: &[u8]) {
         let lanes = expand(table, key, value);
+        for (acc, x) in self.lanes.iter_mut().zip(lanes.iter()) {
+            *acc = acc.wrapping_add(*x);
+        }
+    }
+
+    /// Adds a row encoded as a host with `fault` would encode it (for adequacy measurement).
+    pub fn insert_faulty(&mut self, fault: HashFault, table: RowTable, key: &[u8], value: &[u8]) {
+        let mut e = Vec::with_capacity(9 + key.len() + value.len());
+        match (fault, table) {
+            (HashFault::OmitsTips, RowTable::Tip) => return,
+            (HashFault::NoLengthPrefix, _) => {
+                e.push(table as u8);
+                e.extend_from_slice(key);
+                e.extend_from_slice(value);
+            }
+            (HashFault::SharedTableTag, RowTable::Tip) => e = element(RowTable::Data, key, value),
+            _ => e = element(table, key, value),
+        }
+        let lanes = expand_element(&e);
         for (acc, x) in self.lanes.iter_mut().zip(lanes.iter()) {
             *acc = acc.wrapping_add(*x);
         }
@@ -218,6 +250,18 @@ fn expand(table: RowTable, key: &[u8], value: &[u8]) -> [u16; LANES] {
     write_element(table, key, value, |part| {
         h.update(part);
     });
+    lanes_of(h)
+}
+
+/// [`expand`] of an element already encoded (possibly wrongly, under a [`HashFault`]).
+fn expand_element(element: &[u8]) -> [u16; LANES] {
+    let mut h = blake3::Hasher::new();
+    h.update(ELEMENT_DOMAIN);
+    h.update(element);
+    lanes_of(h)
+}
+
+fn lanes_of(h: blake3::Hasher) -> [u16; LANES] {
     let mut bytes = [0u8; ACC_BYTES];
     h.finalize_xof().fill(&mut bytes);
     let mut lanes = [0u16; LANES];
@@ -230,6 +274,28 @@ fn expand(table: RowTable, key: &[u8], value: &[u8]) -> [u16; LANES] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_hash_fault_changes_the_hash_of_a_store_with_a_data_row_and_a_tip() {
+        let rows = |f: Option<HashFault>| {
+            let mut acc = LtHash::default();
+            for (t, k, v) in [(RowTable::Data, &b"k"[..], &b"v"[..]), (RowTable::Tip, &[1u8; 32][..], &[2u8; 32][..])] {
+                match f {
+                    Some(f) => acc.insert_faulty(f, t, k, v),
+                    None => acc.insert(t, k, v),
+                }
+            }
+            acc.state_hash("t", 1)
+        };
+        for f in [HashFault::OmitsTips, HashFault::NoLengthPrefix, HashFault::SharedTableTag] {
+            assert_ne!(rows(Some(f)), rows(None), "{f:?}");
+        }
+        // The faulty path with a row it leaves alone is the reference encoding.
+        let (mut a, mut b) = (LtHash::default(), LtHash::default());
+        a.insert(RowTable::Data, b"k", b"v");
+        b.insert_faulty(HashFault::OmitsTips, RowTable::Data, b"k", b"v");
+        assert_eq!(a, b);
+    }
 
     #[test]
     fn insert_then_remove_is_identity_and_order_does_not_matter() {

@@ -65,6 +65,22 @@ impl RejectKind {
     }
 }
 
+/// A seeded fault of the projection step (`lattice-conform faults`), for measuring what a corpus
+/// catches. The reference path passes `None`; each variant changes one rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum KernelFault {
+    /// A later op whose `prev` is not its author's tip is applied (the chain rule is skipped).
+    ChainAcceptsAnyPrev,
+    /// An author's first op is applied whatever its `prev`.
+    GenesisAcceptsAnyPrev,
+    /// A refused op still becomes its author's tip (the stall rolls back the rows only).
+    RefusedOpAdvancesTip,
+    /// An apply error skips the op instead of stalling projection (applied by the host's
+    /// projection loop, [`crate::replay::MemStore`]; `apply_op` itself is unchanged by it).
+    StallSkipsOp,
+}
+
 /// A refused op: its id, the kind of failure and a human reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
@@ -86,11 +102,26 @@ pub fn apply_op(
     dag: &mut dyn Dag,
     acc: &mut LtHash,
 ) -> Result<Step, Rejection> {
+    apply_op_with(None, logic, id, op, data, chain, dag, acc)
+}
+
+/// [`apply_op`] with a seeded [`KernelFault`] (`None` is `apply_op`).
+#[allow(clippy::too_many_arguments)]
+pub fn apply_op_with(
+    fault: Option<KernelFault>,
+    logic: &dyn StoreLogic,
+    id: &OpId,
+    op: &Op,
+    data: &mut dyn Table,
+    chain: &mut dyn ChainState,
+    dag: &mut dyn Dag,
+    acc: &mut LtHash,
+) -> Result<Step, Rejection> {
     let id = *id;
     let reject = |kind, reason: String| Rejection { op_id: id, kind, reason };
     let host = |_| reject(RejectKind::HostFailure, "storage failed while reading the author's tip".into());
     let tip = chain.tip(&op.author).map_err(host)?;
-    if let Some(step) = check_chain(op, &id, tip).map_err(|(k, r)| reject(k, r))? {
+    if let Some(step) = check_chain(op, &id, tip, fault).map_err(|(k, r)| reject(k, r))? {
         return Ok(step);
     }
     let mut next = acc.clone();
@@ -103,30 +134,42 @@ pub fn apply_op(
             ApplyError::Refused(m) => reject(RejectKind::Refused, m),
             ApplyError::Host(_) => reject(RejectKind::HostFailure, "storage failed under the store logic".into()),
         };
-        return Err(match staged.rollback() {
+        let rolled_back = staged.rollback();
+        if rolled_back.is_ok() && fault == Some(KernelFault::RefusedOpAdvancesTip) {
+            advance_tip(acc, chain, op, &id, tip).map_err(|_| reject(RejectKind::HostFailure, "storage failed".into()))?;
+        }
+        return Err(match rolled_back {
             Ok(()) => rejection,
             Err(_) => reject(RejectKind::HostFailure, "storage failed while undoing a refused op".into()),
         });
     }
-    if let Some(old) = tip {
-        next.remove(RowTable::Tip, &op.author, &old);
-    }
-    next.insert(RowTable::Tip, &op.author, &id);
-    chain.set_tip(&op.author, &id).map_err(|_| reject(RejectKind::HostFailure, "storage failed while writing the tip".into()))?;
+    advance_tip(&mut next, chain, op, &id, tip)
+        .map_err(|_| reject(RejectKind::HostFailure, "storage failed while writing the tip".into()))?;
     *acc = next;
     Ok(Step::Applied(id))
 }
 
+/// Makes `id` its author's tip, in the chain state and in the accumulator.
+fn advance_tip(acc: &mut LtHash, chain: &mut dyn ChainState, op: &Op, id: &OpId, old: Option<OpId>) -> Result<(), HostError> {
+    if let Some(old) = old {
+        acc.remove(RowTable::Tip, &op.author, &old);
+    }
+    acc.insert(RowTable::Tip, &op.author, id);
+    chain.set_tip(&op.author, id)
+}
+
 /// The chain rule. `Ok(Some(Duplicate))` for a redelivered tip, `Ok(None)` to go on applying.
-fn check_chain(op: &Op, id: &OpId, tip: Option<OpId>) -> Result<Option<Step>, (RejectKind, String)> {
+fn check_chain(op: &Op, id: &OpId, tip: Option<OpId>, fault: Option<KernelFault>) -> Result<Option<Step>, (RejectKind, String)> {
     match tip {
         None if op.is_genesis() => Ok(None),
+        None if fault == Some(KernelFault::GenesisAcceptsAnyPrev) => Ok(None),
         None => Err((
             RejectKind::BadGenesis,
             format!("first op of author {} must have an all-zero prev, has {}", short(&op.author), short(&op.prev)),
         )),
         Some(tip) if tip == *id => Ok(Some(Step::Duplicate(*id))),
         Some(tip) if op.prev == tip => Ok(None),
+        Some(_) if fault == Some(KernelFault::ChainAcceptsAnyPrev) => Ok(None),
         Some(tip) => {
             Err((RejectKind::BrokenChain, format!("prev {} is not author {}'s tip {}", short(&op.prev), short(&op.author), short(&tip))))
         }

@@ -5,6 +5,7 @@
 //! step every host shares); [`store`] (the redb files); [`registry`] (store_type → opener, the
 //! generic open flow); [`history`] (history files). The binary is a thin shell over these.
 
+pub mod adequacy;
 pub mod build;
 pub mod certify;
 pub mod converge;
@@ -13,6 +14,7 @@ pub mod decode;
 pub mod delivery;
 pub mod diff;
 pub mod exit;
+pub mod fault;
 pub mod golden;
 #[doc(hidden)]
 pub mod harness;

@@ -19,16 +19,43 @@ use uuid::Uuid;
 use crate::diff::{diff_rows, KeyDiff};
 use crate::op::{op_id, Hlc, Op, ZERO_HASH};
 use crate::registry::{Registry, RegistryError};
-use crate::replay::MemStore;
+use crate::replay::{HostFaults, MemStore};
 use crate::store::{self, Store, StoreError, StoreIdentity, StoreReader};
 
 /// Most target entries per migration op.
 pub const ENTRIES_PER_OP: usize = 256;
 
-/// Groups entries into payloads in order: a new payload starts when one holds
-/// [`ENTRIES_PER_OP`] entries or the next entry would take it over the payload limit (a single
+/// A seeded fault of the `core:kvstore` → `core:kvstore-v2` migration (`lattice-conform faults`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum MigrationFault {
+    /// Payloads are split every 128 entries instead of 256.
+    Chunk128,
+    /// Payloads are split every 257 entries (an off-by-one in the chunk bound).
+    Chunk257,
+    /// Tombstoned keys are carried over as removes instead of dropped.
+    KeepsTombstones,
+    /// Every target row gets a conflict count of 0.
+    ConflictsDropped,
+    /// The first live key is silently dropped (a lossy migration).
+    DropsFirstKey,
+}
+
+impl MigrationFault {
+    /// Entries per payload this fault splits at.
+    fn entries_per_op(fault: Option<MigrationFault>) -> usize {
+        match fault {
+            Some(MigrationFault::Chunk128) => 128,
+            Some(MigrationFault::Chunk257) => ENTRIES_PER_OP + 1,
+            _ => ENTRIES_PER_OP,
+        }
+    }
+}
+
+/// Groups entries into payloads in order: a new payload starts when one holds `per_op`
+/// ([`ENTRIES_PER_OP`]) entries or the next entry would take it over the payload limit (a single
 /// entry over the limit gets a payload of its own, which the target refuses on arrival).
-fn chunk_payloads(entries: &[v2::Entry]) -> Vec<Vec<u8>> {
+fn chunk_payloads(entries: &[v2::Entry], per_op: usize) -> Vec<Vec<u8>> {
     let size = |e: &v2::Entry| match e {
         v2::Entry::Set { key, value, .. } => 13 + key.len() + value.len(),
         v2::Entry::Remove { key } => 5 + key.len(),
@@ -36,7 +63,7 @@ fn chunk_payloads(entries: &[v2::Entry]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 4);
     for (i, e) in entries.iter().enumerate() {
-        let full = i - start == ENTRIES_PER_OP || (i > start && bytes + size(e) > crate::op::MAX_PAYLOAD);
+        let full = i - start == per_op || (i > start && bytes + size(e) > crate::op::MAX_PAYLOAD);
         if full {
             out.push(v2::encode_payload(&entries[start..i]));
             (start, bytes) = (i, 4);
@@ -72,8 +99,8 @@ pub trait Migration: Send + Sync {
 /// whose winner is a tombstone (or whose row has no kind) are dropped.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KvToV2 {
-    /// Fault injection for tests: silently drop the first live key (a lossy migration).
-    pub drop_first_key: bool,
+    /// A seeded fault (tests and `corpus adequacy`); `None` is the migration.
+    pub fault: Option<MigrationFault>,
 }
 
 impl Migration for KvToV2 {
@@ -86,18 +113,24 @@ impl Migration for KvToV2 {
     }
 
     fn payloads(&self, rows: &[(Vec<u8>, Vec<u8>)]) -> Vec<Vec<u8>> {
+        let f = self.fault;
         let mut entries: Vec<v2::Entry> = rows
             .iter()
             .filter_map(|(k, v)| {
                 let seen = kv::inspect(Some(v)).ok()?;
                 let conflicts = u32::try_from(seen.heads.len().saturating_sub(1)).unwrap_or(u32::MAX);
-                Some(v2::Entry::Set { key: k.clone(), value: seen.value?, conflicts })
+                let conflicts = if f == Some(MigrationFault::ConflictsDropped) { 0 } else { conflicts };
+                match seen.value {
+                    Some(value) => Some(v2::Entry::Set { key: k.clone(), value, conflicts }),
+                    None if seen.tombstone && f == Some(MigrationFault::KeepsTombstones) => Some(v2::Entry::Remove { key: k.clone() }),
+                    None => None,
+                }
             })
             .collect();
-        if self.drop_first_key && !entries.is_empty() {
+        if f == Some(MigrationFault::DropsFirstKey) && !entries.is_empty() {
             entries.remove(0);
         }
-        chunk_payloads(&entries)
+        chunk_payloads(&entries, MigrationFault::entries_per_op(f))
     }
 
     /// What a Lattice reader sees (`inspect`): the value and whether the key is conflicted. A
@@ -521,9 +554,20 @@ pub fn target_hash_in_memory(
     author: [u8; 32],
     registry: &Registry,
 ) -> Result<String, MigrateError> {
-    let logic = registry.opener(m.target_type())?.logic();
+    target_hash_with(m, rows, id, author, registry.opener(m.target_type())?.logic(), HostFaults::default())
+}
+
+/// [`target_hash_in_memory`] with the target's logic and host faults given.
+fn target_hash_with(
+    m: &dyn Migration,
+    rows: &[(Vec<u8>, Vec<u8>)],
+    id: Uuid,
+    author: [u8; 32],
+    logic: store::Logic,
+    faults: HostFaults,
+) -> Result<String, MigrateError> {
     let identity = StoreIdentity { store_id: id, store_type: m.target_type().into(), schema_version: logic.schema_version() };
-    let mut target = MemStore::new(identity, logic);
+    let mut target = MemStore::new(identity, logic).with_faults(faults);
     for op in chain(&m.payloads(rows), id, author) {
         if let crate::replay::Delivered::Refused(r) = target.deliver(&op) {
             let reason = format!("the migration's own op was refused on arrival: {}", r.reason);
@@ -620,7 +664,35 @@ pub fn compute_migration_golden(
     registry: &Registry,
 ) -> Result<MigrationGolden, MigrateError> {
     let identity = history.identity();
-    let source = MemStore::replayed(identity.clone(), registry.resolve(&identity)?, &history.ops);
+    let build = GoldenBuild {
+        source: registry.resolve(&identity)?,
+        target: registry.opener(m.target_type())?.logic(),
+        faults: HostFaults::default(),
+    };
+    compute_migration_golden_with(m, entry, history, &build)
+}
+
+/// What a migration golden is computed with: the source's and the target's logic and the host
+/// faults of both replays ([`compute_migration_golden`] uses the registry's and none).
+pub struct GoldenBuild {
+    pub source: store::Logic,
+    pub target: store::Logic,
+    pub faults: HostFaults,
+}
+
+/// [`compute_migration_golden`] under a given build (used by `corpus adequacy`).
+pub fn compute_migration_golden_with(
+    m: &dyn Migration,
+    entry: &crate::corpus::ManifestEntry,
+    history: &crate::history::History,
+    build: &GoldenBuild,
+) -> Result<MigrationGolden, MigrateError> {
+    let identity = history.identity();
+    let source = MemStore::new(identity, build.source.clone()).with_faults(build.faults);
+    let source = history.ops.iter().fold(source, |mut s, op| {
+        s.deliver(op);
+        s
+    });
     let rows: Vec<(Vec<u8>, Vec<u8>)> = source.rows().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let id = golden_target_id();
     Ok(MigrationGolden {
@@ -633,7 +705,7 @@ pub fn compute_migration_golden(
         author: hex::encode(default_author()),
         source_state_hash: source.state_hash().to_string(),
         source_keys: rows.len() as u64,
-        target_state_hash: target_hash_in_memory(m, &rows, id, default_author(), registry)?,
+        target_state_hash: target_hash_with(m, &rows, id, default_author(), build.target.clone(), build.faults)?,
     })
 }
 
@@ -732,15 +804,59 @@ mod tests {
     #[test]
     fn payloads_split_at_256_entries_and_at_the_payload_limit() {
         let small: Vec<v2::Entry> = (0..300).map(|i| set(&format!("k{i:03}"), 10)).collect();
-        let p = chunk_payloads(&small);
+        let p = chunk_payloads(&small, ENTRIES_PER_OP);
         let counts: Vec<usize> = p.iter().map(|b| v2::decode_payload(b).unwrap().len()).collect();
         assert_eq!(counts, vec![256, 44]);
         let big: Vec<v2::Entry> = (0..3).map(|i| set(&format!("k{i}"), 600 << 10)).collect();
-        let p = chunk_payloads(&big);
+        let p = chunk_payloads(&big, ENTRIES_PER_OP);
         assert_eq!(p.len(), 3, "two 600 KiB values do not fit one 1 MiB payload");
         assert!(p.iter().all(|b| b.len() <= crate::op::MAX_PAYLOAD));
         let fits: Vec<v2::Entry> = (0..2).map(|i| set(&format!("k{i}"), 400 << 10)).collect();
-        assert_eq!(chunk_payloads(&fits).len(), 1);
-        assert!(chunk_payloads(&[]).is_empty());
+        assert_eq!(chunk_payloads(&fits, ENTRIES_PER_OP).len(), 1);
+        assert!(chunk_payloads(&[], ENTRIES_PER_OP).is_empty());
+    }
+
+    /// A source with 300 keys (one deleted, one written concurrently by a second author): each
+    /// migration fault changes the payloads, and so the target.
+    #[test]
+    fn every_migration_fault_changes_the_payloads_of_a_wide_source_with_a_tombstone_and_a_conflict() {
+        let id = Uuid::from_u128(7);
+        let identity = StoreIdentity { store_id: id, store_type: kv::STORE_TYPE.into(), schema_version: 1 };
+        let puts: Vec<kv::Entry> =
+            (0..300).map(|i| kv::Entry::Put { key: format!("k{i:03}").into_bytes(), value: b"v".to_vec() }).collect();
+        let first = Op {
+            author: [1; 32],
+            hlc: Hlc { wall_ms: 1, counter: 0 },
+            prev: ZERO_HASH,
+            causal_deps: vec![],
+            payload: kv::encode_payload(&puts),
+        };
+        let del = Op {
+            author: [1; 32],
+            hlc: Hlc { wall_ms: 2, counter: 0 },
+            prev: op_id(&id, &first),
+            causal_deps: vec![op_id(&id, &first)],
+            payload: kv::encode_payload(&[kv::Entry::Delete { key: b"k000".to_vec() }]),
+        };
+        let other = Op {
+            author: [2; 32],
+            hlc: Hlc { wall_ms: 3, counter: 0 },
+            prev: ZERO_HASH,
+            causal_deps: vec![],
+            payload: kv::encode_payload(&[kv::Entry::Put { key: b"k001".to_vec(), value: b"w".to_vec() }]),
+        };
+        let store = MemStore::replayed(identity, Arc::new(kv::KvStore), [&first, &del, &other]);
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = store.rows().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let reference = KvToV2::default().payloads(&rows);
+        assert_eq!(reference.iter().map(|p| v2::decode_payload(p).unwrap().len()).collect::<Vec<_>>(), vec![256, 43]);
+        for f in [
+            MigrationFault::Chunk128,
+            MigrationFault::Chunk257,
+            MigrationFault::KeepsTombstones,
+            MigrationFault::ConflictsDropped,
+            MigrationFault::DropsFirstKey,
+        ] {
+            assert_ne!(KvToV2 { fault: Some(f) }.payloads(&rows), reference, "{f:?}");
+        }
     }
 }

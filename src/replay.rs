@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use lattice_logic::{HostError, MemTable, Table};
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::{self, Arrival, DagView, Intentions, Status};
-use crate::hash::{LtHash, RowTable, StateHash};
-use crate::kernel::{self, ChainState, RejectKind, Rejection};
+use crate::delivery::{self, Arrival, DagView, DeliveryFault, Intentions, Status};
+use crate::hash::{HashFault, LtHash, RowTable, StateHash};
+use crate::kernel::{self, ChainState, KernelFault, RejectKind, Rejection};
 use crate::op::{Hlc, Op, OpId};
 use crate::store::{Logic, StoreIdentity};
 
@@ -38,10 +38,20 @@ pub enum Delivered {
     Received { witnessed: u64, applied: u64, stalled: bool },
 }
 
+/// Seeded host faults a replay runs with (`lattice-conform faults`): one rule of delivery, of the
+/// projection step or of the state-hash encoding broken. The default is none: the reference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostFaults {
+    pub delivery: Option<DeliveryFault>,
+    pub kernel: Option<KernelFault>,
+    pub hash: Option<HashFault>,
+}
+
 /// A store's state held in memory.
 pub struct MemStore {
     identity: StoreIdentity,
     logic: Logic,
+    faults: HostFaults,
     data: MemTable,
     tips: Tips,
     ints: MemIntentions,
@@ -117,6 +127,7 @@ impl MemStore {
         MemStore {
             identity,
             logic,
+            faults: HostFaults::default(),
             data: MemTable::default(),
             tips: Tips::default(),
             ints: MemIntentions::default(),
@@ -125,6 +136,12 @@ impl MemStore {
             counts: Counts::default(),
             observed: Observed::default(),
         }
+    }
+
+    /// This (fresh) store, replaying with seeded host faults from now on.
+    pub fn with_faults(mut self, faults: HostFaults) -> MemStore {
+        self.faults = faults;
+        self
     }
 
     /// A fresh store with `ops` delivered to it, in order.
@@ -140,7 +157,8 @@ impl MemStore {
     pub fn deliver(&mut self, op: &Op) -> Delivered {
         let index = self.counts.delivered;
         self.counts.delivered += 1;
-        let arrival = delivery::receive(&mut self.ints, &self.identity.store_id, op, index).expect("memory never fails");
+        let arrival =
+            delivery::receive_with(self.faults.delivery, &mut self.ints, &self.identity.store_id, op, index).expect("memory never fails");
         let witnessed = match arrival {
             Arrival::Refused(r) => {
                 self.counts.refused += 1;
@@ -160,8 +178,10 @@ impl MemStore {
             }
             let mut dag = DagView(&mut self.ints);
             let mut data = Tracked { rows: &mut self.data, dirty: &mut self.observed.dirty };
-            match kernel::apply_op(self.logic.as_ref(), &w.id, &w.op, &mut data, &mut self.tips, &mut dag, &mut self.acc) {
+            let f = self.faults.kernel;
+            match kernel::apply_op_with(f, self.logic.as_ref(), &w.id, &w.op, &mut data, &mut self.tips, &mut dag, &mut self.acc) {
                 Ok(_) => applied += 1,
+                Err(_) if f == Some(KernelFault::StallSkipsOp) => {}
                 Err(r) => {
                     self.stall = Some(Stall { op_index: w.arrival, op_id: r.op_id, kind: r.kind, reason: r.reason });
                     stalled = true;
@@ -173,7 +193,22 @@ impl MemStore {
     }
 
     pub fn state_hash(&self) -> StateHash {
-        self.acc.state_hash(&self.identity.store_type, self.identity.schema_version)
+        match self.faults.hash {
+            Some(f) => self.recompute_faulty(f),
+            None => self.acc.state_hash(&self.identity.store_type, self.identity.schema_version),
+        }
+    }
+
+    /// The state hash a host encoding rows under `fault` reports.
+    fn recompute_faulty(&self, fault: HashFault) -> StateHash {
+        let mut acc = LtHash::default();
+        for (k, v) in &self.data.rows {
+            acc.insert_faulty(fault, RowTable::Data, k, v);
+        }
+        for (author, tip) in &self.tips.0 {
+            acc.insert_faulty(fault, RowTable::Tip, author, tip);
+        }
+        acc.state_hash(&self.identity.store_type, self.identity.schema_version)
     }
 
     /// The observed hash: what a reader of this store type sees, by the logic's views of the
@@ -404,5 +439,57 @@ mod tests {
         assert_eq!(s.deliver(&a1), Delivered::Redelivered);
         assert!(s.floating().is_empty());
         assert_eq!(s.counts().applied, 3);
+    }
+
+    /// Each delivery and kernel fault against the reference on a small handcrafted kvstore
+    /// history where they must disagree (counts, stall, floating ops or state hash).
+    #[test]
+    fn every_host_fault_disagrees_with_the_reference_on_its_witness_history() {
+        use lattice_logic::kvstore::{encode_payload, Entry, KvStore};
+        let sid = Uuid::from_u128(5);
+        let kv = |author: u8, wall_ms: u64, prev: OpId, deps: Vec<OpId>, key: &str| Op {
+            author: [author; 32],
+            hlc: Hlc { wall_ms, counter: 0 },
+            prev,
+            causal_deps: deps,
+            payload: encode_payload(&[Entry::Put { key: key.as_bytes().to_vec(), value: vec![author] }]),
+        };
+        let id = |o: &Op| op_id(&sid, o);
+        let a1 = kv(1, 10, ZERO_HASH, vec![], "k");
+        let a2 = kv(1, 11, id(&a1), vec![], "k");
+        let a3 = kv(1, 12, id(&a2), vec![], "k");
+        let b1 = kv(2, 10, ZERO_HASH, vec![], "j");
+        let fork = kv(1, 12, id(&a1), vec![], "fork");
+        let mut bad = a2.clone();
+        bad.payload = vec![0x0a, 0x05, 0x01];
+        let foreign = kv(1, 11, id(&b1), vec![], "k");
+        let b_after_a = kv(2, 11, id(&a1), vec![], "k");
+        let b_deps_a = kv(2, 11, ZERO_HASH, vec![id(&a1)], "k");
+        let mut bad_first = a1.clone();
+        bad_first.payload = vec![0x0a, 0x05, 0x01];
+        let cases: Vec<(HostFaults, Vec<&Op>)> = vec![
+            (HostFaults { delivery: Some(DeliveryFault::RedeliveryReprojected), ..Default::default() }, vec![&a1, &a1]),
+            (HostFaults { delivery: Some(DeliveryFault::DepsIgnored), ..Default::default() }, vec![&b_deps_a]),
+            (HostFaults { delivery: Some(DeliveryFault::PrevMustBeOwnTip), ..Default::default() }, vec![&a1, &b_after_a]),
+            (HostFaults { delivery: Some(DeliveryFault::FloatingDropped), ..Default::default() }, vec![&a2, &a1]),
+            (HostFaults { delivery: Some(DeliveryFault::NoCascade), ..Default::default() }, vec![&a3, &a2, &a1]),
+            (HostFaults { delivery: Some(DeliveryFault::PrevAnyWitnessed), ..Default::default() }, vec![&a1, &a2, &fork]),
+            (HostFaults { kernel: Some(KernelFault::ChainAcceptsAnyPrev), ..Default::default() }, vec![&a1, &b1, &foreign]),
+            (HostFaults { kernel: Some(KernelFault::GenesisAcceptsAnyPrev), ..Default::default() }, vec![&a1, &b_after_a]),
+            (HostFaults { kernel: Some(KernelFault::RefusedOpAdvancesTip), ..Default::default() }, vec![&a1, &bad]),
+            (HostFaults { kernel: Some(KernelFault::StallSkipsOp), ..Default::default() }, vec![&bad_first, &b1]),
+        ];
+        let identity = StoreIdentity { store_id: sid, store_type: "core:kvstore".into(), schema_version: 1 };
+        let outcome = |faults: HostFaults, ops: &[&Op]| {
+            let s = MemStore::new(identity.clone(), Arc::new(KvStore)).with_faults(faults);
+            let s = ops.iter().fold(s, |mut s, op| {
+                s.deliver(op);
+                s
+            });
+            (s.outcome(), s.rows().clone())
+        };
+        for (faults, ops) in cases {
+            assert_ne!(outcome(faults, &ops), outcome(HostFaults::default(), &ops), "{faults:?}");
+        }
     }
 }

@@ -21,7 +21,7 @@ use crate::history::History;
 
 use crate::op::op_id;
 use crate::registry::Registry;
-use crate::replay::{Delivered, MemStore};
+use crate::replay::{Delivered, HostFaults, MemStore};
 use crate::store::Logic;
 
 /// What to verify.
@@ -359,13 +359,13 @@ fn progress_bar(show: bool, len: usize) -> indicatif::ProgressBar {
 /// Verifies one history against its golden.
 pub fn verify_one(opts: &VerifyOptions, registry: &Registry, entry: &ManifestEntry) -> Result<HistoryResult, VerifyError> {
     let history = corpus::load_checked(&opts.corpus, entry)?;
-    let logic = opts.build.logic(&history.store_type, registry)?;
+    let (logic, faults) = opts.build.replay_parts(&history.store_type, registry)?;
     check_build_type(opts, &history, &logic, entry)?;
     let expected = golden::load(&golden::path_for(&opts.golden, entry), &entry.id())?;
-    let actual = golden::compute(&history, logic.clone(), entry);
+    let actual = golden::compute_with(&history, logic.clone(), faults, entry);
     let failure = compare(&expected, &actual).map(|summary| Failure { summary, divergence: None });
     let failure = match failure {
-        Some(f) => Some(explain(f, &history, &expected, &actual, logic, registry)?),
+        Some(f) => Some(explain(f, &history, &expected, &actual, (logic, faults), registry)?),
         None => None,
     };
     Ok(HistoryResult { id: entry.id(), store_type: entry.store_type.clone(), ops: history.ops.len() as u64, failure })
@@ -385,8 +385,75 @@ fn check_build_type(opts: &VerifyOptions, h: &History, logic: &Logic, entry: &Ma
     })
 }
 
+/// What part of a history's expected outcome a build got wrong (the columns of the adequacy kill
+/// matrix): the first four and the last two are golden fields, the others come from the
+/// migration goldens and the convergence check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    /// Where (or whether) projection stalls.
+    Stall,
+    /// A checkpoint's state hash or observed hash.
+    Checkpoint,
+    /// The final state hash.
+    StateHash,
+    /// The final observed hash (what readers see).
+    ObservedHash,
+    /// The migration golden of the history's final state.
+    MigrationGolden,
+    /// The convergence check's verdict.
+    Convergence,
+    /// The ops still floating at the end.
+    Floating,
+    /// The delivery counts (refused, redelivered, witnessed, applied).
+    Counts,
+}
+
+impl Field {
+    pub const ALL: [Field; 8] = [
+        Field::Stall,
+        Field::Checkpoint,
+        Field::StateHash,
+        Field::ObservedHash,
+        Field::MigrationGolden,
+        Field::Convergence,
+        Field::Floating,
+        Field::Counts,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Stall => "stall",
+            Field::Checkpoint => "checkpoint",
+            Field::StateHash => "state_hash",
+            Field::ObservedHash => "observed_hash",
+            Field::MigrationGolden => "migration_golden",
+            Field::Convergence => "convergence",
+            Field::Floating => "floating",
+            Field::Counts => "counts",
+        }
+    }
+}
+
+/// Every golden field in which `actual` differs from `expected` (empty: the run reproduces the
+/// golden). [`compare`] says the first of them in words.
+pub fn differing_fields(expected: &Golden, actual: &Golden) -> Vec<Field> {
+    let counts = |g: &Golden| (g.refused, g.redelivered, g.witnessed, g.applied, g.checkpoints.len());
+    [
+        (Field::Stall, expected.stall != actual.stall),
+        (Field::Checkpoint, expected.checkpoints.iter().zip(&actual.checkpoints).any(|(e, a)| e != a)),
+        (Field::StateHash, expected.final_state_hash != actual.final_state_hash),
+        (Field::ObservedHash, expected.final_observed_hash != actual.final_observed_hash),
+        (Field::Floating, expected.floating != actual.floating),
+        (Field::Counts, counts(expected) != counts(actual)),
+    ]
+    .into_iter()
+    .filter_map(|(field, differs)| differs.then_some(field))
+    .collect()
+}
+
 /// The first difference between the golden and this run, in the order a reader wants it.
-fn compare(expected: &Golden, actual: &Golden) -> Option<String> {
+pub fn compare(expected: &Golden, actual: &Golden) -> Option<String> {
     if expected.history_blake3 != actual.history_blake3 {
         return Some(format!(
             "the golden was made from history {} but the history is now {}",
@@ -449,12 +516,12 @@ fn explain(
     h: &History,
     expected: &Golden,
     actual: &Golden,
-    logic: Logic,
+    (logic, faults): (Logic, HostFaults),
     registry: &Registry,
 ) -> Result<Failure, VerifyError> {
     let reference = registry.opener(&h.store_type).map_err(BuildError::from)?.logic();
     let start = last_agreeing_checkpoint(expected, actual);
-    f.divergence = first_divergence(h, reference, logic, start);
+    f.divergence = first_divergence_with(h, reference, (logic, faults), start);
     if f.divergence.is_none() {
         f.summary.push_str("; the reference build agrees with this build on every op, so the golden is what changed (re-run `lattice-conform bless` and review)");
     }
@@ -469,9 +536,14 @@ fn last_agreeing_checkpoint(expected: &Golden, actual: &Golden) -> u64 {
 /// Replays both builds; compares what each delivery did, the state hash and the observed hash
 /// after every op from `start` on.
 pub fn first_divergence(h: &History, reference: Logic, candidate: Logic, start: u64) -> Option<Divergence> {
+    first_divergence_with(h, reference, (candidate, HostFaults::default()), start)
+}
+
+/// [`first_divergence`] with a candidate that replays on a host with seeded faults.
+pub fn first_divergence_with(h: &History, reference: Logic, (candidate, faults): (Logic, HostFaults), start: u64) -> Option<Divergence> {
     let identity = h.identity();
     let mut r = MemStore::new(identity.clone(), reference);
-    let mut c = MemStore::new(identity, candidate);
+    let mut c = MemStore::new(identity, candidate).with_faults(faults);
     for (i, op) in h.ops.iter().enumerate() {
         let (rd, cd) = (r.deliver(op), c.deliver(op));
         let (ro, co) = (delivered_text(&rd, &r), delivered_text(&cd, &c));

@@ -94,6 +94,11 @@ enum Command {
     /// Corpus tools.
     #[command(subcommand)]
     Corpus(CorpusCommand),
+    /// List the seeded semantic faults `--build native-fault:NAME` and `corpus adequacy` inject.
+    Faults {
+        #[arg(long)]
+        json: bool,
+    },
     /// Compute goldens for the corpus and write new or changed ones as pending (never overwriting
     /// an accepted golden); with --accept, accept the pending ones.
     Bless {
@@ -199,6 +204,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Audit { dir } => audit(&registry, &dir),
         Command::Gen(args) => gen(args),
         Command::Corpus(CorpusCommand::Stats { corpus }) => corpus_stats(&corpus),
+        Command::Corpus(CorpusCommand::Adequacy(args)) => adequacy(&registry, args),
+        Command::Faults { json } => faults(json),
         Command::Bless { corpus, golden, migrations: true, accept, .. } => bless_migrations(&registry, &corpus, &golden, accept),
         Command::Bless { corpus, golden, store_type, accept, .. } => bless(&registry, &corpus, &golden, store_type.as_deref(), accept),
         Command::Verify(args) => verify(&registry, args),
@@ -426,6 +433,38 @@ enum CorpusCommand {
         #[arg(long, default_value = "corpus")]
         corpus: PathBuf,
     },
+    /// Replay the corpus under every catalogued fault and print the kill matrix; exit 1 if a
+    /// fault survives or is killed by fewer than --min-kills histories.
+    Adequacy(AdequacyArgs),
+}
+
+#[derive(clap::Args)]
+struct AdequacyArgs {
+    #[arg(long, default_value = "corpus")]
+    corpus: PathBuf,
+    #[arg(long, default_value = "golden")]
+    golden: PathBuf,
+    /// Only these faults (repeatable); default: every fault of `lattice-conform faults`.
+    #[arg(long = "fault", value_name = "NAME")]
+    faults: Vec<String>,
+    /// Only histories whose id (`<store_type>/<name>`) matches this glob.
+    #[arg(long)]
+    filter: Option<String>,
+    /// A fault killed by fewer histories fails the run.
+    #[arg(long, default_value_t = 3)]
+    min_kills: u64,
+    /// Delivery orders per history for the convergence column (0: none).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    orders: u32,
+    /// Seed of those delivery orders.
+    #[arg(long, default_value_t = 0)]
+    order_seed: u64,
+    /// Pairs (fault, history) run in parallel (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Print the report as JSON (docs/FORMAT.md, "Adequacy report").
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -505,6 +544,61 @@ fn gen(args: GenArgs) -> anyhow::Result<()> {
     let req = corpus::GenRequest { store_type, seed: args.seed, histories: args.histories, ops: args.ops, scenario: args.scenario };
     let cov = corpus::generate_into(&args.out, &req)?;
     print!("{}", corpus::coverage_table(&cov));
+    Ok(())
+}
+
+fn adequacy(registry: &Registry, args: AdequacyArgs) -> anyhow::Result<()> {
+    use lattice_conform::adequacy;
+    let mut opts = adequacy::AdequacyOptions::new(Path::new("."));
+    opts.corpus = args.corpus;
+    opts.golden = args.golden;
+    opts.faults = adequacy::select_faults(&args.faults)?;
+    opts.filter = args.filter;
+    opts.min_kills = args.min_kills;
+    opts.orders = args.orders;
+    opts.order_seed = args.order_seed;
+    opts.jobs = args.jobs.unwrap_or(opts.jobs).max(1);
+    let report = adequacy::run(&opts, registry)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
+    } else {
+        print!("{}", adequacy::render_human(&report));
+    }
+    if !report.passed() {
+        let mut why = Vec::new();
+        if !report.survivors.is_empty() {
+            why.push(format!("{} surviving ({})", report.survivors.len(), report.survivors.join(", ")));
+        }
+        if !report.weak.is_empty() {
+            why.push(format!("{} killed by fewer than {} histories ({})", report.weak.len(), report.min_kills, report.weak.join(", ")));
+        }
+        anyhow::bail!(CheckFailed(format!("corpus adequacy: {}", why.join("; "))));
+    }
+    Ok(())
+}
+
+/// One line of `faults --json`.
+#[derive(Serialize)]
+struct FaultLine {
+    name: &'static str,
+    store_type: &'static str,
+    layer: &'static str,
+    description: &'static str,
+}
+
+fn faults(json: bool) -> anyhow::Result<()> {
+    let catalogue = lattice_conform::fault::CATALOGUE;
+    if json {
+        let lines: Vec<FaultLine> = catalogue
+            .iter()
+            .map(|f| FaultLine { name: f.name, store_type: f.store_type, layer: f.layer.as_str(), description: f.description })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&lines).expect("a list serializes"));
+        return Ok(());
+    }
+    for f in catalogue {
+        println!("{:<28} {:<16} {:<9} {}", f.name, f.store_type, f.layer.as_str(), f.description);
+    }
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
 use lattice_logic::kvstore::{self, encode_payload, Entry};
-use lattice_logic::logstore;
+use lattice_logic::{kvstore_v2 as v2, logstore};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -34,6 +34,12 @@ pub enum Fault {
     BrokenChain,
     BadGenesis,
     MalformedPayload,
+    /// The op's `prev` is another author's current tip: it is witnessed (Lattice takes any
+    /// author's witness tip) and projection stalls on it as a broken chain.
+    ForeignPrev,
+    /// A new author's first op names another author's tip as `prev`: witnessed, then a bad
+    /// genesis stall.
+    ForeignGenesis,
 }
 
 /// A named way of generating histories for one store type.
@@ -75,6 +81,13 @@ struct Params {
     /// An op that does not merge supersedes a random subset of the other authors' heads of its
     /// keys too (a replica that saw only some of them), not only its own author's.
     partial_merge: bool,
+    /// A tie repeats the previous op's HLC exactly (same counter) instead of counting up.
+    exact_tie: bool,
+    /// An op that does not merge supersedes its own author's earlier heads (false: a writer that
+    /// does not read its own writes, so its ops stay side by side).
+    self_merge: bool,
+    /// Keys are `k0000`, `k0001`, … up to this many, instead of the `keys` pool.
+    key_space: Option<usize>,
 }
 
 /// Most positions an op delivered late moves back.
@@ -104,6 +117,9 @@ const BASE: Params = Params {
     unknown_fields: 0,
     empty_log: false,
     partial_merge: false,
+    exact_tie: false,
+    self_merge: true,
+    key_space: None,
 };
 const CONCURRENT: Params = Params { authors: 2..=5, merge: 30, tie: 10, ..BASE };
 
@@ -111,6 +127,7 @@ const CONCURRENT: Params = Params { authors: 2..=5, merge: 30, tie: 10, ..BASE }
 pub fn scenarios() -> Vec<Scenario> {
     let kv = |name, tags, params| Scenario { name, store_type: kvstore::STORE_TYPE, tags, params };
     let log = |name, tags, params| Scenario { name, store_type: logstore::STORE_TYPE, tags, params };
+    let v2s = |name, tags, params| Scenario { name, store_type: v2::STORE_TYPE, tags, params };
     vec![
         kv("single-author", &["one-author"], BASE),
         kv("concurrent-writers", &["many-authors", "forks", "merges"], CONCURRENT),
@@ -138,6 +155,28 @@ pub fn scenarios() -> Vec<Scenario> {
         kv("broken-chain", &["negative", "floating"], Params { fault: Some(Fault::BrokenChain), ..CONCURRENT }),
         kv("bad-genesis", &["negative", "floating"], Params { fault: Some(Fault::BadGenesis), ..CONCURRENT }),
         kv("malformed-payload", &["negative", "stall"], Params { fault: Some(Fault::MalformedPayload), ..CONCURRENT }),
+        kv("foreign-prev", &["negative", "stall", "chain"], Params { fault: Some(Fault::ForeignPrev), ..CONCURRENT }),
+        kv("foreign-genesis", &["negative", "stall", "chain"], Params { fault: Some(Fault::ForeignGenesis), ..CONCURRENT }),
+        kv(
+            "exact-ties",
+            &["hlc-tie", "exact-tie", "forks"],
+            Params { authors: 1..=3, keys: FEW_KEYS, tie: 60, exact_tie: true, self_merge: false, merge: 10, ..BASE },
+        ),
+        kv(
+            "wide-keys",
+            &["many-keys", "batch", "delete", "forks"],
+            Params { authors: 2..=3, key_space: Some(700), entries: 24..=40, value_len: 1..=6, delete: 10, merge: 20, ..BASE },
+        ),
+        v2s(
+            "v2-writers",
+            &["many-authors", "clock-skew", "delete"],
+            Params { authors: 2..=4, keys: FEW_KEYS, entries: 1..=2, skew_ms: 2, delete: 25, tie: 20, ..BASE },
+        ),
+        v2s(
+            "v2-exact-ties",
+            &["hlc-tie", "exact-tie", "delete"],
+            Params { authors: 2..=4, keys: FEW_KEYS, tie: 60, exact_tie: true, delete: 20, ..BASE },
+        ),
         log("log-ties", &["hlc-tie", "many-authors"], Params { authors: 2..=5, tie: 70, same_author_tie: false, ..BASE }),
         log("log-many-authors", &["many-authors"], Params { authors: 8..=16, tie: 10, same_author_tie: false, ..BASE }),
         log("log-same-ms", &["hlc-tie", "stall"], Params { authors: 1..=3, tie: 4, ..BASE }),
@@ -223,6 +262,9 @@ impl Scenario {
     }
 
     fn key(&self, index: usize) -> Vec<u8> {
+        if self.params.key_space.is_some() {
+            return format!("k{index:04}").into_bytes();
+        }
         let k = self.params.keys[index % self.params.keys.len()].as_bytes().to_vec();
         if self.params.large_key && index == 0 {
             return k.iter().copied().cycle().take(65_536).collect();
@@ -232,7 +274,7 @@ impl Scenario {
 }
 
 fn action(p: Params, authors: u8) -> impl Strategy<Value = Action> {
-    let entry = (0..p.keys.len(), 0..100u8, vec(b'a'..=b'z', p.value_len.clone()));
+    let entry = (0..p.key_space.unwrap_or(p.keys.len()), 0..100u8, vec(b'a'..=b'z', p.value_len.clone()));
     let delete = p.delete;
     let dup_keys = p.dup_keys;
     let entries = vec(entry, p.entries.clone()).prop_map(move |es| {
@@ -287,13 +329,14 @@ impl Builder {
         let wall = |b: &Builder| b.clock.saturating_sub(u64::from(a.author) * s.params.skew_ms);
         let tie_refused = !s.params.same_author_tie && self.written.get(&author) == Some(&wall(self));
         if a.tie && !tie_refused {
-            self.counter += 1;
+            self.counter += u32::from(!s.params.exact_tie);
         } else {
             self.clock += 1;
             self.counter = 0;
         }
         let keys: Vec<Vec<u8>> = a.entries.iter().map(|(k, _)| s.key(*k)).collect();
-        let deps = if s.store_type == kvstore::STORE_TYPE { self.deps(&keys, &author, a.merge, a.pick) } else { vec![] };
+        let deps =
+            if s.store_type == kvstore::STORE_TYPE { self.deps(&keys, &author, a.merge, a.pick, s.params.self_merge) } else { vec![] };
         let mut payload = self.payload(s, a, &keys);
         if a.unknown && s.store_type == kvstore::STORE_TYPE {
             payload.extend_from_slice(UNKNOWN_FIELDS);
@@ -312,6 +355,18 @@ impl Builder {
             }
             Some(Fault::MalformedPayload) if s.store_type == kvstore::STORE_TYPE => payload.truncate(payload.len() - 1),
             Some(Fault::MalformedPayload) => payload.clear(),
+            Some(Fault::ForeignPrev | Fault::ForeignGenesis) => {
+                // A broken chain needs an author with a tip and another author's tip to name;
+                // without two authors yet (or for a foreign genesis) a new author names one.
+                if !self.tips.contains_key(&author) {
+                    author = *self.tips.keys().next().expect("an earlier op exists: faults start at index 1");
+                }
+                let foreign = self.tips.iter().find(|(a, _)| **a != author).map(|(_, tip)| *tip);
+                if s.params.fault == Some(Fault::ForeignGenesis) || foreign.is_none() {
+                    author = self.author(254);
+                }
+                prev = foreign.or_else(|| self.tips.values().next().copied()).expect("an earlier op exists");
+            }
             None => {}
         }
         let op = Op { author, hlc: Hlc { wall_ms: wall(self), counter: self.counter }, prev, causal_deps: deps.clone(), payload };
@@ -333,12 +388,12 @@ impl Builder {
 
     /// Heads this op supersedes: every head of its keys when merging, else its author's own and
     /// the other heads `pick` selects (none unless the scenario merges partially).
-    fn deps(&self, keys: &[Vec<u8>], author: &[u8; 32], merge: bool, pick: u64) -> Vec<OpId> {
+    fn deps(&self, keys: &[Vec<u8>], author: &[u8; 32], merge: bool, pick: u64, self_merge: bool) -> Vec<OpId> {
         let mut deps: Vec<OpId> = keys
             .iter()
             .flat_map(|k| self.heads.get(k).into_iter().flatten())
             .enumerate()
-            .filter(|(j, (_, a))| merge || a == author || (pick >> (j % 64)) & 1 == 1)
+            .filter(|(j, (_, a))| merge || (self_merge && a == author) || (pick >> (j % 64)) & 1 == 1)
             .map(|(_, (id, _))| *id)
             .collect();
         deps.sort();
@@ -353,6 +408,21 @@ impl Builder {
                 p.push(b'.');
             }
             return p;
+        }
+        if s.store_type == v2::STORE_TYPE {
+            // The conflict count a writer reports comes from the value, so no new random draw.
+            let entries: Vec<v2::Entry> = a
+                .entries
+                .iter()
+                .zip(keys)
+                .map(|((_, v), key)| match v {
+                    Some(value) => {
+                        v2::Entry::Set { key: key.clone(), value: value.clone(), conflicts: value.first().map_or(0, |b| u32::from(b % 3)) }
+                    }
+                    None => v2::Entry::Remove { key: key.clone() },
+                })
+                .collect();
+            return v2::encode_payload(&entries);
         }
         let entries: Vec<Entry> = a
             .entries

@@ -743,6 +743,42 @@ fn cases() -> Vec<Case> {
         case("build-unknown-fault", Build, "`--build native-fault:nope`", 2, "no such fault", |t| {
             verify_build(t, "core:kvstore", "native-fault:nope")
         }),
+        case(
+            "build-fault-other-type",
+            Build,
+            "`--build native-fault:NAME` with a fault of another store type",
+            2,
+            "the fault breaks `core:logstore`, not `core:kvstore`",
+            |t| verify_build(t, "core:kvstore", "native-fault:log-key-wall-le"),
+        ),
+        case(
+            "build-host-fault-in-certify",
+            Build,
+            "`certify --candidate native-fault:NAME` with a fault of the host's delivery rules",
+            2,
+            "a fault of the host's delivery rules, which only `verify` and `corpus adequacy` inject",
+            |t| {
+                let (c, _) = tiny_corpus(t);
+                let mut a = args!["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", "native-fault:deps-ignored"];
+                a.extend(args!["--bundled", &c, "--cases", "1", "--out", t.join("cert.json")]);
+                Setup::new(a)
+            },
+        ),
+        case("adequacy-unknown-fault", Corpus, "`corpus adequacy --fault nope`", 2, "--fault nope: no such fault", |t| {
+            let (c, g) = tiny_corpus(t);
+            Setup::new(args!["corpus", "adequacy", "--corpus", &c, "--golden", &g, "--fault", "nope"])
+        }),
+        case(
+            "adequacy-missing-migration-golden",
+            Corpus,
+            "`corpus adequacy` on a corpus whose `core:kvstore` history has no migration golden",
+            2,
+            "missing migration golden",
+            |t| {
+                let (c, g) = tiny_corpus(t);
+                Setup::new(args!["corpus", "adequacy", "--corpus", &c, "--golden", &g])
+            },
+        ),
         case("build-wasm-missing", Build, "`--build` names a .wasm file that does not exist", 2, "missing.wasm", |t| {
             let b = t.join("missing.wasm").display().to_string();
             verify_build(t, "core:kvstore", &b)

@@ -1,5 +1,6 @@
 //! Integration tests: the library on real redb files, and the real binary in temp directories.
 
+mod adequacy;
 mod bad_inputs;
 mod certify;
 mod chain;

@@ -158,7 +158,7 @@ fn sigkill_mid_migration_leaves_no_target_and_a_rerun_reaches_the_same_hash() {
 fn a_lossy_migration_fails_the_equivalence_check_naming_the_dropped_key() {
     let tmp = tempfile::tempdir().unwrap();
     let src = example_store(tmp.path());
-    let lossy: Arc<dyn migrate::Migration> = Arc::new(KvToV2 { drop_first_key: true });
+    let lossy: Arc<dyn migrate::Migration> = Arc::new(KvToV2 { fault: Some(migrate::MigrationFault::DropsFirstKey) });
     let registry = Registry::with_reference_types();
     let (_, checks) = migrate::migrate_checked(&src, &tmp.path().join("dst"), &MigrateOptions::new(V2), Some(lossy), &registry).unwrap();
     let eq = &checks[2];

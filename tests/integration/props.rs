@@ -182,6 +182,14 @@ mod generator_strategies {
                             prop_assert!(out.floating.is_empty(), "scenario {}: later ops chain through the bad one", s.name);
                         }
                         "log-same-ms" => prop_assert!(matches!(stall, None | Some(RejectKind::Refused)), "scenario {}", s.name),
+                        // Witnessed (another author's tip is a witness tip), then refused at projection.
+                        "foreign-prev" => prop_assert!(
+                            matches!(stall, Some(RejectKind::BrokenChain | RejectKind::BadGenesis)),
+                            "scenario {}: {:?}",
+                            s.name,
+                            stall
+                        ),
+                        "foreign-genesis" => prop_assert_eq!(stall, Some(RejectKind::BadGenesis), "scenario {}", s.name),
                         _ => {
                             prop_assert_eq!(stall, None, "scenario {}", s.name);
                             prop_assert!(out.floating.is_empty(), "scenario {}", s.name);

@@ -7,7 +7,9 @@
 //! - [`table`]: the small table interface a store logic reads and writes its `data` through;
 //! - [`kvstore`] and [`logstore`]: Lattice's store types `core:kvstore` and `core:logstore`, rule
 //!   for rule and byte for byte (payloads and rows are Lattice's protobuf messages);
-//! - [`kvstore_v2`]: `core:kvstore-v2`, this suite's own migration target.
+//! - [`kvstore_v2`]: `core:kvstore-v2`, this suite's own migration target;
+//! - `faults` (feature `faults`, off for the Wasm guests): seeded one-rule faults of those types,
+//!   for measuring what a corpus catches.
 //!
 //! Guarantee: every function here is a pure function of its inputs and the table contents — no
 //! clock, no randomness, no floats, no hash-map iteration — so the same op history gives the same
@@ -17,6 +19,8 @@
 
 extern crate alloc;
 
+#[cfg(feature = "faults")]
+pub mod faults;
 pub mod kvstore;
 pub mod kvstore_v2;
 pub mod logic;

@@ -764,9 +764,22 @@ pub fn bless_migrations(
 }
 
 /// Checks every migration golden; results use ids `migration:<store_type>/<name>`.
-pub fn verify_migrations(corpus_dir: &Path, golden_dir: &Path, registry: &Registry) -> Result<crate::verify::Report, MigrationGoldenError> {
-    let mut report = crate::verify::Report::new("native".into(), vec![]);
+///
+/// `fault` seeds a [`MigrationFault`] into the `core:kvstore` → `core:kvstore-v2` migration
+/// (`verify --migrations --build native-fault:NAME`); the report names that build.
+pub fn verify_migrations(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    registry: &Registry,
+    fault: Option<(&str, MigrationFault)>,
+) -> Result<crate::verify::Report, MigrationGoldenError> {
+    let build = fault.map_or_else(|| "native".to_string(), |(name, _)| format!("native-fault:{name}"));
+    let mut report = crate::verify::Report::new(build, vec![]);
     for (m, e) in migration_cases(corpus_dir)? {
+        let m: Arc<dyn Migration> = match fault {
+            Some((_, f)) if m.source_type() == kv::STORE_TYPE => Arc::new(KvToV2 { fault: Some(f) }),
+            _ => m,
+        };
         let path = migration_golden_path(golden_dir, m.as_ref(), &e)?;
         let id = format!("migration:{}", e.id());
         if !path.exists() {

@@ -492,8 +492,9 @@ struct VerifyArgs {
     /// Verify every history even after a failure.
     #[arg(long)]
     keep_going: bool,
-    /// Check the migration goldens (every bundled source history migrated, native builds) instead.
-    #[arg(long, conflicts_with_all = ["build", "filter", "shard", "store_type"])]
+    /// Check the migration goldens (every bundled source history migrated) instead; --build may
+    /// then be `native` or `native-fault:NAME` with a migration fault (`lattice-conform faults`).
+    #[arg(long, conflicts_with_all = ["filter", "shard", "store_type"])]
     migrations: bool,
     /// Convergence: also replay each history in N further delivery orders (seeded); every order
     /// must show readers what the history's own order shows.
@@ -627,7 +628,21 @@ fn bless(registry: &Registry, corpus: &Path, golden: &Path, store_type: Option<&
 
 fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
     if args.migrations {
-        let report = lattice_conform::migrate::verify_migrations(&args.corpus, &args.golden, registry)?;
+        let fault = match args.build.parse()? {
+            lattice_conform::build::BuildSpec::Native => None,
+            lattice_conform::build::BuildSpec::NativeFault(name) => {
+                match lattice_conform::fault::find(&name).and_then(|f| f.migration_fault().map(|m| (f.name, m))) {
+                    Some(f) => Some(f),
+                    None => anyhow::bail!(
+                        "--migrations --build native-fault:{name}: not a migration fault (see `lattice-conform faults`; migration faults are named migrate-*)"
+                    ),
+                }
+            }
+            other => anyhow::bail!(
+                "--migrations --build {other}: migrations run natively; use `native` or `native-fault:NAME` with a migration fault"
+            ),
+        };
+        let report = lattice_conform::migrate::verify_migrations(&args.corpus, &args.golden, registry, fault)?;
         return finish_report(&report, args.format);
     }
     let mut opts = VerifyOptions::new(Path::new("."));

@@ -958,12 +958,12 @@ fn cases() -> Vec<Case> {
             verify_edited(t, &["--shard", "0/3"], |_, _| {})
         }),
         case(
-            "args-conflict",
+            "args-migrations-build-not-a-migration-fault",
             Args,
-            "`verify --migrations` with `--build`",
+            "`verify --migrations` with a `--build` fault that is not a migration fault",
             2,
-            "the argument '--migrations' cannot be used with '--build <BUILD>'",
-            |_| Setup::new(args!["verify", "--migrations", "--build", "native"]),
+            "--migrations --build native-fault:forget-one-head: not a migration fault",
+            |_| Setup::new(args!["verify", "--migrations", "--build", "native-fault:forget-one-head"]),
         ),
     ]
 }

@@ -280,6 +280,15 @@ fn verify_migrations_passes_on_the_bundled_goldens_and_fails_on_an_edited_one() 
         .map(|s| s.to_os_string())
     };
     run(args(&golden)).expect(0);
+    // A seeded migration fault (chunks of 128 entries instead of 256) fails the bundled goldens,
+    // and the report names the build.
+    let faulty: Vec<_> = args(&golden)
+        .into_iter()
+        .chain(["--build".into(), "native-fault:migrate-chunk-128".into(), "--format".into(), "json".into()])
+        .collect();
+    let out = run(&faulty).expect(1);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["build"], "native-fault:migrate-chunk-128", "{}", out.stdout);
     let tmp = tempfile::tempdir().unwrap();
     let copy = tmp.path().join("golden");
     let manifest = Manifest::load(&corpus, false).unwrap();

@@ -327,7 +327,8 @@ struct OpenJson {
 
 fn open(registry: &Registry, dir: &Path, verify: bool, deep: bool, json: bool) -> anyhow::Result<()> {
     let store = registry.open_for_reading(dir)?;
-    if verify || deep {
+    // The deep check verifies first itself.
+    if verify && !deep {
         store.verify()?;
     }
     let deep = if deep { Some(lattice_conform::record::verify_deep(dir, registry)?) } else { None };

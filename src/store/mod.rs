@@ -177,7 +177,7 @@ impl Store {
     /// The identity recorded in `log.db` alone (opened read-write, so a crashed file is repaired).
     pub fn log_identity(dir: &Path) -> Result<StoreIdentity, StoreError> {
         peek::check_dir(dir)?;
-        log_facts(dir).map(|(identity, _)| identity)
+        log_facts(dir, None).map(|(identity, _)| identity)
     }
 
     /// Recreates `state.db` from `log.db` alone, replaying every logged op with `logic`. The new
@@ -192,7 +192,7 @@ impl Store {
     pub fn rebuild(dir: &Path, logic: Logic, force: bool) -> Result<(Store, RebuildNote), StoreError> {
         peek::check_dir(dir)?;
         let lock = lock_writer(dir)?;
-        let (identity, logged) = log_facts(dir)?;
+        let (identity, logged) = log_facts(dir, Some(&lock))?;
         check_logic(dir, &identity, logic.as_ref())?;
         let state_path = dir.join(STATE_FILE);
         if !force && state_path.exists() {
@@ -201,23 +201,14 @@ impl Store {
         let tmp_path = dir.join(REBUILD_FILE);
         let _ = std::fs::remove_file(&tmp_path);
         init_state(&tmp_path, &identity)?;
-        let lock = match Store::open_files(dir, tmp_path.clone(), logic.clone(), lock) {
-            Ok(built) => built.lock,
+        let built = Store::open_files(dir, tmp_path.clone(), logic.clone(), lock)
+            .and_then(|built| Ok((built.lock, if state_path.exists() { Some(keep_aside(&state_path)?) } else { None })));
+        let (lock, kept) = match built {
+            Ok(done) => done,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp_path);
                 return Err(e);
             }
-        };
-        let kept = if state_path.exists() {
-            match keep_aside(&state_path) {
-                Ok(kept) => Some(kept),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp_path);
-                    return Err(e);
-                }
-            }
-        } else {
-            None
         };
         std::fs::rename(&tmp_path, &state_path).map_err(|source| StoreError::Io { path: state_path.clone(), source })?;
         Ok((Store::open_files(dir, state_path, logic, lock)?, RebuildNote { kept }))
@@ -420,26 +411,23 @@ impl Store {
 }
 
 /// `log.db`'s identity and entry count, read-only; a file a crash left unclean is opened
-/// read-write once so redb repairs it (under the writer lock).
-fn log_facts(dir: &Path) -> Result<(StoreIdentity, u64), StoreError> {
+/// read-write once so redb repairs it, under the writer lock (`held`, or taken here).
+fn log_facts(dir: &Path, held: Option<&DirLock>) -> Result<(StoreIdentity, u64), StoreError> {
     let log_path = dir.join(LOG_FILE);
-    let read = |db: &dyn Fn() -> Result<(StoreIdentity, u64), StoreError>| error::contain(&log_path, db);
-    let ro = read(&|| {
-        let log = open_ro(&log_path)?;
-        let txn = log.begin_read().at(&log_path)?;
-        let identity = read_identity(&layout::open_ro_table(&txn, LOG_META, &log_path)?, &log_path)?;
-        Ok((identity, layout::open_ro_table(&txn, LOG, &log_path)?.len().at(&log_path)?))
-    });
-    match ro {
+    match error::contain(&log_path, || log_identity_and_count(&open_ro(&log_path)?, &log_path)) {
         Err(StoreError::NotClosedCleanly { .. }) => {
-            let _lock = if writer_active(dir) { None } else { Some(lock_writer(dir)?) };
-            read(&|| {
-                let log = open_rw(&log_path)?;
-                Ok((read_db_identity(&log, LOG_META, &log_path)?, log_count(&log, &log_path)?))
-            })
+            let _lock = if held.is_none() { Some(lock_writer(dir)?) } else { None };
+            error::contain(&log_path, || log_identity_and_count(&open_rw(&log_path)?, &log_path))
         }
         other => other,
     }
+}
+
+/// `log_meta`'s identity and the number of `log` entries, from one read transaction.
+fn log_identity_and_count(db: &impl ReadableDatabase, path: &Path) -> Result<(StoreIdentity, u64), StoreError> {
+    let txn = db.begin_read().at(path)?;
+    let identity = read_identity(&layout::open_ro_table(&txn, LOG_META, path)?, path)?;
+    Ok((identity, layout::open_ro_table(&txn, LOG, path)?.len().at(path)?))
 }
 
 /// Whether another process (or another handle of this one) holds the store in `dir` open for

@@ -15,14 +15,14 @@ use lattice_conform::{corpus, golden};
 use redb::{Builder, ConcurrencyMode, TableDefinition};
 use serde_json::{json, Value};
 
-use crate::util::{digests, example, example_store, example_with_malformed_op, paused_store, run, tamper_first_data_row, tamper_str_table};
+use crate::util::{
+    digests, example, example_store, example_with_malformed_op, fresh_store, paused_store, run, tamper_first_data_row, tamper_str_table,
+};
 
 /// The document this test generates and checks.
 const DOC: &str = "docs/BAD_INPUTS.md";
 /// Set to `1` to write [`DOC`] instead of comparing it.
 const UPDATE_ENV: &str = "UPDATE_BAD_INPUTS";
-/// The example history's store id (`examples/kv-example.json`).
-const EXAMPLE_ID: &str = "6c617474-6963-4500-8000-000000000001";
 
 /// What kind of outside input a case gets wrong; one section of the document each, in this order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -121,13 +121,6 @@ fn root() -> &'static Path {
 fn store_copy(tmp: &Path, name: &str) -> PathBuf {
     let dir = tmp.join(name);
     std::fs::rename(example_store(tmp), &dir).unwrap();
-    dir
-}
-
-/// An empty `core:kvstore` with the example's store id (so its files pair with the example's).
-fn fresh_store(tmp: &Path, name: &str) -> PathBuf {
-    let dir = tmp.join(name);
-    run(args!["create", &dir, "--type", "core:kvstore", "--id", EXAMPLE_ID]).expect(0);
     dir
 }
 

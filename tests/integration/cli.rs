@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::util::{digests, example, example_store, run, tamper_first_data_row, tamper_str_table, Run};
+use crate::util::{digests, example, example_store, fresh_store, run, tamper_first_data_row, tamper_str_table, Run};
 
 fn cmd(words: &[&str], dir: &Path) -> Run {
     run(words.iter().map(OsStr::new).chain([dir.as_os_str()]))
@@ -466,16 +466,7 @@ fn rebuild_keeps_the_replaced_state_db_and_force_overrides_a_refusal() {
     assert!(out.stdout.contains("state.db.before-rebuild"), "{}", out.stdout);
     assert_eq!(std::fs::read(dir.join("state.db.before-rebuild")).unwrap(), before, "the old state.db is kept byte for byte");
     // A state.db ahead of its log is refused without --force, rebuilt with it (and kept again).
-    let fresh = tmp.path().join("fresh");
-    run([
-        OsStr::new("create"),
-        fresh.as_os_str(),
-        OsStr::new("--type"),
-        OsStr::new("core:kvstore"),
-        OsStr::new("--id"),
-        OsStr::new("6c617474-6963-4500-8000-000000000001"),
-    ])
-    .expect(0);
+    let fresh = fresh_store(tmp.path(), "fresh");
     std::fs::copy(fresh.join("log.db"), dir.join("log.db")).unwrap();
     let refused = cmd(&["rebuild"], &dir).expect(2);
     assert!(refused.stderr.contains("6 ops exist only in state.db"), "{}", refused.stderr);

@@ -16,7 +16,7 @@ use lattice_conform::replay::MemStore;
 use lattice_conform::store::Store;
 use uuid::Uuid;
 
-use crate::util::{digests, example_store, run, tamper_str_table, Run};
+use crate::util::{digests, example_store, fresh_store, run, tamper_str_table, Run};
 
 const V2: &str = "core:kvstore-v2";
 
@@ -228,16 +228,7 @@ fn bad_migration_inputs_are_exit_2_and_write_nothing() {
     // stale state would silently lose keys, so it is refused until an open catches it up.
     let lagging = tmp.path().join("lagging");
     std::fs::create_dir(&lagging).unwrap();
-    let fresh = tmp.path().join("fresh");
-    run([
-        OsStr::new("create"),
-        fresh.as_os_str(),
-        OsStr::new("--type"),
-        OsStr::new("core:kvstore"),
-        OsStr::new("--id"),
-        OsStr::new("6c617474-6963-4500-8000-000000000001"),
-    ])
-    .expect(0);
+    let fresh = fresh_store(tmp.path(), "fresh");
     std::fs::copy(fresh.join("state.db"), lagging.join("state.db")).unwrap();
     std::fs::copy(src.join("log.db"), lagging.join("log.db")).unwrap();
     let out = migrate_cli(&lagging, &dst, V2).expect(2);

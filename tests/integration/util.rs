@@ -46,6 +46,25 @@ where
     }
 }
 
+/// The example history's store id (`examples/kv-example.json`).
+pub const EXAMPLE_ID: &str = "6c617474-6963-4500-8000-000000000001";
+
+/// An empty `core:kvstore` at `tmp/<name>` with the example's store id (so its files pair with
+/// the example store's).
+pub fn fresh_store(tmp: &Path, name: &str) -> PathBuf {
+    let dir = tmp.join(name);
+    run([
+        OsStr::new("create"),
+        dir.as_os_str(),
+        OsStr::new("--type"),
+        OsStr::new("core:kvstore"),
+        OsStr::new("--id"),
+        OsStr::new(EXAMPLE_ID),
+    ])
+    .expect(0);
+    dir
+}
+
 /// The bundled example history.
 pub fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kv-example.json")

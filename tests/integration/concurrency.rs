@@ -15,8 +15,11 @@ use uuid::Uuid;
 
 use crate::util::run;
 
-/// Rounds each reader runs while the writer commits.
+/// Rounds each reader must run while the writer commits (a round that saw no commit is run again,
+/// up to [`MAX_ATTEMPTS`] in all, and still counts towards the false verdicts).
 pub const ROUNDS: usize = 10;
+/// Attempts per reader before the harness gives up on reaching [`ROUNDS`] overlapped rounds.
+const MAX_ATTEMPTS: usize = 12 * ROUNDS;
 /// Ops per writer commit (each `apply_ops` call is one commit of `log.db`, then of `state.db`).
 const OPS_PER_COMMIT: usize = 4;
 
@@ -24,8 +27,10 @@ const OPS_PER_COMMIT: usize = 4;
 pub struct PairResult {
     /// The reader command, with the store shown as `S`.
     pub reader: String,
+    /// Rounds run in all (overlapped or not).
     pub rounds: usize,
-    /// Rounds during which the writer committed at least once.
+    /// Rounds during which the writer committed at least once: [`ROUNDS`] unless the harness
+    /// gave up after [`MAX_ATTEMPTS`].
     pub overlapped: usize,
     /// Each false verdict: exit code and first line of standard error.
     pub false_verdicts: Vec<String>,
@@ -46,7 +51,8 @@ fn readers() -> Vec<(&'static str, Vec<&'static str>)> {
     ]
 }
 
-/// Runs every reader [`ROUNDS`] times against a store that a writer thread keeps committing to.
+/// Runs every reader against a store that a writer thread keeps committing to, until [`ROUNDS`]
+/// of its runs overlapped a commit.
 pub fn run_all() -> Vec<PairResult> {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
@@ -72,7 +78,7 @@ pub fn run_all() -> Vec<PairResult> {
                 assert_eq!(summary.received, chunk.len() as u64, "every writer op is received");
                 index += chunk.len() as u64;
                 commits.fetch_add(1, Ordering::Relaxed);
-                std::thread::sleep(std::time::Duration::from_millis(10));
+                std::thread::sleep(std::time::Duration::from_millis(3));
             }
         })
     };
@@ -80,7 +86,10 @@ pub fn run_all() -> Vec<PairResult> {
     let mut results = Vec::new();
     for (name, args) in readers() {
         let mut r = PairResult { reader: name.to_string(), rounds: 0, overlapped: 0, false_verdicts: Vec::new() };
-        for round in 0..ROUNDS {
+        for round in 0..MAX_ATTEMPTS {
+            if r.overlapped == ROUNDS {
+                break;
+            }
             let args: Vec<OsString> = args
                 .iter()
                 .map(|a| match *a {

@@ -107,11 +107,23 @@ pub fn compute(history: &History, logic: Logic, entry: &ManifestEntry) -> Golden
 /// [`compute`] on a host with seeded faults (a `native-fault:` build of the delivery, kernel or
 /// hash layer); with none it is `compute`.
 pub fn compute_with(history: &History, logic: Logic, faults: HostFaults, entry: &ManifestEntry) -> Golden {
-    let mut store = MemStore::new(history.identity(), logic).with_faults(faults);
+    compute_streamed(&history.header(), history.ops.iter().cloned(), logic, faults, entry)
+}
+
+/// [`compute_with`] over ops as they are read (a history stream), holding none of them.
+pub fn compute_streamed(
+    header: &crate::history::Header,
+    ops: impl Iterator<Item = crate::op::Op>,
+    logic: Logic,
+    faults: HostFaults,
+    entry: &ManifestEntry,
+) -> Golden {
+    let mut store = MemStore::new(header.identity(), logic).with_faults(faults);
     let mut checkpoints = Vec::new();
-    for (i, op) in history.ops.iter().enumerate() {
-        store.deliver(op);
-        let done = i as u64 + 1;
+    let mut done = 0u64;
+    for op in ops {
+        store.deliver(&op);
+        done += 1;
         if done.is_multiple_of(CHECKPOINT_INTERVAL) {
             let observed_hash = store.observed_hash().to_string();
             checkpoints.push(Checkpoint { after_ops: done, state_hash: store.state_hash().to_string(), observed_hash });
@@ -124,9 +136,9 @@ pub fn compute_with(history: &History, logic: Logic, faults: HostFaults, entry: 
         format_version: GOLDEN_VERSION,
         history: entry.id(),
         history_blake3: entry.blake3.clone(),
-        store_type: history.store_type.clone(),
-        schema_version: history.schema_version,
-        ops: history.ops.len() as u64,
+        store_type: header.store_type.clone(),
+        schema_version: header.schema_version,
+        ops: done,
         refused: out.counts.refused,
         redelivered: out.counts.redelivered,
         witnessed: out.counts.witnessed,
@@ -243,9 +255,12 @@ pub fn bless_all(
                 None => continue,
             }
         } else {
-            let history = corpus::load_checked(corpus_dir, entry)?;
-            let logic = registry.resolve(&history.identity())?;
-            bless_one(golden_dir, entry, &compute(&history, logic, entry))?
+            let mut stream = corpus::open_checked(corpus_dir, entry)?;
+            let header = stream.header().clone();
+            let logic = registry.resolve(&header.identity())?;
+            let golden = compute_streamed(&header, stream.ops(), logic, HostFaults::default(), entry);
+            stream.finish()?;
+            bless_one(golden_dir, entry, &golden)?
         };
         out.push((entry.id(), action));
     }

@@ -29,6 +29,7 @@ pub mod registry;
 pub mod replay;
 pub mod report;
 pub mod store;
+pub mod stream;
 pub mod verify;
 pub mod versioned;
 pub mod wasm;

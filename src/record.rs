@@ -9,11 +9,13 @@
 use std::path::Path;
 
 use crate::build::{BuildError, BuildSpec};
-use crate::history::History;
+use crate::history::{Form, Header, History, HistoryError, HistoryWriter, Written};
+use crate::op::Op;
 use crate::registry::Registry;
-use crate::replay::{replay, Delivered, MemStore};
+use crate::replay::{Delivered, HostFaults, MemStore};
 use crate::store::{StoreError, StoreReader};
-use crate::verify::{first_divergence, Divergence};
+use crate::stream::UntilErr;
+use crate::verify::{first_divergence_streamed, Divergence};
 
 /// Failures of `record` and `verify_history`.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,8 @@ pub enum RecordError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Build(#[from] BuildError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
     #[error(
         "{dir}: replaying its log stalls {replayed}, but the store records {stored}: the store is corrupt or was built by another logic"
     )]
@@ -62,8 +66,32 @@ impl RecordError {
 /// its stall.
 pub fn record(dir: &Path, registry: &Registry) -> Result<History, RecordError> {
     let reader = StoreReader::open(dir)?;
-    let (_, ops) = deep_check(dir, &reader, registry)?;
+    let mut ops = Vec::new();
+    deep_check(dir, &reader, registry, &mut |op| {
+        ops.push(op.clone());
+        Ok(())
+    })?;
     Ok(History::new(reader.identity(), ops))
+}
+
+/// What [`record_to`] wrote.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub identity: crate::store::StoreIdentity,
+    pub check: DeepCheck,
+    pub written: Written,
+}
+
+/// [`record`] straight into a history file at `out` in `form`, streaming the log: memory does
+/// not grow with the log's length beyond what the replay keeps. The file appears (atomically)
+/// only if every check passed.
+pub fn record_to(dir: &Path, registry: &Registry, out: &Path, form: Form) -> Result<Recorded, RecordError> {
+    let reader = StoreReader::open(dir)?;
+    let identity = reader.identity().clone();
+    let mut writer = HistoryWriter::create(out, form, &Header::of(&identity), reader.log_len())?;
+    let check = deep_check(dir, &reader, registry, &mut |op| writer.push(op).map_err(RecordError::from))?;
+    let written = writer.finish()?;
+    Ok(Recorded { identity, check, written })
 }
 
 /// Deep verification of the store in `dir`, from one consistent snapshot (see [`StoreReader`]):
@@ -76,21 +104,32 @@ pub fn record(dir: &Path, registry: &Registry) -> Result<History, RecordError> {
 /// hash) cannot see.
 pub fn verify_deep(dir: &Path, registry: &Registry) -> Result<DeepCheck, RecordError> {
     let reader = StoreReader::open(dir)?;
-    deep_check(dir, &reader, registry).map(|(check, _)| check)
+    deep_check(dir, &reader, registry, &mut |_| Ok(()))
 }
 
-fn deep_check(dir: &Path, reader: &StoreReader, registry: &Registry) -> Result<(DeepCheck, Vec<crate::op::Op>), RecordError> {
+/// The deep check, handing each log entry to `sink` as it is replayed.
+fn deep_check(
+    dir: &Path,
+    reader: &StoreReader,
+    registry: &Registry,
+    sink: &mut dyn FnMut(&Op) -> Result<(), RecordError>,
+) -> Result<DeepCheck, RecordError> {
     let stored = reader.verify()?;
     let id = reader.identity().clone();
-    let ops = reader.log_ops()?;
     let logic = registry.resolve(&id).map_err(BuildError::from)?;
     let log_path = dir.join("log.db");
     let mut mem = MemStore::new(id, logic);
-    for (index, op) in (0u64..).zip(&ops) {
-        let reason = match mem.deliver(op) {
+    let mut entries = 0u64;
+    for (index, op) in (0u64..).zip(reader.log_stream()?) {
+        let op = op?;
+        let reason = match mem.deliver(&op) {
             Delivered::Refused(r) => r.reason,
             Delivered::Redelivered => "a second copy of an op already logged earlier".to_string(),
-            Delivered::Received { .. } => continue,
+            Delivered::Received { .. } => {
+                sink(&op)?;
+                entries += 1;
+                continue;
+            }
         };
         return Err(StoreError::UnreplayableLogEntry { path: log_path, index, reason }.into());
     }
@@ -117,13 +156,13 @@ fn deep_check(dir: &Path, reader: &StoreReader, registry: &Registry) -> Result<(
         return Err(RecordError::FloatingMismatch { dir: dir.to_path_buf(), replayed: outcome.floating.len() as u64, stored: floating });
     }
     let check = DeepCheck {
-        log_entries: ops.len() as u64,
+        log_entries: entries,
         state_hash: stored.to_string(),
         floating,
         stall: replayed_stall.map(|(i, _)| i),
         logged_ahead: reader.logged_ahead(),
     };
-    Ok((check, ops))
+    Ok(check)
 }
 
 /// What `verify_history` found when the build does not reproduce the store.
@@ -141,13 +180,15 @@ pub fn verify_history(dir: &Path, build: &BuildSpec, registry: &Registry) -> Res
     reader.verify()?;
     let id = reader.identity().clone();
     let logic = build.logic(&id.store_type, registry)?;
-    let ops = reader.log_ops()?;
-    let replayed = replay(id.clone(), logic.clone(), &ops).state_hash;
+    let mut ops = UntilErr::new(reader.log_stream()?);
+    let replayed = MemStore::replayed(id.clone(), logic.clone(), ops.by_ref()).state_hash();
+    ops.finish()?;
     if replayed == reader.state_hash() {
         return Ok(None);
     }
-    let history = History::new(&id, ops);
     let reference = registry.resolve(&id).map_err(BuildError::from)?;
-    let divergence = first_divergence(&history, reference, logic, 0);
+    let mut again = UntilErr::new(reader.log_stream()?);
+    let divergence = first_divergence_streamed(&Header::of(&id), again.by_ref(), reference, (logic, HostFaults::default()), 0);
+    again.finish()?;
     Ok(Some(HistoryRefusal { replayed: replayed.to_string(), stored: reader.state_hash().to_string(), divergence }))
 }

@@ -145,10 +145,10 @@ impl MemStore {
     }
 
     /// A fresh store with `ops` delivered to it, in order.
-    pub fn replayed<'a>(identity: StoreIdentity, logic: Logic, ops: impl IntoIterator<Item = &'a Op>) -> MemStore {
+    pub fn replayed<O: std::borrow::Borrow<Op>>(identity: StoreIdentity, logic: Logic, ops: impl IntoIterator<Item = O>) -> MemStore {
         let mut store = MemStore::new(identity, logic);
         for op in ops {
-            store.deliver(op);
+            store.deliver(op.borrow());
         }
         store
     }

@@ -17,9 +17,9 @@ use crate::build::{BuildError, BuildSpec};
 use crate::corpus::{self, CorpusError, Manifest, ManifestEntry};
 use crate::diff::{diff_rows, diff_views, KeyDiff};
 use crate::golden::{self, Golden, GoldenError};
-use crate::history::History;
+use crate::history::{Header, History};
 
-use crate::op::op_id;
+use crate::op::{op_id, Op};
 use crate::registry::Registry;
 use crate::replay::{Delivered, HostFaults, MemStore};
 use crate::store::Logic;
@@ -358,20 +358,31 @@ fn progress_bar(show: bool, len: usize) -> indicatif::ProgressBar {
 
 /// Verifies one history against its golden.
 pub fn verify_one(opts: &VerifyOptions, registry: &Registry, entry: &ManifestEntry) -> Result<HistoryResult, VerifyError> {
-    let history = corpus::load_checked(&opts.corpus, entry)?;
-    let (logic, faults) = opts.build.replay_parts(&history.store_type, registry)?;
-    check_build_type(opts, &history, &logic, entry)?;
+    let mut stream = corpus::open_checked(&opts.corpus, entry)?;
+    let header = stream.header().clone();
+    let (logic, faults) = opts.build.replay_parts(&header.store_type, registry)?;
+    check_build_type(opts, &header, &logic, entry)?;
+    let actual = golden::compute_streamed(&header, stream.ops(), logic.clone(), faults, entry);
+    // A history that does not read to its end is named before its golden is looked at.
+    let ops = stream.finish()?.ops;
     let expected = golden::load(&golden::path_for(&opts.golden, entry), &entry.id())?;
-    let actual = golden::compute_with(&history, logic.clone(), faults, entry);
     let failure = compare(&expected, &actual).map(|summary| Failure { summary, divergence: None });
     let failure = match failure {
-        Some(f) => Some(explain(f, &history, &expected, &actual, (logic, faults), registry)?),
+        Some(f) => {
+            // The search replays the history again, from a fresh read of the file.
+            let reference = registry.opener(&header.store_type).map_err(BuildError::from)?.logic();
+            let mut again = corpus::open_checked(&opts.corpus, entry)?;
+            let start = last_agreeing_checkpoint(&expected, &actual);
+            let f = explain(f, &header, again.ops(), reference, (logic, faults), start);
+            again.finish()?;
+            Some(f)
+        }
         None => None,
     };
-    Ok(HistoryResult { id: entry.id(), store_type: entry.store_type.clone(), ops: history.ops.len() as u64, failure })
+    Ok(HistoryResult { id: entry.id(), store_type: entry.store_type.clone(), ops, failure })
 }
 
-fn check_build_type(opts: &VerifyOptions, h: &History, logic: &Logic, entry: &ManifestEntry) -> Result<(), VerifyError> {
+fn check_build_type(opts: &VerifyOptions, h: &Header, logic: &Logic, entry: &ManifestEntry) -> Result<(), VerifyError> {
     if logic.store_type() == h.store_type && logic.schema_version() == h.schema_version {
         return Ok(());
     }
@@ -513,19 +524,17 @@ fn stall_text(s: &Option<golden::StallAt>) -> String {
 /// two agree (so the golden, not the build, is what changed).
 fn explain(
     mut f: Failure,
-    h: &History,
-    expected: &Golden,
-    actual: &Golden,
-    (logic, faults): (Logic, HostFaults),
-    registry: &Registry,
-) -> Result<Failure, VerifyError> {
-    let reference = registry.opener(&h.store_type).map_err(BuildError::from)?.logic();
-    let start = last_agreeing_checkpoint(expected, actual);
-    f.divergence = first_divergence_with(h, reference, (logic, faults), start);
+    h: &Header,
+    ops: impl Iterator<Item = Op>,
+    reference: Logic,
+    candidate: (Logic, HostFaults),
+    start: u64,
+) -> Failure {
+    f.divergence = first_divergence_streamed(h, ops, reference, candidate, start);
     if f.divergence.is_none() {
         f.summary.push_str("; the reference build agrees with this build on every op, so the golden is what changed (re-run `lattice-conform bless` and review)");
     }
-    Ok(f)
+    f
 }
 
 /// Ops covered by the last checkpoint both runs agree on (0 if none).
@@ -540,11 +549,23 @@ pub fn first_divergence(h: &History, reference: Logic, candidate: Logic, start: 
 }
 
 /// [`first_divergence`] with a candidate that replays on a host with seeded faults.
-pub fn first_divergence_with(h: &History, reference: Logic, (candidate, faults): (Logic, HostFaults), start: u64) -> Option<Divergence> {
+pub fn first_divergence_with(h: &History, reference: Logic, candidate: (Logic, HostFaults), start: u64) -> Option<Divergence> {
+    first_divergence_streamed(&h.header(), h.ops.iter().cloned(), reference, candidate, start)
+}
+
+/// [`first_divergence_with`] over ops as they are read, holding none of them.
+pub fn first_divergence_streamed(
+    h: &Header,
+    ops: impl Iterator<Item = Op>,
+    reference: Logic,
+    (candidate, faults): (Logic, HostFaults),
+    start: u64,
+) -> Option<Divergence> {
     let identity = h.identity();
     let mut r = MemStore::new(identity.clone(), reference);
     let mut c = MemStore::new(identity, candidate).with_faults(faults);
-    for (i, op) in h.ops.iter().enumerate() {
+    for (i, op) in ops.enumerate() {
+        let op = &op;
         let (rd, cd) = (r.deliver(op), c.deliver(op));
         let (ro, co) = (delivered_text(&rd, &r), delivered_text(&cd, &c));
         let checking = i as u64 + 1 > start;

@@ -9,7 +9,7 @@ use lattice_conform::corpus;
 use lattice_conform::decode::decode_row;
 use lattice_conform::exit;
 use lattice_conform::golden::BlessAction;
-use lattice_conform::history::History;
+use lattice_conform::history::{self as history, Form};
 use lattice_conform::registry::{OpenError, Registry};
 use lattice_conform::report::{render, Format};
 use lattice_conform::store::{self, PauseRecord, Store, StoreError, StoreIdentity};
@@ -127,6 +127,9 @@ enum Command {
     Certify(CertifyArgs),
     /// Export a store's log as a history (checked to reproduce its state hash).
     Record(RecordArgs),
+    /// History files: convert between the JSON and binary forms, show one.
+    #[command(subcommand)]
+    History(HistoryCommand),
     /// Test support: open DIR for writing, print "ready", hold it until standard input closes.
     #[command(hide = true)]
     HoldOpen { dir: PathBuf },
@@ -198,6 +201,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Rebuild { dir, force } => rebuild(&registry, &dir, force),
         Command::Dump { dir, json } => dump(&registry, &dir, json),
         Command::HoldOpen { dir } => hold_open(&registry, &dir),
+        Command::History(cmd) => history_command(cmd),
         Command::Certify(args) => certify(&registry, args),
         Command::Record(args) => record(&registry, args),
         Command::Migrate(args) => migrate(&registry, args),
@@ -222,7 +226,9 @@ fn create(registry: &Registry, dir: &Path, store_type: &str, id: Uuid) -> anyhow
 }
 
 fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::Result<()> {
-    let history = History::load(path)?;
+    // A history that does not load is refused before anything is written: the whole file is
+    // read once (as a stream, holding no ops) before it is delivered.
+    let history = lattice_conform::history::open(path)?.finish()?.header;
     let mut store = if create && !dir.exists() {
         let logic = registry.resolve(&history.identity())?;
         Store::create(dir, history.store_id, logic)?
@@ -249,10 +255,13 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
     }
     // Ops the store already received (an earlier run of this history, cut short) are ignored as
     // redeliveries, so re-running an interrupted apply completes it.
-    let summary = store.apply_ops(&history.ops, 0)?;
+    let mut ops = lattice_conform::history::open(path)?;
+    let summary = store.apply_stream(ops.by_ref(), 0)?;
+    // The file changed since it was checked: what was delivered stays (a re-run resumes).
+    let delivered = ops.finish()?.ops;
     println!(
         "delivered {} ops: {} received ({} applied), {} already received; state hash {}",
-        history.ops.len(),
+        delivered,
         summary.received,
         summary.applied,
         summary.duplicates,
@@ -273,7 +282,7 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
     Ok(())
 }
 
-fn check_history_matches(store: &StoreIdentity, history: &History, path: &Path) -> anyhow::Result<()> {
+fn check_history_matches(store: &StoreIdentity, history: &lattice_conform::history::Header, path: &Path) -> anyhow::Result<()> {
     let wanted = history.identity();
     if *store != wanted {
         anyhow::bail!(HistoryMismatch { path: path.to_path_buf(), history: wanted, store: store.clone() });
@@ -425,6 +434,13 @@ struct GenArgs {
     /// own tests) into --out.
     #[arg(long, conflicts_with = "store_type")]
     lattice_tests: bool,
+    /// The form of the histories written: `json` (reviewable) or `bin` (`.lch`, compact).
+    #[arg(long, value_enum, default_value = "json")]
+    format: Form,
+    /// Write long synthetic histories (8 authors, 10,000 keys; docs/FORMAT.md §11.8), streamed op
+    /// by op so memory stays flat at any --ops, instead of scenario histories.
+    #[arg(long, conflicts_with_all = ["scenario", "check", "lattice_tests"])]
+    synthetic: bool,
 }
 
 #[derive(Subcommand)]
@@ -543,7 +559,15 @@ fn gen(args: GenArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let store_type = args.store_type.expect("clap requires --type without --check or --lattice-tests");
-    let req = corpus::GenRequest { store_type, seed: args.seed, histories: args.histories, ops: args.ops, scenario: args.scenario };
+    let req = corpus::GenRequest {
+        store_type,
+        seed: args.seed,
+        histories: args.histories,
+        ops: args.ops,
+        scenario: args.scenario,
+        form: args.format,
+        synthetic: args.synthetic,
+    };
     let cov = corpus::generate_into(&args.out, &req)?;
     print!("{}", corpus::coverage_table(&cov));
     Ok(())
@@ -922,7 +946,14 @@ struct RecordArgs {
     /// Replace --out if it exists.
     #[arg(long)]
     force: bool,
+    /// The history's form. Default: from --out's extension (`.lch` binary, otherwise JSON); in a
+    /// corpus, JSON up to 100,000 ops and binary above.
+    #[arg(long, value_enum)]
+    format: Option<Form>,
 }
+
+/// Above this many ops, `record --corpus` writes the binary form unless told otherwise.
+const RECORD_JSON_MAX_OPS: u64 = 100_000;
 
 fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
@@ -931,23 +962,133 @@ fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()> {
     for dir in args.corpus.iter().chain(&args.golden) {
         lattice_conform::output::check_dir(dir)?;
     }
-    let history = lattice_conform::record::record(&args.dir, registry)?;
-    let text = history.to_json();
     if let Some(out) = &args.out {
-        lattice_conform::corpus::write_atomic(out, text.as_bytes())?;
-        println!("recorded {} ops to {}", history.ops.len(), out.display());
+        let form = args.format.unwrap_or(Form::for_path(out, Some(Form::Json))?);
+        let r = lattice_conform::record::record_to(&args.dir, registry, out, form)?;
+        println!("recorded {} ops to {} ({} bytes)", r.written.ops, out.display(), r.written.bytes);
     }
     if let (Some(c), Some(g), Some(name)) = (&args.corpus, &args.golden, &args.name) {
-        let entry = lattice_conform::corpus::add_history(c, name, &history)?;
-        let logic = registry.resolve(&history.identity())?;
-        let golden = lattice_conform::golden::compute(&history, logic, &entry);
+        let ops = lattice_conform::store::StoreReader::open(&args.dir)?.log_len();
+        let form = args.format.unwrap_or(if ops > RECORD_JSON_MAX_OPS { Form::Binary } else { Form::Json });
+        let identity = lattice_conform::store::peek_info(&args.dir)?;
+        let rel = corpus::history_path(c, &identity.store_type, name, form)?;
+        let r = lattice_conform::record::record_to(&args.dir, registry, &c.join(&rel), form)?;
+        let entry = corpus::list(c, &rel, &r.identity.store_type, &r.written)?;
+        let mut stream = corpus::open_checked(c, &entry)?;
+        let header = stream.header().clone();
+        let logic = registry.resolve(&header.identity())?;
+        let golden = lattice_conform::golden::compute_streamed(&header, stream.ops(), logic, Default::default(), &entry);
+        stream.finish()?;
         lattice_conform::corpus::write_atomic(
             &lattice_conform::golden::path_for(g, &entry),
             lattice_conform::golden::to_text(&golden).as_bytes(),
         )?;
-        println!("recorded {} ops as {} with its golden (final state hash {})", history.ops.len(), entry.id(), golden.final_state_hash);
+        println!("recorded {} ops as {} with its golden (final state hash {})", r.written.ops, entry.id(), golden.final_state_hash);
     }
     Ok(())
+}
+
+#[derive(Subcommand)]
+enum HistoryCommand {
+    /// Convert a history between the JSON and binary forms (byte-exact both ways for files this
+    /// tool wrote). The output's form comes from its extension (`.json`, `.lch`) or --format.
+    Convert {
+        /// The history to read (either form).
+        input: PathBuf,
+        /// Where to write it.
+        output: PathBuf,
+        /// The output's form, whatever its extension.
+        #[arg(long, value_enum)]
+        format: Option<Form>,
+        /// Replace OUTPUT if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a history of either form: its header, then one line per op (index, id, author,
+    /// HLC, prev, deps, payload size and decoded payload).
+    Show {
+        /// The history to read (either form).
+        file: PathBuf,
+        /// Print at most this many ops (the whole file is still read and checked).
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+}
+
+fn history_command(cmd: HistoryCommand) -> anyhow::Result<()> {
+    match cmd {
+        HistoryCommand::Convert { input, output, format, force } => {
+            let form = match format {
+                Some(f) => f,
+                None => Form::for_path(&output, None)?,
+            };
+            lattice_conform::output::check_file(&output, force)?;
+            if std::fs::canonicalize(&input).ok().is_some_and(|i| std::fs::canonicalize(&output).ok() == Some(i)) {
+                anyhow::bail!("{}: the input and the output are the same file", output.display());
+            }
+            let mut ops = history::open(&input)?;
+            let header = ops.header().clone();
+            let mut w = history::HistoryWriter::create(&output, form, &header, ops.declared_ops().unwrap_or(0))?;
+            for op in ops.by_ref() {
+                w.push(&op)?;
+            }
+            // A late `provenance` (JSON written with it after `ops`) or a bad op: check before
+            // the output appears.
+            let done = ops.finish()?;
+            if done.header != header {
+                anyhow::bail!("{}: `provenance` follows `ops`; convert needs it first (move it above `ops`)", input.display());
+            }
+            let written = w.finish()?;
+            println!("{} ops: {} ({}) → {} ({}, {} bytes)", written.ops, input.display(), form_of(&input)?, output.display(), form.extension(), written.bytes);
+            Ok(())
+        }
+        HistoryCommand::Show { file, limit } => {
+            let mut ops = history::open(&file)?;
+            let header = ops.header().clone();
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "form:           {}", form_of(&file)?)?;
+            writeln!(out, "store_id:       {}", header.store_id)?;
+            writeln!(out, "store_type:     {}", header.store_type)?;
+            writeln!(out, "schema_version: {}", header.schema_version)?;
+            if let Some(n) = ops.declared_ops() {
+                writeln!(out, "ops (declared): {n}")?;
+            }
+            if let Some(p) = &header.provenance {
+                writeln!(out, "provenance:     {} seed {} scenario {} index {} ops {}", p.generator, p.seed, p.scenario, p.index, p.ops)?;
+            }
+            for (i, op) in (0u64..).zip(ops.by_ref()) {
+                if limit.is_some_and(|l| i >= l) {
+                    continue;
+                }
+                let id = lattice_conform::op::op_id(&header.store_id, &op);
+                let decoded = (op.payload.len() <= history::DECODED_MAX_PAYLOAD)
+                    .then(|| lattice_conform::decode::decode_payload(&header.store_type, &op.payload))
+                    .flatten()
+                    .map_or(String::new(), |d| format!(" {d}"));
+                writeln!(
+                    out,
+                    "#{i} {} author {} hlc {}.{} prev {} deps {} payload {} B{decoded}",
+                    &hex::encode(id)[..16],
+                    &hex::encode(op.author)[..16],
+                    op.hlc.wall_ms,
+                    op.hlc.counter,
+                    &hex::encode(op.prev)[..16],
+                    op.causal_deps.len(),
+                    op.payload.len()
+                )?;
+            }
+            let done = ops.finish()?;
+            writeln!(out, "{} ops; blake3 {}", done.ops, done.blake3)?;
+            Ok(())
+        }
+    }
+}
+
+/// The form of an existing history file, told from its first byte.
+fn form_of(path: &Path) -> anyhow::Result<&'static str> {
+    let mut first = [0u8; 1];
+    let n = std::fs::File::open(path)?.read(&mut first)?;
+    Ok(if n == 1 && first[0] == history::MAGIC[0] { "lch" } else { "json" })
 }
 
 fn verify_history(registry: &Registry, dir: &Path, build: &str, json: bool) -> anyhow::Result<()> {

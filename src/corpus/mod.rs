@@ -40,6 +40,8 @@ pub enum CorpusError {
     BadTypeName(String),
     #[error("history name {0:?}: use letters, digits, `.`, `-` and `_`, not starting with `.` (it names a file inside the corpus)")]
     BadHistoryName(String),
+    #[error("history {name} is already listed as {path} (in the other form); remove it from the corpus first or choose another name")]
+    NameTaken { name: String, path: String },
     #[error("no {scenario} for `{store_type}`; known scenarios: {known}")]
     NoScenario { store_type: String, scenario: String, known: String },
     #[error(transparent)]
@@ -72,7 +74,7 @@ impl ManifestEntry {
     /// The history's name: its file stem, unique within its type.
     pub fn name(&self) -> &str {
         let file = self.path.rsplit('/').next().unwrap_or(&self.path);
-        file.strip_suffix(".json").unwrap_or(file)
+        file.strip_suffix(".json").or_else(|| file.strip_suffix(".lch")).unwrap_or(file)
     }
 
     /// `<store_type>/<name>`: the id a history goes by in reports and shards.
@@ -142,21 +144,76 @@ pub fn digest_file(path: &Path) -> Result<String, CorpusError> {
     Ok(blake3::hash(&bytes).to_hex().to_string())
 }
 
-/// Loads a listed history after checking its digest and type against the manifest.
+/// Loads a listed history, whole, after checking its digest and type against the manifest.
 pub fn load_checked(dir: &Path, entry: &ManifestEntry) -> Result<History, CorpusError> {
     let path = dir.join(&entry.path);
     let bytes = std::fs::read(&path).map_err(|source| CorpusError::Io { path: path.clone(), source })?;
-    let actual = blake3::hash(&bytes).to_hex().to_string();
-    if actual != entry.blake3 {
-        return Err(CorpusError::DigestMismatch { path, expected: entry.blake3.clone(), actual });
-    }
-    let text = String::from_utf8(bytes)
-        .map_err(|e| CorpusError::Io { path: path.clone(), source: std::io::Error::new(std::io::ErrorKind::InvalidData, e) })?;
-    let history = History::parse(&text, &path)?;
-    if history.store_type != entry.store_type {
-        return Err(CorpusError::TypeMismatch { path, listed: entry.store_type.clone(), found: history.store_type });
-    }
+    check_digest(&path, &entry.blake3, blake3::hash(&bytes).to_hex().to_string())?;
+    let history = History::from_bytes(bytes, &path)?;
+    check_type(&path, entry, &history.store_type)?;
     Ok(history)
+}
+
+/// Files up to this size are read whole and their digest checked before any op is handed out;
+/// larger ones are streamed and checked at the end ([`CheckedStream::finish`]).
+pub const STREAM_ABOVE: u64 = 8 << 20;
+
+/// Opens a listed history as a stream: its type is checked at once, its digest before any op
+/// (files up to [`STREAM_ABOVE`] bytes) or by [`CheckedStream::finish`] (larger ones), so a
+/// consumer must call `finish` before trusting what it computed.
+pub fn open_checked(dir: &Path, entry: &ManifestEntry) -> Result<CheckedStream, CorpusError> {
+    let path = dir.join(&entry.path);
+    let io = |source| CorpusError::Io { path: path.clone(), source };
+    let len = std::fs::metadata(&path).map_err(io)?.len();
+    let stream = if len <= STREAM_ABOVE {
+        let bytes = std::fs::read(&path).map_err(io)?;
+        check_digest(&path, &entry.blake3, blake3::hash(&bytes).to_hex().to_string())?;
+        crate::history::OpStream::from_bytes(bytes, &path)?
+    } else {
+        crate::history::open(&path)?
+    };
+    check_type(&path, entry, &stream.header().store_type)?;
+    Ok(CheckedStream { stream, path, expected: entry.blake3.clone() })
+}
+
+/// A listed history being read ([`open_checked`]).
+pub struct CheckedStream {
+    stream: crate::history::OpStream,
+    path: PathBuf,
+    expected: String,
+}
+
+impl CheckedStream {
+    pub fn header(&self) -> &crate::history::Header {
+        self.stream.header()
+    }
+
+    /// The ops, one at a time (stopping at the first error, which `finish` reports).
+    pub fn ops(&mut self) -> &mut crate::history::OpStream {
+        &mut self.stream
+    }
+
+    /// Reads what is left; fails if the file did not parse to its end or its digest is not the
+    /// manifest's.
+    pub fn finish(self) -> Result<crate::history::Finished, CorpusError> {
+        let done = self.stream.finish()?;
+        check_digest(&self.path, &self.expected, done.blake3.clone())?;
+        Ok(done)
+    }
+}
+
+fn check_digest(path: &Path, expected: &str, actual: String) -> Result<(), CorpusError> {
+    if actual != expected {
+        return Err(CorpusError::DigestMismatch { path: path.to_path_buf(), expected: expected.to_string(), actual });
+    }
+    Ok(())
+}
+
+fn check_type(path: &Path, entry: &ManifestEntry, found: &str) -> Result<(), CorpusError> {
+    if found != entry.store_type {
+        return Err(CorpusError::TypeMismatch { path: path.to_path_buf(), listed: entry.store_type.clone(), found: found.to_string() });
+    }
+    Ok(())
 }
 
 /// Coverage: (store type, scenario) → (histories, ops).
@@ -196,11 +253,18 @@ pub struct GenRequest {
     pub ops: u32,
     /// One scenario, or every scenario of the type in turn.
     pub scenario: Option<String>,
+    /// The form the histories are written in.
+    pub form: crate::history::Form,
+    /// Write long streamed histories ([`synthetic`]) instead of scenario histories.
+    pub synthetic: bool,
 }
 
 /// Generates histories into `out` (creating `<type dir>/` and updating the manifest) and returns
 /// the coverage of what was written.
 pub fn generate_into(out: &Path, req: &GenRequest) -> Result<Coverage, CorpusError> {
+    if req.synthetic {
+        return generate_synthetic(out, req);
+    }
     let scenarios = gen::scenarios_for(&req.store_type);
     let chosen: Vec<&gen::Scenario> = match &req.scenario {
         Some(name) => scenarios.iter().filter(|s| s.name == name).collect(),
@@ -220,18 +284,34 @@ pub fn generate_into(out: &Path, req: &GenRequest) -> Result<Coverage, CorpusErr
     for i in 0..req.histories {
         let scenario = chosen[i as usize % chosen.len()];
         let history = gen::generate(scenario, req.seed, i, req.ops);
-        let rel = format!("{dir}/{}.json", gen::history_name(scenario.name, req.seed, i));
-        let text = history.to_json();
-        write_atomic(&out.join(&rel), text.as_bytes())?;
-        let ops = history.ops.len() as u64;
+        let rel = format!("{dir}/{}.{}", gen::history_name(scenario.name, req.seed, i), req.form.extension());
+        let written = crate::history::write(&out.join(&rel), req.form, &history)?;
         let e = cov.entry((req.store_type.clone(), scenario.name.to_string())).or_default();
-        *e = (e.0 + 1, e.1 + ops);
-        manifest.upsert(ManifestEntry {
-            path: rel,
+        *e = (e.0 + 1, e.1 + written.ops);
+        manifest.upsert(ManifestEntry { path: rel, store_type: req.store_type.clone(), ops: written.ops, blake3: written.blake3 });
+    }
+    manifest.save(out)?;
+    Ok(cov)
+}
+
+/// `gen --synthetic`: each history streamed from [`synthetic::ops`] straight to its file.
+fn generate_synthetic(out: &Path, req: &GenRequest) -> Result<Coverage, CorpusError> {
+    let Some(kind) = synthetic::Kind::of(&req.store_type) else {
+        return Err(CorpusError::NoScenario {
             store_type: req.store_type.clone(),
-            ops,
-            blake3: blake3::hash(text.as_bytes()).to_hex().to_string(),
+            scenario: "synthetic generator".into(),
+            known: "core:kvstore, core:logstore".into(),
         });
+    };
+    let dir = type_dir(&req.store_type)?;
+    let mut manifest = Manifest::load(out, true)?;
+    let mut cov = Coverage::new();
+    for i in 0..req.histories {
+        let rel = format!("{dir}/{}.{}", gen::history_name(synthetic::SCENARIO, req.seed, i), req.form.extension());
+        let written = synthetic::write_history(&out.join(&rel), req.form, kind, req.seed, i, req.ops)?;
+        let e = cov.entry((req.store_type.clone(), synthetic::SCENARIO.to_string())).or_default();
+        *e = (e.0 + 1, e.1 + written.ops);
+        manifest.upsert(ManifestEntry { path: rel, store_type: req.store_type.clone(), ops: written.ops, blake3: written.blake3 });
     }
     manifest.save(out)?;
     Ok(cov)
@@ -251,20 +331,32 @@ pub fn write_lattice_tests(dir: &Path) -> Result<usize, CorpusError> {
 /// Writes `history` into the corpus at `dir` as `<type dir>/<name>.json` and lists it in the
 /// manifest (replacing an entry of the same path).
 pub fn add_history(dir: &Path, name: &str, history: &History) -> Result<ManifestEntry, CorpusError> {
+    let rel = history_path(dir, &history.store_type, name, crate::history::Form::Json)?;
+    let written = crate::history::write(&dir.join(&rel), crate::history::Form::Json, history)?;
+    list(dir, &rel, &history.store_type, &written)
+}
+
+/// The path, relative to the corpus directory `dir`, of the history `name` of `store_type` in
+/// `form`: `<type dir>/<name>.json` or `.lch`. Refused when the manifest lists the name in the
+/// other form (a history's id is its type and name, whatever its form).
+pub fn history_path(dir: &Path, store_type: &str, name: &str, form: crate::history::Form) -> Result<String, CorpusError> {
     let portable =
         !name.is_empty() && !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     if !portable {
         return Err(CorpusError::BadHistoryName(name.to_string()));
     }
-    let rel = format!("{}/{name}.json", type_dir(&history.store_type)?);
-    let text = history.to_json();
-    write_atomic(&dir.join(&rel), text.as_bytes())?;
-    let entry = ManifestEntry {
-        path: rel,
-        store_type: history.store_type.clone(),
-        ops: history.ops.len() as u64,
-        blake3: blake3::hash(text.as_bytes()).to_hex().to_string(),
-    };
+    let rel = format!("{}/{name}.{}", type_dir(store_type)?, form.extension());
+    let manifest = Manifest::load(dir, true)?;
+    if let Some(other) = manifest.files.iter().find(|e| e.store_type == store_type && e.name() == name && e.path != rel) {
+        return Err(CorpusError::NameTaken { name: format!("{store_type}/{name}"), path: other.path.clone() });
+    }
+    Ok(rel)
+}
+
+/// Lists the history just written at `rel` in the manifest of the corpus at `dir` (replacing an
+/// entry of the same path).
+pub fn list(dir: &Path, rel: &str, store_type: &str, written: &crate::history::Written) -> Result<ManifestEntry, CorpusError> {
+    let entry = ManifestEntry { path: rel.to_string(), store_type: store_type.to_string(), ops: written.ops, blake3: written.blake3.clone() };
     let mut manifest = Manifest::load(dir, true)?;
     manifest.upsert(entry.clone());
     manifest.save(dir)?;
@@ -287,68 +379,101 @@ pub fn check_generated(dir: &Path) -> Result<(Vec<Drift>, usize), CorpusError> {
     let mut lattice_tests: Option<lattice::TestFile> = None;
     for entry in &manifest.files {
         let path = dir.join(&entry.path);
-        let text = std::fs::read_to_string(&path).map_err(|source| CorpusError::Io { path: path.clone(), source })?;
-        // Read only what regeneration needs, so an edit that breaks the ops is reported as drift.
-        let probe: ProvenanceProbe = match serde_json::from_str(&text) {
-            Ok(p) => p,
+        // Read only the header, so an edit that breaks the ops is reported as drift.
+        let header = match crate::history::open(&path) {
+            Ok(stream) => stream.header().clone(),
             Err(e) => {
                 drift.push(Drift { path, reason: format!("no longer parses ({e})") });
                 continue;
             }
         };
-        let Some(p) = &probe.provenance else { continue };
+        let Some(p) = &header.provenance else { continue };
         checked += 1;
-        if p.generator == lattice::GENERATOR {
-            if lattice_tests.is_none() {
-                lattice_tests = Some(lattice::TestFile::load(&dir.join(lattice::FILE))?);
+        let form = if crate::history::is_binary(&path).map_err(|source| CorpusError::Io { path: path.clone(), source })? {
+            crate::history::Form::Binary
+        } else {
+            crate::history::Form::Json
+        };
+        let reason = if p.generator == synthetic::GENERATOR {
+            regenerate_synthetic_mismatch(&header, p, form, &path)?
+        } else {
+            let again = if p.generator == lattice::GENERATOR {
+                if lattice_tests.is_none() {
+                    lattice_tests = Some(lattice::TestFile::load(&dir.join(lattice::FILE))?);
+                }
+                let file = lattice_tests.as_ref().expect("loaded just above");
+                match file.scenarios.iter().find(|s| s.name == p.scenario) {
+                    Some(scenario) => Ok(scenario.build().expect("checked by TestFile::load").history),
+                    None => Err(format!("scenario `{}` is no longer in {}", p.scenario, lattice::FILE)),
+                }
+            } else {
+                regenerate(&header.store_type, p)
+            };
+            let bytes = std::fs::read(&path).map_err(|source| CorpusError::Io { path: path.clone(), source })?;
+            match again {
+                Ok(h) => compare_regenerated(&h, form, &bytes, p),
+                Err(reason) => Some(reason),
             }
-            let file = lattice_tests.as_ref().expect("loaded just above");
-            if let Some(reason) = regenerate_lattice_mismatch(file, p, &text) {
-                drift.push(Drift { path, reason });
-            }
-            continue;
-        }
-        if let Some(reason) = regenerate_mismatch(&probe.store_type, p, &text) {
+        };
+        if let Some(reason) = reason {
             drift.push(Drift { path, reason });
         }
     }
     Ok((drift, checked))
 }
 
-#[derive(Deserialize)]
-struct ProvenanceProbe {
-    store_type: String,
-    provenance: Option<crate::history::Provenance>,
-}
-
-fn regenerate_mismatch(store_type: &str, p: &crate::history::Provenance, text: &str) -> Option<String> {
+/// A scenario history made again from its provenance, or why it cannot be.
+fn regenerate(store_type: &str, p: &crate::history::Provenance) -> Result<History, String> {
     if p.generator != gen::GENERATOR {
-        return Some(format!("made by generator `{}`, this build has `{}`", p.generator, gen::GENERATOR));
+        return Err(format!("made by generator `{}`, this build has `{}`", p.generator, gen::GENERATOR));
     }
     let Some(scenario) = gen::scenarios_for(store_type).into_iter().find(|s| s.name == p.scenario) else {
-        return Some(format!("unknown scenario `{}` for `{store_type}`", p.scenario));
+        return Err(format!("unknown scenario `{}` for `{store_type}`", p.scenario));
     };
-    let again = gen::generate(&scenario, p.seed, p.index, p.ops).to_json();
-    if again == text {
-        return None;
-    }
-    let line = again.lines().zip(text.lines()).position(|(a, b)| a != b).unwrap_or_else(|| again.lines().count().min(text.lines().count()));
-    Some(format!(
-        "differs from its regeneration (seed {}, scenario {}, index {}, ops {}) from line {}",
-        p.seed,
-        p.scenario,
-        p.index,
-        p.ops,
-        line + 1
-    ))
+    Ok(gen::generate(&scenario, p.seed, p.index, p.ops))
 }
 
-fn regenerate_lattice_mismatch(file: &lattice::TestFile, p: &crate::history::Provenance, text: &str) -> Option<String> {
-    let Some(scenario) = file.scenarios.iter().find(|s| s.name == p.scenario) else {
-        return Some(format!("scenario `{}` is no longer in {}", p.scenario, lattice::FILE));
+/// How the committed bytes differ from the regenerated history written in `form`, if they do.
+fn compare_regenerated(again: &History, form: crate::history::Form, bytes: &[u8], p: &crate::history::Provenance) -> Option<String> {
+    let how = format!("seed {}, scenario {}, index {}, ops {}", p.seed, p.scenario, p.index, p.ops);
+    match form {
+        crate::history::Form::Json => {
+            let again = again.to_json();
+            let text = String::from_utf8_lossy(bytes);
+            if again == text {
+                return None;
+            }
+            let line =
+                again.lines().zip(text.lines()).position(|(a, b)| a != b).unwrap_or_else(|| again.lines().count().min(text.lines().count()));
+            Some(format!("differs from its regeneration ({how}) from line {}", line + 1))
+        }
+        crate::history::Form::Binary => {
+            let again = again.to_binary();
+            if again == bytes {
+                return None;
+            }
+            let at = again.iter().zip(bytes).position(|(a, b)| a != b).unwrap_or(again.len().min(bytes.len()));
+            Some(format!("differs from its regeneration ({how}) from byte {at}"))
+        }
+    }
+}
+
+/// A synthetic history is regenerated as a stream into a scratch file and compared by digest.
+fn regenerate_synthetic_mismatch(
+    header: &crate::history::Header,
+    p: &crate::history::Provenance,
+    form: crate::history::Form,
+    path: &Path,
+) -> Result<Option<String>, CorpusError> {
+    let Some(kind) = synthetic::Kind::of(&header.store_type) else {
+        return Ok(Some(format!("no synthetic generator for `{}`", header.store_type)));
     };
-    let again = scenario.build().expect("checked by TestFile::load").history.to_json();
-    (again != text).then(|| format!("differs from scenario `{}` of {} as it builds now", p.scenario, lattice::FILE))
+    let scratch = tempfile::tempdir().map_err(|source| CorpusError::Io { path: std::env::temp_dir(), source })?;
+    let again = synthetic::write_history(&scratch.path().join("again"), form, kind, p.seed, p.index, p.ops)?;
+    let actual = digest_file(path)?;
+    Ok((again.blake3 != actual).then(|| {
+        format!("differs from its regeneration (synthetic, seed {}, index {}, ops {}): blake3 {} instead of {actual}", p.seed, p.index, p.ops, again.blake3)
+    }))
 }
 
 /// Coverage of a whole corpus, from the files' provenance (hand-written histories count under
@@ -357,8 +482,9 @@ pub fn stats(dir: &Path) -> Result<Coverage, CorpusError> {
     let manifest = Manifest::load(dir, false)?;
     let mut cov = Coverage::new();
     for entry in &manifest.files {
-        let history = load_checked(dir, entry)?;
-        let scenario = history.provenance.map_or_else(|| "(none)".to_string(), |p| p.scenario);
+        // The header is enough (a small file is digest-checked whole on opening).
+        let stream = open_checked(dir, entry)?;
+        let scenario = stream.header().provenance.as_ref().map_or_else(|| "(none)".to_string(), |p| p.scenario.clone());
         let e = cov.entry((entry.store_type.clone(), scenario)).or_default();
         *e = (e.0 + 1, e.1 + entry.ops);
     }

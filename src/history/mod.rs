@@ -157,12 +157,7 @@ impl History {
 
     /// Parses a history of either form from its bytes; `path` is only used in messages.
     pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<History, HistoryError> {
-        let stream = if bytes.first() == Some(&MAGIC[0]) {
-            OpStream::binary(std::io::Cursor::new(bytes), path)
-        } else {
-            OpStream::json(std::io::Cursor::new(bytes), path)
-        };
-        History::collect(stream)
+        History::collect(OpStream::from_bytes(bytes, path))
     }
 
     fn collect(stream: Result<OpStream, HistoryError>) -> Result<History, HistoryError> {
@@ -258,6 +253,13 @@ impl Form {
     }
 }
 
+/// Whether the file at `path` is in the binary form (its first byte is the magic's).
+pub fn is_binary(path: &Path) -> std::io::Result<bool> {
+    let mut first = [0u8; 1];
+    let n = std::fs::File::open(path)?.read(&mut first)?;
+    Ok(n == 1 && first[0] == MAGIC[0])
+}
+
 /// Opens a history file of either form (told apart by its first bytes, §10.6) as a stream.
 pub fn open(path: &Path) -> Result<OpStream, HistoryError> {
     let io = |source| HistoryError::Io { path: path.to_path_buf(), source };
@@ -318,6 +320,15 @@ impl OpStream {
     fn binary<R: Read + Send + 'static>(reader: R, path: &Path) -> Result<OpStream, HistoryError> {
         let (r, header) = binary::BinaryReader::open(Box::new(reader) as Box<dyn Read + Send>, path)?;
         Ok(OpStream::new(header, path, Source::Binary(Box::new(r))))
+    }
+
+    /// A stream over a history file's bytes held in memory (either form).
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<OpStream, HistoryError> {
+        if bytes.first() == Some(&MAGIC[0]) {
+            OpStream::binary(std::io::Cursor::new(bytes), path)
+        } else {
+            OpStream::json(std::io::Cursor::new(bytes), path)
+        }
     }
 
     fn new(header: Header, path: &Path, source: Source) -> OpStream {

@@ -241,10 +241,19 @@ impl Store {
     /// in its source, used to name refused ops. A projection error stalls the store (recorded
     /// in the summary and in `paused()`); ops keep being received and witnessed after a stall.
     pub fn apply_ops(&mut self, ops: &[Op], first_index: u64) -> Result<ApplySummary, StoreError> {
+        self.apply_stream(ops.iter().cloned(), first_index)
+    }
+
+    /// [`Store::apply_ops`] over ops as they come (a history being read), one batch in memory at
+    /// a time; each batch is committed before the next is read.
+    pub fn apply_stream(&mut self, ops: impl Iterator<Item = Op>, first_index: u64) -> Result<ApplySummary, StoreError> {
         let mut total = ApplySummary::default();
-        for (n, chunk) in ops.chunks(BATCH).enumerate() {
-            let base = first_index + (n * BATCH) as u64;
-            self.apply_batch(chunk, base, true, &mut total)?;
+        let mut ops = ops.peekable();
+        let mut base = first_index;
+        while ops.peek().is_some() {
+            let chunk: Vec<Op> = ops.by_ref().take(BATCH).collect();
+            self.apply_batch(&chunk, base, true, &mut total)?;
+            base += chunk.len() as u64;
         }
         Ok(total)
     }
@@ -599,26 +608,64 @@ pub(crate) fn log_count(db: &impl ReadableDatabase, path: &Path) -> Result<u64, 
 
 /// The log entries at positions `from..to` (to the end when `to` is past it), decoded.
 pub(crate) fn read_log(txn: &redb::ReadTransaction, path: &Path, from: u64, to: u64) -> Result<Vec<Op>, StoreError> {
-    error::contain(path, || {
-        let log = layout::open_ro_table(txn, LOG, path)?;
-        let mut ops = Vec::new();
-        for (expected, row) in (from..).zip(log.range(from..to).at(path)?) {
-            let (k, v) = row.at(path)?;
+    LogOps::new(txn, path, from, to)?.collect()
+}
+
+/// The logged ops at positions `from..to` of a `log.db` snapshot, read one at a time: each is
+/// decoded, and a missing position or an entry that does not decode ends the iteration with an
+/// error naming the position.
+pub struct LogOps {
+    range: redb::Range<'static, u64, &'static [u8]>,
+    path: PathBuf,
+    next: u64,
+    failed: bool,
+}
+
+impl LogOps {
+    pub(crate) fn new(txn: &redb::ReadTransaction, path: &Path, from: u64, to: u64) -> Result<LogOps, StoreError> {
+        error::contain(path, || {
+            let log = layout::open_ro_table(txn, LOG, path)?;
+            let range = log.range(from..to).at(path)?;
+            Ok(LogOps { range, path: path.to_path_buf(), next: from, failed: false })
+        })
+    }
+}
+
+impl Iterator for LogOps {
+    type Item = Result<Op, StoreError>;
+
+    fn next(&mut self) -> Option<Result<Op, StoreError>> {
+        if self.failed {
+            return None;
+        }
+        let (path, expected) = (self.path.clone(), self.next);
+        let range = &mut self.range;
+        let item = error::contain(&path, || {
+            let Some(row) = range.next() else { return Ok(None) };
+            let (k, v) = row.at(&path)?;
             if k.value() != expected {
                 return Err(StoreError::BadLogEntry {
-                    path: path.to_path_buf(),
+                    path: path.clone(),
                     index: expected,
                     reason: format!("entry missing (next present is {})", k.value()),
                 });
             }
-            ops.push(Op::decode(v.value()).map_err(|e| StoreError::BadLogEntry {
-                path: path.to_path_buf(),
-                index: expected,
-                reason: e.to_string(),
-            })?);
+            Op::decode(v.value())
+                .map(Some)
+                .map_err(|e| StoreError::BadLogEntry { path: path.clone(), index: expected, reason: e.to_string() })
+        });
+        match item {
+            Ok(Some(op)) => {
+                self.next += 1;
+                Some(Ok(op))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
         }
-        Ok(ops)
-    })
+    }
 }
 
 /// The state hash recomputed from `data` and the tips of a `state.db`.

@@ -159,6 +159,11 @@ impl StoreReader {
         super::read_log(&self.log_txn, &self.dir.join(LOG_FILE), 0, self.log_len)
     }
 
+    /// [`StoreReader::log_ops`] one at a time, holding none of them.
+    pub fn log_stream(&self) -> Result<super::LogOps, StoreError> {
+        super::LogOps::new(&self.log_txn, &self.dir.join(LOG_FILE), 0, self.log_len)
+    }
+
     /// Every author's chain tip, ordered by author.
     pub fn tips(&self) -> Result<Vec<([u8; 32], OpId)>, StoreError> {
         super::read_tips(&self.state_txn, &self.dir.join(STATE_FILE))

@@ -210,6 +210,21 @@ fn apply_create_edited(tmp: &Path, unbound: &[usize], edit: impl FnOnce(&mut Val
     Setup::new(args!["apply", tmp.join("new-store"), &f, "--create"])
 }
 
+/// `apply <example store> <the example history in the binary form, edited by edit>`.
+fn apply_binary(tmp: &Path, edit: impl FnOnce(&mut Vec<u8>)) -> Setup {
+    let dir = example_store(tmp);
+    let mut bytes = History::load(&example()).unwrap().to_binary();
+    edit(&mut bytes);
+    let f = tmp.join("history.lch");
+    std::fs::write(&f, bytes).unwrap();
+    Setup::new(args!["apply", &dir, &f]).keeping(&dir)
+}
+
+/// Offset of the first op record in a binary history (after the preamble and header).
+fn first_op_offset(bytes: &[u8]) -> usize {
+    16 + u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize
+}
+
 /// A corpus holding the example history as `example`, with its golden: `(tmp/corpus, tmp/golden)`.
 fn tiny_corpus(tmp: &Path) -> (PathBuf, PathBuf) {
     let (c, g) = (tmp.join("corpus"), tmp.join("golden"));
@@ -676,6 +691,86 @@ fn cases() -> Vec<Case> {
                 },
             )
         },
+        case(
+            "history-bin-truncated",
+            History,
+            "a binary history (`.lch`) cut off 40 bytes before its end, inside the last op",
+            2,
+            "history.lch: op 6, at byte ",
+            |t| apply_binary(t, |b| b.truncate(b.len() - 40)),
+        ),
+        case(
+            "history-bin-no-trailer",
+            History,
+            "a binary history that ends after its last op, without the 32-byte trailing digest",
+            2,
+            "the file ends 0 bytes into the 32-byte trailing digest after all 7 ops: truncated",
+            |t| apply_binary(t, |b| b.truncate(b.len() - 32)),
+        ),
+        case(
+            "history-bin-bit-flip",
+            History,
+            "a binary history with one bit flipped in the last byte of its last op's payload (the op still decodes)",
+            2,
+            "does not match the blake3 of the bytes before it",
+            |t| {
+                apply_binary(t, |b| {
+                    let last = b.len() - 32 - 1;
+                    b[last] ^= 0x01;
+                })
+            },
+        ),
+        case(
+            "history-bin-over-long",
+            History,
+            "a binary history with bytes after its trailing digest (more ops than the header declares)",
+            2,
+            "bytes follow the trailing digest: the header declares 7 ops and the file is longer",
+            |t| apply_binary(t, |b| b.extend_from_slice(&[0u8; 8])),
+        ),
+        case(
+            "history-bin-huge-length",
+            History,
+            "a binary history whose first op record claims a length of 4 GiB",
+            2,
+            "op 0, at byte 66: length 4294967295 is outside 85..=1081425, the sizes of a valid op",
+            |t| {
+                apply_binary(t, |b| {
+                    let at = first_op_offset(b);
+                    b[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+                })
+            },
+        ),
+        case(
+            "history-bin-too-new",
+            History,
+            "a binary history of format version 2",
+            2,
+            "at byte 8: binary history format version 2 is newer than this build reads (1)",
+            |t| apply_binary(t, |b| b[8] = 2),
+        ),
+        case(
+            "history-convert-unknown-form",
+            History,
+            "`history convert` to a file named neither `.json` nor `.lch`, without `--format`",
+            2,
+            "unknown history form `txt`: name a history `*.json` (JSON) or `*.lch` (binary), or pass `--format`",
+            |t| Setup::new(args!["history", "convert", example(), t.join("out.txt")]),
+        ),
+        case(
+            "history-convert-damaged",
+            History,
+            "`history convert` of a binary history cut off inside an op: the output is not created",
+            2,
+            "history.lch: op 6, at byte ",
+            |t| {
+                let mut bytes = lattice_conform::history::History::load(&example()).unwrap().to_binary();
+                bytes.truncate(bytes.len() - 40);
+                let f = t.join("history.lch");
+                std::fs::write(&f, bytes).unwrap();
+                Setup::new(args!["history", "convert", &f, t.join("out.json")])
+            },
+        ),
         // ---- corpus, manifest, golden
         case("corpus-missing", Corpus, "`verify --corpus` names a directory that does not exist", 2, "MANIFEST.json", |t| {
             let g = t.join("golden");

@@ -1039,7 +1039,15 @@ fn history_command(cmd: HistoryCommand) -> anyhow::Result<()> {
                 anyhow::bail!("{}: `provenance` follows `ops`; convert needs it first (move it above `ops`)", input.display());
             }
             let written = w.finish()?;
-            println!("{} ops: {} ({}) → {} ({}, {} bytes)", written.ops, input.display(), form_of(&input)?, output.display(), form.extension(), written.bytes);
+            println!(
+                "{} ops: {} ({}) → {} ({}, {} bytes)",
+                written.ops,
+                input.display(),
+                form_of(&input)?,
+                output.display(),
+                form.extension(),
+                written.bytes
+            );
             Ok(())
         }
         HistoryCommand::Show { file, limit } => {

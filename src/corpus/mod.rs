@@ -356,7 +356,8 @@ pub fn history_path(dir: &Path, store_type: &str, name: &str, form: crate::histo
 /// Lists the history just written at `rel` in the manifest of the corpus at `dir` (replacing an
 /// entry of the same path).
 pub fn list(dir: &Path, rel: &str, store_type: &str, written: &crate::history::Written) -> Result<ManifestEntry, CorpusError> {
-    let entry = ManifestEntry { path: rel.to_string(), store_type: store_type.to_string(), ops: written.ops, blake3: written.blake3.clone() };
+    let entry =
+        ManifestEntry { path: rel.to_string(), store_type: store_type.to_string(), ops: written.ops, blake3: written.blake3.clone() };
     let mut manifest = Manifest::load(dir, true)?;
     manifest.upsert(entry.clone());
     manifest.save(dir)?;
@@ -443,8 +444,11 @@ fn compare_regenerated(again: &History, form: crate::history::Form, bytes: &[u8]
             if again == text {
                 return None;
             }
-            let line =
-                again.lines().zip(text.lines()).position(|(a, b)| a != b).unwrap_or_else(|| again.lines().count().min(text.lines().count()));
+            let line = again
+                .lines()
+                .zip(text.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or_else(|| again.lines().count().min(text.lines().count()));
             Some(format!("differs from its regeneration ({how}) from line {}", line + 1))
         }
         crate::history::Form::Binary => {
@@ -472,7 +476,10 @@ fn regenerate_synthetic_mismatch(
     let again = synthetic::write_history(&scratch.path().join("again"), form, kind, p.seed, p.index, p.ops)?;
     let actual = digest_file(path)?;
     Ok((again.blake3 != actual).then(|| {
-        format!("differs from its regeneration (synthetic, seed {}, index {}, ops {}): blake3 {} instead of {actual}", p.seed, p.index, p.ops, again.blake3)
+        format!(
+            "differs from its regeneration (synthetic, seed {}, index {}, ops {}): blake3 {} instead of {actual}",
+            p.seed, p.index, p.ops, again.blake3
+        )
     }))
 }
 

@@ -77,12 +77,12 @@ impl<R: Read> BinaryReader<R> {
         }
         let version = u32::from_le_bytes(r.array("format version")?);
         if version != BINARY_VERSION {
-            let how = if version > BINARY_VERSION {
-                "newer than this build reads; upgrade lattice-conform"
-            } else {
-                "older than this build reads"
-            };
-            return Err(r.bad(8, None, format!("binary history format version {version} is {how} ({BINARY_VERSION})")));
+            let how = if version > BINARY_VERSION { "newer than this build reads" } else { "older than this build reads" };
+            return Err(r.bad(
+                8,
+                None,
+                format!("binary history format version {version} is {how} ({BINARY_VERSION}); use a matching lattice-conform"),
+            ));
         }
         let len = u32::from_le_bytes(r.array("header length")?);
         if len > MAX_HEADER {

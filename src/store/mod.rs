@@ -650,9 +650,11 @@ impl Iterator for LogOps {
                     reason: format!("entry missing (next present is {})", k.value()),
                 });
             }
-            Op::decode(v.value())
-                .map(Some)
-                .map_err(|e| StoreError::BadLogEntry { path: path.clone(), index: expected, reason: e.to_string() })
+            Op::decode(v.value()).map(Some).map_err(|e| StoreError::BadLogEntry {
+                path: path.clone(),
+                index: expected,
+                reason: e.to_string(),
+            })
         });
         match item {
             Ok(Some(op)) => {

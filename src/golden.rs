@@ -152,9 +152,11 @@ pub fn compute_streamed(
     }
 }
 
-/// Path of the accepted golden of a corpus entry under `golden_dir`.
+/// Path of the accepted golden of a corpus entry under `golden_dir`: the entry's path with a
+/// `.json` extension whatever the history's form (`core__kvstore/x.lch` → `core__kvstore/x.json`).
 pub fn path_for(golden_dir: &Path, entry: &ManifestEntry) -> PathBuf {
-    golden_dir.join(&entry.path)
+    let rel = entry.path.strip_suffix(".lch").map_or_else(|| entry.path.clone(), |stem| format!("{stem}.json"));
+    golden_dir.join(rel)
 }
 
 fn pending_path(accepted: &Path) -> PathBuf {

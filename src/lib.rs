@@ -23,6 +23,7 @@ pub mod history;
 pub mod kernel;
 pub mod migrate;
 pub mod op;
+pub mod op_index;
 pub mod output;
 pub mod record;
 pub mod registry;

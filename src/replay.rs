@@ -314,7 +314,7 @@ impl ChainState for Tips {
 /// order and stays ordered.
 #[derive(Default)]
 struct MemIntentions {
-    known: HashMap<OpId, (Status, Hlc, [u8; 32])>,
+    known: crate::op_index::OpIndex,
     witness_tips: HashMap<[u8; 32], OpId>,
     /// (prev, id) → (arrival, op).
     floating: BTreeMap<(OpId, OpId), (u64, Op)>,
@@ -322,7 +322,7 @@ struct MemIntentions {
 
 impl Intentions for MemIntentions {
     fn get(&mut self, id: &OpId) -> Result<Option<(Status, Hlc, [u8; 32])>, HostError> {
-        Ok(self.known.get(id).copied())
+        self.known.get(id)
     }
 
     fn witness_tip(&mut self, author: &[u8; 32]) -> Result<Option<OpId>, HostError> {

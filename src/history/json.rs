@@ -315,7 +315,7 @@ const EMPTY_TAIL: &str = "[]\n}";
 impl JsonSink {
     pub(super) fn start(out: &mut dyn Write, header: &Header) -> std::io::Result<JsonSink> {
         let text = head_text(header);
-        out.write_all(text[..text.len() - EMPTY_TAIL.len()].as_bytes())?;
+        out.write_all(&text.as_bytes()[..text.len() - EMPTY_TAIL.len()])?;
         Ok(JsonSink { store_id: header.store_id, store_type: header.store_type.clone(), ops: 0 })
     }
 

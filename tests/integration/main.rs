@@ -14,5 +14,6 @@ mod kill;
 mod lattice;
 mod migrate;
 mod props;
+mod scale;
 mod util;
 mod wasm;

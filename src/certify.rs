@@ -9,6 +9,9 @@
 //! diverges. Agreement yields a certificate bound to both builds' digests; the same inputs give a
 //! byte-identical certificate, and `check` re-derives it.
 
+use crate::corpus::ManifestEntry;
+use crate::replay::HostFaults;
+use crate::verify::first_divergence_streamed;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -126,13 +129,42 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
     let baseline = opts.baseline.logic(&opts.store_type, registry)?;
     let candidate = opts.candidate.logic(&opts.store_type, registry)?;
     let mut corpus_ids = Vec::new();
-    let mut histories: Vec<(String, History)> = Vec::new();
+    let mut listed: Vec<(String, PathBuf, ManifestEntry)> = Vec::new();
     for dir in &opts.corpora {
-        let (id, hs) = load_corpus(dir, &opts.store_type)?;
+        let (id, entries) = load_corpus(dir, &opts.store_type)?;
         corpus_ids.push(id);
-        histories.extend(hs);
+        listed.extend(entries);
     }
     let (mut count, mut ops) = (0u64, 0u64);
+    // Phase 1: the corpus histories as they are, each streamed from its file (a recorded
+    // history of millions of ops is never held whole).
+    for (source, dir, entry) in &listed {
+        let mut stream = corpus::open_checked(dir, entry)?;
+        let header = stream.header().clone();
+        let d = first_divergence_streamed(&header, stream.ops(), baseline.clone(), (candidate.clone(), HostFaults::default()), 0);
+        if let Some(d) = d {
+            // The ops up to the divergent one still diverge there: shrink that prefix.
+            let h = load_prefix(dir, entry, d.op_index + 1)?;
+            let (history, divergence) = shrink(h, d, &baseline, &candidate);
+            return Ok(Verdict::Diverged { source: source.clone(), history, divergence: Box::new(divergence) });
+        }
+        let done = stream.finish()?;
+        count += 1;
+        ops += done.ops;
+    }
+    // Mutations need the histories in memory: a small one whole, a large one as the prefix of
+    // `max_ops` ops a mutation keeps.
+    let mut histories: Vec<(String, History)> = Vec::new();
+    if opts.orders > 0 || opts.cases > 0 {
+        for (source, dir, entry) in &listed {
+            let h = if std::fs::metadata(dir.join(&entry.path)).map_or(0, |m| m.len()) <= corpus::STREAM_ABOVE || opts.orders > 0 {
+                corpus::load_checked(dir, entry)?
+            } else {
+                load_prefix(dir, entry, u64::from(opts.max_ops.max(1)))?
+            };
+            histories.push((source.clone(), h));
+        }
+    }
     let reordered = histories.iter().flat_map(|(source, h)| {
         // Seeded by the history id (`<type>/<name>`), as `verify --orders` does: not by the
         // corpus path, so `corpus` and `./corpus` draw the same orders.
@@ -142,8 +174,7 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
             (format!("{source} in delivery order {k}"), History { ops, provenance: None, ..h.clone() })
         })
     });
-    let corpus_cases = histories.iter().cloned().chain(reordered);
-    for (source, h) in corpus_cases.chain((0..opts.cases).filter_map(|i| generated_case(opts, &histories, i))) {
+    for (source, h) in reordered.chain((0..opts.cases).filter_map(|i| generated_case(opts, &histories, i))) {
         if let Some(d) = first_divergence(&h, baseline.clone(), candidate.clone(), 0) {
             let (history, divergence) = shrink(h, d, &baseline, &candidate);
             return Ok(Verdict::Diverged { source, history, divergence: Box::new(divergence) });
@@ -226,14 +257,27 @@ fn first_difference(file: &str, derived: &str) -> String {
     format!("the certificate no longer holds: line {}: file has `{}`, re-derived `{}`", line + 1, a.trim(), b.trim())
 }
 
-fn load_corpus(dir: &Path, store_type: &str) -> Result<(CorpusId, Vec<(String, History)>), CertifyError> {
+/// The corpus's histories of `store_type` (checked as they are read, not here).
+fn load_corpus(dir: &Path, store_type: &str) -> Result<(CorpusId, Vec<(String, PathBuf, ManifestEntry)>), CertifyError> {
     let manifest = Manifest::load(dir, false)?;
     let mut out = Vec::new();
     for e in manifest.files.iter().filter(|e| e.store_type == store_type) {
-        out.push((format!("{}: {}", dir.display(), e.id()), corpus::load_checked(dir, e)?));
+        out.push((format!("{}: {}", dir.display(), e.id()), dir.to_path_buf(), e.clone()));
     }
     let digest = corpus::digest_file(&dir.join(corpus::MANIFEST))?;
     Ok((CorpusId { path: dir.display().to_string(), manifest_blake3: digest, histories: out.len() as u64 }, out))
+}
+
+/// The first `n` ops of a listed history (the rest of the file is not read).
+fn load_prefix(dir: &Path, entry: &ManifestEntry, n: u64) -> Result<History, CertifyError> {
+    let mut stream = corpus::open_checked(dir, entry)?;
+    let header = stream.header().clone();
+    let ops: Vec<Op> = stream.ops().take(n as usize).collect();
+    if (ops.len() as u64) < n {
+        // Shorter than asked: the whole file was read, so its errors are known.
+        stream.finish()?;
+    }
+    Ok(History { store_id: header.store_id, store_type: header.store_type, schema_version: header.schema_version, provenance: None, ops })
 }
 
 /// Phase 2, case `i` (made on demand, so memory holds one case at a time): the first half are

@@ -663,13 +663,24 @@ pub fn compute_migration_golden(
     history: &crate::history::History,
     registry: &Registry,
 ) -> Result<MigrationGolden, MigrateError> {
-    let identity = history.identity();
+    compute_migration_golden_streamed(m, entry, &history.header(), history.ops.iter().cloned(), registry)
+}
+
+/// [`compute_migration_golden`] over ops as they are read (a corpus history stream).
+pub fn compute_migration_golden_streamed(
+    m: &dyn Migration,
+    entry: &crate::corpus::ManifestEntry,
+    header: &crate::history::Header,
+    ops: impl Iterator<Item = crate::op::Op>,
+    registry: &Registry,
+) -> Result<MigrationGolden, MigrateError> {
     let build = GoldenBuild {
-        source: registry.resolve(&identity)?,
+        source: registry.resolve(&header.identity())?,
         target: registry.opener(m.target_type())?.logic(),
         faults: HostFaults::default(),
     };
-    compute_migration_golden_with(m, entry, history, &build)
+    let source = MemStore::replayed(header.identity(), build.source.clone(), ops);
+    migration_golden_of(m, entry, &source, &build)
 }
 
 /// What a migration golden is computed with: the source's and the target's logic and the host
@@ -693,6 +704,16 @@ pub fn compute_migration_golden_with(
         s.deliver(op);
         s
     });
+    migration_golden_of(m, entry, &source, build)
+}
+
+/// The migration golden of a replayed source.
+fn migration_golden_of(
+    m: &dyn Migration,
+    entry: &crate::corpus::ManifestEntry,
+    source: &MemStore,
+    build: &GoldenBuild,
+) -> Result<MigrationGolden, MigrateError> {
     let rows: Vec<(Vec<u8>, Vec<u8>)> = source.rows().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let id = golden_target_id();
     Ok(MigrationGolden {
@@ -752,8 +773,10 @@ pub fn bless_migrations(
                 None => continue,
             }
         } else {
-            let history = crate::corpus::load_checked(corpus_dir, &e)?;
-            let g = compute_migration_golden(m.as_ref(), &e, &history, registry)?;
+            let mut stream = crate::corpus::open_checked(corpus_dir, &e)?;
+            let header = stream.header().clone();
+            let g = compute_migration_golden_streamed(m.as_ref(), &e, &header, stream.ops(), registry)?;
+            stream.finish()?;
             let mut text = serde_json::to_string_pretty(&g).expect("a migration golden serializes");
             text.push('\n');
             crate::golden::bless_text(&path, &text)?
@@ -788,8 +811,10 @@ pub fn verify_migrations(
         let text = std::fs::read_to_string(&path).map_err(|source| crate::golden::GoldenError::Io { path: path.clone(), source })?;
         crate::versioned::check(&text, &path, MIGRATION_GOLDEN_TAG, MIGRATION_GOLDEN_VERSION)?;
         let expected: MigrationGolden = serde_json::from_str(&text).map_err(|err| crate::versioned::json_error(&path, &err))?;
-        let history = crate::corpus::load_checked(corpus_dir, &e)?;
-        let actual = compute_migration_golden(m.as_ref(), &e, &history, registry)?;
+        let mut stream = crate::corpus::open_checked(corpus_dir, &e)?;
+        let header = stream.header().clone();
+        let actual = compute_migration_golden_streamed(m.as_ref(), &e, &header, stream.ops(), registry)?;
+        let ops = stream.finish()?.ops;
         let failure = (expected != actual).then(|| crate::verify::Failure {
             summary: format!(
                 "{}: expected target state hash {}, got {} (source {} → {})",
@@ -801,7 +826,7 @@ pub fn verify_migrations(
             ),
             divergence: None,
         });
-        report.results.push(crate::verify::HistoryResult { id, store_type: e.store_type.clone(), ops: history.ops.len() as u64, failure });
+        report.results.push(crate::verify::HistoryResult { id, store_type: e.store_type.clone(), ops, failure });
     }
     Ok(report)
 }

@@ -129,7 +129,7 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
     let baseline = opts.baseline.logic(&opts.store_type, registry)?;
     let candidate = opts.candidate.logic(&opts.store_type, registry)?;
     let mut corpus_ids = Vec::new();
-    let mut listed: Vec<(String, PathBuf, ManifestEntry)> = Vec::new();
+    let mut listed: Vec<Listed> = Vec::new();
     for dir in &opts.corpora {
         let (id, entries) = load_corpus(dir, &opts.store_type)?;
         corpus_ids.push(id);
@@ -257,8 +257,11 @@ fn first_difference(file: &str, derived: &str) -> String {
     format!("the certificate no longer holds: line {}: file has `{}`, re-derived `{}`", line + 1, a.trim(), b.trim())
 }
 
+/// A listed corpus history: its source name, its corpus directory and its manifest entry.
+type Listed = (String, PathBuf, ManifestEntry);
+
 /// The corpus's histories of `store_type` (checked as they are read, not here).
-fn load_corpus(dir: &Path, store_type: &str) -> Result<(CorpusId, Vec<(String, PathBuf, ManifestEntry)>), CertifyError> {
+fn load_corpus(dir: &Path, store_type: &str) -> Result<(CorpusId, Vec<Listed>), CertifyError> {
     let manifest = Manifest::load(dir, false)?;
     let mut out = Vec::new();
     for e in manifest.files.iter().filter(|e| e.store_type == store_type) {

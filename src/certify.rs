@@ -62,6 +62,10 @@ pub struct Certificate {
     /// before the option have none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub orders: u32,
+    /// The limits the Wasm builds ran under (present when either build is Wasm); `check`
+    /// re-derives under them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm_limits: Option<crate::wasm::Limits>,
     pub histories: u64,
     pub ops: u64,
     pub verdict: String,
@@ -125,10 +129,16 @@ fn is_zero(n: &u32) -> bool {
 pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, CertifyError> {
     let baseline = opts.baseline.logic(&opts.store_type, registry)?;
     let candidate = opts.candidate.logic(&opts.store_type, registry)?;
+    let schema = baseline.schema_version();
+    let against = format!("--baseline {}", opts.baseline);
+    opts.candidate.check_identity(&candidate, &opts.store_type, schema, &against)?;
     let mut corpus_ids = Vec::new();
     let mut histories: Vec<(String, History)> = Vec::new();
     for dir in &opts.corpora {
         let (id, hs) = load_corpus(dir, &opts.store_type)?;
+        for (source, h) in &hs {
+            opts.baseline.check_identity(&baseline, &h.store_type, h.schema_version, &format!("history `{source}`"))?;
+        }
         corpus_ids.push(id);
         histories.extend(hs);
     }
@@ -164,6 +174,7 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         cases: opts.cases,
         max_ops: opts.max_ops,
         orders: opts.orders,
+        wasm_limits: (opts.baseline.is_wasm() || opts.candidate.is_wasm()).then(|| registry.wasm_limits()),
         histories: count,
         ops,
         verdict: "equivalent".into(),
@@ -192,11 +203,26 @@ pub fn check(path: &Path, registry: &Registry) -> Result<Option<String>, Certify
         Ok(c) => c,
         Err(e) => return Ok(Some(format!("the certificate does not parse: {e}"))),
     };
-    let builds = cert.baseline.build.parse().and_then(|b| Ok((b, cert.candidate.build.parse()?)));
+    let builds = cert.baseline.build.parse::<BuildSpec>().and_then(|b| Ok((b, cert.candidate.build.parse()?)));
     let (baseline, candidate) = match builds {
         Ok(b) => b,
         Err(e) => return Ok(Some(format!("the certificate names a build this tool cannot run: {e}"))),
     };
+    // The builds must still implement what the certificate says was certified (exit 2 if not:
+    // the certificate is being checked against builds it was never about).
+    let registry = match cert.wasm_limits {
+        Some(limits) => registry.clone().with_wasm_limits(limits),
+        None => registry.clone(),
+    };
+    let registry = &registry;
+    for (role, build) in [("baseline", &baseline), ("candidate", &candidate)] {
+        let logic = match build.logic(&cert.store_type, registry) {
+            Ok(logic) => logic,
+            Err(e) => return Ok(Some(format!("cannot re-derive: {:#}", anyhow::Error::new(e)))),
+        };
+        let against = format!("the certificate {} ({role})", path.display());
+        build.check_identity(&logic, &cert.store_type, cert.schema_version, &against)?;
+    }
     let opts = CertifyOptions {
         store_type: cert.store_type.clone(),
         baseline,

@@ -409,6 +409,7 @@ pub fn run(
     for e in &entries {
         let h = crate::corpus::load_checked(&opts.corpus, e)?;
         let logic = opts.build.logic(&h.store_type, registry)?;
+        opts.build.check_identity(&logic, &h.store_type, h.schema_version, &format!("history `{}`", e.id()))?;
         types.insert(h.store_type.clone());
         histories.push((e.id(), check(&h, &e.id(), &logic, orders, seed, known.map(|(_, k)| k))));
     }

@@ -141,6 +141,7 @@ pub fn verify_history(dir: &Path, build: &BuildSpec, registry: &Registry) -> Res
     reader.verify()?;
     let id = reader.identity().clone();
     let logic = build.logic(&id.store_type, registry)?;
+    build.check_identity(&logic, &id.store_type, id.schema_version, &format!("the store {}", dir.display()))?;
     let ops = reader.log_ops()?;
     let replayed = replay(id.clone(), logic.clone(), &ops).state_hash;
     if replayed == reader.state_hash() {

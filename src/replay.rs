@@ -123,10 +123,12 @@ pub fn replay(identity: StoreIdentity, logic: Logic, ops: &[Op]) -> ReplayOutcom
 }
 
 impl MemStore {
+    /// An empty store. A Wasm `logic` gets a fresh instance for this store (the ABI's promise:
+    /// one instance per store), so no replay sees state an earlier one left in a guest.
     pub fn new(identity: StoreIdentity, logic: Logic) -> MemStore {
         MemStore {
             identity,
-            logic,
+            logic: crate::wasm::fresh_instance(&logic),
             faults: HostFaults::default(),
             data: MemTable::default(),
             tips: Tips::default(),

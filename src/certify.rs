@@ -343,33 +343,82 @@ fn with_ids(h: &History) -> Vec<(OpId, Op)> {
     h.ops.iter().map(|op| (op_id(&h.store_id, op), op.clone())).collect()
 }
 
-/// Shrinks a diverging history: cut after the divergent op, then drop ops one at a time and
-/// shorten payloads while the builds still diverge. Deterministic.
+/// Shrinks a diverging history: cut after the divergent op, then, while the builds still diverge,
+/// drop chunks of ops (half of them, then a quarter, … then single ops, from the back) and cut
+/// payloads (all of one, then half, … then one byte), until neither makes progress.
+/// Deterministic. The chunks keep the number of replays logarithmic when most ops do not matter —
+/// above all when the candidate fails on one op whatever else is there (a Wasm guest hitting a
+/// limit), where each replay costs a full per-op allowance.
 pub fn shrink(h: History, d: Divergence, baseline: &Logic, candidate: &Logic) -> (History, Divergence) {
     let diverges = |base: &History, ops: &[(OpId, Op)]| {
+        if ops.is_empty() {
+            return None;
+        }
         let cand = History { ops: rechain(base, ops), ..base.clone() };
         first_divergence(&cand, baseline.clone(), candidate.clone(), 0).map(|d| (cand, d))
     };
     let mut best = cut((History { provenance: None, ..h }, d));
     loop {
-        let pairs = with_ids(&best.0);
-        let smaller = (0..pairs.len()).rev().find_map(|i| {
-            let mut ops = pairs.clone();
-            ops.remove(i);
-            diverges(&best.0, &ops)
-        });
-        let smaller = smaller.or_else(|| {
-            (0..pairs.len()).find_map(|i| {
-                let mut ops = pairs.clone();
-                ops[i].1.payload.pop()?;
-                diverges(&best.0, &ops)
-            })
-        });
-        match smaller {
-            Some(found) => best = cut(found),
-            None => return best,
+        let before = best.0.ops.len();
+        drop_ops(&mut best, &diverges);
+        let cut_payloads = cut_payloads(&mut best, &diverges);
+        if best.0.ops.len() == before && !cut_payloads {
+            return best;
         }
     }
+}
+
+type Diverges<'a> = dyn Fn(&History, &[(OpId, Op)]) -> Option<(History, Divergence)> + 'a;
+
+/// Removes chunks of ops (halves, quarters, … single ops; each pass from the back) while the
+/// builds still diverge.
+fn drop_ops(best: &mut (History, Divergence), diverges: &Diverges) {
+    let mut chunk = best.0.ops.len().div_ceil(2).max(1);
+    loop {
+        let mut removed = false;
+        let mut end = best.0.ops.len();
+        while end > 0 {
+            let start = end.saturating_sub(chunk);
+            let mut ops = with_ids(&best.0);
+            ops.drain(start..end);
+            match diverges(&best.0, &ops) {
+                Some(found) => {
+                    *best = cut(found);
+                    removed = true;
+                    end = start.min(best.0.ops.len());
+                }
+                None => end = start,
+            }
+        }
+        if chunk == 1 && !removed {
+            return;
+        }
+        chunk = (chunk / 2).max(1);
+    }
+}
+
+/// Shortens payloads from their end — the whole payload, then half, … then one byte — while the
+/// builds still diverge. Whether anything was cut.
+fn cut_payloads(best: &mut (History, Divergence), diverges: &Diverges) -> bool {
+    let mut any = false;
+    let mut i = 0;
+    while i < best.0.ops.len() {
+        let len = best.0.ops[i].payload.len();
+        let cuts = std::iter::successors(Some(len), |&k| (k > 1).then_some(k / 2)).filter(|&k| k > 0);
+        let shorter = cuts.into_iter().find_map(|k| {
+            let mut ops = with_ids(&best.0);
+            ops[i].1.payload.truncate(len - k);
+            diverges(&best.0, &ops)
+        });
+        match shorter {
+            Some(found) => {
+                *best = cut(found);
+                any = true;
+            }
+            None => i += 1,
+        }
+    }
+    any
 }
 
 fn cut((h, d): (History, Divergence)) -> (History, Divergence) {

@@ -251,7 +251,13 @@ impl MemStore {
                     o.views.insert(key, view);
                 }
                 Err(e) => {
-                    o.failure.get_or_insert_with(|| format!("key {}: {e:?}", hex::encode(&key)));
+                    let why = match e {
+                        lattice_logic::ApplyError::Host(_) => {
+                            crate::wasm::failure_of(self.logic.as_ref()).unwrap_or_else(|| format!("{e:?}"))
+                        }
+                        e => format!("{e:?}"),
+                    };
+                    o.failure.get_or_insert_with(|| format!("key {}: {why}", hex::encode(&key)));
                     o.acc.insert(RowTable::Unviewable, &key, &[]);
                     o.unviewable.insert(key);
                 }

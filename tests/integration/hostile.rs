@@ -82,6 +82,8 @@ fn measure(name: &str, args: &[&OsStr], env: &[(&str, &OsStr)]) -> Measured {
     cmd.env_remove("LATTICE_WASM_ROW_WRITES").env_remove("LATTICE_WASM_WATCHDOG_MS");
     cmd.envs(env.iter().map(|(k, v)| (*k, *v)));
     let start = Instant::now();
+    // Reaped by the `wait4` loop below, which also reads its rusage.
+    #[allow(clippy::zombie_processes)]
     let child = cmd.spawn().expect("the binary runs");
     let pid = child.id() as libc::pid_t;
     // The rusage of a spawned child counts the parent's own peak (the memory it shared or copied

@@ -202,6 +202,7 @@ fn verify_hostile(name: &str, body: &str, extra: &str, flags: &[&str], needle: &
 fn host_call_loops_stop_on_fuel_or_the_write_caps_within_bounds() {
     verify_hostile("put-loop-same-64k", &put_loop(false), "", &[], "write cap: lattice_table.put of 65540 bytes after");
     verify_hostile("put-loop-new-64k", &put_loop(true), "", &[], "cap of 67108864 bytes per op");
+    verify_hostile("spin", SPIN, "", &[], "out of fuel: the call needed more than the limit of 1000000000 units");
     verify_hostile("get-loop-64k", GET_LOOP, "", &[], "out of fuel: lattice_table.get needs");
     verify_hostile("op-info-loop", OP_INFO_LOOP, "", &[], "out of fuel: lattice_dag.op_info needs");
     verify_hostile("tiny-rows", TINY_ROWS, "", &[], "out of fuel: lattice_table.put needs");

@@ -199,14 +199,15 @@ impl Report {
         let build = parts.first().map(|(_, r)| r.build.clone()).unwrap_or_default();
         let mut merged = Report::new(build.clone(), vec![]);
         let mut seen: std::collections::BTreeMap<String, PathBuf> = std::collections::BTreeMap::new();
+        let limits = parts.first().and_then(|(_, r)| r.wasm_limits);
+        merged.wasm_limits = limits;
         for (path, r) in parts {
             if r.build != build {
                 return Err(VerifyError::BadReport { path, reason: format!("build `{}` differs from `{build}`", r.build) });
             }
-            if merged.shards.is_empty() && merged.results.is_empty() {
-                merged.wasm_limits = r.wasm_limits;
-            } else if r.wasm_limits != merged.wasm_limits {
-                let reason = format!("Wasm limits {:?} differ from another report's {:?}", r.wasm_limits, merged.wasm_limits);
+            if r.wasm_limits != limits {
+                let show = |l: Option<crate::wasm::Limits>| l.map_or("none (a native build)".to_string(), |l| l.to_string());
+                let reason = format!("Wasm limits `{}` differ from the first report's `{}`", show(r.wasm_limits), show(limits));
                 return Err(VerifyError::BadReport { path, reason });
             }
             for result in &r.results {

@@ -413,3 +413,18 @@ fn limits_reach_every_command_and_bad_values_are_usage_errors() {
     measure("verify-history-default", &args, &[]).expect(0, "history verified");
     measure("verify-history-tiny-fuel", &args, &[("LATTICE_WASM_FUEL", "1000".as_ref())]).expect(1, "out of fuel");
 }
+
+#[test]
+fn shard_reports_run_under_different_limits_do_not_merge() {
+    use lattice_conform::verify::Report;
+    let part = |shard: &str, fuel: u64| {
+        let mut r = Report::new("guest.wasm".into(), vec![shard.into()]);
+        r.wasm_limits = Some(Limits { fuel_per_op: fuel, ..Limits::default() });
+        (PathBuf::from(format!("{shard}.json").replace('/', "-")), r)
+    };
+    let merged = Report::merge(vec![part("1/2", 7), part("2/2", 7)]).unwrap();
+    assert_eq!(merged.wasm_limits.map(|l| l.fuel_per_op), Some(7), "the merged report keeps the shards' limits");
+    let e = Report::merge(vec![part("1/2", 7), part("2/2", 8)]).unwrap_err().to_string();
+    assert!(e.contains("2-2.json: Wasm limits `fuel 8 per op, memory 256 MiB"), "{e}");
+    assert!(e.contains("differ from the first report's `fuel 7 per op"), "{e}");
+}

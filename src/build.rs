@@ -14,7 +14,7 @@ use crate::fault::{self, Layer};
 use crate::registry::{Registry, RegistryError};
 use crate::replay::HostFaults;
 use crate::store::Logic;
-use crate::wasm::{Digest, Limits, WasmError, WasmModule, WasmOpener};
+use crate::wasm::{Digest, WasmError, WasmModule, WasmOpener};
 
 /// A `--build` argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +48,8 @@ pub enum BuildError {
     Registry(#[from] RegistryError),
     #[error("--build {0}: no Wasm cache is configured to look the digest up in (set LATTICE_WASM_CACHE)")]
     NoWasmCache(String),
+    #[error("{build}: the build implements `{found}` schema {found_schema}, but {against} is `{expected}` schema {expected_schema}")]
+    IdentityMismatch { build: String, found: String, found_schema: u64, against: String, expected: String, expected_schema: u64 },
     #[error("--build")]
     Wasm {
         build: String,
@@ -116,10 +118,31 @@ impl BuildSpec {
         }
     }
 
+    /// Refuses `logic` (this build's) unless it implements `store_type` at `schema_version`, the
+    /// identity of `against` (a store, a history, a certificate), naming both.
+    pub fn check_identity(&self, logic: &Logic, store_type: &str, schema_version: u64, against: &str) -> Result<(), BuildError> {
+        if logic.store_type() == store_type && logic.schema_version() == schema_version {
+            return Ok(());
+        }
+        Err(BuildError::IdentityMismatch {
+            build: self.to_string(),
+            found: logic.store_type().to_string(),
+            found_schema: logic.schema_version(),
+            against: against.to_string(),
+            expected: store_type.to_string(),
+            expected_schema: schema_version,
+        })
+    }
+
+    /// Whether this is a Wasm build (its guests run under the registry's [`crate::wasm::Limits`]).
+    pub fn is_wasm(&self) -> bool {
+        matches!(self, BuildSpec::WasmFile(_) | BuildSpec::Cas(_))
+    }
+
     /// The opener of a Wasm build, checked to declare `store_type`.
     pub fn wasm_opener(&self, store_type: &str, registry: &Registry) -> Result<WasmOpener, BuildError> {
         let wasm = |source| BuildError::Wasm { build: self.to_string(), source: Box::new(source) };
-        let limits = registry.wasm_cache().map_or_else(Limits::default, |c| c.limits());
+        let limits = registry.wasm_limits();
         let module = match self {
             BuildSpec::WasmFile(path) => WasmModule::from_file(path).map_err(wasm)?,
             BuildSpec::Cas(digest) => {

@@ -65,6 +65,10 @@ pub struct Certificate {
     /// before the option have none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub orders: u32,
+    /// The limits the Wasm builds ran under (present when either build is Wasm); `check`
+    /// re-derives under them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm_limits: Option<crate::wasm::Limits>,
     pub histories: u64,
     pub ops: u64,
     pub verdict: String,
@@ -128,10 +132,18 @@ fn is_zero(n: &u32) -> bool {
 pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, CertifyError> {
     let baseline = opts.baseline.logic(&opts.store_type, registry)?;
     let candidate = opts.candidate.logic(&opts.store_type, registry)?;
+    let schema = baseline.schema_version();
+    let against = format!("--baseline {}", opts.baseline);
+    opts.candidate.check_identity(&candidate, &opts.store_type, schema, &against)?;
     let mut corpus_ids = Vec::new();
     let mut listed: Vec<Listed> = Vec::new();
     for dir in &opts.corpora {
         let (id, entries) = load_corpus(dir, &opts.store_type)?;
+        // Every history's identity is checked before any is replayed (a header read).
+        for (source, dir, entry) in &entries {
+            let header = corpus::open_checked(dir, entry)?.header().clone();
+            opts.baseline.check_identity(&baseline, &header.store_type, header.schema_version, &format!("history `{source}`"))?;
+        }
         corpus_ids.push(id);
         listed.extend(entries);
     }
@@ -195,6 +207,7 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         cases: opts.cases,
         max_ops: opts.max_ops,
         orders: opts.orders,
+        wasm_limits: (opts.baseline.is_wasm() || opts.candidate.is_wasm()).then(|| registry.wasm_limits()),
         histories: count,
         ops,
         verdict: "equivalent".into(),
@@ -223,11 +236,26 @@ pub fn check(path: &Path, registry: &Registry) -> Result<Option<String>, Certify
         Ok(c) => c,
         Err(e) => return Ok(Some(format!("the certificate does not parse: {e}"))),
     };
-    let builds = cert.baseline.build.parse().and_then(|b| Ok((b, cert.candidate.build.parse()?)));
+    let builds = cert.baseline.build.parse::<BuildSpec>().and_then(|b| Ok((b, cert.candidate.build.parse()?)));
     let (baseline, candidate) = match builds {
         Ok(b) => b,
         Err(e) => return Ok(Some(format!("the certificate names a build this tool cannot run: {e}"))),
     };
+    // The builds must still implement what the certificate says was certified (exit 2 if not:
+    // the certificate is being checked against builds it was never about).
+    let registry = match cert.wasm_limits {
+        Some(limits) => registry.clone().with_wasm_limits(limits),
+        None => registry.clone(),
+    };
+    let registry = &registry;
+    for (role, build) in [("baseline", &baseline), ("candidate", &candidate)] {
+        let logic = match build.logic(&cert.store_type, registry) {
+            Ok(logic) => logic,
+            Err(e) => return Ok(Some(format!("cannot re-derive: {:#}", anyhow::Error::new(e)))),
+        };
+        let against = format!("the certificate {} ({role})", path.display());
+        build.check_identity(&logic, &cert.store_type, cert.schema_version, &against)?;
+    }
     let opts = CertifyOptions {
         store_type: cert.store_type.clone(),
         baseline,
@@ -364,33 +392,82 @@ fn with_ids(h: &History) -> Vec<(OpId, Op)> {
     h.ops.iter().map(|op| (op_id(&h.store_id, op), op.clone())).collect()
 }
 
-/// Shrinks a diverging history: cut after the divergent op, then drop ops one at a time and
-/// shorten payloads while the builds still diverge. Deterministic.
+/// Shrinks a diverging history: cut after the divergent op, then, while the builds still diverge,
+/// drop chunks of ops (half of them, then a quarter, … then single ops, from the back) and cut
+/// payloads (all of one, then half, … then one byte), until neither makes progress.
+/// Deterministic. The chunks keep the number of replays logarithmic when most ops do not matter —
+/// above all when the candidate fails on one op whatever else is there (a Wasm guest hitting a
+/// limit), where each replay costs a full per-op allowance.
 pub fn shrink(h: History, d: Divergence, baseline: &Logic, candidate: &Logic) -> (History, Divergence) {
     let diverges = |base: &History, ops: &[(OpId, Op)]| {
+        if ops.is_empty() {
+            return None;
+        }
         let cand = History { ops: rechain(base, ops), ..base.clone() };
         first_divergence(&cand, baseline.clone(), candidate.clone(), 0).map(|d| (cand, d))
     };
     let mut best = cut((History { provenance: None, ..h }, d));
     loop {
-        let pairs = with_ids(&best.0);
-        let smaller = (0..pairs.len()).rev().find_map(|i| {
-            let mut ops = pairs.clone();
-            ops.remove(i);
-            diverges(&best.0, &ops)
-        });
-        let smaller = smaller.or_else(|| {
-            (0..pairs.len()).find_map(|i| {
-                let mut ops = pairs.clone();
-                ops[i].1.payload.pop()?;
-                diverges(&best.0, &ops)
-            })
-        });
-        match smaller {
-            Some(found) => best = cut(found),
-            None => return best,
+        let before = best.0.ops.len();
+        drop_ops(&mut best, &diverges);
+        let cut_payloads = cut_payloads(&mut best, &diverges);
+        if best.0.ops.len() == before && !cut_payloads {
+            return best;
         }
     }
+}
+
+type Diverges<'a> = dyn Fn(&History, &[(OpId, Op)]) -> Option<(History, Divergence)> + 'a;
+
+/// Removes chunks of ops (halves, quarters, … single ops; each pass from the back) while the
+/// builds still diverge.
+fn drop_ops(best: &mut (History, Divergence), diverges: &Diverges) {
+    let mut chunk = best.0.ops.len().div_ceil(2).max(1);
+    loop {
+        let mut removed = false;
+        let mut end = best.0.ops.len();
+        while end > 0 {
+            let start = end.saturating_sub(chunk);
+            let mut ops = with_ids(&best.0);
+            ops.drain(start..end);
+            match diverges(&best.0, &ops) {
+                Some(found) => {
+                    *best = cut(found);
+                    removed = true;
+                    end = start.min(best.0.ops.len());
+                }
+                None => end = start,
+            }
+        }
+        if chunk == 1 && !removed {
+            return;
+        }
+        chunk = (chunk / 2).max(1);
+    }
+}
+
+/// Shortens payloads from their end — the whole payload, then half, … then one byte — while the
+/// builds still diverge. Whether anything was cut.
+fn cut_payloads(best: &mut (History, Divergence), diverges: &Diverges) -> bool {
+    let mut any = false;
+    let mut i = 0;
+    while i < best.0.ops.len() {
+        let len = best.0.ops[i].payload.len();
+        let cuts = std::iter::successors(Some(len), |&k| (k > 1).then_some(k / 2)).filter(|&k| k > 0);
+        let shorter = cuts.into_iter().find_map(|k| {
+            let mut ops = with_ids(&best.0);
+            ops[i].1.payload.truncate(len - k);
+            diverges(&best.0, &ops)
+        });
+        match shorter {
+            Some(found) => {
+                *best = cut(found);
+                any = true;
+            }
+            None => i += 1,
+        }
+    }
+    any
 }
 
 fn cut((h, d): (History, Divergence)) -> (History, Divergence) {

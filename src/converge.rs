@@ -112,7 +112,8 @@ pub fn check(h: &History, id: &str, logic: &Logic, n: u32, seed: u64, known: Opt
     let own: Vec<usize> = (0..h.ops.len()).collect();
     let mut base = MemStore::replayed(h.identity(), logic.clone(), &h.ops);
     if let Some(s) = base.stall() {
-        return Convergence::Skipped { reason: format!("projection stalls at op {} ({})", s.op_index, s.kind.as_str()) };
+        let why = if s.kind == crate::kernel::RejectKind::HostFailure { format!(": {}", s.reason) } else { String::new() };
+        return Convergence::Skipped { reason: format!("projection stalls at op {} ({}){why}", s.op_index, s.kind.as_str()) };
     }
     let own_outcome = hashes(&mut base);
     let mut state_hash_agrees = true;
@@ -409,6 +410,7 @@ pub fn run(
     for e in &entries {
         let h = crate::corpus::load_checked(&opts.corpus, e)?;
         let logic = opts.build.logic(&h.store_type, registry)?;
+        opts.build.check_identity(&logic, &h.store_type, h.schema_version, &format!("history `{}`", e.id()))?;
         types.insert(h.store_type.clone());
         histories.push((e.id(), check(&h, &e.id(), &logic, orders, seed, known.map(|(_, k)| k))));
     }

@@ -215,8 +215,11 @@ pub fn wasm_module(data: &[u8]) {
     let mut store = MemStore::new(identity, logic);
     let empty = store.state_hash();
     store.deliver(&first_put());
-    if store.stall().is_some() {
+    if let Some(stall) = store.stall() {
         assert_eq!(store.state_hash(), empty, "a rejected op changed the state");
+        if stall.kind == crate::kernel::RejectKind::HostFailure {
+            assert!(stall.reason.starts_with("Wasm module "), "a guest failure without its reason: {}", stall.reason);
+        }
     }
     assert_eq!(store.recompute(), store.state_hash(), "the incremental hash disagrees with a recompute");
 }

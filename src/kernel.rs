@@ -4,16 +4,25 @@
 //! It is written against small interfaces — the logic's [`Table`] for `data`, [`ChainState`] for
 //! the projected author tips and the logic's [`Dag`] for looking up received ops — so the
 //! redb-backed store and in-memory replays run the same code and therefore reach the same state
-//! hash. Each op is all or nothing: the logic's writes go through an undo log, rolled back
-//! when the op is refused, and the accumulator passed in is only changed on success. A refusal
-//! here is an apply error: the caller stalls projection at this op (see [`crate::delivery`]).
+//! hash. Each op is all or nothing: the logic's writes are staged in memory and reach the table
+//! only when the op is applied (a refused op never touches storage, so it cannot grow a file),
+//! and the accumulator passed in is only changed on success. A refusal here is an apply error: the
+//! caller stalls projection at this op (see [`crate::delivery`]).
 
+use std::any::Any;
 use std::collections::BTreeMap;
 
 use crate::hash::{LtHash, RowTable};
 use crate::op::{Op, OpId};
 use lattice_logic::{ApplyError, Dag, HostError, StoreLogic, Table};
 use serde::Serialize;
+
+/// A store logic as the host holds it: shareable between threads, and `Any` so the host can tell
+/// a Wasm build (whose instance is per store, and whose failures carry a reason) from a native
+/// one. Every `StoreLogic + Send + Sync` is one.
+pub trait HostLogic: StoreLogic + Send + Sync + Any {}
+
+impl<T: StoreLogic + Send + Sync + Any> HostLogic for T {}
 
 /// Per-author chain tips.
 pub trait ChainState {
@@ -94,7 +103,7 @@ pub struct Rejection {
 /// success `acc` holds the new accumulator; on a rejection `data` is as it was (unless the host
 /// itself failed, reported as `host_failure`).
 pub fn apply_op(
-    logic: &dyn StoreLogic,
+    logic: &dyn HostLogic,
     id: &OpId,
     op: &Op,
     data: &mut dyn Table,
@@ -109,7 +118,7 @@ pub fn apply_op(
 #[allow(clippy::too_many_arguments)]
 pub fn apply_op_with(
     fault: Option<KernelFault>,
-    logic: &dyn StoreLogic,
+    logic: &dyn HostLogic,
     id: &OpId,
     op: &Op,
     data: &mut dyn Table,
@@ -125,24 +134,26 @@ pub fn apply_op_with(
         return Ok(step);
     }
     let mut next = acc.clone();
-    let mut staged = Staged { table: data, acc: &mut next, undo: BTreeMap::new() };
+    let mut staged = Staged { table: data, acc: &mut next, writes: BTreeMap::new() };
     let applied = logic.apply(&id, op, &mut staged, dag);
     if let Err(e) = applied {
+        // The staged writes are dropped: the table never saw them.
+        drop(staged);
         let rejection = match e {
             ApplyError::MalformedPayload(m) => reject(RejectKind::MalformedPayload, m),
             ApplyError::CorruptState(m) => reject(RejectKind::CorruptState, m),
             ApplyError::Refused(m) => reject(RejectKind::Refused, m),
-            ApplyError::Host(_) => reject(RejectKind::HostFailure, "storage failed under the store logic".into()),
+            ApplyError::Host(_) => {
+                let reason = crate::wasm::failure_of(logic).unwrap_or_else(|| "storage failed under the store logic".into());
+                reject(RejectKind::HostFailure, reason)
+            }
         };
-        let rolled_back = staged.rollback();
-        if rolled_back.is_ok() && fault == Some(KernelFault::RefusedOpAdvancesTip) {
+        if fault == Some(KernelFault::RefusedOpAdvancesTip) {
             advance_tip(acc, chain, op, &id, tip).map_err(|_| reject(RejectKind::HostFailure, "storage failed".into()))?;
         }
-        return Err(match rolled_back {
-            Ok(()) => rejection,
-            Err(_) => reject(RejectKind::HostFailure, "storage failed while undoing a refused op".into()),
-        });
+        return Err(rejection);
     }
+    staged.commit().map_err(|_| reject(RejectKind::HostFailure, "storage failed while writing the op's rows".into()))?;
     advance_tip(&mut next, chain, op, &id, tip)
         .map_err(|_| reject(RejectKind::HostFailure, "storage failed while writing the tip".into()))?;
     *acc = next;
@@ -181,32 +192,29 @@ pub fn short(h: &[u8; 32]) -> String {
     hex::encode(&h[..8])
 }
 
-/// The `data` table as the logic sees it during one op: every write keeps the accumulator in
-/// step and records the key's value before its first write, so a refused op can be undone. One
-/// read of the old value serves both. The undo log is a map, so a batch of many entries stays
-/// O(n log n).
+/// The `data` table as the logic sees it during one op: reads see the op's own earlier writes;
+/// writes are staged here (a map, so a batch of many entries stays O(n log n)) and keep the
+/// accumulator in step, and reach the table only through [`Staged::commit`], in key order, once
+/// the logic has succeeded. A refused op is undone by dropping its staged writes.
 struct Staged<'a> {
     table: &'a mut dyn Table,
     acc: &'a mut LtHash,
-    undo: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Key → the op's last write to it (`None`: deleted).
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl Staged<'_> {
-    /// Takes the key's current value out of the accumulator and remembers it for undo.
+    /// Takes the key's current value (staged, else stored) out of the accumulator.
     fn unhash(&mut self, key: &[u8]) -> Result<(), HostError> {
-        let old = self.table.get(key)?;
-        if let Some(old) = &old {
-            self.acc.remove(RowTable::Data, key, old);
-        }
-        if !self.undo.contains_key(key) {
-            self.undo.insert(key.to_vec(), old);
+        if let Some(old) = self.get(key)? {
+            self.acc.remove(RowTable::Data, key, &old);
         }
         Ok(())
     }
 
-    fn rollback(self) -> Result<(), HostError> {
-        for (key, old) in self.undo {
-            match old {
+    fn commit(self) -> Result<(), HostError> {
+        for (key, value) in self.writes {
+            match value {
                 Some(v) => self.table.put(&key, &v)?,
                 None => self.table.delete(&key)?,
             }
@@ -217,17 +225,22 @@ impl Staged<'_> {
 
 impl Table for Staged<'_> {
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
-        self.table.get(key)
+        match self.writes.get(key) {
+            Some(staged) => Ok(staged.clone()),
+            None => self.table.get(key),
+        }
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostError> {
         self.unhash(key)?;
         self.acc.insert(RowTable::Data, key, value);
-        self.table.put(key, value)
+        self.writes.insert(key.to_vec(), Some(value.to_vec()));
+        Ok(())
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<(), HostError> {
         self.unhash(key)?;
-        self.table.delete(key)
+        self.writes.insert(key.to_vec(), None);
+        Ok(())
     }
 }

@@ -180,6 +180,7 @@ pub fn verify_history(dir: &Path, build: &BuildSpec, registry: &Registry) -> Res
     reader.verify()?;
     let id = reader.identity().clone();
     let logic = build.logic(&id.store_type, registry)?;
+    build.check_identity(&logic, &id.store_type, id.schema_version, &format!("the store {}", dir.display()))?;
     let mut ops = UntilErr::new(reader.log_stream()?);
     let replayed = MemStore::replayed(id.clone(), logic.clone(), ops.by_ref()).state_hash();
     ops.finish()?;

@@ -15,7 +15,7 @@ use lattice_logic::logstore::LogStore;
 use lattice_logic::StoreLogic;
 
 use crate::store::{self, Logic, Store, StoreError, StoreIdentity, StoreReader};
-use crate::wasm::{WasmCache, WasmError};
+use crate::wasm::{Limits, WasmCache, WasmError};
 
 /// Builds the logic for one store type and schema version.
 pub trait StoreOpener: Send + Sync {
@@ -102,10 +102,12 @@ pub enum OpenError {
 }
 
 /// store_type → opener. Iteration is in type-name order.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Registry {
     openers: BTreeMap<String, Arc<dyn StoreOpener>>,
     wasm: Option<WasmCache>,
+    /// The limits every Wasm guest this registry hands out runs under (the cache's and `--build`'s).
+    wasm_limits: Limits,
 }
 
 impl Registry {
@@ -123,9 +125,23 @@ impl Registry {
         self.openers.insert(opener.store_type().to_string(), opener);
     }
 
-    /// Falls back to the modules registered in `cache` for store types without a registered opener.
+    /// Falls back to the modules registered in `cache` for store types without a registered opener
+    /// (run under this registry's [`Registry::wasm_limits`]).
     pub fn with_wasm_cache(self, cache: WasmCache) -> Registry {
-        Registry { wasm: Some(cache), ..self }
+        let limits = self.wasm_limits;
+        Registry { wasm: Some(cache.with_limits(limits)), ..self }
+    }
+
+    /// Runs every Wasm guest this registry hands out — from the cache or a `--build` — under
+    /// `limits`.
+    pub fn with_wasm_limits(self, limits: Limits) -> Registry {
+        let wasm = self.wasm.map(|c| c.with_limits(limits));
+        Registry { wasm, wasm_limits: limits, ..self }
+    }
+
+    /// The limits of the Wasm guests this registry hands out.
+    pub fn wasm_limits(&self) -> Limits {
+        self.wasm_limits
     }
 
     /// The attached Wasm cache, if any.

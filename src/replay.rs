@@ -123,10 +123,12 @@ pub fn replay(identity: StoreIdentity, logic: Logic, ops: &[Op]) -> ReplayOutcom
 }
 
 impl MemStore {
+    /// An empty store. A Wasm `logic` gets a fresh instance for this store (the ABI's promise:
+    /// one instance per store), so no replay sees state an earlier one left in a guest.
     pub fn new(identity: StoreIdentity, logic: Logic) -> MemStore {
         MemStore {
             identity,
-            logic,
+            logic: crate::wasm::fresh_instance(&logic),
             faults: HostFaults::default(),
             data: MemTable::default(),
             tips: Tips::default(),
@@ -249,7 +251,13 @@ impl MemStore {
                     o.views.insert(key, view);
                 }
                 Err(e) => {
-                    o.failure.get_or_insert_with(|| format!("key {}: {e:?}", hex::encode(&key)));
+                    let why = match e {
+                        lattice_logic::ApplyError::Host(_) => {
+                            crate::wasm::failure_of(self.logic.as_ref()).unwrap_or_else(|| format!("{e:?}"))
+                        }
+                        e => format!("{e:?}"),
+                    };
+                    o.failure.get_or_insert_with(|| format!("key {}: {why}", hex::encode(&key)));
                     o.acc.insert(RowTable::Unviewable, &key, &[]);
                     o.unviewable.insert(key);
                 }

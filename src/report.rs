@@ -43,6 +43,9 @@ pub fn human(report: &Report) -> String {
         writeln!(out, "stopped after the first failure: {} histories not run (use --keep-going to run them)", report.not_run).unwrap();
     }
     writeln!(out, "build {}: {} passed, {} failed", report.build, report.passed(), report.failed()).unwrap();
+    if let Some(limits) = &report.wasm_limits {
+        writeln!(out, "wasm limits: {limits}").unwrap();
+    }
     if let Some(c) = &report.convergence {
         convergence_text(&mut out, c);
     }

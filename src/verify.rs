@@ -103,6 +103,9 @@ pub struct Report {
     /// The convergence check's verdicts (`verify --orders`), if it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub convergence: Option<crate::converge::Summary>,
+    /// The limits a Wasm build ran under (absent for a native build).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm_limits: Option<crate::wasm::Limits>,
 }
 
 /// One history's verdict.
@@ -158,7 +161,16 @@ const REPORT_VERSION: u32 = 2;
 
 impl Report {
     pub fn new(build: String, shards: Vec<String>) -> Report {
-        Report { format: REPORT_TAG.into(), format_version: REPORT_VERSION, build, shards, not_run: 0, results: vec![], convergence: None }
+        Report {
+            format: REPORT_TAG.into(),
+            format_version: REPORT_VERSION,
+            build,
+            shards,
+            not_run: 0,
+            results: vec![],
+            convergence: None,
+            wasm_limits: None,
+        }
     }
 
     pub fn passed(&self) -> usize {
@@ -187,9 +199,16 @@ impl Report {
         let build = parts.first().map(|(_, r)| r.build.clone()).unwrap_or_default();
         let mut merged = Report::new(build.clone(), vec![]);
         let mut seen: std::collections::BTreeMap<String, PathBuf> = std::collections::BTreeMap::new();
+        let limits = parts.first().and_then(|(_, r)| r.wasm_limits);
+        merged.wasm_limits = limits;
         for (path, r) in parts {
             if r.build != build {
                 return Err(VerifyError::BadReport { path, reason: format!("build `{}` differs from `{build}`", r.build) });
+            }
+            if r.wasm_limits != limits {
+                let show = |l: Option<crate::wasm::Limits>| l.map_or("none (a native build)".to_string(), |l| l.to_string());
+                let reason = format!("Wasm limits `{}` differ from the first report's `{}`", show(r.wasm_limits), show(limits));
+                return Err(VerifyError::BadReport { path, reason });
             }
             for result in &r.results {
                 if let Some(first) = seen.insert(result.id.clone(), path.clone()) {
@@ -269,6 +288,7 @@ pub fn verify(opts: &VerifyOptions, registry: &Registry) -> Result<Report, Verif
     let entries = select(opts)?;
     let shards = opts.shard.map(|(i, n)| vec![format!("{i}/{n}")]).unwrap_or_default();
     let mut report = Report::new(opts.build.to_string(), shards);
+    report.wasm_limits = opts.build.is_wasm().then(|| registry.wasm_limits());
     let results = run_all(opts, registry, &entries)?;
     report.not_run = (entries.len() - results.len()) as u64;
     report.results = results;
@@ -567,9 +587,10 @@ pub fn first_divergence_streamed(
     for (i, op) in ops.enumerate() {
         let op = &op;
         let (rd, cd) = (r.deliver(op), c.deliver(op));
-        let (ro, co) = (delivered_text(&rd, &r), delivered_text(&cd, &c));
+        let (ro, co) = (delivered_text(&rd, &r, false), delivered_text(&cd, &c, false));
         let checking = i as u64 + 1 > start;
         if checking && (ro != co || r.state_hash() != c.state_hash() || r.observed_hash() != c.observed_hash()) {
+            let (ro, co) = (delivered_text(&rd, &r, true), delivered_text(&cd, &c, true));
             return Some(Divergence {
                 op_index: i as u64,
                 op_id: hex::encode(op_id(&h.store_id, op)),
@@ -594,16 +615,19 @@ pub fn first_divergence_streamed(
 }
 
 /// What one delivery did, in words compared between builds (a stall by its kind only: the
-/// wording of a reason may differ between builds of one logic).
-fn delivered_text(d: &Delivered, store: &MemStore) -> String {
+/// wording of a reason may differ between builds of one logic). `explain` adds the reason of a
+/// `host_failure` stall (a Wasm build's fuel, trap, cap or watchdog) for the report.
+fn delivered_text(d: &Delivered, store: &MemStore, explain: bool) -> String {
     match d {
         Delivered::Refused(r) => format!("refused on arrival ({})", r.kind.as_str()),
         Delivered::Redelivered => "redelivered".into(),
         Delivered::Received { witnessed: 0, .. } => "floats".into(),
         Delivered::Received { witnessed, applied, stalled: false } => format!("witnessed {witnessed}, applied {applied}"),
-        Delivered::Received { witnessed, applied, stalled: true } => {
-            let kind = store.stall().map_or("?", |s| s.kind.as_str());
-            format!("witnessed {witnessed}, applied {applied}, stalled ({kind})")
-        }
+        Delivered::Received { witnessed, applied, stalled: true } => match store.stall() {
+            Some(s) if explain && s.kind == crate::kernel::RejectKind::HostFailure => {
+                format!("witnessed {witnessed}, applied {applied}, stalled ({}: {})", s.kind.as_str(), s.reason)
+            }
+            s => format!("witnessed {witnessed}, applied {applied}, stalled ({})", s.map_or("?", |s| s.kind.as_str())),
+        },
     }
 }

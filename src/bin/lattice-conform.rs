@@ -27,6 +27,29 @@ use uuid::Uuid;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    limits: WasmLimitArgs,
+}
+
+/// Limits of Wasm guests, for every command (each falls back to its environment variable, then
+/// to the default; docs/WASM_ABI.md §6).
+#[derive(clap::Args)]
+struct WasmLimitArgs {
+    /// Fuel per op for Wasm guests, host calls included [env: LATTICE_WASM_FUEL; default 1000000000].
+    #[arg(long, global = true, value_name = "UNITS", value_parser = clap::value_parser!(u64).range(1..))]
+    wasm_fuel: Option<u64>,
+    /// Memory cap of a Wasm guest in MiB, 1 to 4096 [env: LATTICE_WASM_MEMORY_MIB; default 256].
+    #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    wasm_memory_mib: Option<u64>,
+    /// Bytes one op of a Wasm guest may write, in MiB [env: LATTICE_WASM_WRITE_MIB; default 64].
+    #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1048576))]
+    wasm_write_mib: Option<u64>,
+    /// `put`/`delete` calls one op of a Wasm guest may make [env: LATTICE_WASM_ROW_WRITES; default 262144].
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    wasm_row_writes: Option<u64>,
+    /// Wall-clock watchdog per op of a Wasm guest, in ms [env: LATTICE_WASM_WATCHDOG_MS; default 5000].
+    #[arg(long, global = true, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    wasm_watchdog_ms: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -141,7 +164,14 @@ enum Command {
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = Cli::parse();
-    match run(cli.command) {
+    let limits = match wasm_limits(&cli.limits) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(exit::INPUT_ERROR as u8);
+        }
+    };
+    match run(cli.command, limits) {
         Ok(()) => ExitCode::from(exit::OK as u8),
         // The reader of our output went away (`dump | head`): a normal end of output.
         Err(e) if is_broken_pipe(&e) => ExitCode::from(exit::OK as u8),
@@ -187,8 +217,8 @@ fn exit_code(e: &anyhow::Error) -> i32 {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
-    let registry = with_wasm_env(Registry::with_reference_types())?;
+fn run(command: Command, limits: Limits) -> anyhow::Result<()> {
+    let registry = with_wasm_env(Registry::with_reference_types().with_wasm_limits(limits));
     match command {
         Command::Create { dir, store_type, id } => create(&registry, &dir, &store_type, id.unwrap_or_else(Uuid::new_v4)),
         Command::Apply { dir, history, create } => apply(&registry, &dir, &history, create),
@@ -214,7 +244,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Bless { corpus, golden, store_type, accept, .. } => bless(&registry, &corpus, &golden, store_type.as_deref(), accept),
         Command::Verify(args) => verify(&registry, args),
         Command::Report(ReportCommand::Merge { reports, format }) => report_merge(&reports, format),
-        Command::Wasm(cmd) => wasm_command(cmd),
+        Command::Wasm(cmd) => wasm_command(cmd, limits),
     }
 }
 
@@ -1142,11 +1172,6 @@ fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
 
 /// The Wasm cache directory used by the open flow and `--build cas:<digest>`.
 const ENV_WASM_CACHE: &str = "LATTICE_WASM_CACHE";
-/// Fuel per op for Wasm guests (default `Limits::DEFAULT_FUEL_PER_OP`).
-const ENV_WASM_FUEL: &str = "LATTICE_WASM_FUEL";
-/// Guest memory cap in MiB (default `Limits::DEFAULT_MEMORY_BYTES`).
-const ENV_WASM_MEMORY_MIB: &str = "LATTICE_WASM_MEMORY_MIB";
-
 #[derive(Subcommand)]
 enum WasmCommand {
     /// Check FILE as a guest module, store it in the cache by digest and register it for the
@@ -1167,43 +1192,54 @@ enum WasmCommand {
     Digest { files: Vec<PathBuf> },
 }
 
-/// Attaches the Wasm cache named by $LATTICE_WASM_CACHE (with the limits from the environment).
-fn with_wasm_env(registry: Registry) -> anyhow::Result<Registry> {
+/// Attaches the Wasm cache named by $LATTICE_WASM_CACHE (its guests run under the registry's limits).
+fn with_wasm_env(registry: Registry) -> Registry {
     match std::env::var_os(ENV_WASM_CACHE) {
-        Some(dir) if !dir.is_empty() => Ok(registry.with_wasm_cache(WasmCache::new(dir).with_limits(wasm_limits()?))),
-        _ => Ok(registry),
+        Some(dir) if !dir.is_empty() => registry.with_wasm_cache(WasmCache::new(dir)),
+        _ => registry,
     }
 }
 
-fn wasm_limits() -> anyhow::Result<Limits> {
-    let mut limits = Limits::default();
-    if let Some(fuel) = env_number(ENV_WASM_FUEL)? {
-        limits.fuel_per_op = fuel;
-    }
-    if let Some(mib) = env_number(ENV_WASM_MEMORY_MIB)? {
-        limits.memory_bytes = usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
-    }
-    Ok(limits)
+/// The Wasm limits: each flag, else its environment variable, else the default; every value
+/// checked (a malformed or out-of-range variable is a usage error naming it).
+fn wasm_limits(args: &WasmLimitArgs) -> anyhow::Result<Limits> {
+    let d = Limits::default();
+    let mib = |m: u64| usize::try_from(m << 20).unwrap_or(usize::MAX);
+    Ok(Limits {
+        fuel_per_op: pick(args.wasm_fuel, "LATTICE_WASM_FUEL", 1, u64::MAX)?.unwrap_or(d.fuel_per_op),
+        memory_bytes: pick(args.wasm_memory_mib, "LATTICE_WASM_MEMORY_MIB", 1, 4096)?.map_or(d.memory_bytes, mib),
+        write_bytes_per_op: pick(args.wasm_write_mib, "LATTICE_WASM_WRITE_MIB", 1, 1 << 20)?.map_or(d.write_bytes_per_op, |m| m << 20),
+        row_writes_per_op: pick(args.wasm_row_writes, "LATTICE_WASM_ROW_WRITES", 1, u64::MAX)?.unwrap_or(d.row_writes_per_op),
+        watchdog_ms: pick(args.wasm_watchdog_ms, "LATTICE_WASM_WATCHDOG_MS", 1, 86_400_000)?.unwrap_or(d.watchdog_ms),
+    })
 }
 
-fn env_number(name: &str) -> anyhow::Result<Option<u64>> {
-    match std::env::var(name) {
-        Ok(v) => v.trim().parse().map(Some).map_err(|_| anyhow::anyhow!("${name} = {v:?}: expected a whole number")),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(e) => Err(anyhow::anyhow!("${name}: {e}")),
+/// A limit from its flag (already range-checked by clap), else from the variable `name`.
+fn pick(flag: Option<u64>, name: &str, min: u64, max: u64) -> anyhow::Result<Option<u64>> {
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    let v = match std::env::var(name) {
+        Ok(v) => v,
+        Err(std::env::VarError::NotPresent) => return Ok(None),
+        Err(e) => anyhow::bail!("${name}: {e}"),
+    };
+    match v.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => anyhow::bail!("${name} = {v:?}: expected a whole number from {min} to {max}"),
     }
 }
 
-fn wasm_cache(cache: Option<PathBuf>) -> anyhow::Result<WasmCache> {
+fn wasm_cache(cache: Option<PathBuf>, limits: Limits) -> anyhow::Result<WasmCache> {
     let dir = cache.or_else(|| std::env::var_os(ENV_WASM_CACHE).filter(|d| !d.is_empty()).map(PathBuf::from));
     let dir = dir.ok_or_else(|| anyhow::anyhow!("no Wasm cache directory: pass --cache DIR or set ${ENV_WASM_CACHE}"))?;
-    Ok(WasmCache::new(dir).with_limits(wasm_limits()?))
+    Ok(WasmCache::new(dir).with_limits(limits))
 }
 
-fn wasm_command(cmd: WasmCommand) -> anyhow::Result<()> {
+fn wasm_command(cmd: WasmCommand, limits: Limits) -> anyhow::Result<()> {
     match cmd {
-        WasmCommand::Add { file, cache } => wasm_add(&wasm_cache(cache)?, &file),
-        WasmCommand::List { cache } => wasm_list(&wasm_cache(cache)?),
+        WasmCommand::Add { file, cache } => wasm_add(&wasm_cache(cache, limits)?, &file),
+        WasmCommand::List { cache } => wasm_list(&wasm_cache(cache, limits)?),
         WasmCommand::Digest { files } => wasm_digest(&files),
     }
 }

@@ -98,20 +98,33 @@ pub(crate) fn lock_writer(dir: &Path) -> Result<DirLock, StoreError> {
     Err(StoreError::Locked { path: dir.to_path_buf() })
 }
 
-/// Whether a writer (a read-write open in any process) holds `dir` right now. A shared probe of
-/// the directory lock, released at once; an unreadable directory counts as no writer (the caller
-/// is about to fail on it anyway).
+/// Whether a writer (a read-write open in any process) holds `dir`. A shared probe of the
+/// directory lock, released at once; an unreadable directory counts as no writer (the caller is
+/// about to fail on it anyway). A writer holds the lock for as long as its store is open, so the
+/// probe answers "yes" only when the lock stays held over [`PROBE_ATTEMPTS`] tries 2 ms apart: a
+/// lock seen held for an instant — a writer closing, or a child process another thread of this
+/// process is starting, which holds copies of its descriptors until it runs its program — is
+/// not a writer.
 pub(crate) fn writer_active(dir: &Path) -> bool {
     let Ok(file) = std::fs::File::open(dir) else { return false };
-    match file.try_lock_shared() {
-        Ok(()) => {
-            let _ = file.unlock();
-            false
+    for attempt in 0..PROBE_ATTEMPTS {
+        match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = file.unlock();
+                return false;
+            }
+            Err(std::fs::TryLockError::WouldBlock) if attempt + 1 < PROBE_ATTEMPTS => {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return true,
+            Err(std::fs::TryLockError::Error(_)) => return false,
         }
-        Err(std::fs::TryLockError::WouldBlock) => true,
-        Err(std::fs::TryLockError::Error(_)) => false,
     }
+    true
 }
+
+/// Tries of [`writer_active`] before it says a writer holds the store (≈ 100 ms in all).
+const PROBE_ATTEMPTS: u32 = 50;
 
 /// Whether `e` says the file it names does not exist (or its directory is not one).
 pub(crate) fn is_not_found(e: &StoreError) -> bool {

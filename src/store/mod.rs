@@ -19,7 +19,7 @@ mod reader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lattice_logic::{HostError, StoreLogic, Table};
+use lattice_logic::{HostError, Table};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::Serialize;
 use uuid::Uuid;
@@ -37,7 +37,7 @@ use error::RedbContext;
 use layout::*;
 
 /// A store logic shared between threads and openers.
-pub type Logic = Arc<dyn StoreLogic + Send + Sync>;
+pub type Logic = Arc<dyn crate::kernel::HostLogic>;
 
 /// Ops per redb transaction when applying many ops.
 const BATCH: usize = 1024;
@@ -513,7 +513,7 @@ fn keep_aside(state_path: &Path) -> Result<PathBuf, StoreError> {
     Ok(target)
 }
 
-fn check_logic(dir: &Path, id: &StoreIdentity, logic: &(dyn StoreLogic + Send + Sync)) -> Result<(), StoreError> {
+fn check_logic(dir: &Path, id: &StoreIdentity, logic: &dyn crate::kernel::HostLogic) -> Result<(), StoreError> {
     if id.store_type != logic.store_type() || id.schema_version != logic.schema_version() {
         return Err(StoreError::WrongType {
             dir: dir.to_path_buf(),

@@ -48,6 +48,22 @@ pub mod observe_status {
     pub const CORRUPT_STATE: u32 = 2;
 }
 
+/// Fuel charged for the host's work on a guest's behalf (docs/WASM_ABI.md §6.1), taken from the
+/// op's allowance before the work is done: a base per call plus a cost per byte the host copies,
+/// hashes and stores. Calibrated so that one unit of host work takes no longer than one unit of
+/// guest work (about 0.6 ns here; BENCHMARKS.md).
+pub mod cost {
+    /// `get`, `op_info`: a lookup.
+    pub const READ_CALL: u64 = 2_000;
+    /// `get`: per byte of the key, and per byte of the value found (copied out of the table and
+    /// into guest memory, whether or not it fits the buffer).
+    pub const READ_BYTE: u64 = 2;
+    /// `put`, `delete`: a lookup of the old row, two state-hash updates and a staged row.
+    pub const WRITE_CALL: u64 = 10_000;
+    /// `put`, `delete`: per byte of the key and of the value (copied, hashed and stored).
+    pub const WRITE_BYTE: u64 = 8;
+}
+
 /// `get`'s return value for an absent key.
 pub const GET_ABSENT: i64 = -1;
 /// The longest store type name a guest may declare, in bytes.

@@ -17,38 +17,103 @@ use super::guest::{self, Guest, HostState};
 use super::{abi, Digest, WasmError};
 
 /// Bounds on one guest, per op. Guards only: they never enter a state hash or a golden.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Each op (and each row observed) gets a fresh allowance of every per-op limit. Fuel bounds the
+/// guest's own work *and* the host's work on its behalf: every host call is charged
+/// ([`super::abi::cost`]), so a loop of host calls runs out of fuel like a loop of instructions.
+/// The write caps bound what one op can make the host hold in memory and put on disk; they are
+/// checked before a write reaches the op's staged rows, and a rejected op's writes never reach
+/// storage. The watchdog is wall-clock: the last line, for work fuel does not meter (bulk memory
+/// instructions), reported distinctly because it is the one limit that is not deterministic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Fuel for one op (`lattice_alloc` + `lattice_apply` + `lattice_message`); roughly one unit per
-    /// Wasm instruction. Running out traps the op (wasmtime `Trap::OutOfFuel`).
+    /// Fuel for one op (`lattice_alloc` + `lattice_apply` + `lattice_message` and the host calls
+    /// they make); roughly one unit per Wasm instruction. Running out traps the op.
     pub fuel_per_op: u64,
     /// The most linear memory the guest may have, in bytes; growing past it traps.
     pub memory_bytes: usize,
+    /// The most bytes (keys and values of every `put`, keys of every `delete`) one op may write.
+    pub write_bytes_per_op: u64,
+    /// The most `put` and `delete` calls one op may make.
+    pub row_writes_per_op: u64,
+    /// Wall-clock milliseconds one guest call sequence (one op, one row observed, instantiation)
+    /// may take before the watchdog interrupts it.
+    pub watchdog_ms: u64,
 }
 
 impl Limits {
-    /// Default fuel per op: 10⁹ units, well under a second of guest work and several times what the
-    /// largest valid kvstore op (a 16 MiB batch payload) takes.
+    /// Default fuel per op: 10⁹ units, well under a second of guest or host work and several
+    /// times what a large valid kvstore op takes.
     pub const DEFAULT_FUEL_PER_OP: u64 = 1_000_000_000;
     /// Default memory cap: 256 MiB, room for a maximal op and its decoded form several times over.
     pub const DEFAULT_MEMORY_BYTES: usize = 256 << 20;
+    /// Default write cap: 64 MiB per op, four times the largest op payload Lattice accepts.
+    pub const DEFAULT_WRITE_BYTES_PER_OP: u64 = 64 << 20;
+    /// Default row-write cap: 262 144 `put`/`delete` calls per op (a maximal kvstore batch makes
+    /// 65 536).
+    pub const DEFAULT_ROW_WRITES_PER_OP: u64 = 1 << 18;
+    /// Default watchdog: 5 s of wall time per op.
+    pub const DEFAULT_WATCHDOG_MS: u64 = 5_000;
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { fuel_per_op: Limits::DEFAULT_FUEL_PER_OP, memory_bytes: Limits::DEFAULT_MEMORY_BYTES }
+        Limits {
+            fuel_per_op: Limits::DEFAULT_FUEL_PER_OP,
+            memory_bytes: Limits::DEFAULT_MEMORY_BYTES,
+            write_bytes_per_op: Limits::DEFAULT_WRITE_BYTES_PER_OP,
+            row_writes_per_op: Limits::DEFAULT_ROW_WRITES_PER_OP,
+            watchdog_ms: Limits::DEFAULT_WATCHDOG_MS,
+        }
     }
 }
 
-/// The process-wide engine.
+impl std::fmt::Display for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "fuel {} per op, memory {} MiB, writes {} MiB and {} rows per op, watchdog {} ms",
+            self.fuel_per_op,
+            self.memory_bytes >> 20,
+            self.write_bytes_per_op >> 20,
+            self.row_writes_per_op,
+            self.watchdog_ms
+        )
+    }
+}
+
+/// The watchdog's clock: the engine's epoch advances once per tick.
+pub const EPOCH_TICK_MS: u64 = 10;
+
+impl Limits {
+    /// The watchdog as an epoch deadline (ticks from now, at least one).
+    pub(crate) fn epoch_ticks(&self) -> u64 {
+        self.watchdog_ms.div_ceil(EPOCH_TICK_MS).max(1)
+    }
+}
+
+/// The process-wide engine (and the thread that advances its epoch for the watchdog).
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::new(&config()).expect("the fixed wasmtime configuration is valid"))
+    ENGINE.get_or_init(|| {
+        let engine = Engine::new(&config()).expect("the fixed wasmtime configuration is valid");
+        let ticking = engine.clone();
+        std::thread::Builder::new()
+            .name("lattice-wasm-watchdog".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_millis(EPOCH_TICK_MS));
+                ticking.increment_epoch();
+            })
+            .expect("the watchdog thread starts");
+        engine
+    })
 }
 
 fn config() -> Config {
     let mut c = Config::new();
     c.consume_fuel(true)
+        .epoch_interruption(true)
         .cranelift_nan_canonicalization(true)
         .wasm_relaxed_simd(false)
         .relaxed_simd_deterministic(true)
@@ -127,7 +192,7 @@ impl WasmModule {
         let identity = Guest::instantiate(&probe, &Limits::default()).and_then(|mut g| g.identity()).map_err(|f| WasmError::Guest {
             origin: origin.to_string(),
             during: f.during,
-            detail: f.detail,
+            detail: f.detail_text(),
         })?;
         if identity.abi_version != abi::ABI_VERSION {
             return Err(WasmError::AbiVersion { origin: origin.to_string(), found: identity.abi_version, supported: abi::ABI_VERSION });

@@ -1,10 +1,12 @@
 //! One instance of a guest module, and the host side of its `lattice_table` and `lattice_dag`
 //! imports.
 //!
-//! A [`Guest`] owns a wasmtime store (fuel, memory cap, the table the current op writes to) and the
-//! instance's typed exports. The host functions check every guest pointer range against the guest
-//! memory before touching it; a bad range, a table failure or a limit traps the call, and the
-//! reason is kept in [`HostState`] so the caller reports it instead of a bare trap.
+//! A [`Guest`] owns a wasmtime store (fuel, memory cap, watchdog deadline, the table the current op
+//! writes to and the op's write budget) and the instance's typed exports. The host functions
+//! charge fuel for their own work before doing it, check every guest pointer range against the
+//! guest memory before touching it, and check the op's write caps before a write reaches the
+//! table; a bad range, a table failure or a limit traps the call, and the reason — with its
+//! [`FailureKind`] — is kept in [`HostState`] so the caller reports it instead of a bare trap.
 
 use std::ptr::NonNull;
 
@@ -13,7 +15,7 @@ use wasmtime::{
     Caller, Engine, Error as WtError, Instance, Linker, Memory, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc,
 };
 
-use super::abi::{self, status};
+use super::abi::{self, cost, status};
 use super::engine::{self, Limits, WasmModule};
 
 /// Most elements a guest's tables may have.
@@ -22,12 +24,15 @@ const TABLE_ELEMENTS: usize = 65_536;
 /// The data a wasmtime store holds for a guest.
 pub struct HostState {
     limits: StoreLimits,
-    memory_cap: usize,
+    caps: Limits,
     memory: Option<Memory>,
     table: TableSlot,
     dag: DagSlot,
+    /// What the current op may still write: bytes, and `put`/`delete` calls.
+    write_bytes_left: u64,
+    row_writes_left: u64,
     /// Why the host trapped the current call, if it did.
-    failure: Option<String>,
+    failure: Option<(FailureKind, String)>,
 }
 
 /// The table of the op being applied, lent to the host functions for one `lattice_apply` call.
@@ -46,9 +51,12 @@ impl ResourceLimiter for HostState {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let r = self.limits.memory_growing(current, desired, maximum);
         if r.is_err() {
-            self.failure = Some(format!(
-                "memory cap exceeded: the guest tried to grow its memory from {current} to {desired} bytes; the cap is {} bytes",
-                self.memory_cap
+            self.failure = Some((
+                FailureKind::MemoryCap,
+                format!(
+                    "the guest tried to grow its memory from {current} to {desired} bytes; the cap is {} bytes",
+                    self.caps.memory_bytes
+                ),
             ));
         }
         r
@@ -57,7 +65,7 @@ impl ResourceLimiter for HostState {
     fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let r = self.limits.table_growing(current, desired, maximum);
         if r.is_err() {
-            self.failure = Some(format!("table cap exceeded: the guest tried to grow a table to {desired} elements"));
+            self.failure = Some((FailureKind::MemoryCap, format!("the guest tried to grow a table to {desired} elements")));
         }
         r
     }
@@ -75,17 +83,71 @@ impl ResourceLimiter for HostState {
     }
 }
 
+/// What kind of failure stopped a guest call (docs/WASM_ABI.md §5, "Failures").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The op's fuel ran out, in the guest or in a host call it made.
+    OutOfFuel,
+    /// The guest trapped (`unreachable`, an out-of-bounds access of its own memory, a division by
+    /// zero, a stack overflow, a guest panic).
+    Trap,
+    /// The guest passed the host a range outside its memory (or returned one).
+    OutOfBounds,
+    /// The guest called a host function where it may not (outside `lattice_apply`).
+    BadHostCall,
+    /// The guest's memory (or table) would have grown past its cap, or an input did not fit it.
+    MemoryCap,
+    /// The op would have written more bytes or rows than its cap.
+    WriteCap,
+    /// The wall-clock watchdog interrupted the call.
+    Watchdog,
+    /// The guest returned something unusable (no buffer, an unknown status).
+    BadResult,
+    /// The host's table or op store failed underneath.
+    Storage,
+}
+
+impl FailureKind {
+    /// The kind as reports print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::OutOfFuel => "out of fuel",
+            FailureKind::Trap => "trap",
+            FailureKind::OutOfBounds => "out-of-bounds host call",
+            FailureKind::BadHostCall => "forbidden host call",
+            FailureKind::MemoryCap => "memory cap",
+            FailureKind::WriteCap => "write cap",
+            FailureKind::Watchdog => "watchdog",
+            FailureKind::BadResult => "bad result",
+            FailureKind::Storage => "storage failure",
+        }
+    }
+}
+
 /// Why a guest call failed: a trap, running out of fuel, a limit, or a bad argument to the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     /// The call that failed, e.g. `lattice_apply`.
     pub during: &'static str,
+    pub kind: FailureKind,
     pub detail: String,
+}
+
+impl Failure {
+    fn new(during: &'static str, kind: FailureKind, detail: String) -> Failure {
+        Failure { during, kind, detail }
+    }
+
+    /// `<kind>: <detail>`.
+    pub fn detail_text(&self) -> String {
+        format!("{}: {}", self.kind.as_str(), self.detail)
+    }
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.during, self.detail)
+        write!(f, "{}: {}: {}", self.during, self.kind.as_str(), self.detail)
     }
 }
 
@@ -118,7 +180,7 @@ pub struct Guest {
     observe: TypedFunc<(u32, u32), u32>,
     message: TypedFunc<(), u64>,
     instance: Instance,
-    fuel: u64,
+    caps: Limits,
 }
 
 impl Guest {
@@ -133,26 +195,29 @@ impl Guest {
                 .tables(4)
                 .trap_on_grow_failure(true)
                 .build(),
-            memory_cap: limits.memory_bytes,
+            caps: *limits,
             memory: None,
             table: TableSlot(None),
             dag: DagSlot(None),
+            write_bytes_left: limits.write_bytes_per_op,
+            row_writes_left: limits.row_writes_per_op,
             failure: None,
         };
         let mut store = Store::new(engine::engine(), state);
         store.limiter(|s| s as &mut dyn ResourceLimiter);
         let during = "instantiation";
-        store.set_fuel(limits.fuel_per_op).map_err(|e| Failure { during, detail: format!("{e:#}") })?;
-        let instance = module.instance_pre().instantiate(&mut store).map_err(|e| failure(&mut store, limits.fuel_per_op, during, e))?;
+        store.set_fuel(limits.fuel_per_op).map_err(|e| Failure::new(during, FailureKind::BadResult, format!("{e:#}")))?;
+        store.set_epoch_deadline(limits.epoch_ticks());
+        let instance = module.instance_pre().instantiate(&mut store).map_err(|e| failure(&mut store, during, e))?;
         let memory = instance
             .get_memory(&mut store, abi::MEMORY)
-            .ok_or_else(|| Failure { during, detail: "the instance has no `memory` export".to_string() })?;
+            .ok_or_else(|| Failure::new(during, FailureKind::BadResult, "the instance has no `memory` export".to_string()))?;
         store.data_mut().memory = Some(memory);
         let alloc = typed(&instance, &mut store, abi::ALLOC_FN)?;
         let apply = typed(&instance, &mut store, abi::APPLY_FN)?;
         let observe = typed(&instance, &mut store, abi::OBSERVE_FN)?;
         let message = typed(&instance, &mut store, abi::MESSAGE_FN)?;
-        Ok(Guest { store, memory, alloc, apply, observe, message, instance, fuel: limits.fuel_per_op })
+        Ok(Guest { store, memory, alloc, apply, observe, message, instance, caps: *limits })
     }
 
     /// Calls the identity exports.
@@ -167,7 +232,7 @@ impl Guest {
 
     fn call0<R: wasmtime::WasmResults>(&mut self, name: &'static str) -> Result<R, Failure> {
         let f = typed::<(), R>(&self.instance, &mut self.store, name)?;
-        f.call(&mut self.store, ()).map_err(|e| failure(&mut self.store, self.fuel, name, e))
+        f.call(&mut self.store, ()).map_err(|e| failure(&mut self.store, name, e))
     }
 
     fn read_store_type(&mut self, packed: u64) -> Result<String, String> {
@@ -180,9 +245,15 @@ impl Guest {
         String::from_utf8(bytes.to_vec()).map_err(|_| format!("{}: the store type is not UTF-8", abi::STORE_TYPE_FN))
     }
 
+    /// A fresh per-op allowance: fuel, write budget, watchdog deadline.
     fn refuel(&mut self, during: &'static str) -> Result<(), Failure> {
-        self.store.data_mut().failure = None;
-        self.store.set_fuel(self.fuel).map_err(|e| Failure { during, detail: format!("{e:#}") })
+        let caps = self.caps;
+        let state = self.store.data_mut();
+        state.failure = None;
+        state.write_bytes_left = caps.write_bytes_per_op;
+        state.row_writes_left = caps.row_writes_per_op;
+        self.store.set_epoch_deadline(caps.epoch_ticks());
+        self.store.set_fuel(caps.fuel_per_op).map_err(|e| Failure::new(during, FailureKind::BadResult, format!("{e:#}")))
     }
 
     /// Applies one op: `input` is `op id ‖ canonical op encoding`, `table` the store's `data`,
@@ -192,7 +263,7 @@ impl Guest {
         let ptr = self.pass_input(input)?;
         let len = input.len() as u32;
         let code = self.with_lent(table, dag, |g| g.apply.call(&mut g.store, (ptr, len)));
-        let code = code.map_err(|e| failure(&mut self.store, self.fuel, abi::APPLY_FN, e))?;
+        let code = code.map_err(|e| failure(&mut self.store, abi::APPLY_FN, e))?;
         if code == status::OK {
             return Ok(Status::Ok);
         }
@@ -212,39 +283,43 @@ impl Guest {
         self.refuel(abi::ALLOC_FN)?;
         let ptr = self.pass_input(input)?;
         let code = self.observe.call(&mut self.store, (ptr, input.len() as u32));
-        let code = code.map_err(|e| failure(&mut self.store, self.fuel, abi::OBSERVE_FN, e))?;
+        let code = code.map_err(|e| failure(&mut self.store, abi::OBSERVE_FN, e))?;
         match code {
             abi::observe_status::VIEW => Ok(Ok(Some(self.message_bytes()?))),
             abi::observe_status::UNSEEN => Ok(Ok(None)),
             abi::observe_status::CORRUPT_STATE => Ok(Err(self.last_message()?)),
-            other => Err(Failure { during: abi::OBSERVE_FN, detail: format!("returned the unknown status {other}") }),
+            other => Err(Failure::new(abi::OBSERVE_FN, FailureKind::BadResult, format!("returned the unknown status {other}"))),
         }
     }
 
     /// The bytes of the range `lattice_message` returns, uncut (a view may be long).
     fn message_bytes(&mut self) -> Result<Vec<u8>, Failure> {
-        let packed = self.message.call(&mut self.store, ()).map_err(|e| failure(&mut self.store, self.fuel, abi::MESSAGE_FN, e))?;
+        let packed = self.message.call(&mut self.store, ()).map_err(|e| failure(&mut self.store, abi::MESSAGE_FN, e))?;
         let (ptr, len) = abi::unpack(packed);
         let data = self.memory.data(&self.store);
         let r = range(data.len(), ptr, len)
-            .map_err(|e| Failure { during: abi::MESSAGE_FN, detail: format!("returned an unusable view: {e}") })?;
+            .map_err(|e| Failure::new(abi::MESSAGE_FN, FailureKind::BadResult, format!("returned an unusable view: {e}")))?;
         Ok(data[r].to_vec())
     }
 
     /// Asks the guest for a buffer and copies `input` into it; returns its address.
     fn pass_input(&mut self, input: &[u8]) -> Result<u32, Failure> {
         let during = abi::ALLOC_FN;
-        let cap = self.store.data().memory_cap;
-        let len = u32::try_from(input.len()).ok().filter(|_| input.len() <= cap).ok_or_else(|| Failure {
-            during,
-            detail: format!("the op ({} bytes) is larger than the guest memory cap ({cap} bytes)", input.len()),
+        let cap = self.caps.memory_bytes;
+        let len = u32::try_from(input.len()).ok().filter(|_| input.len() <= cap).ok_or_else(|| {
+            Failure::new(
+                during,
+                FailureKind::MemoryCap,
+                format!("the op ({} bytes) is larger than the guest memory cap ({cap} bytes)", input.len()),
+            )
         })?;
-        let ptr = self.alloc.call(&mut self.store, len).map_err(|e| failure(&mut self.store, self.fuel, during, e))?;
+        let ptr = self.alloc.call(&mut self.store, len).map_err(|e| failure(&mut self.store, during, e))?;
         let data = self.memory.data_mut(&mut self.store);
         if ptr == 0 {
-            return Err(Failure { during, detail: format!("the guest could not allocate {len} bytes (it returned 0)") });
+            return Err(Failure::new(during, FailureKind::BadResult, format!("the guest could not allocate {len} bytes (it returned 0)")));
         }
-        let r = range(data.len(), ptr, len).map_err(|e| Failure { during, detail: format!("returned an unusable buffer: {e}") })?;
+        let r = range(data.len(), ptr, len)
+            .map_err(|e| Failure::new(during, FailureKind::BadResult, format!("returned an unusable buffer: {e}")))?;
         data[r].copy_from_slice(input);
         Ok(ptr)
     }
@@ -278,11 +353,11 @@ impl Guest {
     }
 
     fn last_message(&mut self) -> Result<String, Failure> {
-        let packed = self.message.call(&mut self.store, ()).map_err(|e| failure(&mut self.store, self.fuel, abi::MESSAGE_FN, e))?;
+        let packed = self.message.call(&mut self.store, ()).map_err(|e| failure(&mut self.store, abi::MESSAGE_FN, e))?;
         let (ptr, len) = abi::unpack(packed);
         let data = self.memory.data(&self.store);
         let r = range(data.len(), ptr, len.min(abi::MAX_MESSAGE as u32))
-            .map_err(|e| Failure { during: abi::MESSAGE_FN, detail: format!("returned an unusable message: {e}") })?;
+            .map_err(|e| Failure::new(abi::MESSAGE_FN, FailureKind::BadResult, format!("returned an unusable message: {e}")))?;
         Ok(String::from_utf8_lossy(&data[r]).into_owned())
     }
 }
@@ -292,20 +367,25 @@ fn typed<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
     store: &mut Store<HostState>,
     name: &'static str,
 ) -> Result<TypedFunc<P, R>, Failure> {
-    instance.get_typed_func::<P, R>(&mut *store, name).map_err(|e| Failure { during: name, detail: format!("{e:#}") })
+    instance.get_typed_func::<P, R>(&mut *store, name).map_err(|e| Failure::new(name, FailureKind::BadResult, format!("{e:#}")))
 }
 
 /// Describes a failed call: the host's recorded reason if it trapped the call, else the trap.
-fn failure(store: &mut Store<HostState>, fuel: u64, during: &'static str, e: WtError) -> Failure {
-    if let Some(reason) = store.data_mut().failure.take() {
-        return Failure { during, detail: reason };
+fn failure(store: &mut Store<HostState>, during: &'static str, e: WtError) -> Failure {
+    let caps = store.data().caps;
+    if let Some((kind, reason)) = store.data_mut().failure.take() {
+        return Failure::new(during, kind, reason);
     }
-    let detail = match e.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => format!("ran out of fuel: the call needed more than the limit of {fuel} units"),
-        Some(trap) => trap.to_string(),
-        None => format!("{e:#}"),
+    let (kind, detail) = match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => (FailureKind::OutOfFuel, format!("the call needed more than the limit of {} units", caps.fuel_per_op)),
+        Some(Trap::Interrupt) => (
+            FailureKind::Watchdog,
+            format!("interrupted after about {} ms of wall time (a last-resort guard: fuel did not stop this call)", caps.watchdog_ms),
+        ),
+        Some(trap) => (FailureKind::Trap, trap.to_string().trim_start_matches("wasm trap: ").to_string()),
+        None => (FailureKind::Trap, format!("{e:#}")),
     };
-    Failure { during, detail }
+    Failure::new(during, kind, detail)
 }
 
 /// `ptr..ptr + len` as a range of a memory of `size` bytes, or why it is not one.
@@ -327,10 +407,52 @@ pub(crate) fn linker(engine: &Engine) -> Linker<HostState> {
     l
 }
 
-/// Traps the current call with `reason`, recording it for the report.
-fn trap(caller: &mut Caller<'_, HostState>, reason: String) -> WtError {
-    caller.data_mut().failure = Some(reason.clone());
+/// Traps the current call with `reason`, recording it (and its kind) for the report.
+fn trap(caller: &mut Caller<'_, HostState>, kind: FailureKind, reason: String) -> WtError {
+    caller.data_mut().failure = Some((kind, reason.clone()));
     WtError::msg(reason)
+}
+
+/// Takes `units` of fuel for the host's work in `name`, before doing it; traps (out of fuel) if
+/// the op's allowance has less left.
+fn charge(caller: &mut Caller<'_, HostState>, name: &str, units: u64) -> Result<(), WtError> {
+    let left = caller.get_fuel()?;
+    if units > left {
+        caller.set_fuel(0)?;
+        let limit = caller.data().caps.fuel_per_op;
+        return Err(trap(
+            caller,
+            FailureKind::OutOfFuel,
+            format!("{name} needs {units} units of fuel for the host's work, {left} are left of the op's limit of {limit}"),
+        ));
+    }
+    caller.set_fuel(left - units)
+}
+
+/// Counts one write of `bytes` against the op's caps, before it reaches the table; traps (write
+/// cap) if it would exceed either.
+fn budget_write(caller: &mut Caller<'_, HostState>, name: &str, bytes: u64) -> Result<(), WtError> {
+    let (caps, state) = (caller.data().caps, caller.data());
+    if state.row_writes_left == 0 {
+        let msg = format!(
+            "{name} would be write number {} of this op; the cap is {} writes per op",
+            caps.row_writes_per_op + 1,
+            caps.row_writes_per_op
+        );
+        return Err(trap(caller, FailureKind::WriteCap, msg));
+    }
+    if bytes > state.write_bytes_left {
+        let written = caps.write_bytes_per_op - state.write_bytes_left;
+        let msg = format!(
+            "{name} of {bytes} bytes after {written} bytes written would exceed the cap of {} bytes per op",
+            caps.write_bytes_per_op
+        );
+        return Err(trap(caller, FailureKind::WriteCap, msg));
+    }
+    let state = caller.data_mut();
+    state.row_writes_left -= 1;
+    state.write_bytes_left -= bytes;
+    Ok(())
 }
 
 /// The guest memory and the lent table; traps if called outside `lattice_apply`.
@@ -340,7 +462,7 @@ fn parts<'a>(caller: &mut Caller<'_, HostState>, name: &str) -> Result<(Memory, 
         // SAFETY: `Guest::with_table` set the pointer for the duration of the current call and
         // holds the only `&mut` to the store, so nothing else reaches the table meanwhile.
         (Some(m), Some(t)) => Ok((m, unsafe { &mut *t.as_ptr() })),
-        _ => Err(trap(caller, format!("lattice_table.{name} was called outside lattice_apply"))),
+        _ => Err(trap(caller, FailureKind::BadHostCall, format!("lattice_table.{name} was called outside lattice_apply"))),
     }
 }
 
@@ -354,14 +476,17 @@ fn guest_range(
     len: u32,
 ) -> Result<std::ops::Range<usize>, WtError> {
     let size = memory.data_size(&*caller);
-    range(size, ptr, len).map_err(|e| trap(caller, format!("the guest passed an out-of-range {what} to lattice_table.{name}: {e}")))
+    range(size, ptr, len).map_err(|e| {
+        trap(caller, FailureKind::OutOfBounds, format!("the guest passed an out-of-range {what} to lattice_table.{name}: {e}"))
+    })
 }
 
 fn table_failed(caller: &mut Caller<'_, HostState>, name: &str) -> WtError {
-    trap(caller, format!("the data table failed under lattice_table.{name}"))
+    trap(caller, FailureKind::Storage, format!("the data table failed under lattice_table.{name}"))
 }
 
 fn host_get(mut caller: Caller<'_, HostState>, key_ptr: u32, key_len: u32, dst_ptr: u32, dst_cap: u32) -> wasmtime::Result<i64> {
+    charge(&mut caller, "lattice_table.get", cost::READ_CALL + cost::READ_BYTE * key_len as u64)?;
     let (memory, table) = parts(&mut caller, "get")?;
     let key = guest_range(&mut caller, memory, "get", "key", key_ptr, key_len)?;
     let dst = guest_range(&mut caller, memory, "get", "destination buffer", dst_ptr, dst_cap)?;
@@ -370,6 +495,7 @@ fn host_get(mut caller: Caller<'_, HostState>, key_ptr: u32, key_len: u32, dst_p
         Err(_) => return Err(table_failed(&mut caller, "get")),
     };
     let Some(value) = value else { return Ok(abi::GET_ABSENT) };
+    charge(&mut caller, "lattice_table.get", cost::READ_BYTE * value.len() as u64)?;
     if value.len() <= dst.len() {
         memory.data_mut(&mut caller)[dst.start..dst.start + value.len()].copy_from_slice(&value);
     }
@@ -377,17 +503,18 @@ fn host_get(mut caller: Caller<'_, HostState>, key_ptr: u32, key_len: u32, dst_p
 }
 
 fn host_op_info(mut caller: Caller<'_, HostState>, id_ptr: u32, dst_ptr: u32) -> wasmtime::Result<u32> {
+    charge(&mut caller, "lattice_dag.op_info", cost::READ_CALL)?;
     let (memory, dag) = match (caller.data().memory, caller.data().dag.0) {
         // SAFETY: as in `parts`: set by `Guest::with_lent` for the current call only.
         (Some(m), Some(d)) => (m, unsafe { &mut *d.as_ptr() }),
-        _ => return Err(trap(&mut caller, "lattice_dag.op_info was called outside lattice_apply".to_string())),
+        _ => return Err(trap(&mut caller, FailureKind::BadHostCall, "lattice_dag.op_info was called outside lattice_apply".to_string())),
     };
     let id = guest_range(&mut caller, memory, "op_info", "op id", id_ptr, 32)?;
     let dst = guest_range(&mut caller, memory, "op_info", "destination buffer", dst_ptr, abi::OP_INFO_LEN as u32)?;
     let id: [u8; 32] = memory.data(&caller)[id].try_into().expect("the range is 32 bytes");
     let info = match dag.op_info(&id) {
         Ok(info) => info,
-        Err(_) => return Err(trap(&mut caller, "the op store failed under lattice_dag.op_info".to_string())),
+        Err(_) => return Err(trap(&mut caller, FailureKind::Storage, "the op store failed under lattice_dag.op_info".to_string())),
     };
     let Some((hlc, author)) = info else { return Ok(0) };
     let out = &mut memory.data_mut(&mut caller)[dst];
@@ -398,9 +525,12 @@ fn host_op_info(mut caller: Caller<'_, HostState>, id_ptr: u32, dst_ptr: u32) ->
 }
 
 fn host_put(mut caller: Caller<'_, HostState>, key_ptr: u32, key_len: u32, val_ptr: u32, val_len: u32) -> wasmtime::Result<()> {
+    let bytes = key_len as u64 + val_len as u64;
+    charge(&mut caller, "lattice_table.put", cost::WRITE_CALL + cost::WRITE_BYTE * bytes)?;
     let (memory, table) = parts(&mut caller, "put")?;
     let key = guest_range(&mut caller, memory, "put", "key", key_ptr, key_len)?;
     let value = guest_range(&mut caller, memory, "put", "value", val_ptr, val_len)?;
+    budget_write(&mut caller, "lattice_table.put", bytes)?;
     let data = memory.data(&caller);
     match table.put(&data[key], &data[value]) {
         Ok(()) => Ok(()),
@@ -409,8 +539,10 @@ fn host_put(mut caller: Caller<'_, HostState>, key_ptr: u32, key_len: u32, val_p
 }
 
 fn host_delete(mut caller: Caller<'_, HostState>, key_ptr: u32, key_len: u32) -> wasmtime::Result<()> {
+    charge(&mut caller, "lattice_table.delete", cost::WRITE_CALL + cost::WRITE_BYTE * key_len as u64)?;
     let (memory, table) = parts(&mut caller, "delete")?;
     let key = guest_range(&mut caller, memory, "delete", "key", key_ptr, key_len)?;
+    budget_write(&mut caller, "lattice_table.delete", key_len as u64)?;
     match table.delete(&memory.data(&caller)[key]) {
         Ok(()) => Ok(()),
         Err(_) => Err(table_failed(&mut caller, "delete")),

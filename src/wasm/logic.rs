@@ -2,12 +2,16 @@
 //! [`StoreOpener`] that hands one out per store.
 //!
 //! The guest instance sits behind a mutex (the kernel calls `apply(&self, …)` and a logic is shared
-//! between threads) and is created on first use. Any failure of a guest call — a trap, running out
+//! between threads) and is created on first use. One `WasmLogic` is one instance: every store —
+//! on disk, or in memory for a replay ([`fresh_instance`], called by `MemStore::new`) — gets its
+//! own, so a guest that (against the ABI) keeps state between calls cannot carry it from one
+//! replay into another. Any failure of a guest call — a trap, running out
 //! of fuel, the memory cap, a bad pointer — rejects the op as `host_failure` (the kernel rolls it
 //! back), drops the instance (its memory may be half-written) so the next op starts from a fresh
 //! one, and leaves the reason in [`WasmLogic::last_failure`]. A guest's status codes for a
 //! malformed payload, corrupt state and a refused op map to the same [`ApplyError`]s the native logic returns.
 
+use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use lattice_logic::{ApplyError, Dag, HostError, Op, OpId, StoreLogic, Table};
@@ -36,6 +40,10 @@ impl WasmLogic {
 
     pub fn module(&self) -> &Arc<WasmModule> {
         &self.module
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// Why the last rejected op failed inside or around the guest (a trap, fuel, a limit, a bad
@@ -109,6 +117,26 @@ impl StoreLogic for WasmLogic {
     }
 }
 
+/// `logic` for a new store: a new instance of the same module under the same limits if `logic` is
+/// a Wasm build, else `logic` itself (native logics keep no state).
+pub fn fresh_instance(logic: &Logic) -> Logic {
+    match (&**logic as &dyn Any).downcast_ref::<WasmLogic>() {
+        Some(w) => Arc::new(WasmLogic::new(w.module.clone(), w.limits)),
+        None => logic.clone(),
+    }
+}
+
+/// Why the Wasm guest behind `logic` failed its last call, if `logic` is a Wasm build that failed
+/// (the kernel puts it in the rejection's reason, in place of a bare "host failure").
+pub fn failure_of(logic: &dyn crate::kernel::HostLogic) -> Option<String> {
+    (logic as &dyn Any).downcast_ref::<WasmLogic>().and_then(WasmLogic::last_failure)
+}
+
+/// The limits of `logic` if it is a Wasm build.
+pub fn limits_of(logic: &Logic) -> Option<Limits> {
+    (&**logic as &dyn Any).downcast_ref::<WasmLogic>().map(WasmLogic::limits)
+}
+
 /// Opens stores of one type with one Wasm module; each [`StoreOpener::logic`] call gets its own
 /// instance.
 #[derive(Clone, Debug)]
@@ -124,6 +152,10 @@ impl WasmOpener {
 
     pub fn module(&self) -> &Arc<WasmModule> {
         &self.module
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// A fresh logic with its concrete type (for callers that want [`WasmLogic::last_failure`]).

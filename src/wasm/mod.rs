@@ -31,7 +31,8 @@ use std::str::FromStr;
 
 pub use cas::{RegistryEntry, WasmCache};
 pub use engine::{Limits, WasmModule};
-pub use logic::{WasmLogic, WasmOpener};
+pub use guest::{Failure, FailureKind};
+pub use logic::{failure_of, fresh_instance, limits_of, WasmLogic, WasmOpener};
 
 /// The blake3 digest of a module's bytes: its content address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

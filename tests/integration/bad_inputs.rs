@@ -281,6 +281,21 @@ fn guest(imports: &str, extra: &str, abi: u32, apply: bool) -> Vec<u8> {
     .expect("test WAT parses")
 }
 
+/// A guest declaring `core:kvstore` at schema 2 (its logic is never reached).
+fn kv_schema_2() -> Vec<u8> {
+    wat::parse_str(
+        r#"(module (memory (export "memory") 1) (data (i32.const 16) "core:kvstore")
+  (func (export "lattice_abi_version") (result i32) (i32.const 3))
+  (func (export "lattice_store_type") (result i64) (i64.const 0x0000000c00000010))
+  (func (export "lattice_schema_version") (result i64) (i64.const 2))
+  (func (export "lattice_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "lattice_apply") (param i32 i32) (result i32) (i32.const 0))
+  (func (export "lattice_observe") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "lattice_message") (result i64) (i64.const 0)))"#,
+    )
+    .expect("test WAT parses")
+}
+
 /// `wasm add tmp/<name> --cache tmp/cache` of these bytes.
 fn wasm_add(tmp: &Path, name: &str, bytes: &[u8]) -> Setup {
     let f = tmp.join(name);
@@ -892,6 +907,34 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            "build-other-schema-certify",
+            Build,
+            "`certify --candidate` is a guest declaring `core:kvstore` schema 2; the baseline (and the corpus) are schema 1",
+            2,
+            "v2.wasm: the build implements `core:kvstore` schema 2, but --baseline native is `core:kvstore` schema 1",
+            |t| {
+                let (c, _) = tiny_corpus(t);
+                let b = t.join("v2.wasm");
+                std::fs::write(&b, kv_schema_2()).unwrap();
+                let mut a = args!["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", &b, "--bundled", &c];
+                a.extend(args!["--cases", "0", "--out", t.join("cert.json")]);
+                Setup::new(a)
+            },
+        ),
+        case(
+            "build-other-schema-verify-history",
+            Build,
+            "`open --verify-history --build` of a guest declaring `core:kvstore` schema 2, for a schema-1 store",
+            2,
+            "the build implements `core:kvstore` schema 2, but the store <tmp>/s is `core:kvstore` schema 1",
+            |t| {
+                let dir = store_copy(t, "s");
+                let b = t.join("v2.wasm");
+                std::fs::write(&b, kv_schema_2()).unwrap();
+                Setup::new(args!["open", &dir, "--verify-history", "--build", &b]).keeping(&dir)
+            },
+        ),
+        case(
             "wasm-not-wasm",
             Build,
             "`wasm add` of a text file",
@@ -1042,6 +1085,21 @@ fn cases() -> Vec<Case> {
         case("args-bad-uuid", Args, "`create --id` is not a UUID", 2, "invalid value 'not-a-uuid' for '--id <ID>'", |t| {
             Setup::new(args!["create", t.join("s"), "--type", "core:kvstore", "--id", "not-a-uuid"])
         }),
+        case("args-wasm-fuel-not-a-number", Args, "`--wasm-fuel abc`", 2, "invalid value 'abc' for '--wasm-fuel <UNITS>'", |t| {
+            let (c, g) = tiny_corpus(t);
+            Setup::new(args!["verify", "--corpus", &c, "--golden", &g, "--wasm-fuel", "abc"])
+        }),
+        case(
+            "args-wasm-memory-out-of-range",
+            Args,
+            "`--wasm-memory-mib 5000` (a 32-bit guest memory is at most 4096 MiB)",
+            2,
+            "invalid value '5000' for '--wasm-memory-mib <MIB>': 5000 is not in 1..=4096",
+            |t| {
+                let (c, g) = tiny_corpus(t);
+                Setup::new(args!["verify", "--corpus", &c, "--golden", &g, "--wasm-memory-mib", "5000"])
+            },
+        ),
         case("args-bad-shard", Args, "`verify --shard 0/3`", 2, "--shard 0/3: expected I/N with 1 <= I <= N", |t| {
             verify_edited(t, &["--shard", "0/3"], |_, _| {})
         }),

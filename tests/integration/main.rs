@@ -10,6 +10,7 @@ mod converge;
 mod corpus;
 mod fuzz_inputs;
 mod gen;
+mod hostile;
 mod kill;
 mod lattice;
 mod migrate;

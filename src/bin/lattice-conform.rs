@@ -1124,9 +1124,7 @@ fn history_command(cmd: HistoryCommand) -> anyhow::Result<()> {
 
 /// The form of an existing history file, told from its first byte.
 fn form_of(path: &Path) -> anyhow::Result<&'static str> {
-    let mut first = [0u8; 1];
-    let n = std::fs::File::open(path)?.read(&mut first)?;
-    Ok(if n == 1 && first[0] == history::MAGIC[0] { "lch" } else { "json" })
+    Ok(if history::is_binary(path)? { Form::Binary } else { Form::Json }.extension())
 }
 
 fn verify_history(registry: &Registry, dir: &Path, build: &str, json: bool) -> anyhow::Result<()> {

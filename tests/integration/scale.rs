@@ -164,36 +164,18 @@ fn record_streams_either_form_and_apply_takes_either_form() {
     let hash = |d: &Path| run(["open".as_ref(), d.as_os_str(), "--json".as_ref()]).expect(0).stdout;
     let h = |s: String| serde_json::from_str::<serde_json::Value>(&s).unwrap()["state_hash"].clone();
     assert_eq!(h(hash(&store)), h(hash(&store2)));
+    // `record STORE --corpus c2 --golden g2 --name prod --format FORM`.
+    let record_as_prod = |form: &str| {
+        let (c2, g2) = (tmp.path().join("c2"), tmp.path().join("g2"));
+        let args = ["--corpus".as_ref(), c2.as_os_str(), "--golden".as_ref(), g2.as_os_str(), "--name".as_ref(), "prod".as_ref()];
+        run([["record".as_ref(), store.as_os_str()].as_slice(), &args, &["--format".as_ref(), form.as_ref()]].concat())
+    };
     // record --corpus with --format bin lists a .lch history and its golden verifies.
-    run([
-        "record".as_ref(),
-        store.as_os_str(),
-        "--corpus".as_ref(),
-        tmp.path().join("c2").as_os_str(),
-        "--golden".as_ref(),
-        tmp.path().join("g2").as_os_str(),
-        "--name".as_ref(),
-        "prod".as_ref(),
-        "--format".as_ref(),
-        "bin".as_ref(),
-    ])
-    .expect(0);
+    record_as_prod("bin").expect(0);
     let m = Manifest::load(&tmp.path().join("c2"), false).unwrap();
     assert_eq!(m.files[0].path, "core__kvstore/prod.lch");
     run_in(tmp.path(), ["verify", "--corpus", "c2", "--golden", "g2"]).expect(0);
     // The same name in the other form is refused (bad input: a second form of a listed name).
-    let twice = run([
-        "record".as_ref(),
-        store.as_os_str(),
-        "--corpus".as_ref(),
-        tmp.path().join("c2").as_os_str(),
-        "--golden".as_ref(),
-        tmp.path().join("g2").as_os_str(),
-        "--name".as_ref(),
-        "prod".as_ref(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ])
-    .expect(2);
+    let twice = record_as_prod("json").expect(2);
     assert!(twice.stderr.contains("already listed as core__kvstore/prod.lch"), "{}", twice.stderr);
 }

@@ -154,6 +154,26 @@ impl BuildSpec {
         module.expect_type(store_type, &self.to_string()).map_err(wasm)?;
         Ok(WasmOpener::new(module, limits))
     }
+
+    /// The store type this build can only be run as, when it says so itself: the type a Wasm
+    /// guest declares, or the type whose rule a `native-fault:` fault of a store logic breaks.
+    /// `None` for `native` and for faults of the host's rules (any type). Lets `--type` be left
+    /// out where the build already names it.
+    pub fn declared_type(&self, registry: &Registry) -> Result<Option<String>, BuildError> {
+        let wasm = |source| BuildError::Wasm { build: self.to_string(), source: Box::new(source) };
+        match self {
+            BuildSpec::Native => Ok(None),
+            BuildSpec::NativeFault(name) => {
+                let f = fault::find(name).ok_or_else(|| BuildError::UnknownFault { fault: name.clone(), store_type: String::new() })?;
+                Ok(matches!(f.layer, Layer::Apply | Layer::Read | Layer::Migration).then(|| f.store_type.to_string()))
+            }
+            BuildSpec::WasmFile(path) => Ok(Some(WasmModule::from_file(path).map_err(wasm)?.store_type().to_string())),
+            BuildSpec::Cas(digest) => {
+                let cache = registry.wasm_cache().ok_or_else(|| BuildError::NoWasmCache(self.to_string()))?;
+                Ok(Some(cache.load(digest).map_err(wasm)?.store_type().to_string()))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub mod migrate;
 pub mod op;
 pub mod op_index;
 pub mod output;
+pub mod progress;
 pub mod record;
 pub mod registry;
 pub mod replay;

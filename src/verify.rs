@@ -39,7 +39,7 @@ pub struct VerifyOptions {
     pub jobs: usize,
     /// Run every history even after a failure.
     pub keep_going: bool,
-    /// Show a progress bar on stderr.
+    /// Show a progress bar on stderr (drawn only when [`crate::progress::enable`]d).
     pub progress: bool,
 }
 
@@ -371,9 +371,7 @@ fn progress_bar(show: bool, len: usize) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::new(len as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} histories").expect("valid template"));
-    bar
+    crate::progress::bar("verify", len as u64, "histories")
 }
 
 /// Verifies one history against its golden.

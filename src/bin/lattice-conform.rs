@@ -1,6 +1,6 @@
 //! The `lattice-conform` command line: arguments in, one library call, output and an exit code.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -29,6 +29,9 @@ struct Cli {
     command: Command,
     #[command(flatten)]
     limits: WasmLimitArgs,
+    /// Print failures and errors only: no progress bars, no summaries of work that succeeded.
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
 }
 
 /// Limits of Wasm guests, for every command (each falls back to its environment variable, then
@@ -56,7 +59,10 @@ struct WasmLimitArgs {
 enum Command {
     /// Create an empty store of TYPE in DIR (which must not exist).
     Create {
+        /// The new store's directory (it must not exist).
         dir: PathBuf,
+        /// The store type, fixed for the store's life, e.g. `core:kvstore` (`core:logstore`,
+        /// `core:kvstore-v2`, or a type a Wasm guest in the cache declares).
         #[arg(long = "type")]
         store_type: String,
         /// Store id; a random v4 UUID if omitted.
@@ -65,7 +71,9 @@ enum Command {
     },
     /// Apply the ops of a history file to the store in DIR, resuming after ops already logged.
     Apply {
+        /// The store's directory.
         dir: PathBuf,
+        /// The history file (JSON or binary `.lch`) whose ops are delivered, in file order.
         history: PathBuf,
         /// Create DIR with the history's identity if it does not exist.
         #[arg(long)]
@@ -73,12 +81,15 @@ enum Command {
     },
     /// Print a store's identity without opening its logic or writing anything.
     Peek {
+        /// The store's directory.
         dir: PathBuf,
+        /// Print the identity as one JSON object (docs/FORMAT.md).
         #[arg(long)]
         json: bool,
     },
     /// Open a store through the registry (peek → resolve → open) and print its state hash.
     Open {
+        /// The store's directory.
         dir: PathBuf,
         /// Recompute the state hash from the tables; a mismatch is reported as corrupt (exit 1).
         #[arg(long)]
@@ -95,11 +106,13 @@ enum Command {
         /// The build for --verify-history: `native`, `native-fault:NAME`, a .wasm path, `cas:<digest>`.
         #[arg(long, default_value = "native")]
         build: String,
+        /// Print the result as one JSON object on stdout (and nothing else there).
         #[arg(long)]
         json: bool,
     },
     /// Recreate state.db from log.db (the replaced state.db is kept as state.db.before-rebuild).
     Rebuild {
+        /// The store's directory.
         dir: PathBuf,
         /// Rebuild even when state.db belongs to another store or reflects ops log.db lacks
         /// (those ops are then lost from the rebuilt store; the old state.db is still kept).
@@ -108,7 +121,9 @@ enum Command {
     },
     /// Print the decoded contents of a store's data table.
     Dump {
+        /// The store's directory.
         dir: PathBuf,
+        /// Print the rows as JSON (each decoded beside its hex).
         #[arg(long)]
         json: bool,
     },
@@ -119,6 +134,7 @@ enum Command {
     Corpus(CorpusCommand),
     /// List the seeded semantic faults `--build native-fault:NAME` and `corpus adequacy` inject.
     Faults {
+        /// Print the catalogue as a JSON array.
         #[arg(long)]
         json: bool,
     },
@@ -159,11 +175,20 @@ enum Command {
     /// Wasm guest modules: the content-addressed module cache and its registry file.
     #[command(subcommand)]
     Wasm(WasmCommand),
+    /// Print a shell completion script for lattice-conform on stdout (e.g.
+    /// `lattice-conform completions bash > /etc/bash_completion.d/lattice-conform`).
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = Cli::parse();
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
+    lattice_conform::progress::enable(lattice_conform::progress::wanted(cli.quiet));
     let limits = match wasm_limits(&cli.limits) {
         Ok(l) => l,
         Err(e) => {
@@ -245,7 +270,25 @@ fn run(command: Command, limits: Limits) -> anyhow::Result<()> {
         Command::Verify(args) => verify(&registry, args),
         Command::Report(ReportCommand::Merge { reports, format }) => report_merge(&reports, format),
         Command::Wasm(cmd) => wasm_command(cmd, limits),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "lattice-conform", &mut std::io::stdout());
+            Ok(())
+        }
     }
+}
+
+/// `--quiet`: failures and errors only.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints a line on stdout unless `--quiet` was given: for news of work that succeeded (summaries,
+/// hints), never for failures, errors or the data a command was asked for.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+            println!($($arg)*);
+        }
+    };
 }
 
 fn create(registry: &Registry, dir: &Path, store_type: &str, id: Uuid) -> anyhow::Result<()> {
@@ -446,15 +489,19 @@ struct GenArgs {
     /// Store type to generate for (`core:kvstore`, `core:logstore`).
     #[arg(long = "type", required_unless_present_any = ["check", "lattice_tests"])]
     store_type: Option<String>,
+    /// Seed of the generator; the same arguments always write the same bytes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// How many histories to write.
     #[arg(long, default_value_t = 40)]
     histories: u32,
+    /// Ops per history (a target; a scenario may write a few more or less).
     #[arg(long, default_value_t = 100)]
     ops: u32,
     /// One scenario; by default every scenario of the type in turn.
     #[arg(long)]
     scenario: Option<String>,
+    /// The corpus directory written into (histories under <type>/, and manifest.json).
     #[arg(long, default_value = "corpus")]
     out: PathBuf,
     /// Regenerate every committed history of --out from its provenance and compare bytes.
@@ -477,6 +524,7 @@ struct GenArgs {
 enum CorpusCommand {
     /// Print the coverage table (scenario × type → histories, ops).
     Stats {
+        /// The corpus directory.
         #[arg(long, default_value = "corpus")]
         corpus: PathBuf,
     },
@@ -487,8 +535,10 @@ enum CorpusCommand {
 
 #[derive(clap::Args)]
 struct AdequacyArgs {
+    /// The corpus directory.
     #[arg(long, default_value = "corpus")]
     corpus: PathBuf,
+    /// The golden directory (history goldens, and migration goldens under migrations/).
     #[arg(long, default_value = "golden")]
     golden: PathBuf,
     /// Only these faults (repeatable); default: every fault of `lattice-conform faults`.
@@ -580,12 +630,12 @@ fn gen(args: GenArgs) -> anyhow::Result<()> {
         if !drift.is_empty() {
             anyhow::bail!(CheckFailed(format!("{} of {checked} generated histories no longer regenerate byte for byte", drift.len())));
         }
-        println!("gen --check: {checked} generated histories regenerate byte for byte");
+        say!("gen --check: {checked} generated histories regenerate byte for byte");
         return Ok(());
     }
     if args.lattice_tests {
         let n = corpus::write_lattice_tests(&args.out)?;
-        println!("gen --lattice-tests: wrote {n} histories from {}", args.out.join(corpus::lattice::FILE).display());
+        say!("gen --lattice-tests: wrote {n} histories from {}", args.out.join(corpus::lattice::FILE).display());
         return Ok(());
     }
     let store_type = args.store_type.expect("clap requires --type without --check or --lattice-tests");
@@ -599,7 +649,9 @@ fn gen(args: GenArgs) -> anyhow::Result<()> {
         synthetic: args.synthetic,
     };
     let cov = corpus::generate_into(&args.out, &req)?;
-    print!("{}", corpus::coverage_table(&cov));
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        print!("{}", corpus::coverage_table(&cov));
+    }
     Ok(())
 }
 
@@ -704,12 +756,15 @@ fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
     opts.corpus = args.corpus;
     opts.golden = args.golden;
     opts.build = args.build.parse()?;
-    opts.store_type = args.store_type;
+    opts.store_type = match args.store_type {
+        Some(t) => Some(t),
+        None => opts.build.declared_type(registry)?,
+    };
     opts.filter = args.filter;
     opts.shard = args.shard.as_deref().map(lattice_conform::verify::parse_shard).transpose()?;
     opts.jobs = args.jobs.unwrap_or(opts.jobs).max(1);
     opts.keep_going = args.keep_going;
-    opts.progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    opts.progress = lattice_conform::progress::enabled();
     if args.orders > 0 {
         lattice_conform::output::check_dir(&args.counterexamples)?;
     }
@@ -882,10 +937,14 @@ fn bless_migrations(registry: &Registry, corpus: &Path, golden: &Path, accept: b
 
 #[derive(clap::Args)]
 struct CertifyArgs {
-    #[arg(long = "type", required_unless_present = "check")]
+    /// The store type both builds implement; default: the type a Wasm build declares (or a
+    /// `native-fault:` fault's type).
+    #[arg(long = "type")]
     store_type: Option<String>,
+    /// The build in production: `native`, `native-fault:NAME`, a .wasm path or `cas:<digest>`.
     #[arg(long, required_unless_present = "check")]
     baseline: Option<String>,
+    /// The hot-fix build to certify against --baseline (same forms).
     #[arg(long, required_unless_present = "check")]
     candidate: Option<String>,
     /// The bundled corpus (phase 1).
@@ -932,10 +991,16 @@ fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {
     }
     lattice_conform::output::check_file(&args.out, args.force)?;
     lattice_conform::output::check_file(&args.counterexample, args.force)?;
+    let baseline: lattice_conform::build::BuildSpec = args.baseline.expect("clap").parse()?;
+    let candidate: lattice_conform::build::BuildSpec = args.candidate.expect("clap").parse()?;
+    let store_type = match args.store_type {
+        Some(t) => t,
+        None => infer_certify_type(registry, &baseline, &candidate)?,
+    };
     let opts = c::CertifyOptions {
-        store_type: args.store_type.expect("clap"),
-        baseline: args.baseline.expect("clap").parse()?,
-        candidate: args.candidate.expect("clap").parse()?,
+        store_type,
+        baseline,
+        candidate,
         corpora: std::iter::once(args.bundled).chain(args.corpus).collect(),
         cases: args.cases,
         seed: args.seed,
@@ -956,6 +1021,24 @@ fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {
             print!("{text}");
             anyhow::bail!(CheckFailed(format!("{} is not hash-equivalent to {}", opts.candidate, opts.baseline)))
         }
+    }
+}
+
+/// The store type `certify` runs when `--type` is left out: the one the builds declare, which
+/// must agree when both declare one.
+fn infer_certify_type(
+    registry: &Registry,
+    baseline: &lattice_conform::build::BuildSpec,
+    candidate: &lattice_conform::build::BuildSpec,
+) -> anyhow::Result<String> {
+    match (baseline.declared_type(registry)?, candidate.declared_type(registry)?) {
+        (Some(b), Some(c)) if b != c => {
+            anyhow::bail!("--baseline {baseline} implements `{b}` but --candidate {candidate} implements `{c}`: a hot fix keeps its store type")
+        }
+        (Some(t), _) | (None, Some(t)) => Ok(t),
+        (None, None) => anyhow::bail!(
+            "--type is needed: neither --baseline {baseline} nor --candidate {candidate} declares a store type (only Wasm builds and store-logic faults do)"
+        ),
     }
 }
 
@@ -1175,6 +1258,7 @@ enum WasmCommand {
     /// Check FILE as a guest module, store it in the cache by digest and register it for the
     /// store type and schema version it declares.
     Add {
+        /// The guest module (a .wasm file).
         file: PathBuf,
         /// The cache directory (default: $LATTICE_WASM_CACHE).
         #[arg(long)]
@@ -1187,7 +1271,10 @@ enum WasmCommand {
         cache: Option<PathBuf>,
     },
     /// Print the blake3 digest of each FILE (b3sum format: digest, two spaces, name).
-    Digest { files: Vec<PathBuf> },
+    Digest {
+        /// The files to digest.
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Attaches the Wasm cache named by $LATTICE_WASM_CACHE (its guests run under the registry's limits).
@@ -1269,4 +1356,36 @@ fn wasm_digest(files: &[PathBuf]) -> anyhow::Result<()> {
         println!("{}  {}", lattice_conform::wasm::Digest::of(&bytes), file.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every subcommand, option and positional argument a user can see explains itself in `--help`
+    /// (the bad input tried: any argument added without a doc comment fails this test by name).
+    #[test]
+    fn every_option_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && !arg.is_hide_set() && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path}: {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(format!("{sub_path}: (the subcommand itself)"));
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&cli, "lattice-conform", &mut missing);
+        assert!(missing.is_empty(), "{} options or arguments have no help text:\n{}", missing.len(), missing.join("\n"));
+    }
 }

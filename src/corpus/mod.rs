@@ -281,7 +281,9 @@ pub fn generate_into(out: &Path, req: &GenRequest) -> Result<Coverage, CorpusErr
     let dir = type_dir(&req.store_type)?;
     let mut manifest = Manifest::load(out, true)?;
     let mut cov = Coverage::new();
+    let bar = crate::progress::bar("gen", u64::from(req.histories), "histories");
     for i in 0..req.histories {
+        bar.inc(1);
         let scenario = chosen[i as usize % chosen.len()];
         let history = gen::generate(scenario, req.seed, i, req.ops);
         let rel = format!("{dir}/{}.{}", gen::history_name(scenario.name, req.seed, i), req.form.extension());
@@ -306,7 +308,9 @@ fn generate_synthetic(out: &Path, req: &GenRequest) -> Result<Coverage, CorpusEr
     let dir = type_dir(&req.store_type)?;
     let mut manifest = Manifest::load(out, true)?;
     let mut cov = Coverage::new();
+    let bar = crate::progress::bar("gen --synthetic", u64::from(req.histories), "histories");
     for i in 0..req.histories {
+        bar.inc(1);
         let rel = format!("{dir}/{}.{}", gen::history_name(synthetic::SCENARIO, req.seed, i), req.form.extension());
         let written = synthetic::write_history(&out.join(&rel), req.form, kind, req.seed, i, req.ops)?;
         let e = cov.entry((req.store_type.clone(), synthetic::SCENARIO.to_string())).or_default();
@@ -378,7 +382,9 @@ pub fn check_generated(dir: &Path) -> Result<(Vec<Drift>, usize), CorpusError> {
     let mut drift = Vec::new();
     let mut checked = 0;
     let mut lattice_tests: Option<lattice::TestFile> = None;
+    let bar = crate::progress::bar("gen --check", manifest.files.len() as u64, "histories");
     for entry in &manifest.files {
+        bar.inc(1);
         let path = dir.join(&entry.path);
         // Read only the header, so an edit that breaks the ops is reported as drift.
         let header = match crate::history::open(&path) {

@@ -1,0 +1,99 @@
+//! #16, the lead's part: shell completions, `--type` inferred from the build, `--quiet` and
+//! progress that stays off the pipes — all through the real binary.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use crate::util::{run_in, Run};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn guest(name: &str) -> PathBuf {
+    root().join("guests/dist").join(format!("{name}.wasm"))
+}
+
+fn at_root<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Run {
+    run_in(root(), args)
+}
+
+/// The ids of a JSON verify report's results.
+fn result_ids(stdout: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}"));
+    v["results"].as_array().expect("results").iter().map(|r| r["id"].as_str().expect("id").to_string()).collect()
+}
+
+#[test]
+fn completions_are_printed_for_every_supported_shell_and_an_unknown_shell_is_refused() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = at_root(["completions", shell]).expect(0);
+        for word in ["lattice-conform", "verify", "certify", "completions", "quiet", "shard"] {
+            assert!(out.stdout.contains(word), "{shell} completions lack {word}");
+        }
+        assert!(out.stderr.is_empty(), "{shell}: {}", out.stderr);
+    }
+    // Bad input: a shell clap_complete does not know.
+    let bad = at_root(["completions", "tcsh"]).expect(2);
+    assert!(bad.stderr.contains("tcsh"), "{}", bad.stderr);
+}
+
+#[test]
+fn verify_runs_a_wasm_guest_on_the_type_it_declares_without_type() {
+    // `*/lattice-*` selects histories of several types; a kvstore guest runs only the kvstore ones.
+    let out =
+        at_root(["verify", "--build", guest("core-kvstore").to_str().unwrap(), "--filter", "*/lattice-*", "--format", "json"]).expect(0);
+    let ids = result_ids(&out.stdout);
+    assert!(!ids.is_empty());
+    assert!(ids.iter().all(|id| id.starts_with("core:kvstore/")), "{ids:?}");
+}
+
+#[test]
+fn verify_runs_a_store_logic_fault_on_its_own_type_without_type() {
+    // Before: the logstore histories refused the kvstore fault (exit 2). Now only kvstore
+    // histories run and the fault is caught (exit 1).
+    let out = at_root(["verify", "--build", "native-fault:forget-one-head", "--filter", "*/lattice-*", "--keep-going", "--format", "json"])
+        .expect(1);
+    let ids = result_ids(&out.stdout);
+    assert!(ids.iter().all(|id| id.starts_with("core:kvstore/")), "{ids:?}");
+}
+
+#[test]
+fn certify_takes_the_type_from_the_builds_and_refuses_builds_of_two_types_or_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    let gen = ["gen", "--type", "core:kvstore", "--histories", "2", "--ops", "20", "--out", corpus.to_str().unwrap()];
+    run_in(tmp.path(), gen).expect(0);
+    let kv = guest("core-kvstore");
+    let small = guest("core-kvstore-small");
+    let certify = |baseline: &Path, candidate: &Path, extra: &[&str]| {
+        let mut args: Vec<&OsStr> = ["certify", "--cases", "3", "--bundled"].iter().map(OsStr::new).collect();
+        args.extend([corpus.as_os_str(), OsStr::new("--baseline"), baseline.as_os_str(), OsStr::new("--candidate"), candidate.as_os_str()]);
+        args.extend(extra.iter().map(OsStr::new));
+        run_in(tmp.path(), args)
+    };
+    let out = certify(&kv, &small, &[]).expect(0);
+    assert!(out.stdout.contains("equivalent on "), "{}", out.stdout);
+    let cert: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("certificate.json")).unwrap()).unwrap();
+    assert_eq!(cert["store_type"], "core:kvstore", "{cert}");
+    // Bad input: a kvstore baseline and a logstore candidate.
+    let two = certify(&kv, &guest("core-logstore"), &["--out", "other.json"]).expect(2);
+    assert!(two.stderr.contains("a hot fix keeps its store type"), "{}", two.stderr);
+    // Bad input: two native builds, which declare nothing.
+    let none = certify(Path::new("native"), Path::new("native"), &["--out", "none.json"]).expect(2);
+    assert!(none.stderr.contains("--type is needed"), "{}", none.stderr);
+    assert!(!tmp.path().join("other.json").exists() && !tmp.path().join("none.json").exists(), "a refused certify writes nothing");
+}
+
+#[test]
+fn bars_never_reach_a_pipe_and_quiet_prints_only_failures() {
+    // stdout and stderr are pipes here: no bar, no escape codes.
+    let out = at_root(["verify", "--filter", "core:logstore/lattice-*"]).expect(0);
+    assert!(!out.stderr.contains('\u{1b}') && !out.stdout.contains('\u{1b}'), "{}", out.stderr);
+    assert!(!out.stdout.is_empty(), "a passing verify says so");
+    let quiet = at_root(["verify", "--quiet", "--filter", "core:logstore/lattice-*"]).expect(0);
+    assert_eq!(quiet.stdout, "", "--quiet: nothing on success");
+    // A failure is still printed under --quiet.
+    let failing = at_root(["--quiet", "verify", "--build", "native-fault:forget-one-head", "--filter", "core:kvstore/lattice-*"]).expect(1);
+    assert!(failing.stdout.contains("FAIL") || failing.stdout.contains("fail"), "{}", failing.stdout);
+}

@@ -97,3 +97,47 @@ fn bars_never_reach_a_pipe_and_quiet_prints_only_failures() {
     let failing = at_root(["--quiet", "verify", "--build", "native-fault:forget-one-head", "--filter", "core:kvstore/lattice-*"]).expect(1);
     assert!(failing.stdout.contains("FAIL") || failing.stdout.contains("fail"), "{}", failing.stdout);
 }
+
+/// Every command that takes `--json` prints one JSON document on stdout and nothing else, on
+/// success and, where the command can refuse, on refusal too (the bad input tried: a build that
+/// does not reproduce the store, for `open --verify-history`).
+#[test]
+fn json_output_is_pure_json_on_stdout_for_every_command_that_has_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = crate::util::example_store(tmp.path());
+    let s = store.to_str().unwrap();
+    let pure = |args: &[&str], code: i32| {
+        let out = run_in(tmp.path(), args).expect(code);
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(&out.stdout);
+        assert!(parsed.is_ok(), "`{}` printed more than JSON on stdout:\n{}", args.join(" "), out.stdout);
+        parsed.unwrap()
+    };
+    assert!(pure(&["peek", s, "--json"], 0)["store_type"].is_string());
+    assert!(pure(&["open", s, "--json"], 0)["state_hash"].is_string());
+    pure(&["open", s, "--verify", "--deep", "--json"], 0);
+    pure(&["open", s, "--verify-history", "--json"], 0);
+    let changed = guest("core-kvstore-forget-one-head");
+    pure(&["open", s, "--verify-history", "--build", changed.to_str().unwrap(), "--json"], 1);
+    pure(&["dump", s, "--json"], 0);
+    pure(&["faults", "--json"], 0);
+    let corpus = root().join("corpus");
+    let golden = root().join("golden");
+    let adequacy = [
+        "corpus",
+        "adequacy",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--golden",
+        golden.to_str().unwrap(),
+        "--fault",
+        "kv-strict-greater",
+        "--filter",
+        "*/lattice-*",
+        "--orders",
+        "0",
+        "--min-kills",
+        "1",
+        "--json",
+    ];
+    pure(&adequacy, 0);
+}

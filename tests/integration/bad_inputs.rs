@@ -922,6 +922,33 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            "certify-builds-of-two-types",
+            Build,
+            "`certify` without `--type`, a `core:kvstore` guest as baseline and a `core:logstore` guest as candidate",
+            2,
+            "implements `core:logstore`: a hot fix keeps its store type",
+            |t| {
+                let (c, _) = tiny_corpus(t);
+                let (kv, log) = (root().join("guests/dist/core-kvstore.wasm"), root().join("guests/dist/core-logstore.wasm"));
+                let mut a = args!["certify", "--baseline", &kv, "--candidate", &log, "--bundled", &c];
+                a.extend(args!["--cases", "0", "--out", t.join("cert.json")]);
+                Setup::new(a)
+            },
+        ),
+        case(
+            "certify-no-type-anywhere",
+            Build,
+            "`certify` without `--type`, both builds native (neither declares a store type)",
+            2,
+            "--type is needed: neither --baseline native nor --candidate native declares a store type",
+            |t| {
+                let (c, _) = tiny_corpus(t);
+                let mut a = args!["certify", "--baseline", "native", "--candidate", "native", "--bundled", &c];
+                a.extend(args!["--cases", "0", "--out", t.join("cert.json")]);
+                Setup::new(a)
+            },
+        ),
+        case(
             "build-other-schema-verify-history",
             Build,
             "`open --verify-history --build` of a guest declaring `core:kvstore` schema 2, for a schema-1 store",
@@ -1081,6 +1108,9 @@ fn cases() -> Vec<Case> {
         // ---- command-line arguments
         case("args-unknown-command", Args, "an unknown subcommand", 2, "unrecognized subcommand 'frobnicate'", |_| {
             Setup::new(args!["frobnicate"])
+        }),
+        case("args-completions-unknown-shell", Args, "`completions tcsh` (a shell clap_complete does not support)", 2, "invalid value 'tcsh' for '<SHELL>'", |_| {
+            Setup::new(args!["completions", "tcsh"])
         }),
         case("args-bad-uuid", Args, "`create --id` is not a UUID", 2, "invalid value 'not-a-uuid' for '--id <ID>'", |t| {
             Setup::new(args!["create", t.join("s"), "--type", "core:kvstore", "--id", "not-a-uuid"])

@@ -18,3 +18,4 @@ mod props;
 mod scale;
 mod util;
 mod wasm;
+mod workflow_friction;

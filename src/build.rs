@@ -80,7 +80,9 @@ impl FromStr for BuildSpec {
         match s.split_once(':') {
             None if s == "native" => Ok(BuildSpec::Native),
             Some(("native-fault", name)) if !name.is_empty() => Ok(BuildSpec::NativeFault(name.to_string())),
-            Some(("cas", digest)) if digest.len() == 64 => digest.parse().map(BuildSpec::Cas).map_err(|_| BuildError::BadSpec(s.to_string())),
+            Some(("cas", digest)) if digest.len() == 64 => {
+                digest.parse().map(BuildSpec::Cas).map_err(|_| BuildError::BadSpec(s.to_string()))
+            }
             Some(("cas", prefix)) if !prefix.is_empty() && prefix.len() < 64 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 match prefix.to_ascii_lowercase() {
                     p if p.len() < MIN_CAS_PREFIX => Err(BuildError::CasPrefixTooShort { prefix: p }),

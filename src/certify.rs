@@ -507,7 +507,9 @@ fn locate_build(
     let cache = registry.wasm_cache();
     let no_cache = || "in no Wasm cache (none is configured: set LATTICE_WASM_CACHE)".to_string();
     match spec {
-        BuildSpec::Native | BuildSpec::NativeFault(_) => Ok((spec.clone(), build_id(spec)?.blake3, "this lattice-conform executable".into())),
+        BuildSpec::Native | BuildSpec::NativeFault(_) => {
+            Ok((spec.clone(), build_id(spec)?.blake3, "this lattice-conform executable".into()))
+        }
         BuildSpec::Cas(_) | BuildSpec::CasPrefix(_) => {
             let Some(cache) = cache else { return Err(missing(vec![no_cache()])) };
             let digest = match spec.resolve(registry) {

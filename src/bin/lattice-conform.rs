@@ -851,13 +851,7 @@ fn migrate(registry: &Registry, args: MigrateArgs) -> anyhow::Result<()> {
     if args.json {
         print_json(&m::MigrateJson::new(&o, checks.as_deref(), written.as_deref()))?;
     } else {
-        println!(
-            "migrated {} → {} in {}; state hash {}",
-            o.source,
-            o.target,
-            m::plural(o.ops, "op", "ops"),
-            o.target_state_hash
-        );
+        println!("migrated {} → {} in {}; state hash {}", o.source, o.target, m::plural(o.ops, "op", "ops"), o.target_state_hash);
         println!("keys: {}", o.keys.summary());
         for (i, c) in checks.iter().flatten().enumerate() {
             println!("check {}: {:<28} {}  {}", i + 1, c.name, if c.ok { "ok  " } else { "FAIL" }, c.detail);

@@ -1270,7 +1270,8 @@ fn run_case(c: &Case) -> Result<Row, String> {
     }
     let first = stderr.lines().next().unwrap_or("").to_string();
     let command: Vec<String> = setup.args.iter().map(|a| shell_word(&normalise(&a.to_string_lossy(), t))).collect();
-    let env = setup.wasm_cache.as_ref().map_or(String::new(), |c| format!("LATTICE_WASM_CACHE={} ", normalise(&c.display().to_string(), t)));
+    let env =
+        setup.wasm_cache.as_ref().map_or(String::new(), |c| format!("LATTICE_WASM_CACHE={} ", normalise(&c.display().to_string(), t)));
     let line = format!(
         "| {} | {} | {} | {} |",
         c.what.replace('|', "\\|"),

@@ -163,7 +163,20 @@ fn certify_json_reports_a_divergence_as_pure_json() {
     let tmp = tempfile::tempdir().unwrap();
     let faulty = guest("core-kvstore-forget-one-head").display().to_string();
     let corpus = root().join("corpus").display().to_string();
-    let args = ["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", &faulty, "--bundled", &corpus, "--cases", "0", "--json"];
+    let args = [
+        "certify",
+        "--type",
+        "core:kvstore",
+        "--baseline",
+        "native",
+        "--candidate",
+        &faulty,
+        "--bundled",
+        &corpus,
+        "--cases",
+        "0",
+        "--json",
+    ];
     let out = run_at(tmp.path(), None, &args).expect(1);
     let v = json(&out);
     assert_eq!(v["verdict"].as_str(), Some("diverged"));
@@ -236,7 +249,13 @@ fn store_with_deletes(tmp: &Path) -> PathBuf {
         causal_deps: vec![],
         payload: kv::encode_payload(&[put("c", "4")]),
     };
-    let h = History { store_id: id, store_type: kv::STORE_TYPE.into(), schema_version: 1, provenance: None, ops: vec![first, deletes, concurrent] };
+    let h = History {
+        store_id: id,
+        store_type: kv::STORE_TYPE.into(),
+        schema_version: 1,
+        provenance: None,
+        ops: vec![first, deletes, concurrent],
+    };
     let file = tmp.join("deletes.json");
     std::fs::write(&file, h.to_json()).unwrap();
     let dir = tmp.join("with-deletes");
@@ -258,7 +277,12 @@ fn migrate_dry_run_needs_no_destination_and_its_summary_accounts_for_every_sourc
         "{}",
         human.stdout
     );
-    assert!(human.stdout.contains("1 live key compared, each reads the same") && human.stdout.contains("(2 tombstones dropped, 0 unreadable rows dropped)"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("1 live key compared, each reads the same")
+            && human.stdout.contains("(2 tombstones dropped, 0 unreadable rows dropped)"),
+        "{}",
+        human.stdout
+    );
     assert!(human.stdout.contains("in 1 op;") && human.stdout.ends_with("dry run: nothing was written\n"), "{}", human.stdout);
     let names: Vec<String> = std::fs::read_dir(t).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names.len(), 2, "only the source and its history: {names:?}");
@@ -293,7 +317,10 @@ fn migrate_dry_run_needs_no_destination_and_its_summary_accounts_for_every_sourc
     assert_eq!((v["destination"].as_str(), v["checks"].is_null(), v["ops"].as_u64()), (Some(dst.as_str()), true, Some(1)));
     assert_eq!(v["target"]["store_type"].as_str(), Some("core:kvstore-v2"));
     let v = json(&run(&["audit", &dst, "--json"]).expect(0));
-    assert_eq!((v["format"].as_str(), v["clean"].as_bool(), v["findings"].as_array().map(Vec::len)), (Some("lattice-conform/audit"), Some(true), Some(0)));
+    assert_eq!(
+        (v["format"].as_str(), v["clean"].as_bool(), v["findings"].as_array().map(Vec::len)),
+        (Some("lattice-conform/audit"), Some(true), Some(0))
+    );
     let v = json(&run(&["migrate", "--list", "--json"]).expect(0));
     assert_eq!(v["migrations"][0]["target_type"].as_str(), Some("core:kvstore-v2"));
 }

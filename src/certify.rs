@@ -527,8 +527,8 @@ fn locate_build(
             if recorded.is_absolute() {
                 places.push(recorded.clone());
             } else {
-                places.push(cert_dir.join(recorded));
-                if legacy {
+                places.push(if cert_dir == Path::new(".") { recorded.clone() } else { cert_dir.join(recorded) });
+                if legacy && !places.contains(recorded) {
                     places.push(recorded.clone());
                 }
             }

@@ -361,3 +361,28 @@ fn verify_history_json_is_pure_and_a_refusal_blames_the_build_not_the_store() {
     let v = json(&run(&["open", &d, "--verify-history", "--json"]).expect(0));
     assert_eq!(v["store_type"].as_str(), Some("core:kvstore"));
 }
+
+#[test]
+fn a_version_1_certificate_is_still_checked_with_its_build_relative_to_the_working_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let corpus = t.join("corpus");
+    small_corpus(&corpus);
+    std::fs::create_dir_all(t.join("bundle")).unwrap();
+    std::fs::create_dir_all(t.join("certs")).unwrap();
+    std::fs::copy(guest("core-kvstore"), t.join("bundle/cand.wasm")).unwrap();
+    let c = corpus.display().to_string();
+    let args = ["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", "bundle/cand.wasm", "--bundled", &c];
+    let args: Vec<&str> = args.into_iter().chain(["--cases", "1", "--out", "certs/cert.json"]).collect();
+    run_at(t, None, &args).expect(0);
+    let text = std::fs::read_to_string(t.join("certs/cert.json")).unwrap();
+    assert!(text.contains("\"build\": \"../bundle/cand.wasm\""), "{text}");
+    // What version 1 wrote: the same fields, the path as given (relative to the working directory).
+    let v1 = text.replace("\"format_version\": 2", "\"format_version\": 1").replace("../bundle/cand.wasm", "bundle/cand.wasm");
+    std::fs::write(t.join("certs/cert.json"), &v1).unwrap();
+    let v = json(&run_at(t, None, &["certify", "--check", "certs/cert.json", "--json"]).expect(0));
+    assert_eq!(v["inputs"][1]["found"].as_str(), Some("bundle/cand.wasm"), "{v}");
+    // From elsewhere the version-1 path does not resolve: exit 2, both places named.
+    let gone = run_at(&t.join("certs"), None, &["certify", "--check", "cert.json"]).expect(2);
+    assert!(gone.stderr.contains("cannot be found: looked at bundle/cand.wasm; in no Wasm cache"), "{}", gone.stderr);
+}

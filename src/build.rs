@@ -4,7 +4,9 @@
 //! fault of the catalogue ([`crate::fault`], `lattice-conform faults`) injected — in the logic, or
 //! in the host's delivery, projection or hash rules (for testing what verification catches). Wasm builds
 //! run a guest module on the Wasm host: a path to a `.wasm` file, or `cas:<digest>` for a module in
-//! the registry's Wasm cache. A Wasm build must declare the store type it is asked to run.
+//! the registry's Wasm cache — the whole digest (64 hex digits) or a prefix of at least
+//! [`MIN_CAS_PREFIX`] digits that names exactly one blob of the cache. A Wasm build must declare
+//! the store type it is asked to run.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -15,6 +17,10 @@ use crate::registry::{Registry, RegistryError};
 use crate::replay::HostFaults;
 use crate::store::Logic;
 use crate::wasm::{Digest, WasmError, WasmModule, WasmOpener};
+
+/// The fewest hex digits a `cas:` prefix may have (8 digits: 32 bits, so a cache of thousands of
+/// modules rarely holds two under one prefix, and a typo rarely names another module).
+pub const MIN_CAS_PREFIX: usize = 8;
 
 /// A `--build` argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +34,9 @@ pub enum BuildSpec {
     WasmFile(PathBuf),
     /// A Wasm guest module from the registry's Wasm cache, by blake3 digest (`cas:<64 hex>`).
     Cas(Digest),
+    /// A Wasm guest module from the Wasm cache by a prefix of its digest (`cas:<8 to 63 hex>`,
+    /// lowercase); [`BuildSpec::resolve`] turns it into [`BuildSpec::Cas`].
+    CasPrefix(String),
 }
 
 /// Why a build could not be resolved.
@@ -48,6 +57,12 @@ pub enum BuildError {
     Registry(#[from] RegistryError),
     #[error("--build {0}: no Wasm cache is configured to look the digest up in (set LATTICE_WASM_CACHE)")]
     NoWasmCache(String),
+    #[error("--build cas:{prefix}: a digest prefix needs at least {MIN_CAS_PREFIX} hex digits (it has {}); `lattice-conform wasm list` shows the digests", .prefix.len())]
+    CasPrefixTooShort { prefix: String },
+    #[error("--build cas:{prefix}: no module in the Wasm cache {} has a digest starting with `{prefix}`", .cache.display())]
+    CasPrefixNotFound { prefix: String, cache: PathBuf },
+    #[error("--build cas:{prefix}: ambiguous, {} modules in the Wasm cache {} have a digest starting with it: {}; give more digits", .candidates.len(), .cache.display(), .candidates.join(", "))]
+    CasPrefixAmbiguous { prefix: String, cache: PathBuf, candidates: Vec<String> },
     #[error("{build}: the build implements `{found}` schema {found_schema}, but {against} is `{expected}` schema {expected_schema}")]
     IdentityMismatch { build: String, found: String, found_schema: u64, against: String, expected: String, expected_schema: u64 },
     #[error("--build")]
@@ -65,7 +80,16 @@ impl FromStr for BuildSpec {
         match s.split_once(':') {
             None if s == "native" => Ok(BuildSpec::Native),
             Some(("native-fault", name)) if !name.is_empty() => Ok(BuildSpec::NativeFault(name.to_string())),
-            Some(("cas", digest)) => digest.parse().map(BuildSpec::Cas).map_err(|_| BuildError::BadSpec(s.to_string())),
+            Some(("cas", digest)) if digest.len() == 64 => {
+                digest.parse().map(BuildSpec::Cas).map_err(|_| BuildError::BadSpec(s.to_string()))
+            }
+            Some(("cas", prefix)) if !prefix.is_empty() && prefix.len() < 64 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                match prefix.to_ascii_lowercase() {
+                    p if p.len() < MIN_CAS_PREFIX => Err(BuildError::CasPrefixTooShort { prefix: p }),
+                    p => Ok(BuildSpec::CasPrefix(p)),
+                }
+            }
+            Some(("cas", _)) => Err(BuildError::BadSpec(s.to_string())),
             _ if s.ends_with(".wasm") => Ok(BuildSpec::WasmFile(PathBuf::from(s))),
             _ => Err(BuildError::BadSpec(s.to_string())),
         }
@@ -79,6 +103,7 @@ impl fmt::Display for BuildSpec {
             BuildSpec::NativeFault(name) => write!(f, "native-fault:{name}"),
             BuildSpec::WasmFile(path) => write!(f, "{}", path.display()),
             BuildSpec::Cas(digest) => write!(f, "cas:{digest}"),
+            BuildSpec::CasPrefix(prefix) => write!(f, "cas:{prefix}"),
         }
     }
 }
@@ -94,7 +119,7 @@ impl BuildSpec {
                 (logic, faults) if faults == HostFaults::default() => Ok(logic),
                 _ => Err(BuildError::HostFault { fault: name.clone(), layer: fault::find(name).map_or("host", |f| f.layer.as_str()) }),
             },
-            BuildSpec::WasmFile(_) | BuildSpec::Cas(_) => Ok(self.wasm_opener(store_type, registry)?.logic()),
+            BuildSpec::WasmFile(_) | BuildSpec::Cas(_) | BuildSpec::CasPrefix(_) => Ok(self.wasm_opener(store_type, registry)?.logic()),
         }
     }
 
@@ -136,7 +161,26 @@ impl BuildSpec {
 
     /// Whether this is a Wasm build (its guests run under the registry's [`crate::wasm::Limits`]).
     pub fn is_wasm(&self) -> bool {
-        matches!(self, BuildSpec::WasmFile(_) | BuildSpec::Cas(_))
+        matches!(self, BuildSpec::WasmFile(_) | BuildSpec::Cas(_) | BuildSpec::CasPrefix(_))
+    }
+
+    /// This build with a `cas:` prefix replaced by the one digest of the registry's Wasm cache it
+    /// names; other builds as they are. No match, or more than one, is an error naming the cache
+    /// (and the candidates).
+    pub fn resolve(&self, registry: &Registry) -> Result<BuildSpec, BuildError> {
+        let BuildSpec::CasPrefix(prefix) = self else { return Ok(self.clone()) };
+        let cache = registry.wasm_cache().ok_or_else(|| BuildError::NoWasmCache(self.to_string()))?;
+        let wasm = |source| BuildError::Wasm { build: self.to_string(), source: Box::new(source) };
+        let found = cache.blobs_with_prefix(prefix).map_err(wasm)?;
+        match found.as_slice() {
+            [one] => Ok(BuildSpec::Cas(*one)),
+            [] => Err(BuildError::CasPrefixNotFound { prefix: prefix.clone(), cache: cache.dir().to_path_buf() }),
+            many => Err(BuildError::CasPrefixAmbiguous {
+                prefix: prefix.clone(),
+                cache: cache.dir().to_path_buf(),
+                candidates: many.iter().map(|d| d.to_string()).collect(),
+            }),
+        }
     }
 
     /// The opener of a Wasm build, checked to declare `store_type`.
@@ -144,6 +188,7 @@ impl BuildSpec {
         let wasm = |source| BuildError::Wasm { build: self.to_string(), source: Box::new(source) };
         let limits = registry.wasm_limits();
         let module = match self {
+            BuildSpec::CasPrefix(_) => return self.resolve(registry)?.wasm_opener(store_type, registry),
             BuildSpec::WasmFile(path) => WasmModule::from_file(path).map_err(wasm)?,
             BuildSpec::Cas(digest) => {
                 let cache = registry.wasm_cache().ok_or_else(|| BuildError::NoWasmCache(self.to_string()))?;
@@ -163,6 +208,7 @@ impl BuildSpec {
         let wasm = |source| BuildError::Wasm { build: self.to_string(), source: Box::new(source) };
         match self {
             BuildSpec::Native => Ok(None),
+            BuildSpec::CasPrefix(_) => self.resolve(registry)?.declared_type(registry),
             BuildSpec::NativeFault(name) => {
                 let f = fault::find(name).ok_or_else(|| BuildError::UnknownFault { fault: name.clone(), store_type: String::new() })?;
                 Ok(matches!(f.layer, Layer::Apply | Layer::Read | Layer::Migration).then(|| f.store_type.to_string()))
@@ -187,9 +233,11 @@ mod tests {
         for s in ["native", "native-fault:forget-one-head", "guests/dist/core-kvstore.wasm", &digest] {
             assert_eq!(s.parse::<BuildSpec>().unwrap().to_string(), s);
         }
-        for bad in ["nativ", "cas:abc", "cas:", "kvstore.was"] {
+        for bad in ["nativ", "cas:", "cas:abcdefgz", "kvstore.was", &format!("cas:{}", "a".repeat(65))] {
             assert!(matches!(bad.parse::<BuildSpec>(), Err(BuildError::BadSpec(_))), "{bad}");
         }
+        assert!(matches!("cas:abc".parse::<BuildSpec>(), Err(BuildError::CasPrefixTooShort { .. })));
+        assert_eq!("cas:ABCDEF01".parse::<BuildSpec>().unwrap(), BuildSpec::CasPrefix("abcdef01".into()));
         assert_eq!(format!("cas:{}", "AB".repeat(32)).parse::<BuildSpec>().unwrap().to_string(), digest);
         let r = Registry::with_reference_types();
         assert!(matches!(BuildSpec::NativeFault("nope".into()).logic(KV, &r), Err(BuildError::UnknownFault { .. })));

@@ -7,7 +7,9 @@
 //! and mutations of corpus payload bytes, re-chained so the ops stay valid — so a store type with
 //! no generator still gets coverage. A divergence is shrunk to a small history that still
 //! diverges. Agreement yields a certificate bound to both builds' digests; the same inputs give a
-//! byte-identical certificate, and `check` re-derives it.
+//! byte-identical certificate, and `check` re-derives it: it finds the recorded builds relative to
+//! the certificate's directory or by digest in the Wasm cache, names each input that changed, and
+//! tells an input it cannot find (unusable input) from a certificate that no longer holds.
 
 use crate::corpus::ManifestEntry;
 use crate::replay::HostFaults;
@@ -26,7 +28,15 @@ use crate::store::Logic;
 use crate::verify::{first_divergence, Divergence};
 
 const CERT_TAG: &str = "lattice-conform/certificate";
-const CERT_VERSION: u32 = 1;
+/// Version 2: a `.wasm` build's `build` is its path relative to the certificate's directory
+/// (version 1: as given, relative to the working directory). Both are read.
+const CERT_VERSION: u32 = 2;
+/// The oldest certificate version `check` still reads.
+const CERT_OLDEST: u32 = 1;
+/// The `format` of `certify --json`'s output.
+pub const RESULT_TAG: &str = "lattice-conform/certify-result";
+/// The `format` of `certify --check --json`'s output.
+pub const CHECK_TAG: &str = "lattice-conform/certificate-check";
 
 /// What to certify.
 #[derive(Clone, Debug)]
@@ -121,6 +131,8 @@ pub enum CertifyError {
     Io(PathBuf, #[source] std::io::Error),
     #[error(transparent)]
     Version(#[from] crate::versioned::VersionError),
+    #[error("{input} `{recorded}` cannot be found: looked {}", .looked.join("; "))]
+    MissingInput { input: String, recorded: String, looked: Vec<String> },
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -130,6 +142,8 @@ fn is_zero(n: &u32) -> bool {
 /// Runs both phases (phase 1: every corpus history, then each in `orders` further delivery
 /// orders; phase 2: generated cases).
 pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, CertifyError> {
+    // A `cas:` prefix names the one module of the cache it matches, in the certificate too.
+    let opts = &CertifyOptions { baseline: opts.baseline.resolve(registry)?, candidate: opts.candidate.resolve(registry)?, ..opts.clone() };
     let baseline = opts.baseline.logic(&opts.store_type, registry)?;
     let candidate = opts.candidate.logic(&opts.store_type, registry)?;
     let schema = baseline.schema_version();
@@ -221,26 +235,207 @@ pub fn to_text(c: &Certificate) -> String {
     s
 }
 
-/// Parses the text of a certificate file read from `path` (named in errors).
+/// Parses the text of a certificate file read from `path` (named in errors): the current version,
+/// or version 1 (same fields; `check` then also looks for a `.wasm` build in the working
+/// directory).
 pub fn parse_certificate(text: &str, path: &Path) -> Result<Certificate, String> {
-    crate::versioned::check(text, path, CERT_TAG, CERT_VERSION).map_err(|e| e.to_string())?;
+    match crate::versioned::check(text, path, CERT_TAG, CERT_VERSION) {
+        Ok(()) => {}
+        Err(crate::versioned::VersionError::TooOld { found, .. }) if found >= CERT_OLDEST => {}
+        Err(e) => return Err(e.to_string()),
+    }
     serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
-/// Re-derives a certificate from its own recorded inputs. `Ok(None)` if it still holds byte for
-/// byte; `Ok(Some(reason))` if not (a build or corpus changed or cannot be read, or the file was
-/// edited). `Err` only if the certificate itself cannot be read.
-pub fn check(path: &Path, registry: &Registry) -> Result<Option<String>, CertifyError> {
+/// `cert` as written to `out`: each `.wasm` build recorded by its path relative to `out`'s
+/// directory (created if missing), so `check` finds it wherever the certificate and its builds
+/// are moved together.
+pub fn located_at(mut cert: Certificate, out: &Path) -> Result<Certificate, CertifyError> {
+    let dir = parent_dir(out);
+    std::fs::create_dir_all(dir).map_err(|e| CertifyError::Io(dir.to_path_buf(), e))?;
+    for id in [&mut cert.baseline, &mut cert.candidate] {
+        if let Ok(BuildSpec::WasmFile(path)) = id.build.parse::<BuildSpec>() {
+            let rel = relative_path(&path, dir).map_err(|e| CertifyError::Io(path.clone(), e))?;
+            id.build = rel.display().to_string();
+        }
+    }
+    Ok(cert)
+}
+
+/// The directory a file path is in (`.` for a bare name).
+fn parent_dir(file: &Path) -> &Path {
+    file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// The file `target` as a path relative to the directory `base`, both with their directories'
+/// symbolic links resolved (the file's own name is kept as it is).
+fn relative_path(target: &Path, base: &Path) -> std::io::Result<PathBuf> {
+    let name = target.file_name().ok_or_else(|| std::io::Error::other("not a file name"))?;
+    let t = std::fs::canonicalize(parent_dir(target))?;
+    let b = std::fs::canonicalize(base)?;
+    let (tc, bc): (Vec<_>, Vec<_>) = (t.components().collect(), b.components().collect());
+    let common = tc.iter().zip(&bc).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..bc.len() {
+        out.push("..");
+    }
+    for c in &tc[common..] {
+        out.push(c);
+    }
+    out.push(name);
+    Ok(out)
+}
+
+/// What `certify --json` prints (docs/FORMAT.md §17.7): the verdict of one run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunJson {
+    pub format: &'static str,
+    pub format_version: u32,
+    /// `equivalent` or `diverged`.
+    pub verdict: &'static str,
+    pub store_type: String,
+    pub baseline: String,
+    pub candidate: String,
+    /// Cases compared and their ops (equivalent only).
+    pub histories: Option<u64>,
+    pub ops: Option<u64>,
+    /// The certificate written (equivalent only).
+    pub certificate: Option<String>,
+    /// The diverging case, the counterexample written, its ops and its divergent op (diverged only).
+    pub source: Option<String>,
+    pub counterexample: Option<String>,
+    pub counterexample_ops: Option<u64>,
+    pub divergent_op: Option<u64>,
+}
+
+impl RunJson {
+    /// The JSON of a run of `opts` that ended in `verdict`, written to `out` (the certificate or
+    /// the counterexample).
+    pub fn new(opts: &CertifyOptions, verdict: &Verdict, out: &Path) -> RunJson {
+        let mut j = RunJson {
+            format: RESULT_TAG,
+            format_version: 1,
+            verdict: "equivalent",
+            store_type: opts.store_type.clone(),
+            baseline: opts.baseline.to_string(),
+            candidate: opts.candidate.to_string(),
+            histories: None,
+            ops: None,
+            certificate: None,
+            source: None,
+            counterexample: None,
+            counterexample_ops: None,
+            divergent_op: None,
+        };
+        match verdict {
+            Verdict::Equivalent(c) => {
+                (j.histories, j.ops, j.certificate) = (Some(c.histories), Some(c.ops), Some(out.display().to_string()));
+                (j.baseline, j.candidate) = (c.baseline.build.clone(), c.candidate.build.clone());
+            }
+            Verdict::Diverged { source, history, divergence } => {
+                j.verdict = "diverged";
+                j.source = Some(source.clone());
+                j.counterexample = Some(out.display().to_string());
+                j.counterexample_ops = Some(history.ops.len() as u64);
+                j.divergent_op = Some(divergence.op_index);
+            }
+        }
+        j
+    }
+}
+
+/// Where `check` found one input of the certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Found {
+    /// `baseline build`, `candidate build` or `corpus`.
+    pub input: String,
+    /// As the certificate records it.
+    pub recorded: String,
+    /// Where it was found: a path, `native`, or `Wasm cache <blob path>`.
+    pub found: String,
+}
+
+/// What `certify --check` found (and, as JSON, what `--check --json` prints; docs/FORMAT.md §17.6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    pub format: &'static str,
+    pub format_version: u32,
+    pub certificate: String,
+    /// Whether the certificate still holds (exit 0) or not (exit 1).
+    pub holds: bool,
+    /// Why it no longer holds, one sentence each (empty when it holds).
+    pub changes: Vec<String>,
+    /// Where each build and corpus was found (in the certificate's order: baseline, candidate,
+    /// then the corpora); empty when the file does not parse.
+    pub inputs: Vec<Found>,
+}
+
+/// Re-derives a certificate from its own recorded inputs and says whether it still holds, naming
+/// what changed. Inputs are found first: a `.wasm` build relative to the certificate's directory
+/// (a version-1 certificate: then relative to the working directory), else in the Wasm cache by
+/// its recorded digest; a corpus at its recorded path, else relative to the certificate's
+/// directory. `Err` (unusable input, exit 2) when the certificate cannot be read, an input cannot
+/// be found anywhere, or a build implements another type or schema than the certificate records.
+pub fn check(path: &Path, registry: &Registry) -> Result<CheckReport, CertifyError> {
     let text = std::fs::read_to_string(path).map_err(|e| CertifyError::ReadCertificate(path.to_path_buf(), e))?;
+    let mut report = CheckReport {
+        format: CHECK_TAG,
+        format_version: 1,
+        certificate: path.display().to_string(),
+        holds: false,
+        changes: Vec::new(),
+        inputs: Vec::new(),
+    };
     let cert = match parse_certificate(&text, path) {
         Ok(c) => c,
-        Err(e) => return Ok(Some(format!("the certificate does not parse: {e}"))),
+        Err(e) => {
+            report.changes.push(format!("the certificate does not parse: {e}"));
+            return Ok(report);
+        }
     };
-    let builds = cert.baseline.build.parse::<BuildSpec>().and_then(|b| Ok((b, cert.candidate.build.parse()?)));
-    let (baseline, candidate) = match builds {
-        Ok(b) => b,
-        Err(e) => return Ok(Some(format!("the certificate names a build this tool cannot run: {e}"))),
-    };
+    let legacy = cert.format_version < CERT_VERSION;
+    let dir = parent_dir(path);
+    let changes = &mut report.changes;
+    if to_text(&cert) != text {
+        changes.push(format!("the file was edited: {}", first_difference(&text, &to_text(&cert))));
+    }
+    let tool = format!("lattice-conform {}", env!("CARGO_PKG_VERSION"));
+    if cert.tool != tool {
+        changes.push(format!("tool version changed: {} -> {tool}", cert.tool));
+    }
+    if cert.verdict != "equivalent" {
+        changes.push(format!("the verdict is {:?}, not \"equivalent\"", cert.verdict));
+    }
+    let mut specs = Vec::new();
+    for (role, id) in [("baseline", &cert.baseline), ("candidate", &cert.candidate)] {
+        let spec = match id.build.parse::<BuildSpec>() {
+            Ok(s) => s,
+            Err(e) => {
+                changes.push(format!("the certificate names a {role} build this tool cannot run: {e}"));
+                continue;
+            }
+        };
+        let (spec, digest, found) = locate_build(&format!("{role} build"), &spec, id, dir, legacy, registry)?;
+        if digest != id.blake3 {
+            changes.push(format!("{role} build digest changed: {} -> {digest}", id.blake3));
+        }
+        report.inputs.push(Found { input: format!("{role} build"), recorded: id.build.clone(), found });
+        specs.push(spec);
+    }
+    let mut corpora = Vec::new();
+    for c in &cert.corpora {
+        let found = locate_corpus(&c.path, dir)?;
+        let digest = corpus::digest_file(&found.join(corpus::MANIFEST))?;
+        if digest != c.manifest_blake3 {
+            changes.push(format!("corpus manifest digest changed: {}: {} -> {digest}", c.path, c.manifest_blake3));
+        }
+        report.inputs.push(Found { input: "corpus".into(), recorded: c.path.clone(), found: found.display().to_string() });
+        corpora.push(found);
+    }
+    if !changes.is_empty() {
+        return Ok(report);
+    }
+    let [baseline, candidate] = <[BuildSpec; 2]>::try_from(specs).expect("both builds parsed");
     // The builds must still implement what the certificate says was certified (exit 2 if not:
     // the certificate is being checked against builds it was never about).
     let registry = match cert.wasm_limits {
@@ -251,7 +446,10 @@ pub fn check(path: &Path, registry: &Registry) -> Result<Option<String>, Certify
     for (role, build) in [("baseline", &baseline), ("candidate", &candidate)] {
         let logic = match build.logic(&cert.store_type, registry) {
             Ok(logic) => logic,
-            Err(e) => return Ok(Some(format!("cannot re-derive: {:#}", anyhow::Error::new(e)))),
+            Err(e) => {
+                changes.push(format!("the {role} build no longer runs: {:#}", anyhow::Error::new(e)));
+                return Ok(report);
+            }
         };
         let against = format!("the certificate {} ({role})", path.display());
         build.check_identity(&logic, &cert.store_type, cert.schema_version, &against)?;
@@ -260,29 +458,127 @@ pub fn check(path: &Path, registry: &Registry) -> Result<Option<String>, Certify
         store_type: cert.store_type.clone(),
         baseline,
         candidate,
-        corpora: cert.corpora.iter().map(|c| PathBuf::from(&c.path)).collect(),
+        corpora,
         cases: cert.cases,
         seed: cert.seed,
         max_ops: cert.max_ops,
         orders: cert.orders,
     };
-    // Anything that stops the re-derivation (a build that no longer loads, a corpus that changed
-    // or vanished) means the certificate no longer holds.
-    let verdict = match certify(&opts, registry) {
-        Ok(v) => v,
+    // Anything else that stops the re-derivation (a history of an unchanged manifest that no
+    // longer loads) means the certificate no longer holds.
+    let again = match certify(&opts, registry) {
         // `{:#}` prints the causes too, as the command line does for its own errors.
-        Err(e) => return Ok(Some(format!("cannot re-derive: {:#}", anyhow::Error::new(e)))),
+        Err(e) => {
+            changes.push(format!("cannot re-derive: {:#}", anyhow::Error::new(e)));
+            return Ok(report);
+        }
+        Ok(Verdict::Diverged { source, divergence, .. }) => {
+            changes.push(format!("the builds now diverge on {source} at op {}", divergence.op_index));
+            return Ok(report);
+        }
+        Ok(Verdict::Equivalent(again)) => again,
     };
-    Ok(match verdict {
-        Verdict::Diverged { source, divergence, .. } => Some(format!("the builds now diverge on {source} at op {}", divergence.op_index)),
-        Verdict::Equivalent(again) if to_text(&again) == text => None,
-        Verdict::Equivalent(again) => Some(first_difference(&text, &to_text(&again))),
-    })
+    let mut differs = |what: &str, was: String, now: String| {
+        if was != now {
+            changes.push(format!("{what} changed: {was} -> {now}"));
+        }
+    };
+    differs("schema version", cert.schema_version.to_string(), again.schema_version.to_string());
+    differs("cases compared", cert.histories.to_string(), again.histories.to_string());
+    differs("ops compared", cert.ops.to_string(), again.ops.to_string());
+    for (c, a) in cert.corpora.iter().zip(&again.corpora) {
+        differs(&format!("corpus {} histories of the type", c.path), c.histories.to_string(), a.histories.to_string());
+    }
+    differs("Wasm limits", format!("{:?}", cert.wasm_limits), format!("{:?}", again.wasm_limits));
+    report.holds = report.changes.is_empty();
+    Ok(report)
 }
 
-fn first_difference(file: &str, derived: &str) -> String {
-    let (line, (a, b)) = file.lines().zip(derived.lines()).enumerate().find(|(_, (a, b))| a != b).unwrap_or((0, ("", "")));
-    format!("the certificate no longer holds: line {}: file has `{}`, re-derived `{}`", line + 1, a.trim(), b.trim())
+/// Finds a recorded build: the spec to run, the digest of what was found, and where it was.
+fn locate_build(
+    input: &str,
+    spec: &BuildSpec,
+    id: &BuildId,
+    cert_dir: &Path,
+    legacy: bool,
+    registry: &Registry,
+) -> Result<(BuildSpec, String, String), CertifyError> {
+    let missing = |looked: Vec<String>| CertifyError::MissingInput { input: input.to_string(), recorded: id.build.clone(), looked };
+    let cache = registry.wasm_cache();
+    let no_cache = || "in no Wasm cache (none is configured: set LATTICE_WASM_CACHE)".to_string();
+    match spec {
+        BuildSpec::Native | BuildSpec::NativeFault(_) => {
+            Ok((spec.clone(), build_id(spec)?.blake3, "this lattice-conform executable".into()))
+        }
+        BuildSpec::Cas(_) | BuildSpec::CasPrefix(_) => {
+            let Some(cache) = cache else { return Err(missing(vec![no_cache()])) };
+            let digest = match spec.resolve(registry) {
+                Ok(BuildSpec::Cas(d)) => d,
+                _ => return Err(missing(vec![format!("in the Wasm cache {}", cache.dir().display())])),
+            };
+            let blob = cache.blob_path(&digest);
+            if !blob.is_file() {
+                return Err(missing(vec![format!("in the Wasm cache {} (no blob {})", cache.dir().display(), blob.display())]));
+            }
+            Ok((BuildSpec::Cas(digest), digest.to_string(), format!("Wasm cache {}", blob.display())))
+        }
+        BuildSpec::WasmFile(recorded) => {
+            let mut places = Vec::new();
+            if recorded.is_absolute() {
+                places.push(recorded.clone());
+            } else {
+                places.push(if cert_dir == Path::new(".") { recorded.clone() } else { cert_dir.join(recorded) });
+                if legacy && !places.contains(recorded) {
+                    places.push(recorded.clone());
+                }
+            }
+            if let Some(at) = places.iter().find(|p| p.is_file()) {
+                let bytes = std::fs::read(at).map_err(|e| CertifyError::Io(at.clone(), e))?;
+                return Ok((BuildSpec::WasmFile(at.clone()), blake3::hash(&bytes).to_hex().to_string(), at.display().to_string()));
+            }
+            let mut looked: Vec<String> = places.iter().map(|p| format!("at {}", p.display())).collect();
+            // The file is gone: the same bytes in the cache are the same build.
+            let by_digest = id.blake3.parse::<crate::wasm::Digest>().ok();
+            match (cache, by_digest) {
+                (Some(cache), Some(d)) if cache.blob_path(&d).is_file() => {
+                    Ok((BuildSpec::Cas(d), d.to_string(), format!("Wasm cache {}", cache.blob_path(&d).display())))
+                }
+                (Some(cache), _) => {
+                    looked.push(format!("in the Wasm cache {} (no blob of digest {})", cache.dir().display(), id.blake3));
+                    Err(missing(looked))
+                }
+                (None, _) => {
+                    looked.push(no_cache());
+                    Err(missing(looked))
+                }
+            }
+        }
+    }
+}
+
+/// Finds a recorded corpus: at its path (from the working directory), else relative to the
+/// certificate's directory; a corpus is a directory with a manifest.
+fn locate_corpus(recorded: &str, cert_dir: &Path) -> Result<PathBuf, CertifyError> {
+    let p = PathBuf::from(recorded);
+    let mut places = vec![p.clone()];
+    if p.is_relative() && cert_dir != Path::new(".") {
+        places.push(cert_dir.join(&p));
+    }
+    match places.iter().find(|d| d.join(corpus::MANIFEST).is_file()) {
+        Some(found) => Ok(found.clone()),
+        None => Err(CertifyError::MissingInput {
+            input: "corpus".into(),
+            recorded: recorded.into(),
+            looked: places.iter().map(|d| format!("for {}", d.join(corpus::MANIFEST).display())).collect(),
+        }),
+    }
+}
+
+fn first_difference(file: &str, canonical: &str) -> String {
+    match file.lines().zip(canonical.lines()).enumerate().find(|(_, (a, b))| a != b) {
+        Some((line, (a, b))) => format!("line {}: file has `{}`, canonical `{}`", line + 1, a.trim(), b.trim()),
+        None => "its lines or final newline differ from the canonical text".into(),
+    }
 }
 
 /// A listed corpus history: its source name, its corpus directory and its manifest entry.
@@ -481,6 +777,7 @@ fn build_id(b: &BuildSpec) -> Result<BuildId, CertifyError> {
             BuildId { build: b.to_string(), blake3: blake3::hash(&read(path)?).to_hex().to_string(), kind: "wasm".into() }
         }
         BuildSpec::Cas(d) => BuildId { build: b.to_string(), blake3: d.to_string(), kind: "wasm".into() },
+        BuildSpec::CasPrefix(_) => return Err(CertifyError::Build(BuildError::BadSpec(format!("{b} (an unresolved prefix)")))),
         _ => {
             let exe = std::env::current_exe().map_err(|e| CertifyError::Io(PathBuf::from("current executable"), e))?;
             BuildId {

@@ -92,6 +92,73 @@ pub trait Migration: Send + Sync {
     fn project_source(&self, value: &[u8]) -> Option<Vec<u8>>;
     /// The same projection for a target row.
     fn project_target(&self, value: &[u8]) -> Option<Vec<u8>>;
+    /// What the migration does with a source row (for the summary's accounting). By default a
+    /// row the projection carries over is migrated, any other dropped as unreadable.
+    fn fate(&self, value: &[u8]) -> KeyFate {
+        match self.project_source(value) {
+            Some(_) => KeyFate::Migrated { conflicted: false },
+            None => KeyFate::Unreadable,
+        }
+    }
+}
+
+/// What a migration does with one source key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyFate {
+    /// Carried over; `conflicted`: a reader of the source sees it conflicted (the target keeps
+    /// that as its conflict count).
+    Migrated { conflicted: bool },
+    /// A deleted key (its winner is a tombstone): not carried over.
+    Tombstone,
+    /// A row that does not decode or has no value kind: not carried over.
+    Unreadable,
+}
+
+/// Every source key, accounted for: `source_keys` = `migrated` + `tombstones_dropped` +
+/// `unreadable_dropped`; `conflicted` counts the migrated keys a reader sees conflicted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyAccounting {
+    pub source_keys: u64,
+    pub migrated: u64,
+    pub conflicted: u64,
+    pub tombstones_dropped: u64,
+    pub unreadable_dropped: u64,
+}
+
+impl KeyAccounting {
+    /// The accounting of `rows` (the source's `data` rows) under `m`.
+    pub fn of(m: &dyn Migration, rows: &[(Vec<u8>, Vec<u8>)]) -> KeyAccounting {
+        let mut a = KeyAccounting { source_keys: rows.len() as u64, ..KeyAccounting::default() };
+        for (_, v) in rows {
+            match m.fate(v) {
+                KeyFate::Migrated { conflicted } => {
+                    a.migrated += 1;
+                    a.conflicted += u64::from(conflicted);
+                }
+                KeyFate::Tombstone => a.tombstones_dropped += 1,
+                KeyFate::Unreadable => a.unreadable_dropped += 1,
+            }
+        }
+        a
+    }
+
+    /// `1 of 3 source keys migrated (0 conflicted, kept with their conflict count); 2 tombstones
+    /// dropped; 0 unreadable rows dropped`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} of {} migrated ({} conflicted, kept with their conflict count); {} dropped; {} dropped",
+            self.migrated,
+            plural(self.source_keys, "source key", "source keys"),
+            self.conflicted,
+            plural(self.tombstones_dropped, "tombstone (deleted key)", "tombstones (deleted keys)"),
+            plural(self.unreadable_dropped, "unreadable row", "unreadable rows"),
+        )
+    }
+}
+
+/// `n` and the noun, singular for 1.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `core:kvstore` → `core:kvstore-v2`: each key's stored value (what a Lattice read returns)
@@ -131,6 +198,14 @@ impl Migration for KvToV2 {
             entries.remove(0);
         }
         chunk_payloads(&entries, MigrationFault::entries_per_op(f))
+    }
+
+    fn fate(&self, value: &[u8]) -> KeyFate {
+        match kv::inspect(Some(value)) {
+            Ok(seen) if seen.value.is_some() => KeyFate::Migrated { conflicted: seen.conflicted },
+            Ok(seen) if seen.tombstone => KeyFate::Tombstone,
+            _ => KeyFate::Unreadable,
+        }
     }
 
     /// What a Lattice reader sees (`inspect`): the value and whether the key is conflicted. A
@@ -221,6 +296,8 @@ pub struct Outcome {
     pub target_state_hash: String,
     pub ops: u64,
     pub source_keys: u64,
+    /// What became of every source key.
+    pub keys: KeyAccounting,
 }
 
 /// Migrates `src` into a new store at `dst`.
@@ -256,6 +333,7 @@ pub fn migrate(
         target_state_hash: outcome.1,
         ops: ops.len() as u64,
         source_keys: rows.len() as u64,
+        keys: KeyAccounting::of(migration.as_ref(), &rows),
     })
 }
 
@@ -403,7 +481,7 @@ pub fn migrate_checked(
     let checks = vec![
         check_source_untouched(src, &before)?,
         check_target_identity(dst, &outcome, registry)?,
-        check_equivalence(src, dst, migration.as_ref())?,
+        check_equivalence(src, dst, migration.as_ref(), &outcome.keys)?,
         check_deterministic(src, dst, &opts, &outcome, &migration, registry)?,
         check_crash_safe(src, &opts, &outcome, &migration, registry)?,
     ];
@@ -456,13 +534,18 @@ fn project(dir: &Path, f: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Result<BTreeMap<
     Ok(out)
 }
 
-fn check_equivalence(src: &Path, dst: &Path, m: &dyn Migration) -> Result<CheckResult, MigrateError> {
+fn check_equivalence(src: &Path, dst: &Path, m: &dyn Migration, keys: &KeyAccounting) -> Result<CheckResult, MigrateError> {
     let (a, b) = (project(src, |v| m.project_source(v))?, project(dst, |v| m.project_target(v))?);
     let diff = diff_rows("(projection)", &a, &b);
+    let dropped = format!(
+        "{}, {}",
+        plural(keys.tombstones_dropped, "tombstone dropped", "tombstones dropped"),
+        plural(keys.unreadable_dropped, "unreadable row dropped", "unreadable rows dropped")
+    );
     let detail = if diff.is_empty() {
-        format!("{} keys read the same (value and conflicted)", a.len())
+        format!("{} compared, each reads the same (value and conflicted) ({dropped})", plural(a.len() as u64, "live key", "live keys"))
     } else {
-        format!("{} keys differ", diff.len())
+        format!("{} of {} differ ({dropped})", diff.len(), plural(a.len().max(b.len()) as u64, "live key", "live keys"))
     };
     Ok(CheckResult { diff, ..CheckResult::new("equivalence", a == b, detail) })
 }
@@ -539,6 +622,98 @@ fn crash_once(
         migrate(src, &dst, opts, Some(m.clone()), registry)?.target_state_hash
     };
     Ok((hash != o.target_state_hash).then(|| format!("rerun reached {hash}, expected {}", o.target_state_hash)))
+}
+
+/// The `format` of `migrate --json`.
+pub const MIGRATE_JSON_TAG: &str = "lattice-conform/migrate-result";
+/// The `format` of `migrate --list --json`.
+pub const MIGRATION_LIST_TAG: &str = "lattice-conform/migrations";
+/// The `format` of `audit --json`.
+pub const AUDIT_JSON_TAG: &str = "lattice-conform/audit";
+
+/// What `migrate --json` prints (docs/FORMAT.md §14.7), fields in this order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MigrateJson {
+    pub format: &'static str,
+    pub format_version: u32,
+    pub source: StoreIdentity,
+    pub target: StoreIdentity,
+    pub target_state_hash: String,
+    pub ops: u64,
+    pub keys: KeyAccounting,
+    /// The destination written, or `null` for a dry run.
+    pub destination: Option<String>,
+    /// The five checks in order, or `null` without `--check`/`--dry-run`.
+    pub checks: Option<Vec<CheckResult>>,
+    /// Whether every check passed (`true` without checks).
+    pub passed: bool,
+}
+
+impl MigrateJson {
+    pub fn new(o: &Outcome, checks: Option<&[CheckResult]>, destination: Option<&Path>) -> MigrateJson {
+        MigrateJson {
+            format: MIGRATE_JSON_TAG,
+            format_version: 1,
+            source: o.source.clone(),
+            target: o.target.clone(),
+            target_state_hash: o.target_state_hash.clone(),
+            ops: o.ops,
+            keys: o.keys,
+            destination: destination.map(|d| d.display().to_string()),
+            checks: checks.map(<[CheckResult]>::to_vec),
+            passed: checks.is_none_or(|c| c.iter().all(|c| c.ok)),
+        }
+    }
+}
+
+/// One migration of `migrate --list --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MigrationJson {
+    pub source_type: String,
+    pub target_type: String,
+}
+
+impl MigrationJson {
+    pub fn of(m: &dyn Migration) -> MigrationJson {
+        MigrationJson { source_type: m.source_type().into(), target_type: m.target_type().into() }
+    }
+}
+
+/// What `migrate --list --json` prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MigrationListJson {
+    pub format: &'static str,
+    pub format_version: u32,
+    pub migrations: Vec<MigrationJson>,
+}
+
+impl MigrationListJson {
+    pub fn new(migrations: Vec<MigrationJson>) -> MigrationListJson {
+        MigrationListJson { format: MIGRATION_LIST_TAG, format_version: 1, migrations }
+    }
+}
+
+/// What `audit --json` prints (docs/FORMAT.md §14.6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditJson {
+    pub format: &'static str,
+    pub format_version: u32,
+    pub dir: String,
+    pub clean: bool,
+    /// The findings' messages, in the order of §14.6.
+    pub findings: Vec<String>,
+}
+
+impl AuditJson {
+    pub fn new(dir: &Path, findings: &[Finding]) -> AuditJson {
+        AuditJson {
+            format: AUDIT_JSON_TAG,
+            format_version: 1,
+            dir: dir.display().to_string(),
+            clean: findings.is_empty(),
+            findings: findings.iter().map(|f| f.what.clone()).collect(),
+        }
+    }
 }
 
 /// The golden target store id: fixed so migration goldens are reproducible.

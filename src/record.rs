@@ -4,7 +4,9 @@
 //! `record` exports a store's log (the applied ops, in apply order) as a history, checked to
 //! reproduce the store's current state hash, so a maintainer can certify a hot fix against
 //! production histories. `verify_history` replays a store's log with a given build and refuses
-//! the store as corrupt if the result differs from the stored state hash.
+//! the build if the result differs from the stored state hash: the store verified against its own
+//! tables first, so it is the build that disagrees with the store's history, not the store that
+//! is corrupt.
 
 use std::path::Path;
 
@@ -174,7 +176,53 @@ pub struct HistoryRefusal {
     pub divergence: Option<Divergence>,
 }
 
-/// Replays the store's log with `build`; `Ok(None)` if it reproduces the stored state hash.
+/// The `format` of `open --verify-history --json`'s output when the build is refused.
+pub const REFUSAL_TAG: &str = "lattice-conform/history-refusal";
+
+/// What `open --verify-history --json` prints when the build is refused (docs/FORMAT.md §16.2).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RefusalJson {
+    pub format: &'static str,
+    pub format_version: u32,
+    pub dir: String,
+    pub build: String,
+    /// Always `false`: the build does not reproduce the store's history.
+    pub reproduces: bool,
+    pub stored_state_hash: String,
+    pub replayed_state_hash: String,
+    /// The first op at which the build departs from the store's registered logic (§13.2), or
+    /// `null` if none does (the registered logic does not reproduce the stored state either).
+    pub divergence: Option<Divergence>,
+}
+
+impl HistoryRefusal {
+    /// The refusal in words: it blames the build, not the store (which verified).
+    pub fn message(&self, dir: &Path, build: &BuildSpec) -> String {
+        format!(
+            "build {build} does not reproduce this store's history: replaying the log of {} with it gives state hash {}, but the store, which verifies against its own tables, says {}",
+            dir.display(),
+            self.replayed,
+            self.stored
+        )
+    }
+
+    pub fn to_json(&self, dir: &Path, build: &BuildSpec) -> RefusalJson {
+        RefusalJson {
+            format: REFUSAL_TAG,
+            format_version: 1,
+            dir: dir.display().to_string(),
+            build: build.to_string(),
+            reproduces: false,
+            stored_state_hash: self.stored.clone(),
+            replayed_state_hash: self.replayed.clone(),
+            divergence: self.divergence.clone(),
+        }
+    }
+}
+
+/// Replays the store's log with `build`; `Ok(None)` if it reproduces the stored state hash,
+/// `Ok(Some(refusal))` if the build does not (the store itself verified first: a store that does
+/// not is `Err`, *corrupt*).
 pub fn verify_history(dir: &Path, build: &BuildSpec, registry: &Registry) -> Result<Option<HistoryRefusal>, RecordError> {
     let reader = StoreReader::open(dir)?;
     reader.verify()?;

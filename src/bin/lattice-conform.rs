@@ -99,8 +99,8 @@ enum Command {
         /// floating ops (catches a state.db from another replica and a damaged or truncated log).
         #[arg(long)]
         deep: bool,
-        /// Replay the store's log with --build and refuse the store as corrupt (exit 1) if the
-        /// result differs from the stored state hash.
+        /// Replay the store's log with --build and refuse the build (exit 1) if the result differs
+        /// from the stored state hash.
         #[arg(long)]
         verify_history: bool,
         /// The build for --verify-history: `native`, `native-fault:NAME`, a .wasm path, `cas:<digest>`.
@@ -161,7 +161,13 @@ enum Command {
     /// Migrate SRC to a new store DST of another type (new UUID), optionally with the five checks.
     Migrate(MigrateArgs),
     /// Flag a store whose type was changed in place (exit 1 with the findings; 0 when clean).
-    Audit { dir: PathBuf },
+    Audit {
+        /// The store directory (only read).
+        dir: PathBuf,
+        /// Print the findings as JSON on standard output (docs/FORMAT.md §14.6).
+        #[arg(long)]
+        json: bool,
+    },
     /// Certify a hot-fix build as hash-equivalent to its baseline, or check a certificate.
     Certify(CertifyArgs),
     /// Export a store's log as a history (checked to reproduce its state hash).
@@ -260,7 +266,7 @@ fn run(command: Command, limits: Limits) -> anyhow::Result<()> {
         Command::Certify(args) => certify(&registry, args),
         Command::Record(args) => record(&registry, args),
         Command::Migrate(args) => migrate(&registry, args),
-        Command::Audit { dir } => audit(&registry, &dir),
+        Command::Audit { dir, json } => audit(&registry, &dir, json),
         Command::Gen(args) => gen(args),
         Command::Corpus(CorpusCommand::Stats { corpus }) => corpus_stats(&corpus),
         Command::Corpus(CorpusCommand::Adequacy(args)) => adequacy(&registry, args),
@@ -755,7 +761,8 @@ fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
     let mut opts = VerifyOptions::new(Path::new("."));
     opts.corpus = args.corpus;
     opts.golden = args.golden;
-    opts.build = args.build.parse()?;
+    // A `cas:` prefix is resolved once, so the report names the whole digest.
+    opts.build = args.build.parse::<lattice_conform::build::BuildSpec>()?.resolve(registry)?;
     opts.store_type = match args.store_type {
         Some(t) => Some(t),
         None => opts.build.declared_type(registry)?,
@@ -830,9 +837,10 @@ struct MigrateArgs {
     /// The source store (read only, never written).
     #[arg(required_unless_present = "list")]
     src: Option<PathBuf>,
-    /// The new store to create (must not exist).
-    #[arg(required_unless_present = "list")]
+    /// The new store to create (must not exist); optional with --dry-run.
+    #[arg(required_unless_present_any = ["list", "dry_run"])]
     dst: Option<PathBuf>,
+    /// The target store type (`migrate --list` shows the migrations).
     #[arg(long, required_unless_present = "list")]
     to_type: Option<String>,
     /// The new store's id (default: a random v4 UUID).
@@ -850,6 +858,9 @@ struct MigrateArgs {
     /// List the available migrations.
     #[arg(long)]
     list: bool,
+    /// Print the result as JSON on standard output (docs/FORMAT.md §14.7).
+    #[arg(long)]
+    json: bool,
     /// Test support: stop after K ops and wait to be killed.
     #[arg(long, hide = true)]
     stall_after: Option<usize>,
@@ -858,15 +869,19 @@ struct MigrateArgs {
 fn migrate(registry: &Registry, args: MigrateArgs) -> anyhow::Result<()> {
     use lattice_conform::migrate as m;
     if args.list {
+        if args.json {
+            let list: Vec<m::MigrationJson> = m::migrations().iter().map(|mig| m::MigrationJson::of(mig.as_ref())).collect();
+            return print_json(&m::MigrationListJson::new(list));
+        }
         for mig in m::migrations() {
             println!("{} -> {}", mig.source_type(), mig.target_type());
         }
         return Ok(());
     }
-    let (src, dst, to_type) = (args.src.expect("clap"), args.dst.expect("clap"), args.to_type.expect("clap"));
-    if dst.symlink_metadata().is_err() {
+    let (src, to_type) = (args.src.expect("clap"), args.to_type.expect("clap"));
+    if let Some(dst) = args.dst.as_ref().filter(|d| d.symlink_metadata().is_err()) {
         // (An existing DST is refused below as existing, whatever it is.)
-        lattice_conform::output::check_dir(&dst)?;
+        lattice_conform::output::check_dir(dst)?;
     }
     let mut opts = m::MigrateOptions::new(&to_type);
     opts.target_id = args.id;
@@ -875,31 +890,43 @@ fn migrate(registry: &Registry, args: MigrateArgs) -> anyhow::Result<()> {
         opts.author = lattice_conform::history::hash32(a).map_err(|e| anyhow::anyhow!("--author: {e}"))?;
     }
     let tmp = tempfile::tempdir()?;
-    let target = if args.dry_run { tmp.path().join("dry-run") } else { dst.clone() };
-    if args.dry_run && dst.exists() {
-        anyhow::bail!(m::MigrateError::DestinationExists(dst));
+    let target = match (&args.dst, args.dry_run) {
+        (Some(dst), false) => dst.clone(),
+        _ => tmp.path().join("dry-run"),
+    };
+    if let Some(dst) = args.dst.as_ref().filter(|d| args.dry_run && d.exists()) {
+        anyhow::bail!(m::MigrateError::DestinationExists(dst.clone()));
     }
-    if !(args.check || args.dry_run) {
-        let o = m::migrate(&src, &target, &opts, None, registry)?;
-        println!("migrated {} keys in {} ops: {} → {}; state hash {}", o.source_keys, o.ops, o.source, o.target, o.target_state_hash);
-        return Ok(());
-    }
-    let (o, checks) = m::migrate_checked(&src, &target, &opts, None, registry)?;
-    println!("migrated {} keys in {} ops: {} → {}; state hash {}", o.source_keys, o.ops, o.source, o.target, o.target_state_hash);
-    for (i, c) in checks.iter().enumerate() {
-        println!("check {}: {:<28} {}  {}", i + 1, c.name, if c.ok { "ok  " } else { "FAIL" }, c.detail);
-        for d in &c.diff {
-            println!(
-                "    {}: expected {} got {}",
-                d.key,
-                d.expected_text.as_deref().unwrap_or("(absent)"),
-                d.actual_text.as_deref().unwrap_or("(absent)")
-            );
+    let (o, checks) = if args.check || args.dry_run {
+        let (o, checks) = m::migrate_checked(&src, &target, &opts, None, registry)?;
+        (o, Some(checks))
+    } else {
+        (m::migrate(&src, &target, &opts, None, registry)?, None)
+    };
+    let written = (!args.dry_run).then(|| target.clone());
+    if args.json {
+        print_json(&m::MigrateJson::new(&o, checks.as_deref(), written.as_deref()))?;
+    } else {
+        println!("migrated {} → {} in {}; state hash {}", o.source, o.target, m::plural(o.ops, "op", "ops"), o.target_state_hash);
+        println!("keys: {}", o.keys.summary());
+        for (i, c) in checks.iter().flatten().enumerate() {
+            println!("check {}: {:<28} {}  {}", i + 1, c.name, if c.ok { "ok  " } else { "FAIL" }, c.detail);
+            for d in &c.diff {
+                println!(
+                    "    {}: expected {} got {}",
+                    d.key,
+                    d.expected_text.as_deref().unwrap_or("(absent)"),
+                    d.actual_text.as_deref().unwrap_or("(absent)")
+                );
+            }
+        }
+        match (&args.dst, args.dry_run) {
+            (Some(dst), true) => println!("dry run: nothing was written to {}", dst.display()),
+            (None, _) => println!("dry run: nothing was written"),
+            _ => {}
         }
     }
-    if args.dry_run {
-        println!("dry run: nothing was written to {}", dst.display());
-    }
+    let checks = checks.unwrap_or_default();
     let failed = checks.iter().filter(|c| !c.ok).count();
     if failed > 0 {
         anyhow::bail!(CheckFailed(format!("{failed} of {} migration checks failed", checks.len())));
@@ -907,15 +934,21 @@ fn migrate(registry: &Registry, args: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn audit(registry: &Registry, dir: &Path) -> anyhow::Result<()> {
+fn audit(registry: &Registry, dir: &Path, json: bool) -> anyhow::Result<()> {
     let findings = lattice_conform::migrate::audit(dir, registry)?;
-    for f in &findings {
-        println!("finding: {}", f.what);
+    if json {
+        print_json(&lattice_conform::migrate::AuditJson::new(dir, &findings))?;
+    } else {
+        for f in &findings {
+            println!("finding: {}", f.what);
+        }
     }
     if !findings.is_empty() {
         anyhow::bail!(CheckFailed(format!("{}: {} finding(s): the store does not match its history", dir.display(), findings.len())));
     }
-    println!("{}: clean", dir.display());
+    if !json {
+        println!("{}: clean", dir.display());
+    }
     Ok(())
 }
 
@@ -973,21 +1006,29 @@ struct CertifyArgs {
     /// Replace --out and --counterexample if they exist.
     #[arg(long)]
     force: bool,
-    /// Re-derive this certificate; exit 0 if it still holds, 1 if not.
+    /// Re-derive this certificate; exit 0 if it still holds, 1 if not (naming what changed), 2
+    /// if an input it records cannot be found. Its `.wasm` builds are looked for relative to the
+    /// certificate's directory, then by digest in the Wasm cache ($LATTICE_WASM_CACHE).
     #[arg(long)]
     check: Option<PathBuf>,
+    /// Print the result as JSON on standard output (docs/FORMAT.md §17.7; with --check, §17.6).
+    #[arg(long)]
+    json: bool,
 }
 
 fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {
     use lattice_conform::certify as c;
     if let Some(path) = &args.check {
-        return match c::check(path, registry)? {
-            None => {
-                println!("{}: still holds", path.display());
-                Ok(())
-            }
-            Some(reason) => anyhow::bail!(CheckFailed(format!("{}: {reason}", path.display()))),
-        };
+        let report = c::check(path, registry)?;
+        if args.json {
+            print_json(&report)?;
+        } else if report.holds {
+            println!("{}: still holds", path.display());
+        }
+        if !report.holds {
+            anyhow::bail!(CheckFailed(format!("{}: the certificate no longer holds: {}", path.display(), report.changes.join("; "))));
+        }
+        return Ok(());
     }
     lattice_conform::output::check_file(&args.out, args.force)?;
     lattice_conform::output::check_file(&args.counterexample, args.force)?;
@@ -1007,9 +1048,19 @@ fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {
         max_ops: args.max_ops,
         orders: args.orders,
     };
-    match c::certify(&opts, registry)? {
+    let verdict = c::certify(&opts, registry)?;
+    let out = match &verdict {
+        c::Verdict::Equivalent(_) => &args.out,
+        c::Verdict::Diverged { .. } => &args.counterexample,
+    };
+    let json = c::RunJson::new(&opts, &verdict, out);
+    match verdict {
         c::Verdict::Equivalent(cert) => {
+            let cert = c::located_at(cert, &args.out)?;
             lattice_conform::corpus::write_atomic(&args.out, c::to_text(&cert).as_bytes())?;
+            if args.json {
+                return print_json(&c::RunJson::new(&opts, &c::Verdict::Equivalent(cert), out));
+            }
             println!("equivalent on {} histories ({} ops); certificate written to {}", cert.histories, cert.ops, args.out.display());
             Ok(())
         }
@@ -1017,8 +1068,15 @@ fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {
             lattice_conform::corpus::write_atomic(&args.counterexample, history.to_json().as_bytes())?;
             let mut text = String::new();
             lattice_conform::report::divergence_text(&mut text, &divergence);
-            println!("DIVERGED on {source}; shrunk to {} ops, written to {}", history.ops.len(), args.counterexample.display());
-            print!("{text}");
+            let head = format!("DIVERGED on {source}; shrunk to {} ops, written to {}", history.ops.len(), args.counterexample.display());
+            if args.json {
+                print_json(&json)?;
+                eprintln!("{head}");
+                eprint!("{text}");
+            } else {
+                println!("{head}");
+                print!("{text}");
+            }
             anyhow::bail!(CheckFailed(format!("{} is not hash-equivalent to {}", opts.candidate, opts.baseline)))
         }
     }
@@ -1211,20 +1269,25 @@ fn form_of(path: &Path) -> anyhow::Result<&'static str> {
 }
 
 fn verify_history(registry: &Registry, dir: &Path, build: &str, json: bool) -> anyhow::Result<()> {
-    let spec: lattice_conform::build::BuildSpec = build.parse()?;
+    let spec = build.parse::<lattice_conform::build::BuildSpec>()?.resolve(registry)?;
     let Some(refusal) = lattice_conform::record::verify_history(dir, &spec, registry)? else {
         if !json {
             println!("history verified: replaying the log with {spec} reproduces the stored state hash");
         }
         return Ok(());
     };
-    println!("replaying the log with {spec} gives {}, the store says {}", refusal.replayed, refusal.stored);
+    let mut text = String::new();
     if let Some(d) = &refusal.divergence {
-        let mut text = String::new();
         lattice_conform::report::divergence_text(&mut text, d);
+    }
+    if json {
+        print_json(&refusal.to_json(dir, &spec))?;
+        eprint!("{text}");
+    } else {
+        println!("replaying the log with {spec} gives {}, the store says {}", refusal.replayed, refusal.stored);
         print!("{text}");
     }
-    anyhow::bail!(CheckFailed(format!("{}: corrupt under build {spec}: its history does not reproduce the stored state", dir.display())))
+    anyhow::bail!(CheckFailed(refusal.message(dir, &spec)))
 }
 
 fn hold_open(registry: &Registry, dir: &Path) -> anyhow::Result<()> {

@@ -111,6 +111,33 @@ impl WasmCache {
         WasmModule::from_bytes(&bytes, &format!("cas:{digest}"))
     }
 
+    /// The digests of the blobs whose names begin with `prefix` (lowercase hex), in order. A
+    /// missing blob directory holds none.
+    pub fn blobs_with_prefix(&self, prefix: &str) -> Result<Vec<Digest>, WasmError> {
+        let dir = self.dir.join(BLOBS_DIR);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(WasmError::Io { path: dir, source }),
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e.map_err(|source| WasmError::Io { path: dir.clone(), source })?;
+            let name = e.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".wasm")) else { continue };
+            // Only blob names: 64 lowercase hex digits (a temporary file is skipped).
+            if stem.len() == 64 && stem.starts_with(prefix) {
+                if let Ok(d) = stem.parse::<Digest>() {
+                    if d.to_string() == stem {
+                        out.push(d);
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Stores `bytes` under their digest (if not already there) and returns the digest.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest, WasmError> {
         let digest = Digest::of(bytes);
@@ -257,5 +284,19 @@ mod tests {
         assert_eq!(std::fs::read(cache.blob_path(&d)).unwrap(), b"bytes");
         assert_eq!(cache.put_blob(b"bytes").unwrap(), d);
         assert!(matches!(cache.load(&Digest([1; 32])), Err(WasmError::MissingBlob { .. })));
+    }
+
+    #[test]
+    fn blobs_are_found_by_prefix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = WasmCache::new(tmp.path().join("c"));
+        assert_eq!(cache.blobs_with_prefix("ab").unwrap(), vec![], "no blob directory yet");
+        let d = cache.put_blob(b"one").unwrap();
+        let e = cache.put_blob(b"two").unwrap();
+        std::fs::write(tmp.path().join("c/blobs/notes.txt"), b"x").unwrap();
+        assert_eq!(cache.blobs_with_prefix(&d.to_string()[..8]).unwrap(), vec![d]);
+        let mut both = vec![d, e];
+        both.sort();
+        assert_eq!(cache.blobs_with_prefix("").unwrap(), both);
     }
 }

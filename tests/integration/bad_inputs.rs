@@ -72,11 +72,19 @@ impl Kind {
 struct Setup {
     args: Vec<OsString>,
     stores: Vec<PathBuf>,
+    /// The Wasm cache the run gets as `LATTICE_WASM_CACHE` (none: the variable is unset).
+    wasm_cache: Option<PathBuf>,
 }
 
 impl Setup {
     fn new(args: Vec<OsString>) -> Setup {
-        Setup { args, stores: Vec::new() }
+        Setup { args, stores: Vec::new(), wasm_cache: None }
+    }
+
+    /// Runs with `LATTICE_WASM_CACHE` = `cache`.
+    fn with_wasm_cache(mut self, cache: &Path) -> Setup {
+        self.wasm_cache = Some(cache.to_path_buf());
+        self
     }
 
     /// Also checks that `store` is byte-identical after the run.
@@ -986,7 +994,55 @@ fn cases() -> Vec<Case> {
         case("wasm-missing-export", Build, "`wasm add` of a module without `lattice_apply`", 2, "missing export `lattice_apply`", |t| {
             wasm_add(t, "no-apply.wasm", &guest("", "", 1, false))
         }),
+        case(
+            "build-cas-prefix-too-short",
+            Build,
+            "`--build cas:` with a digest prefix of 7 hex digits",
+            2,
+            "--build cas:0123abc: a digest prefix needs at least 8 hex digits (it has 7)",
+            |t| verify_build(t, "core:kvstore", "cas:0123abc"),
+        ),
+        case(
+            "build-cas-prefix-ambiguous",
+            Build,
+            "`--build cas:<8 digits>` that begins the digests of two blobs of the Wasm cache",
+            2,
+            "ambiguous, 2 modules in the Wasm cache <tmp>/cache have a digest starting with it",
+            |t| {
+                let cache = t.join("cache");
+                let blobs = cache.join("blobs");
+                std::fs::create_dir_all(&blobs).unwrap();
+                for tail in ["0", "1"] {
+                    std::fs::write(blobs.join(format!("0123abcd{}.wasm", tail.repeat(56))), b"never read").unwrap();
+                }
+                verify_build(t, "core:kvstore", "cas:0123abcd").with_wasm_cache(&cache)
+            },
+        ),
+        case(
+            "build-cas-prefix-no-match",
+            Build,
+            "`--build cas:<8 digits>` that begins no digest of the Wasm cache",
+            2,
+            "--build cas:0123abcd: no module in the Wasm cache <tmp>/cache has a digest starting with `0123abcd`",
+            |t| {
+                let cache = t.join("cache");
+                std::fs::create_dir_all(cache.join("blobs")).unwrap();
+                verify_build(t, "core:kvstore", "cas:0123abcd").with_wasm_cache(&cache)
+            },
+        ),
         // ---- certificates
+        case(
+            "certificate-corpus-gone",
+            Certificate,
+            "the corpus the certificate names was deleted",
+            2,
+            "corpus `<tmp>/corpus` cannot be found: looked for <tmp>/corpus/MANIFEST.json",
+            |t| {
+                let cert = real_certificate(t, OsStr::new("native"));
+                std::fs::remove_dir_all(t.join("corpus")).unwrap();
+                Setup::new(args!["certify", "--check", &cert])
+            },
+        ),
         case(
             "certificate-missing",
             Certificate,
@@ -998,9 +1054,9 @@ fn cases() -> Vec<Case> {
         case(
             "certificate-build-gone",
             Certificate,
-            "the candidate build the certificate names (a .wasm file) was deleted",
-            1,
-            "cannot re-derive: --build: <tmp>/cand.wasm: cannot read",
+            "the candidate build the certificate names (a .wasm file) was deleted, and no Wasm cache holds it",
+            2,
+            "candidate build `cand.wasm` cannot be found: looked at <tmp>/cand.wasm; in no Wasm cache (none is configured: set LATTICE_WASM_CACHE)",
             certificate_without_its_build,
         ),
         case(
@@ -1021,10 +1077,10 @@ fn cases() -> Vec<Case> {
         case(
             "certificate-too-new",
             Certificate,
-            "the certificate's `format_version` is 2",
+            "the certificate's `format_version` is 3",
             1,
-            "format_version 2 is newer than this build reads (1)",
-            |t| certificate_edited(t, |v| v["format_version"] = json!(2)),
+            "format_version 3 is newer than this build reads (2)",
+            |t| certificate_edited(t, |v| v["format_version"] = json!(3)),
         ),
         // ---- migrations
         case(
@@ -1203,7 +1259,21 @@ fn run_case(c: &Case) -> Result<Row, String> {
     let setup = (c.setup)(t);
     let before_tree = tree(t);
     let before_stores: Vec<_> = setup.stores.iter().map(|s| digests(s)).collect();
-    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&setup.args).expect(c.exit))).map_err(|e| {
+    let run_it = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lattice-conform"));
+        cmd.args(&setup.args).env_remove("LATTICE_WASM_CACHE");
+        if let Some(cache) = &setup.wasm_cache {
+            cmd.env("LATTICE_WASM_CACHE", cache);
+        }
+        let out = cmd.output().expect("the binary runs");
+        crate::util::Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+        .expect(c.exit)
+    };
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run_it)).map_err(|e| {
         let msg = e.downcast_ref::<String>().cloned().unwrap_or_else(|| "a panic".into());
         format!("{}: {msg}", c.id)
     })?;
@@ -1230,10 +1300,12 @@ fn run_case(c: &Case) -> Result<Row, String> {
     }
     let first = stderr.lines().next().unwrap_or("").to_string();
     let command: Vec<String> = setup.args.iter().map(|a| shell_word(&normalise(&a.to_string_lossy(), t))).collect();
+    let env =
+        setup.wasm_cache.as_ref().map_or(String::new(), |c| format!("LATTICE_WASM_CACHE={} ", normalise(&c.display().to_string(), t)));
     let line = format!(
         "| {} | {} | {} | {} |",
         c.what.replace('|', "\\|"),
-        code(&format!("lattice-conform {}", command.join(" "))),
+        code(&format!("{env}lattice-conform {}", command.join(" "))),
         c.exit,
         code(&first)
     );

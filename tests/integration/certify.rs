@@ -123,7 +123,7 @@ fn open_verify_history_refuses_a_changed_logic_and_accepts_an_identical_one() {
         |build: &Path| run([OsStr::new("open"), dir.as_os_str(), OsStr::new("--verify-history"), OsStr::new("--build"), build.as_os_str()]);
     let refused = open(&guest("core-kvstore-forget-one-head")).expect(1);
     assert!(
-        refused.stderr.contains("corrupt under build") && refused.stdout.contains("first divergent op: #"),
+        refused.stderr.contains("does not reproduce this store's history") && refused.stdout.contains("first divergent op: #"),
         "{}{}",
         refused.stdout,
         refused.stderr

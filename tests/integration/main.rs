@@ -19,3 +19,4 @@ mod scale;
 mod util;
 mod wasm;
 mod workflow_cli;
+mod workflow_friction;

@@ -300,7 +300,7 @@ macro_rules! say {
 fn create(registry: &Registry, dir: &Path, store_type: &str, id: Uuid) -> anyhow::Result<()> {
     let logic = registry.opener(store_type)?.logic();
     let store = Store::create(dir, id, logic)?;
-    println!("created {}: {}", dir.display(), store.identity());
+    say!("created {}: {}", dir.display(), store.identity());
     Ok(())
 }
 
@@ -338,7 +338,7 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
     let summary = store.apply_stream(ops.by_ref(), 0)?;
     // The file changed since it was checked: what was delivered stays (a re-run resumes).
     let delivered = ops.finish()?.ops;
-    println!(
+    say!(
         "delivered {} ops: {} received ({} applied), {} already received; state hash {}",
         delivered,
         summary.received,
@@ -348,7 +348,7 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
     );
     let floating = store.floating_count()?;
     if floating > 0 {
-        println!("{floating} received ops are floating: their `prev` or `causal_deps` have not arrived (they apply when those do)");
+        say!("{floating} received ops are floating: their `prev` or `causal_deps` have not arrived (they apply when those do)");
     }
     if let Some(r) = summary.refused.first() {
         anyhow::bail!("{}: op {} (id {}) refused on arrival: {}", path.display(), r.index, r.op_id, r.reason);
@@ -458,9 +458,9 @@ fn open(registry: &Registry, dir: &Path, verify: bool, deep: bool, json: bool) -
 fn rebuild(registry: &Registry, dir: &Path, force: bool) -> anyhow::Result<()> {
     let identity = Store::log_identity(dir)?;
     let (store, note) = Store::rebuild(dir, registry.resolve(&identity)?, force)?;
-    println!("rebuilt state.db from {} logged ops; state hash {}", store.log_len(), store.state_hash());
+    say!("rebuilt state.db from {} logged ops; state hash {}", store.log_len(), store.state_hash());
     if let Some(kept) = &note.kept {
-        println!("the replaced state.db is kept as {}", kept.display());
+        say!("the replaced state.db is kept as {}", kept.display());
     }
     if let Some(p) = store.paused() {
         println!("projection stalls again at log entry {} ({}): {}", p.op_index, p.kind.as_str(), p.reason);
@@ -907,9 +907,12 @@ fn migrate(registry: &Registry, args: MigrateArgs) -> anyhow::Result<()> {
     if args.json {
         print_json(&m::MigrateJson::new(&o, checks.as_deref(), written.as_deref()))?;
     } else {
-        println!("migrated {} → {} in {}; state hash {}", o.source, o.target, m::plural(o.ops, "op", "ops"), o.target_state_hash);
-        println!("keys: {}", o.keys.summary());
+        say!("migrated {} → {} in {}; state hash {}", o.source, o.target, m::plural(o.ops, "op", "ops"), o.target_state_hash);
+        say!("keys: {}", o.keys.summary());
         for (i, c) in checks.iter().flatten().enumerate() {
+            if c.ok && QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+                continue;
+            }
             println!("check {}: {:<28} {}  {}", i + 1, c.name, if c.ok { "ok  " } else { "FAIL" }, c.detail);
             for d in &c.diff {
                 println!(
@@ -921,8 +924,8 @@ fn migrate(registry: &Registry, args: MigrateArgs) -> anyhow::Result<()> {
             }
         }
         match (&args.dst, args.dry_run) {
-            (Some(dst), true) => println!("dry run: nothing was written to {}", dst.display()),
-            (None, _) => println!("dry run: nothing was written"),
+            (Some(dst), true) => say!("dry run: nothing was written to {}", dst.display()),
+            (None, _) => say!("dry run: nothing was written"),
             _ => {}
         }
     }
@@ -947,7 +950,7 @@ fn audit(registry: &Registry, dir: &Path, json: bool) -> anyhow::Result<()> {
         anyhow::bail!(CheckFailed(format!("{}: {} finding(s): the store does not match its history", dir.display(), findings.len())));
     }
     if !json {
-        println!("{}: clean", dir.display());
+        say!("{}: clean", dir.display());
     }
     Ok(())
 }
@@ -1023,7 +1026,7 @@ fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {
         if args.json {
             print_json(&report)?;
         } else if report.holds {
-            println!("{}: still holds", path.display());
+            say!("{}: still holds", path.display());
         }
         if !report.holds {
             anyhow::bail!(CheckFailed(format!("{}: the certificate no longer holds: {}", path.display(), report.changes.join("; "))));
@@ -1061,7 +1064,7 @@ fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {
             if args.json {
                 return print_json(&c::RunJson::new(&opts, &c::Verdict::Equivalent(cert), out));
             }
-            println!("equivalent on {} histories ({} ops); certificate written to {}", cert.histories, cert.ops, args.out.display());
+            say!("equivalent on {} histories ({} ops); certificate written to {}", cert.histories, cert.ops, args.out.display());
             Ok(())
         }
         c::Verdict::Diverged { source, history, divergence } => {
@@ -1210,7 +1213,7 @@ fn history_command(cmd: HistoryCommand) -> anyhow::Result<()> {
                 anyhow::bail!("{}: `provenance` follows `ops`; convert needs it first (move it above `ops`)", input.display());
             }
             let written = w.finish()?;
-            println!(
+            say!(
                 "{} ops: {} ({}) → {} ({}, {} bytes)",
                 written.ops,
                 input.display(),
@@ -1272,7 +1275,7 @@ fn verify_history(registry: &Registry, dir: &Path, build: &str, json: bool) -> a
     let spec = build.parse::<lattice_conform::build::BuildSpec>()?.resolve(registry)?;
     let Some(refusal) = lattice_conform::record::verify_history(dir, &spec, registry)? else {
         if !json {
-            println!("history verified: replaying the log with {spec} reproduces the stored state hash");
+            say!("history verified: replaying the log with {spec} reproduces the stored state hash");
         }
         return Ok(());
     };
@@ -1396,11 +1399,8 @@ fn wasm_add(cache: &WasmCache, file: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).map_err(|source| WasmError::Io { path: file.to_path_buf(), source })?;
     let added = cache.add(&bytes, &file.display().to_string())?;
     let e = &added.entry;
-    print!("added {} schema {}: {}", e.store_type, e.schema_version, e.digest);
-    match &added.replaced {
-        Some(old) => println!(" (replaces {old})"),
-        None => println!(),
-    }
+    let replaces = added.replaced.as_ref().map(|old| format!(" (replaces {old})")).unwrap_or_default();
+    say!("added {} schema {}: {}{replaces}", e.store_type, e.schema_version, e.digest);
     Ok(())
 }
 

@@ -162,6 +162,8 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         listed.extend(entries);
     }
     let (mut count, mut ops) = (0u64, 0u64);
+    let cases = listed.len() as u64 * (1 + u64::from(opts.orders)) + u64::from(opts.cases);
+    let bar = crate::progress::bar("certify", cases, "cases");
     // Phase 1: the corpus histories as they are, each streamed from its file (a recorded
     // history of millions of ops is never held whole).
     for (source, dir, entry) in &listed {
@@ -177,6 +179,7 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         let done = stream.finish()?;
         count += 1;
         ops += done.ops;
+        bar.inc(1);
     }
     // Mutations need the histories in memory: a small one whole, a large one as the prefix of
     // `max_ops` ops a mutation keeps.
@@ -207,6 +210,7 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         }
         count += 1;
         ops += h.ops.len() as u64;
+        bar.inc(1);
     }
     Ok(Verdict::Equivalent(Certificate {
         format: CERT_TAG.into(),

@@ -477,13 +477,20 @@ pub fn migrate_checked(
         Some(m) => m,
         None => find(&store::peek_info(src)?.store_type, &opts.to_type)?,
     };
+    // The migration itself, then the five checks.
+    let bar = crate::progress::bar("migrate --check", 6, "steps");
     let outcome = migrate(src, dst, &opts, Some(migration.clone()), registry)?;
+    bar.inc(1);
+    let step = |c: CheckResult| {
+        bar.inc(1);
+        c
+    };
     let checks = vec![
-        check_source_untouched(src, &before)?,
-        check_target_identity(dst, &outcome, registry)?,
-        check_equivalence(src, dst, migration.as_ref(), &outcome.keys)?,
-        check_deterministic(src, dst, &opts, &outcome, &migration, registry)?,
-        check_crash_safe(src, &opts, &outcome, &migration, registry)?,
+        step(check_source_untouched(src, &before)?),
+        step(check_target_identity(dst, &outcome, registry)?),
+        step(check_equivalence(src, dst, migration.as_ref(), &outcome.keys)?),
+        step(check_deterministic(src, dst, &opts, &outcome, &migration, registry)?),
+        step(check_crash_safe(src, &opts, &outcome, &migration, registry)?),
     ];
     // A writer that started meanwhile changed the source, not the migration (which only reads
     // it, taking no writer lock): that is no verdict on the migration.

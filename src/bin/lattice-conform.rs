@@ -992,8 +992,10 @@ struct CertifyArgs {
     /// Generated cases in phase 2.
     #[arg(long, default_value_t = 200)]
     cases: u32,
+    /// Seed of the generated cases, the payload mutations and the --orders delivery orders.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Most ops in a generated case or a mutated corpus prefix.
     #[arg(long, default_value_t = 200)]
     max_ops: u32,
     /// Also compare the builds on every corpus history in N further delivery orders (seeded by

@@ -557,8 +557,8 @@ struct VerifyArgs {
     /// Where --orders writes the shrunk counterexample of a divergence not listed as known.
     #[arg(long, value_name = "DIR", default_value = "counterexamples")]
     counterexamples: PathBuf,
-    /// Write the report (in --format) to FILE instead of standard output, whole or not at all;
-    /// standard error then gets the verdict line.
+    /// Write the report (in --format) to FILE instead of standard output, whole or not at all
+    /// (an existing FILE is replaced); standard error then gets the verdict line.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -689,6 +689,9 @@ fn bless(registry: &Registry, corpus: &Path, golden: &Path, store_type: Option<&
 }
 
 fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.output {
+        lattice_conform::output::check_dir(out)?;
+    }
     if args.migrations {
         let fault = match args.build.parse()? {
             lattice_conform::build::BuildSpec::Native => None,
@@ -756,6 +759,9 @@ fn write_counterexamples(run: &lattice_conform::converge::Run, dir: &Path, opts:
 }
 
 fn report_merge(paths: &[PathBuf], format: Format, output: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(out) = output {
+        lattice_conform::output::check_dir(out)?;
+    }
     let parts = paths.iter().map(|p| Ok((p.clone(), Report::load(p)?))).collect::<anyhow::Result<Vec<_>>>()?;
     finish_report(&Report::merge(parts)?, format, output)
 }

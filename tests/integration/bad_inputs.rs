@@ -1168,6 +1168,18 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            "report-output-into-store",
+            Report,
+            "`report merge --output` names a file inside a store directory",
+            2,
+            "refusing to write inside the store directory",
+            |t| {
+                let [a, b] = real_shards(t);
+                let d = store_copy(t, "s");
+                Setup::new(args!["report", "merge", &a, &b, "--output", d.join("report.json")]).keeping(&d)
+            },
+        ),
+        case(
             "report-wrong-format",
             Report,
             "the second file is a history, not a report",

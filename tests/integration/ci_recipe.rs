@@ -404,3 +404,35 @@ fn fail_fast_junit_lists_the_histories_not_run_as_skipped() {
     assert_eq!(skipped, r.not_run.iter().map(|n| name_of(&n.id)).collect::<Vec<_>>().iter().collect::<Vec<_>>());
     assert!(j.cases.iter().all(|c| c.1.is_some()), "every testcase has a time");
 }
+
+#[test]
+fn every_report_names_its_inputs_and_only_durations_differ_between_runs() {
+    let (tmp, picked) = checkout();
+    let dir = tmp.path();
+    let json = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&run_in(dir, args).expect(0).stdout).unwrap() };
+    let args = ["verify", "--type", KV, "--filter", "*", "--shard", "1/3", "--format", "json"];
+    let (mut a, mut b) = (json(&args), json(&args));
+    let manifest = digest_of(&dir.join("corpus").join(corpus::MANIFEST));
+    assert_eq!(a["tool"], format!("lattice-conform {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(a["build_identity"], format!("native lattice-conform {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(a["corpus_manifest_blake3"], manifest);
+    assert_eq!(a["golden_blake3"].as_str().unwrap().len(), 64);
+    let sel = &a["selection"];
+    assert_eq!((sel["kind"].as_str(), sel["store_type"].as_str(), sel["filter"].as_str()), (Some("histories"), Some(KV), Some("*")));
+    assert_eq!((sel["shard_count"].as_u64(), sel["total"].as_u64()), (Some(3), Some(picked.len() as u64)));
+    assert_eq!(sel["selected"].as_u64().unwrap() as usize, a["results"].as_array().unwrap().len());
+    assert_eq!(a["durations_us"].as_object().unwrap().len(), a["results"].as_array().unwrap().len());
+    a.as_object_mut().unwrap().remove("durations_us");
+    b.as_object_mut().unwrap().remove("durations_us");
+    assert_eq!(a, b, "without its durations a report is the same for the same inputs");
+    // A Wasm build is identified by its module's blake3; `verify --migrations` reports carry
+    // their inputs too.
+    let wasm = json(&["verify", "--type", KV, "--build", "guests/dist/core-kvstore-small.wasm", "--format", "json"]);
+    assert_eq!(wasm["build_identity"], format!("wasm {}", digest_of(&root().join("guests/dist/core-kvstore-small.wasm"))));
+    let m: serde_json::Value =
+        serde_json::from_str(&run_in(root(), ["verify", "--migrations", "--format", "json"]).expect(0).stdout).unwrap();
+    assert_eq!(m["selection"]["kind"], "migrations");
+    assert_eq!(m["selection"]["total"].as_u64().unwrap() as usize, m["results"].as_array().unwrap().len());
+    assert_eq!(m["corpus_manifest_blake3"], digest_of(&root().join("corpus").join(corpus::MANIFEST)));
+    assert_eq!(m["golden_blake3"].as_str().unwrap().len(), 64);
+}

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::verify::{Divergence, HistoryResult, Report};
+use crate::verify::{Divergence, HistoryResult, NotRun, Report};
 
 /// Output format of `verify` and `report merge`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -25,6 +25,9 @@ pub fn render(report: &Report, format: Format) -> String {
     }
 }
 
+/// The line a shard that selects no history prints (its report passes).
+pub const EMPTY_SHARD: &str = "0 histories in this shard";
+
 /// One line per history, failure details, and a closing `N passed, N failed` line.
 pub fn human(report: &Report) -> String {
     let mut out = String::new();
@@ -39,8 +42,12 @@ pub fn human(report: &Report) -> String {
             }
         }
     }
-    if report.not_run > 0 {
-        writeln!(out, "stopped after the first failure: {} histories not run (use --keep-going to run them)", report.not_run).unwrap();
+    if !report.not_run.is_empty() {
+        writeln!(out, "stopped after the first failure: {} histories not run (use --keep-going to run them)", report.not_run.len())
+            .unwrap();
+    }
+    if report.is_empty_shard() {
+        writeln!(out, "{}", EMPTY_SHARD).unwrap();
     }
     writeln!(out, "build {}: {} passed, {} failed", report.build, report.passed(), report.failed()).unwrap();
     if let Some(limits) = &report.wasm_limits {
@@ -127,16 +134,29 @@ fn key_diff_text(out: &mut String, title: &str, diff: &[crate::diff::KeyDiff], a
     }
 }
 
-/// JUnit XML: one `<testcase>` per history, classname = store type.
+/// JUnit XML: one `<testcase>` per selected history, classname = store type, each with its
+/// measured `time` in seconds (0 when the report has no measurement for it); histories not run
+/// are `<skipped>` with the reason.
 pub fn junit(report: &Report) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let (tests, failures) = (report.results.len(), report.failed());
+    let (tests, failures, skipped) = (report.results.len() + report.not_run.len(), report.failed(), report.not_run.len());
     let convergence = report.convergence.as_ref().map_or(0, |c| c.histories.len() + c.stale_known.len());
     let (all_tests, all_failures) = (tests + convergence, failures + report.convergence_failures());
-    writeln!(out, "<testsuites name=\"lattice-conform verify\" tests=\"{all_tests}\" failures=\"{all_failures}\">").unwrap();
-    writeln!(out, "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"0\">", xml(&report.build)).unwrap();
+    let time = |id: &str| seconds(report.durations_us.get(id).copied().unwrap_or(0));
+    let total = seconds(report.durations_us.values().sum());
+    writeln!(out, "<testsuites name=\"lattice-conform verify\" tests=\"{all_tests}\" failures=\"{all_failures}\" time=\"{total}\">")
+        .unwrap();
+    writeln!(
+        out,
+        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{total}\">",
+        xml(&report.build)
+    )
+    .unwrap();
     for r in &report.results {
-        testcase(&mut out, r);
+        testcase(&mut out, r, &time(&r.id));
+    }
+    for n in &report.not_run {
+        not_run_testcase(&mut out, n);
     }
     out.push_str("  </testsuite>\n");
     if let Some(c) = &report.convergence {
@@ -144,10 +164,12 @@ pub fn junit(report: &Report) -> String {
         let skipped = c.histories.iter().filter(|v| v.verdict == "skipped" || v.verdict == "known").count();
         writeln!(
             out,
-            "  <testsuite name=\"convergence ({} orders, seed {})\" tests=\"{n}\" failures=\"{fails}\" skipped=\"{skipped}\">",
+            "  <testsuite name=\"convergence ({} orders, seed {})\" tests=\"{n}\" failures=\"{fails}\" skipped=\"{skipped}\" time=\"0.000\">",
             c.orders, c.seed
         )
         .unwrap();
+        // The convergence check is not timed per history.
+        let t = "time=\"0.000\"";
         for v in &c.histories {
             let name = xml(&v.id);
             match v.verdict.as_str() {
@@ -156,7 +178,7 @@ pub fn junit(report: &Report) -> String {
                         format!("diverges across delivery orders; shrunk to {} ops: {:?} vs {:?}", v.order_a.len(), v.order_a, v.order_b);
                     writeln!(
                         out,
-                        "    <testcase classname=\"convergence\" name=\"{name}\"><failure message=\"{}\"/></testcase>",
+                        "    <testcase classname=\"convergence\" name=\"{name}\" {t}><failure message=\"{}\"/></testcase>",
                         xml(&msg)
                     )
                     .unwrap();
@@ -165,17 +187,17 @@ pub fn junit(report: &Report) -> String {
                     let msg = format!("{}: {}", v.verdict, v.detail.as_deref().unwrap_or(""));
                     writeln!(
                         out,
-                        "    <testcase classname=\"convergence\" name=\"{name}\"><skipped message=\"{}\"/></testcase>",
+                        "    <testcase classname=\"convergence\" name=\"{name}\" {t}><skipped message=\"{}\"/></testcase>",
                         xml(&msg)
                     )
                     .unwrap();
                 }
-                _ => writeln!(out, "    <testcase classname=\"convergence\" name=\"{name}\"/>").unwrap(),
+                _ => writeln!(out, "    <testcase classname=\"convergence\" name=\"{name}\" {t}/>").unwrap(),
             }
         }
         for k in &c.stale_known {
             let msg = "its counterexample no longer diverges (a fix? remove the entry)";
-            writeln!(out, "    <testcase classname=\"known-divergences\" name=\"{}\"><failure message=\"{msg}\"/></testcase>", xml(k))
+            writeln!(out, "    <testcase classname=\"known-divergences\" name=\"{}\" {t}><failure message=\"{msg}\"/></testcase>", xml(k))
                 .unwrap();
         }
         out.push_str("  </testsuite>\n");
@@ -184,9 +206,18 @@ pub fn junit(report: &Report) -> String {
     out
 }
 
-fn testcase(out: &mut String, r: &HistoryResult) {
-    let name = r.id.split_once('/').map_or(r.id.as_str(), |(_, n)| n);
-    write!(out, "    <testcase classname=\"{}\" name=\"{}\"", xml(&r.store_type), xml(name)).unwrap();
+/// Microseconds as JUnit seconds, to the millisecond.
+fn seconds(us: u64) -> String {
+    format!("{}.{:03}", us / 1_000_000, us % 1_000_000 / 1000)
+}
+
+/// The history's name: its id after the first `/`.
+fn short_name(id: &str) -> &str {
+    id.split_once('/').map_or(id, |(_, n)| n)
+}
+
+fn testcase(out: &mut String, r: &HistoryResult, time: &str) {
+    write!(out, "    <testcase classname=\"{}\" name=\"{}\" time=\"{time}\"", xml(&r.store_type), xml(short_name(&r.id))).unwrap();
     match &r.failure {
         None => out.push_str("/>\n"),
         Some(f) => {
@@ -197,6 +228,17 @@ fn testcase(out: &mut String, r: &HistoryResult) {
             writeln!(out, ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>", xml(&f.summary), xml(&body)).unwrap();
         }
     }
+}
+
+fn not_run_testcase(out: &mut String, n: &NotRun) {
+    writeln!(
+        out,
+        "    <testcase classname=\"{}\" name=\"{}\" time=\"0.000\">\n      <skipped message=\"{}\"/>\n    </testcase>",
+        xml(&n.store_type),
+        xml(short_name(&n.id)),
+        xml(&n.reason)
+    )
+    .unwrap();
 }
 
 /// Escapes text for XML attributes and content; drops characters XML 1.0 cannot carry.

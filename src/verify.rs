@@ -6,10 +6,16 @@
 //! candidate are replayed in lockstep from the last agreeing checkpoint to find the exact first
 //! divergent op, which is reported decoded together with a key-level diff of `data`. Histories
 //! run in parallel; results are always reported in corpus order.
+//!
+//! A [`Report`] is bound to its inputs — the tool, the build's identity, the digests of the corpus
+//! manifest and of the goldens, the selection — so that [`Report::merge`] combines only the shards
+//! of one run, and all of them.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +82,8 @@ pub enum VerifyError {
     BadShard(String),
     #[error("no history selected from corpus {corpus} ({selection})")]
     NothingSelected { corpus: PathBuf, selection: String },
+    #[error("--type {store_type}: unknown store type: corpus {corpus} has no history of it and no opener is registered for it; known types: {known}")]
+    UnknownType { store_type: String, corpus: PathBuf, known: String },
     #[error(
         "{build}: the build implements `{found}` schema {found_schema}, but history `{history}` is `{expected}` schema {expected_schema}"
     )]
@@ -84,21 +92,38 @@ pub enum VerifyError {
     BadReport { path: PathBuf, reason: String },
     #[error("report merge: {reason}")]
     BadShardSet { reason: String },
+    #[error(
+        "report merge: {other} and {first} differ in `{field}` ({other_value} vs {first_value}); merge only the reports of one run (same tool, build, corpus, goldens and selection)"
+    )]
+    PartsDiffer { field: &'static str, first: PathBuf, first_value: String, other: PathBuf, other_value: String },
     #[error(transparent)]
     Version(#[from] crate::versioned::VersionError),
 }
 
-/// The outcome of a verification run; serializes to the `--format json` report.
+/// The outcome of a verification run; serializes to the `--format json` report (docs/FORMAT.md
+/// §13.4). Everything but `durations_us` is deterministic: the same inputs give the same values.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Report {
     pub format: String,
     pub format_version: u32,
+    /// The tool that verified: `lattice-conform <version>` ([`tool_id`]).
+    pub tool: String,
+    /// The `--build` argument as given.
     pub build: String,
+    /// What the build is, however it was named ([`build_identity`]): `wasm <blake3 of the module>`,
+    /// `native lattice-conform <version>` or `native-fault:<name> lattice-conform <version>`.
+    pub build_identity: String,
+    /// blake3 of the corpus manifest's bytes (which lists every history's blake3).
+    pub corpus_manifest_blake3: String,
+    /// [`golden_set_digest`] of the goldens of the whole selection (every shard's).
+    pub golden_blake3: String,
+    pub selection: Selection,
     /// `I/N` when sharded; merged reports list every shard.
     pub shards: Vec<String>,
-    /// Histories not run because an earlier one failed (without `--keep-going`).
-    pub not_run: u64,
+    /// Histories selected for this report but not run, because an earlier one failed (without
+    /// `--keep-going`), sorted by id.
+    pub not_run: Vec<NotRun>,
     pub results: Vec<HistoryResult>,
     /// The convergence check's verdicts (`verify --orders`), if it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,6 +131,39 @@ pub struct Report {
     /// The limits a Wasm build ran under (absent for a native build).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm_limits: Option<crate::wasm::Limits>,
+    /// Measured wall time of each history run, in microseconds, by id. The one field that differs
+    /// between runs of the same inputs: `report merge` never compares it and nothing hashes it;
+    /// the JUnit `time` attributes come from it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub durations_us: BTreeMap<String, u64>,
+}
+
+/// Which histories a report covers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selection {
+    /// `histories` (corpus histories against their goldens) or `migrations` (`verify --migrations`).
+    pub kind: String,
+    /// `--type`, if given.
+    pub store_type: Option<String>,
+    /// `--filter`, if given.
+    pub filter: Option<String>,
+    /// `N` of `--shard I/N`; `None` when unsharded.
+    pub shard_count: Option<u32>,
+    /// Histories selected in this report's shards (= results + not run).
+    pub selected: u64,
+    /// Histories selected by type and filter in all shards together.
+    pub total: u64,
+}
+
+/// A selected history that did not run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotRun {
+    pub id: String,
+    pub store_type: String,
+    /// Why it did not run (*informative* wording).
+    pub reason: String,
 }
 
 /// One history's verdict.
@@ -157,19 +215,80 @@ pub struct Divergence {
 }
 
 const REPORT_TAG: &str = "lattice-conform/verify-report";
-const REPORT_VERSION: u32 = 2;
+const REPORT_VERSION: u32 = 3;
+
+/// The tool a report was written by: `lattice-conform <version>`.
+pub fn tool_id() -> String {
+    format!("lattice-conform {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// What a build is, however it was named: `wasm <blake3 of the module's bytes>` for a `.wasm`
+/// file or `cas:<digest>`; for the native builds, whose logic is compiled into this tool,
+/// `native <tool>` or `native-fault:<name> <tool>` ([`tool_id`]). A `.wasm` file is read (and
+/// compiled, so a module that is no guest is refused here); an unknown fault is refused.
+pub fn build_identity(build: &BuildSpec) -> Result<String, VerifyError> {
+    Ok(match build {
+        BuildSpec::Native => format!("native {}", tool_id()),
+        BuildSpec::NativeFault(name) => {
+            if crate::fault::find(name).is_none() {
+                return Err(BuildError::UnknownFault { fault: name.clone(), store_type: String::new() }.into());
+            }
+            format!("native-fault:{name} {}", tool_id())
+        }
+        BuildSpec::WasmFile(path) => {
+            let module = crate::wasm::WasmModule::from_file(path)
+                .map_err(|source| BuildError::Wasm { build: build.to_string(), source: Box::new(source) })?;
+            format!("wasm {}", module.digest())
+        }
+        BuildSpec::Cas(digest) => format!("wasm {digest}"),
+        // Callers resolve a prefix against the cache first ([`BuildSpec::resolve`]).
+        BuildSpec::CasPrefix(_) => return Err(BuildError::BadSpec(format!("{build}: a `cas:` prefix not resolved against the cache")).into()),
+    })
+}
+
+/// The digest of a set of goldens (docs/FORMAT.md §13.4): blake3 over, for each history in
+/// ascending id order, its id's UTF-8 bytes, a 0 byte, then 0x01, the golden file's length as a
+/// u64 LE and its bytes — or a single 0x00 if the file does not exist.
+pub fn golden_set_digest(goldens: impl IntoIterator<Item = (String, PathBuf)>) -> Result<String, VerifyError> {
+    let mut goldens: Vec<(String, PathBuf)> = goldens.into_iter().collect();
+    goldens.sort();
+    let mut hasher = blake3::Hasher::new();
+    for (id, path) in goldens {
+        hasher.update(id.as_bytes());
+        hasher.update(&[0]);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                hasher.update(&[1]);
+                hasher.update(&(bytes.len() as u64).to_le_bytes());
+                hasher.update(&bytes);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                hasher.update(&[0]);
+            }
+            Err(source) => return Err(GoldenError::Io { path, source }.into()),
+        }
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
 
 impl Report {
+    /// An empty report of `build` (identity, inputs and selection still to be filled in).
     pub fn new(build: String, shards: Vec<String>) -> Report {
         Report {
             format: REPORT_TAG.into(),
             format_version: REPORT_VERSION,
+            tool: tool_id(),
             build,
+            build_identity: String::new(),
+            corpus_manifest_blake3: String::new(),
+            golden_blake3: String::new(),
+            selection: Selection::default(),
             shards,
-            not_run: 0,
+            not_run: vec![],
             results: vec![],
             convergence: None,
             wasm_limits: None,
+            durations_us: BTreeMap::new(),
         }
     }
 
@@ -186,39 +305,68 @@ impl Report {
         self.convergence.as_ref().map_or(0, |c| c.unknown() + c.stale_known.len())
     }
 
-    /// Reads a JSON report written by `verify --format json`.
+    /// Whether this is one shard of a sharded run that selected no history.
+    pub fn is_empty_shard(&self) -> bool {
+        !self.shards.is_empty() && self.selection.selected == 0
+    }
+
+    /// Reads a JSON report written by `verify --format json`. A report of an older format is
+    /// refused as too old: it lacks the inputs `report merge` compares.
     pub fn load(path: &std::path::Path) -> Result<Report, VerifyError> {
         let bad = |reason: String| VerifyError::BadReport { path: path.to_path_buf(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        crate::versioned::check(&text, path, REPORT_TAG, REPORT_VERSION)?;
+        match crate::versioned::check(&text, path, REPORT_TAG, REPORT_VERSION) {
+            Err(crate::versioned::VersionError::TooOld { found, reads, .. }) => {
+                return Err(bad(format!(
+                    "too old: a verify report of format_version {found}, but this build reads format_version {reads}; \
+                     such a report does not say which tool, build, corpus, goldens and selection it came from, so it \
+                     cannot be merged: re-run `lattice-conform verify` to regenerate it"
+                )))
+            }
+            other => other?,
+        }
         serde_json::from_str(&text).map_err(|e| crate::versioned::json_error(path, &e).into())
     }
 
-    /// Combines shard reports into one: results sorted by id; a history in two shards is an error.
+    /// Combines the reports of the shards of one run into one (docs/FORMAT.md §13.5): every part
+    /// must come from the same inputs (tool, build, corpus, goldens, selection, shard count), each
+    /// shard 1/N … N/N must be there exactly once, and no history may be in two parts. Results and
+    /// not-run histories are sorted by id.
     pub fn merge(parts: Vec<(PathBuf, Report)>) -> Result<Report, VerifyError> {
-        let build = parts.first().map(|(_, r)| r.build.clone()).unwrap_or_default();
-        let mut merged = Report::new(build.clone(), vec![]);
-        let mut seen: std::collections::BTreeMap<String, PathBuf> = std::collections::BTreeMap::new();
-        let limits = parts.first().and_then(|(_, r)| r.wasm_limits);
-        merged.wasm_limits = limits;
-        for (path, r) in parts {
-            if r.build != build {
-                return Err(VerifyError::BadReport { path, reason: format!("build `{}` differs from `{build}`", r.build) });
+        let Some((first_path, first)) = parts.first().cloned() else {
+            return Err(VerifyError::BadShardSet { reason: "no report to merge".into() });
+        };
+        for (path, r) in &parts {
+            check_counts(path, r)?;
+            if let Some((field, a, b)) = first_difference(&first, r) {
+                return Err(VerifyError::PartsDiffer {
+                    field,
+                    first: first_path.clone(),
+                    first_value: a,
+                    other: path.clone(),
+                    other_value: b,
+                });
             }
-            if r.wasm_limits != limits {
-                let show = |l: Option<crate::wasm::Limits>| l.map_or("none (a native build)".to_string(), |l| l.to_string());
-                let reason = format!("Wasm limits `{}` differ from the first report's `{}`", show(r.wasm_limits), show(limits));
-                return Err(VerifyError::BadReport { path, reason });
-            }
-            for result in &r.results {
-                if let Some(first) = seen.insert(result.id.clone(), path.clone()) {
-                    let reason = format!("history `{}` is also in {}; shards must not overlap", result.id, first.display());
-                    return Err(VerifyError::BadReport { path, reason });
+        }
+        let mut merged = Report { shards: vec![], not_run: vec![], results: vec![], convergence: None, ..first.clone() };
+        merged.selection.selected = 0;
+        merged.durations_us.clear();
+        check_shard_set(&parts)?;
+        let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for (path, r) in &parts {
+            for id in r.results.iter().map(|x| &x.id).chain(r.not_run.iter().map(|x| &x.id)) {
+                if let Some(first) = seen.insert(id.clone(), path.clone()) {
+                    let reason = format!("history `{id}` is also in {}; shards must not overlap", first.display());
+                    return Err(VerifyError::BadReport { path: path.clone(), reason });
                 }
             }
+        }
+        for (path, r) in parts {
             merged.shards.extend(r.shards);
-            merged.not_run += r.not_run;
+            merged.selection.selected += r.selection.selected;
+            merged.not_run.extend(r.not_run);
             merged.results.extend(r.results);
+            merged.durations_us.extend(r.durations_us);
             match (&mut merged.convergence, r.convergence) {
                 (_, None) => {}
                 (None, Some(c)) => merged.convergence = Some(c),
@@ -235,34 +383,98 @@ impl Report {
                 }
             }
         }
+        if merged.selection.selected != merged.selection.total {
+            let reason = format!(
+                "the shards hold {} histories but their selection has {}; the reports are not of one run",
+                merged.selection.selected, merged.selection.total
+            );
+            return Err(VerifyError::BadShardSet { reason });
+        }
         if let Some(c) = &mut merged.convergence {
             c.histories.sort_by(|a, b| a.id.cmp(&b.id));
             c.stale_known.sort();
             c.stale_known.dedup();
         }
         merged.results.sort_by(|a, b| a.id.cmp(&b.id));
-        check_shard_set(&merged.shards)?;
+        merged.not_run.sort_by(|a, b| a.id.cmp(&b.id));
         merged.shards.sort();
         Ok(merged)
     }
 }
 
-/// Every shard count N named by the merged reports must come with all of its shards 1/N … N/N,
-/// each once: a merge that silently lacks a shard would pass a release gate on part of the corpus.
-fn check_shard_set(shards: &[String]) -> Result<(), VerifyError> {
-    let bad = |reason: String| VerifyError::BadShardSet { reason };
-    let mut seen: std::collections::BTreeMap<u32, std::collections::BTreeSet<u32>> = Default::default();
-    for s in shards {
-        let (i, n) = parse_shard(s).map_err(|_| bad(format!("`{s}` is not a shard (expected I/N)")))?;
-        if !seen.entry(n).or_default().insert(i) {
-            return Err(bad(format!("shard {i}/{n} appears in more than one report")));
+/// The first input in which `other` differs from `first`: the field's name and both values, as
+/// shown in messages (`` `value` ``, or `none` for an absent one).
+fn first_difference(first: &Report, other: &Report) -> Option<(&'static str, String, String)> {
+    let quote = |v: &str| format!("`{v}`");
+    let opt = |v: &Option<String>| v.as_deref().map_or_else(|| "none".to_string(), quote);
+    let limits = |l: Option<crate::wasm::Limits>| l.map_or_else(|| "none (a native build)".to_string(), |l| quote(&l.to_string()));
+    let shards = |n: Option<u32>| n.map_or_else(|| "none (unsharded)".to_string(), |n| quote(&n.to_string()));
+    let fields = [
+        ("tool", quote(&first.tool), quote(&other.tool)),
+        ("build", quote(&first.build), quote(&other.build)),
+        ("build_identity", quote(&first.build_identity), quote(&other.build_identity)),
+        ("corpus_manifest_blake3", quote(&first.corpus_manifest_blake3), quote(&other.corpus_manifest_blake3)),
+        ("golden_blake3", quote(&first.golden_blake3), quote(&other.golden_blake3)),
+        ("selection.kind", quote(&first.selection.kind), quote(&other.selection.kind)),
+        ("selection.store_type", opt(&first.selection.store_type), opt(&other.selection.store_type)),
+        ("selection.filter", opt(&first.selection.filter), opt(&other.selection.filter)),
+        ("selection.shard_count", shards(first.selection.shard_count), shards(other.selection.shard_count)),
+        ("selection.total", quote(&first.selection.total.to_string()), quote(&other.selection.total.to_string())),
+        ("wasm_limits", limits(first.wasm_limits), limits(other.wasm_limits)),
+    ];
+    fields.into_iter().find(|(_, a, b)| a != b)
+}
+
+/// A part's own numbers must agree: its results and not-run histories are its selected ones, and
+/// its shards are of its selection's shard count.
+fn check_counts(path: &std::path::Path, r: &Report) -> Result<(), VerifyError> {
+    let bad = |reason: String| VerifyError::BadReport { path: path.to_path_buf(), reason };
+    let listed = (r.results.len() + r.not_run.len()) as u64;
+    if listed != r.selection.selected {
+        return Err(bad(format!(
+            "lists {} results and {} not run, but its selection says {} histories",
+            r.results.len(),
+            r.not_run.len(),
+            r.selection.selected
+        )));
+    }
+    for s in &r.shards {
+        let (_, n) = parse_shard(s).map_err(|_| bad(format!("`{s}` is not a shard (expected I/N)")))?;
+        if Some(n) != r.selection.shard_count {
+            let count = r.selection.shard_count.map_or_else(|| "unsharded".to_string(), |n| format!("of {n} shards"));
+            return Err(bad(format!("shard `{s}` but its selection is {count}")));
         }
     }
-    for (n, present) in &seen {
-        let missing: Vec<String> = (1..=*n).filter(|i| !present.contains(i)).map(|i| format!("{i}/{n}")).collect();
-        if !missing.is_empty() {
-            return Err(bad(format!("shard {} missing; merge the reports of every shard of the run", missing.join(", "))));
+    if r.shards.is_empty() && r.selection.shard_count.is_some() {
+        return Err(bad("lists no shard but its selection is sharded".into()));
+    }
+    Ok(())
+}
+
+/// The parts of a sharded run must hold each of its shards 1/N … N/N exactly once: a merge that
+/// silently lacks a shard would pass a release gate on part of the corpus. An unsharded report
+/// covers the whole selection, so it merges with nothing else.
+fn check_shard_set(parts: &[(PathBuf, Report)]) -> Result<(), VerifyError> {
+    let bad = |reason: String| VerifyError::BadShardSet { reason };
+    if parts.len() > 1 {
+        if let Some((path, _)) = parts.iter().find(|(_, r)| r.shards.is_empty()) {
+            return Err(bad(format!("{} is an unsharded report (the whole selection); it merges with no other report", path.display())));
         }
+    }
+    let mut seen: BTreeMap<u32, PathBuf> = BTreeMap::new();
+    let mut n = 0;
+    for (path, r) in parts {
+        for s in &r.shards {
+            let (i, count) = parse_shard(s).map_err(|_| bad(format!("{}: `{s}` is not a shard (expected I/N)", path.display())))?;
+            n = count;
+            if let Some(other) = seen.insert(i, path.clone()) {
+                return Err(bad(format!("shard {i}/{count} appears twice: in {} and in {}", other.display(), path.display())));
+            }
+        }
+    }
+    let missing: Vec<String> = (1..=n).filter(|i| !seen.contains_key(i)).map(|i| format!("{i}/{n}")).collect();
+    if !missing.is_empty() {
+        return Err(bad(format!("shard {} missing; merge the reports of every shard of the run", missing.join(", "))));
     }
     Ok(())
 }
@@ -283,64 +495,147 @@ pub fn shard_of(id: &str, n: u32) -> u32 {
     (x % n as u64) as u32 + 1
 }
 
-/// Runs a verification. `Err` is unusable input; failing histories are in the report.
+/// Runs a verification. `Err` is unusable input; failing histories are in the report. A shard
+/// that selects no history gives a passing report of 0 histories.
 pub fn verify(opts: &VerifyOptions, registry: &Registry) -> Result<Report, VerifyError> {
-    let entries = select(opts)?;
+    let selected = select_all(opts, &registry.registered_types())?;
     let shards = opts.shard.map(|(i, n)| vec![format!("{i}/{n}")]).unwrap_or_default();
     let mut report = Report::new(opts.build.to_string(), shards);
+    report.build_identity = build_identity(&opts.build.resolve(registry)?)?;
+    report.corpus_manifest_blake3 = selected.manifest_blake3.clone();
+    report.golden_blake3 = golden_set_digest(selected.all.iter().map(|e| (e.id(), golden::path_for(&opts.golden, e))))?;
+    report.selection = Selection {
+        kind: "histories".into(),
+        store_type: opts.store_type.clone(),
+        filter: opts.filter.clone(),
+        shard_count: opts.shard.map(|(_, n)| n),
+        selected: selected.entries.len() as u64,
+        total: selected.all.len() as u64,
+    };
     report.wasm_limits = opts.build.is_wasm().then(|| registry.wasm_limits());
+    let entries = selected.entries;
+    if entries.is_empty() {
+        return Ok(report);
+    }
     let results = run_all(opts, registry, &entries)?;
-    report.not_run = (entries.len() - results.len()) as u64;
-    report.results = results;
+    let first_failure = results.iter().find(|(r, _)| r.failure.is_some()).map(|(r, _)| r.id.clone());
+    report.not_run = entries[results.len()..]
+        .iter()
+        .map(|e| NotRun {
+            id: e.id(),
+            store_type: e.store_type.clone(),
+            reason: format!(
+                "not run: verification stopped at the first failure ({}); use --keep-going to run every history",
+                first_failure.as_deref().unwrap_or("?")
+            ),
+        })
+        .collect();
+    report.not_run.sort_by(|a, b| a.id.cmp(&b.id));
+    report.durations_us = results.iter().map(|(r, d)| (r.id.clone(), d.as_micros() as u64)).collect();
+    report.results = results.into_iter().map(|(r, _)| r).collect();
     report.results.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(report)
 }
 
-/// The manifest entries selected by type, filter and shard, in manifest order.
+/// Fills in the inputs and selection of a `verify --migrations` report: every migration golden
+/// compared (`migration:<id>`), over the whole corpus.
+pub fn bind_migrations(report: &mut Report, corpus_dir: &std::path::Path, golden_dir: &std::path::Path) -> Result<(), VerifyError> {
+    let manifest_path = corpus_dir.join(corpus::MANIFEST);
+    let manifest = Manifest::load(corpus_dir, false)?;
+    let mut goldens = Vec::new();
+    for m in crate::migrate::migrations() {
+        for e in manifest.files.iter().filter(|e| e.store_type == m.source_type()) {
+            goldens.push((format!("migration:{}", e.id()), crate::migrate::migration_golden_path(golden_dir, m.as_ref(), e)?));
+        }
+    }
+    report.build_identity = build_identity(&report.build.parse()?)?;
+    report.corpus_manifest_blake3 = corpus::digest_file(&manifest_path)?;
+    report.selection = Selection {
+        kind: "migrations".into(),
+        store_type: None,
+        filter: None,
+        shard_count: None,
+        selected: goldens.len() as u64,
+        total: goldens.len() as u64,
+    };
+    report.golden_blake3 = golden_set_digest(goldens)?;
+    Ok(())
+}
+
+/// What `--type`, `--filter` and `--shard` select from a corpus.
+#[derive(Clone, Debug)]
+pub struct Selected {
+    /// blake3 of the manifest file's bytes.
+    pub manifest_blake3: String,
+    /// Selected by type and filter, in every shard, in manifest order.
+    pub all: Vec<ManifestEntry>,
+    /// Those of them in this shard (all of them when unsharded), in manifest order.
+    pub entries: Vec<ManifestEntry>,
+}
+
+/// The manifest entries selected by type, filter and shard, in manifest order (empty for a
+/// shard that selects none).
 pub fn select(opts: &VerifyOptions) -> Result<Vec<ManifestEntry>, VerifyError> {
+    Ok(select_all(opts, &[])?.entries)
+}
+
+/// The selection (docs/FORMAT.md §13.1). A `--type` that is neither in the corpus nor among
+/// `registered` types is an error naming the known types; a type and filter that select nothing
+/// are an error; a shard of a non-empty selection may be empty.
+pub fn select_all(opts: &VerifyOptions, registered: &[String]) -> Result<Selected, VerifyError> {
     let manifest = Manifest::load(&opts.corpus, false)?;
+    let manifest_blake3 = corpus::digest_file(&opts.corpus.join(corpus::MANIFEST))?;
+    if let Some(t) = &opts.store_type {
+        let known: std::collections::BTreeSet<&str> =
+            manifest.files.iter().map(|e| e.store_type.as_str()).chain(registered.iter().map(String::as_str)).collect();
+        if !known.contains(t.as_str()) {
+            let known = known.into_iter().collect::<Vec<_>>().join(", ");
+            return Err(VerifyError::UnknownType { store_type: t.clone(), corpus: opts.corpus.clone(), known });
+        }
+    }
     let glob = match &opts.filter {
         Some(g) => {
             Some(globset::Glob::new(g).map_err(|e| VerifyError::BadFilter { glob: g.clone(), reason: e.to_string() })?.compile_matcher())
         }
         None => None,
     };
-    let selected: Vec<ManifestEntry> = manifest
+    let all: Vec<ManifestEntry> = manifest
         .files
         .into_iter()
         .filter(|e| opts.store_type.as_ref().is_none_or(|t| *t == e.store_type))
         .filter(|e| glob.as_ref().is_none_or(|g| g.is_match(e.id())))
-        .filter(|e| opts.shard.is_none_or(|(i, n)| shard_of(&e.id(), n) == i))
         .collect();
-    if selected.is_empty() {
+    if all.is_empty() {
         let mut selection = Vec::new();
         selection.extend(opts.store_type.as_ref().map(|t| format!("type `{t}`")));
         selection.extend(opts.filter.as_ref().map(|g| format!("filter `{g}`")));
-        selection.extend(opts.shard.map(|(i, n)| format!("shard {i}/{n}")));
         let selection = if selection.is_empty() { "every history".to_string() } else { selection.join(", ") };
         return Err(VerifyError::NothingSelected { corpus: opts.corpus.clone(), selection });
     }
-    Ok(selected)
+    let entries = all.iter().filter(|e| opts.shard.is_none_or(|(i, n)| shard_of(&e.id(), n) == i)).cloned().collect();
+    Ok(Selected { manifest_blake3, all, entries })
 }
 
 /// Runs histories on `opts.jobs` threads. Without `keep_going`, stops handing out histories after
 /// a failure and returns the results up to and including the first failure in corpus order —
-/// every earlier history has completed by then, so the output does not depend on timing.
-fn run_all(opts: &VerifyOptions, registry: &Registry, entries: &[ManifestEntry]) -> Result<Vec<HistoryResult>, VerifyError> {
+/// every earlier history has completed by then, so the output does not depend on timing. Each
+/// result comes with the wall time its run took.
+fn run_all(opts: &VerifyOptions, registry: &Registry, entries: &[ManifestEntry]) -> Result<Vec<(HistoryResult, Duration)>, VerifyError> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let slots: Mutex<Vec<Option<Result<HistoryResult, VerifyError>>>> = Mutex::new((0..entries.len()).map(|_| None).collect());
+    let slots: Mutex<Vec<Option<Timed>>> = Mutex::new((0..entries.len()).map(|_| None).collect());
     let bar = progress_bar(opts.progress, entries.len());
     std::thread::scope(|s| {
-        for _ in 0..opts.jobs.clamp(1, entries.len()) {
+        for _ in 0..opts.jobs.clamp(1, entries.len().max(1)) {
             s.spawn(|| loop {
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(entry) = entries.get(i) else { break };
-                let result = verify_one(opts, registry, entry);
-                let failed = !matches!(&result, Ok(r) if r.failure.is_none());
+                let started = Instant::now();
+                let result = verify_one(opts, registry, entry).map(|r| (r, started.elapsed()));
+                let failed = !matches!(&result, Ok((r, _)) if r.failure.is_none());
                 if failed && !opts.keep_going {
                     stop.store(true, Ordering::SeqCst);
                 }
@@ -353,12 +648,15 @@ fn run_all(opts: &VerifyOptions, registry: &Registry, entries: &[ManifestEntry])
     collect(slots.into_inner().expect("threads are done"), opts.keep_going)
 }
 
-fn collect(slots: Vec<Option<Result<HistoryResult, VerifyError>>>, keep_going: bool) -> Result<Vec<HistoryResult>, VerifyError> {
+/// A history's result and how long it took, or why it could not be verified.
+type Timed = Result<(HistoryResult, Duration), VerifyError>;
+
+fn collect(slots: Vec<Option<Timed>>, keep_going: bool) -> Result<Vec<(HistoryResult, Duration)>, VerifyError> {
     let mut out = Vec::new();
     for slot in slots {
         let Some(result) = slot else { break };
         let result = result?;
-        let failed = result.failure.is_some();
+        let failed = result.0.failure.is_some();
         out.push(result);
         if failed && !keep_going {
             break;
@@ -627,5 +925,27 @@ fn delivered_text(d: &Delivered, store: &MemStore, explain: bool) -> String {
             }
             s => format!("witnessed {witnessed}, applied {applied}, stalled ({})", s.map_or("?", |s| s.kind.as_str())),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_golden_set_digest_is_of_ids_and_bytes_in_id_order_and_tells_missing_from_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b, none) = (tmp.path().join("a.json"), tmp.path().join("b.json"), tmp.path().join("none.json"));
+        std::fs::write(&a, "{}").unwrap();
+        std::fs::write(&b, "").unwrap();
+        let set = |items: &[(&str, &PathBuf)]| golden_set_digest(items.iter().map(|(id, p)| (id.to_string(), (*p).clone()))).unwrap();
+        let digest = set(&[("t/a", &a), ("t/b", &b)]);
+        let mut expected = blake3::Hasher::new();
+        expected.update(b"t/a\0\x01").update(&2u64.to_le_bytes()).update(b"{}");
+        expected.update(b"t/b\0\x01").update(&0u64.to_le_bytes());
+        assert_eq!(digest, expected.finalize().to_hex().to_string());
+        assert_eq!(set(&[("t/b", &b), ("t/a", &a)]), digest, "the order given does not matter");
+        assert_ne!(set(&[("t/a", &a), ("t/b", &none)]), digest, "a missing golden is not an empty one");
+        assert_ne!(set(&[("t/a", &a), ("t/c", &b)]), digest, "the ids take part");
     }
 }

@@ -274,7 +274,7 @@ fn run(command: Command, limits: Limits) -> anyhow::Result<()> {
         Command::Bless { corpus, golden, migrations: true, accept, .. } => bless_migrations(&registry, &corpus, &golden, accept),
         Command::Bless { corpus, golden, store_type, accept, .. } => bless(&registry, &corpus, &golden, store_type.as_deref(), accept),
         Command::Verify(args) => verify(&registry, args),
-        Command::Report(ReportCommand::Merge { reports, format }) => report_merge(&reports, format),
+        Command::Report(ReportCommand::Merge { reports, format, output }) => report_merge(&reports, format, output.as_deref()),
         Command::Wasm(cmd) => wasm_command(cmd, limits),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -613,6 +613,10 @@ struct VerifyArgs {
     /// Where --orders writes the shrunk counterexample of a divergence not listed as known.
     #[arg(long, value_name = "DIR", default_value = "counterexamples")]
     counterexamples: PathBuf,
+    /// Write the report (in --format) to FILE instead of standard output, whole or not at all
+    /// (an existing FILE is replaced); standard error then gets the verdict line.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -623,6 +627,9 @@ enum ReportCommand {
         reports: Vec<PathBuf>,
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
+        /// Write the merged report to FILE instead of standard output (as `verify --output`).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -740,6 +747,9 @@ fn bless(registry: &Registry, corpus: &Path, golden: &Path, store_type: Option<&
 }
 
 fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.output {
+        lattice_conform::output::check_dir(out)?;
+    }
     if args.migrations {
         let fault = match args.build.parse()? {
             lattice_conform::build::BuildSpec::Native => None,
@@ -755,8 +765,9 @@ fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
                 "--migrations --build {other}: migrations run natively; use `native` or `native-fault:NAME` with a migration fault"
             ),
         };
-        let report = lattice_conform::migrate::verify_migrations(&args.corpus, &args.golden, registry, fault)?;
-        return finish_report(&report, args.format);
+        let mut report = lattice_conform::migrate::verify_migrations(&args.corpus, &args.golden, registry, fault)?;
+        lattice_conform::verify::bind_migrations(&mut report, &args.corpus, &args.golden)?;
+        return finish_report(&report, args.format, args.output.as_deref());
     }
     let mut opts = VerifyOptions::new(Path::new("."));
     opts.corpus = args.corpus;
@@ -777,7 +788,7 @@ fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
     }
     let mut report = lattice_conform::verify::verify(&opts, registry)?;
     if args.orders == 0 {
-        return finish_report(&report, args.format);
+        return finish_report(&report, args.format, args.output.as_deref());
     }
     let known_path = args.known.clone().unwrap_or_else(|| opts.corpus.join("known-divergences.json"));
     let known = if args.known.is_some() || known_path.exists() {
@@ -789,7 +800,7 @@ fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
         lattice_conform::converge::run(&opts, registry, args.orders, args.order_seed, known.as_ref().map(|k| (known_path.as_path(), k)))?;
     write_counterexamples(&run, &args.counterexamples, &opts)?;
     report.convergence = Some(run.summary());
-    finish_report(&report, args.format)
+    finish_report(&report, args.format, args.output.as_deref())
 }
 
 /// Writes the shrunk counterexample of each divergence not listed as known, as two histories.
@@ -809,15 +820,29 @@ fn write_counterexamples(run: &lattice_conform::converge::Run, dir: &Path, opts:
     Ok(())
 }
 
-fn report_merge(paths: &[PathBuf], format: Format) -> anyhow::Result<()> {
+fn report_merge(paths: &[PathBuf], format: Format, output: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(out) = output {
+        lattice_conform::output::check_dir(out)?;
+    }
     let parts = paths.iter().map(|p| Ok((p.clone(), Report::load(p)?))).collect::<anyhow::Result<Vec<_>>>()?;
-    finish_report(&Report::merge(parts)?, format)
+    finish_report(&Report::merge(parts)?, format, output)
 }
 
-/// Prints the report; a failed history, an unknown divergence or a stale known divergence makes
-/// the exit code 1.
-fn finish_report(report: &Report, format: Format) -> anyhow::Result<()> {
-    print!("{}", render(report, format));
+/// Prints the report (or writes it to `output`); a failed history, an unknown divergence or a
+/// stale known divergence makes the exit code 1.
+fn finish_report(report: &Report, format: Format, output: Option<&Path>) -> anyhow::Result<()> {
+    let text = render(report, format);
+    match output {
+        Some(path) => {
+            corpus::write_atomic(path, text.as_bytes())?;
+            let verdict = format!("build {}: {} passed, {} failed", report.build, report.passed(), report.failed());
+            eprintln!("{verdict}, {} not run; report written to {}", report.not_run.len(), path.display());
+        }
+        None => print!("{text}"),
+    }
+    if report.is_empty_shard() && (format != Format::Human || output.is_some()) {
+        eprintln!("{}", lattice_conform::report::EMPTY_SHARD);
+    }
     if report.failed() > 0 {
         anyhow::bail!(CheckFailed(format!("{} of {} histories failed", report.failed(), report.results.len())));
     }

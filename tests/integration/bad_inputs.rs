@@ -361,20 +361,30 @@ fn migrate_from(src: &Path, tmp: &Path, extra: &[&str]) -> Setup {
     Setup::new(a).keeping(src)
 }
 
-/// A real verify report of the tiny corpus, at `tmp/<name>`.
-fn real_report(tmp: &Path, name: &str) -> PathBuf {
+/// A real verify report of the tiny corpus (made on first use), at `tmp/<name>`, with `extra`
+/// arguments (a shard, a filter).
+fn real_report_with(tmp: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let (c, g) = if tmp.join("corpus").exists() { (tmp.join("corpus"), tmp.join("golden")) } else { tiny_corpus(tmp) };
-    let json = run(args!["verify", "--corpus", &c, "--golden", &g, "--format", "json"]).expect(0).stdout;
     let f = tmp.join(name);
-    std::fs::write(&f, json).unwrap();
+    let mut a = args!["verify", "--corpus", &c, "--golden", &g, "--format", "json", "--output", &f];
+    a.extend(extra.iter().map(OsString::from));
+    run(a).expect(0);
     f
 }
 
-/// `report merge` of a real report and a second one made by `edit` from a copy of it.
+/// The real reports of shards 1/2 and 2/2 of the tiny corpus (one holds its history, the other
+/// none), at `tmp/shard-1.json` and `tmp/shard-2.json`.
+fn real_shards(tmp: &Path) -> [PathBuf; 2] {
+    [real_report_with(tmp, "shard-1.json", &["--shard", "1/2"]), real_report_with(tmp, "shard-2.json", &["--shard", "2/2"])]
+}
+
+fn load_json(file: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+}
+
+/// `report merge` of the two real shard reports, the second edited by `edit`.
 fn merge_with_edited(tmp: &Path, edit: impl FnOnce(&Path)) -> Setup {
-    let a = real_report(tmp, "shard-1.json");
-    let b = tmp.join("shard-2.json");
-    std::fs::copy(&a, &b).unwrap();
+    let [a, b] = real_shards(tmp);
     edit(&b);
     Setup::new(args!["report", "merge", &a, &b])
 }
@@ -842,6 +852,14 @@ fn cases() -> Vec<Case> {
         case("selection-empty", Corpus, "`--filter` matches no history", 2, "no history selected", |t| {
             verify_edited(t, &["--filter", "*no-such-history*"], |_, _| {})
         }),
+        case(
+            "selection-unknown-type",
+            Corpus,
+            "`--type core:kvstroe` (a typo): neither in the corpus nor registered",
+            2,
+            "--type core:kvstroe: unknown store type: corpus <tmp>/corpus has no history of it and no opener is registered for it; known types: core:kvstore, core:kvstore-v2, core:logstore",
+            |t| verify_edited(t, &["--type", "core:kvstroe"], |_, _| {}),
+        ),
         // ---- builds and Wasm modules
         case(
             "build-not-a-spec",
@@ -1133,25 +1151,116 @@ fn cases() -> Vec<Case> {
             merge_with_edited(t, |b| edit_text(b, |s| s[..s.len() / 2].to_string()))
         }),
         case(
+            "report-too-old",
+            Report,
+            "the second report is of format_version 2 (written before reports named their inputs)",
+            2,
+            "shard-2.json: too old: a verify report of format_version 2, but this build reads format_version 3",
+            |t| merge_with_edited(t, |b| edit_json(b, |v| v["format_version"] = json!(2))),
+        ),
+        case(
             "report-overlap",
             Report,
-            "both reports hold the same history (shards overlap)",
+            "both shard reports hold the same history",
             2,
             "shard-2.json: history `core:kvstore/example` is also in <tmp>/shard-1.json",
-            |t| merge_with_edited(t, |_| {}),
+            |t| {
+                let [a, b] = real_shards(t);
+                let (full, empty) = if load_json(&a)["results"].as_array().unwrap().is_empty() { (b.clone(), a.clone()) } else { (a.clone(), b.clone()) };
+                let results = load_json(&full)["results"].clone();
+                edit_json(&empty, |v| {
+                    v["results"] = results;
+                    v["selection"]["selected"] = json!(1);
+                });
+                Setup::new(args!["report", "merge", &a, &b])
+            },
         ),
-        case("report-missing-shard", Report, "the only report is shard 1/2 of a sharded run", 2, "report merge: shard 2/2 missing", |t| {
-            let a = real_report(t, "shard-1.json");
-            edit_json(&a, |v| v["shards"] = json!(["1/2"]));
+        case("report-missing-shard", Report, "only shard 1/2 of a sharded run", 2, "report merge: shard 2/2 missing", |t| {
+            let [a, _] = real_shards(t);
             Setup::new(args!["report", "merge", &a])
         }),
+        case(
+            "report-duplicate-shard",
+            Report,
+            "shard 2/2 given twice (a copy of its report)",
+            2,
+            "report merge: shard 2/2 appears twice: in <tmp>/shard-2.json and in <tmp>/shard-2-again.json",
+            |t| {
+                let [a, b] = real_shards(t);
+                let again = t.join("shard-2-again.json");
+                std::fs::copy(&b, &again).unwrap();
+                Setup::new(args!["report", "merge", &a, &b, &again])
+            },
+        ),
+        case(
+            "report-other-tool",
+            Report,
+            "the second report was written by another version of lattice-conform",
+            2,
+            "report merge: <tmp>/shard-2.json and <tmp>/shard-1.json differ in `tool` (`lattice-conform 0.0.1` vs `lattice-conform",
+            |t| merge_with_edited(t, |b| edit_json(b, |v| v["tool"] = json!("lattice-conform 0.0.1"))),
+        ),
         case(
             "report-other-build",
             Report,
             "the second report is of build `native-fault:forget-one-head`",
             2,
-            "build `native-fault:forget-one-head` differs from `native`",
+            "differ in `build` (`native-fault:forget-one-head` vs `native`)",
             |t| merge_with_edited(t, |b| edit_json(b, |v| v["build"] = json!("native-fault:forget-one-head"))),
+        ),
+        case(
+            "report-other-golden",
+            Report,
+            "a golden was rewritten (same value, other bytes) between the runs of the two shards",
+            2,
+            "report merge: <tmp>/shard-2.json and <tmp>/shard-1.json differ in `golden_blake3`",
+            |t| {
+                let a = real_report_with(t, "shard-1.json", &["--shard", "1/2"]);
+                edit_text(&t.join("golden").join(CORPUS_HISTORY), |s| s + "\n");
+                let b = real_report_with(t, "shard-2.json", &["--shard", "2/2"]);
+                Setup::new(args!["report", "merge", &a, &b])
+            },
+        ),
+        case(
+            "report-other-corpus",
+            Report,
+            "a history was added to the corpus between the runs of the two shards",
+            2,
+            "report merge: <tmp>/shard-2.json and <tmp>/shard-1.json differ in `corpus_manifest_blake3`",
+            |t| {
+                let a = real_report_with(t, "shard-1.json", &["--shard", "1/2"]);
+                let h = lattice_conform::history::History::load(&example()).unwrap();
+                let entry = corpus::add_history(&t.join("corpus"), "example-2", &h).unwrap();
+                let logic = Registry::with_reference_types().resolve(&h.identity()).unwrap();
+                let g = golden::to_text(&golden::compute(&h, logic, &entry));
+                corpus::write_atomic(&golden::path_for(&t.join("golden"), &entry), g.as_bytes()).unwrap();
+                let b = real_report_with(t, "shard-2.json", &["--shard", "2/2"]);
+                Setup::new(args!["report", "merge", &a, &b])
+            },
+        ),
+        case(
+            "report-other-selection",
+            Report,
+            "the second shard was run with a `--filter`",
+            2,
+            "differ in `selection.filter` (`*example*` vs none)",
+            |t| {
+                let a = real_report_with(t, "shard-1.json", &["--shard", "1/2"]);
+                let b = real_report_with(t, "shard-2.json", &["--shard", "2/2", "--filter", "*example*"]);
+                Setup::new(args!["report", "merge", &a, &b])
+            },
+        ),
+        case(
+            "report-output-into-store",
+            Report,
+            "`report merge --output` names a file inside a store directory",
+            2,
+            "refusing to write inside the store directory",
+            |t| {
+                let [a, b] = real_shards(t);
+                let d = store_copy(t, "s");
+                Setup::new(args!["report", "merge", &a, &b, "--output", d.join("report.json")]).keeping(&d)
+            },
         ),
         case(
             "report-wrong-format",

@@ -419,12 +419,13 @@ fn shard_reports_run_under_different_limits_do_not_merge() {
     use lattice_conform::verify::Report;
     let part = |shard: &str, fuel: u64| {
         let mut r = Report::new("guest.wasm".into(), vec![shard.into()]);
+        r.selection.shard_count = Some(2);
         r.wasm_limits = Some(Limits { fuel_per_op: fuel, ..Limits::default() });
         (PathBuf::from(format!("{shard}.json").replace('/', "-")), r)
     };
     let merged = Report::merge(vec![part("1/2", 7), part("2/2", 7)]).unwrap();
     assert_eq!(merged.wasm_limits.map(|l| l.fuel_per_op), Some(7), "the merged report keeps the shards' limits");
     let e = Report::merge(vec![part("1/2", 7), part("2/2", 8)]).unwrap_err().to_string();
-    assert!(e.contains("2-2.json: Wasm limits `fuel 8 per op, memory 256 MiB"), "{e}");
-    assert!(e.contains("differ from the first report's `fuel 7 per op"), "{e}");
+    assert!(e.contains("2-2.json and 1-2.json differ in `wasm_limits` (`fuel 8 per op, memory 256 MiB"), "{e}");
+    assert!(e.contains("vs `fuel 7 per op"), "{e}");
 }

@@ -4,6 +4,7 @@ mod adequacy;
 mod bad_inputs;
 mod certify;
 mod chain;
+mod ci_recipe;
 mod cli;
 mod concurrency;
 mod converge;

@@ -111,7 +111,7 @@ fn every_reference_guest_passes_verify_on_the_whole_bundled_corpus() {
     for (name, ty) in [("core-kvstore", "core:kvstore"), ("core-kvstore-small", "core:kvstore"), ("core-logstore", "core:logstore")] {
         let report = verify_report(BuildSpec::WasmFile(dist(name)), ty, &registry);
         assert_eq!(report.failed(), 0, "{name}: {:?}", report.results.iter().find(|r| r.failure.is_some()));
-        assert!(report.passed() >= 40 && report.not_run == 0, "{name}: {} passed", report.passed());
+        assert!(report.passed() >= 40 && report.not_run.is_empty(), "{name}: {} passed", report.passed());
     }
 }
 

@@ -34,12 +34,7 @@ pub fn human(report: &Report) -> String {
     for r in &report.results {
         match &r.failure {
             None => writeln!(out, "PASS {} ({} ops)", r.id, r.ops).unwrap(),
-            Some(f) => {
-                writeln!(out, "FAIL {} ({} ops): {}", r.id, r.ops, f.summary).unwrap();
-                if let Some(d) = &f.divergence {
-                    divergence_text(&mut out, d);
-                }
-            }
+            Some(f) => failure_text(&mut out, r, f),
         }
     }
     if !report.not_run.is_empty() {
@@ -57,6 +52,28 @@ pub fn human(report: &Report) -> String {
         convergence_text(&mut out, c);
     }
     out
+}
+
+/// `--quiet`: the failing histories only (each as [`human`] shows it) and, when the convergence
+/// check failed, its section; empty when everything passed.
+pub fn failures_only(report: &Report) -> String {
+    let mut out = String::new();
+    for r in &report.results {
+        if let Some(f) = &r.failure {
+            failure_text(&mut out, r, f);
+        }
+    }
+    if let Some(c) = report.convergence.as_ref().filter(|_| report.convergence_failures() > 0) {
+        convergence_text(&mut out, c);
+    }
+    out
+}
+
+fn failure_text(out: &mut String, r: &crate::verify::HistoryResult, f: &crate::verify::Failure) {
+    writeln!(out, "FAIL {} ({} ops): {}", r.id, r.ops, f.summary).unwrap();
+    if let Some(d) = &f.divergence {
+        divergence_text(out, d);
+    }
 }
 
 fn convergence_text(out: &mut String, c: &crate::converge::Summary) {

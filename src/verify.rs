@@ -242,7 +242,9 @@ pub fn build_identity(build: &BuildSpec) -> Result<String, VerifyError> {
         }
         BuildSpec::Cas(digest) => format!("wasm {digest}"),
         // Callers resolve a prefix against the cache first ([`BuildSpec::resolve`]).
-        BuildSpec::CasPrefix(_) => return Err(BuildError::BadSpec(format!("{build}: a `cas:` prefix not resolved against the cache")).into()),
+        BuildSpec::CasPrefix(_) => {
+            return Err(BuildError::BadSpec(format!("{build}: a `cas:` prefix not resolved against the cache")).into())
+        }
     })
 }
 

@@ -831,16 +831,21 @@ fn report_merge(paths: &[PathBuf], format: Format, output: Option<&Path>) -> any
 /// Prints the report (or writes it to `output`); a failed history, an unknown divergence or a
 /// stale known divergence makes the exit code 1.
 fn finish_report(report: &Report, format: Format, output: Option<&Path>) -> anyhow::Result<()> {
+    let quiet = QUIET.load(std::sync::atomic::Ordering::Relaxed);
     let text = render(report, format);
     match output {
         Some(path) => {
             corpus::write_atomic(path, text.as_bytes())?;
             let verdict = format!("build {}: {} passed, {} failed", report.build, report.passed(), report.failed());
-            eprintln!("{verdict}, {} not run; report written to {}", report.not_run.len(), path.display());
+            if !quiet || report.failed() > 0 {
+                eprintln!("{verdict}, {} not run; report written to {}", report.not_run.len(), path.display());
+            }
         }
+        // --quiet keeps a machine-readable report whole, and cuts the human one to its failures.
+        None if quiet && format == Format::Human => print!("{}", lattice_conform::report::failures_only(report)),
         None => print!("{text}"),
     }
-    if report.is_empty_shard() && (format != Format::Human || output.is_some()) {
+    if !quiet && report.is_empty_shard() && (format != Format::Human || output.is_some()) {
         eprintln!("{}", lattice_conform::report::EMPTY_SHARD);
     }
     if report.failed() > 0 {

@@ -340,10 +340,11 @@ pub fn diff_lines(old: &Golden, new: &Golden) -> Vec<String> {
         out.push(format!("final observed hash: {} → {}{same_state}", old.final_observed_hash, new.final_observed_hash));
     }
     match first {
-        Some((from, to)) => out.push(format!("first divergence: between op {from} and op {to} (the first checkpoint that differs)")),
+        Some((from, to)) => out.push(format!("first divergence: within ops {from}..{to} (the first checkpoint that differs)")),
         None if old.final_state_hash != new.final_state_hash || old.final_observed_hash != new.final_observed_hash => {
             let from = old.checkpoints.last().map_or(0, |c| c.after_ops);
-            out.push(format!("first divergence: after op {from} (every checkpoint agrees)"));
+            let why = if from == 0 { "no checkpoint before the end" } else { "every checkpoint agrees" };
+            out.push(format!("first divergence: within ops {from}..{} ({why})", new.ops));
         }
         None => {}
     }

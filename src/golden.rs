@@ -340,6 +340,8 @@ pub fn diff_lines(old: &Golden, new: &Golden) -> Vec<String> {
         out.push(format!("final observed hash: {} → {}{same_state}", old.final_observed_hash, new.final_observed_hash));
     }
     match first {
+        // When the history itself changed, its ops differ: there is no divergence to place.
+        _ if old.history_blake3 != new.history_blake3 => {}
         Some((from, to)) => out.push(format!("first divergence: within ops {from}..{to} (the first checkpoint that differs)")),
         None if old.final_state_hash != new.final_state_hash || old.final_observed_hash != new.final_observed_hash => {
             let from = old.checkpoints.last().map_or(0, |c| c.after_ops);

@@ -1239,7 +1239,11 @@ fn history_command(cmd: HistoryCommand) -> anyhow::Result<()> {
                 op.hlc.wall_ms,
                 op.hlc.counter,
                 &hex::encode(op.prev)[..16],
-                op.causal_deps.iter().map(|d| hex::encode(&d[..8])).collect::<Vec<_>>().join(",")
+                if op.causal_deps.is_empty() {
+                    "none".to_string()
+                } else {
+                    op.causal_deps.iter().map(|d| hex::encode(&d[..8])).collect::<Vec<_>>().join(",")
+                }
             );
             Ok(())
         }

@@ -191,7 +191,9 @@ impl Authoring {
                 _ if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) => {
                     let id = crate::history::hash32(d)?;
                     if !h.ops.iter().any(|op| op_id(&h.store_id, op) == id) {
-                        return Err(format!("--deps {d}: no op of the history has this id (`missing:NAME` names an op that never arrives)"));
+                        return Err(format!(
+                            "--deps {d}: no op of the history has this id (`missing:NAME` names an op that never arrives)"
+                        ));
                     }
                     out.insert(id);
                 }

@@ -237,9 +237,10 @@ pub fn bless_one(golden_dir: &Path, entry: &ManifestEntry, golden: &Golden) -> R
     let action = bless_text(&accepted, &to_text(golden))?;
     let detail = match action {
         BlessAction::New => vec![summary(golden)],
-        BlessAction::Changed => match std::fs::read_to_string(&accepted).map_err(|e| e.to_string()).and_then(|t| {
-            parse(&t, &accepted).map_err(|e| e.to_string())
-        }) {
+        BlessAction::Changed => match std::fs::read_to_string(&accepted)
+            .map_err(|e| e.to_string())
+            .and_then(|t| parse(&t, &accepted).map_err(|e| e.to_string()))
+        {
             Ok(old) => diff_lines(&old, golden),
             Err(e) => vec![format!("the accepted golden does not load ({e}); the pending one replaces it whole"), summary(golden)],
         },

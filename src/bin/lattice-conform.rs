@@ -248,7 +248,9 @@ fn run(command: Command, limits: Limits) -> anyhow::Result<()> {
         Command::Gen(args) => gen(args),
         Command::Corpus(CorpusCommand::Stats { corpus }) => corpus_stats(&corpus),
         Command::Corpus(CorpusCommand::Adequacy(args)) => adequacy(&registry, args),
-        Command::Corpus(CorpusCommand::Add { history, corpus, golden, id }) => corpus_add(&registry, &history, &corpus, &golden, id.as_deref()),
+        Command::Corpus(CorpusCommand::Add { history, corpus, golden, id }) => {
+            corpus_add(&registry, &history, &corpus, &golden, id.as_deref())
+        }
         Command::Faults { json } => faults(json),
         Command::Bless { corpus, golden, store_type, accept, reject, migrations } => {
             bless(&registry, &corpus, &golden, store_type.as_deref(), review_of(accept, reject), migrations)

@@ -17,5 +17,5 @@ mod migrate;
 mod props;
 mod scale;
 mod util;
-mod workflow_author;
 mod wasm;
+mod workflow_author;

@@ -215,7 +215,10 @@ fn corpus_add_writes_pending_goldens_and_bless_shows_diffs_and_reviews_by_glob()
     assert!(t.join("golden/core__kvstore/fix-a.json").exists());
     assert!(!t.join("golden/core__kvstore/fix-b.json").exists());
     assert_eq!(std::fs::read_to_string(&accepted).unwrap(), original.replace(&old_hash, &"1".repeat(64)), "not matched: untouched");
-    assert_eq!(pending(t), [format!("core__kvstore/{gen_id}.json.pending"), format!("{mig}/fix-a.json.pending"), format!("{mig}/fix-b.json.pending")]);
+    assert_eq!(
+        pending(t),
+        [format!("core__kvstore/{gen_id}.json.pending"), format!("{mig}/fix-a.json.pending"), format!("{mig}/fix-b.json.pending")]
+    );
     // Migration goldens review the same way.
     let macc = run_in(t, ["bless", "--migrations", "--accept", "fix-a"]).expect(0);
     assert_eq!(macc.stdout, "accepted  migration:core:kvstore/fix-a\nbless --migrations: 1 accepted\n");

@@ -573,12 +573,9 @@ pub enum BlessError {
     Registry(#[from] crate::registry::RegistryError),
     #[error(transparent)]
     Migration(#[from] Box<crate::migrate::MigrationGoldenError>),
-    #[error("{path}: {source}")]
-    Header {
-        path: PathBuf,
-        #[source]
-        source: crate::registry::RegistryError,
-    },
+    /// (The registry's error is part of the message, not a source, so it is said once.)
+    #[error("{path}: {reason}")]
+    Header { path: PathBuf, reason: crate::registry::RegistryError },
 }
 
 impl From<crate::migrate::MigrationGoldenError> for BlessError {
@@ -599,7 +596,7 @@ pub fn add_to_corpus(
     registry: &crate::registry::Registry,
 ) -> Result<(ManifestEntry, Vec<Blessed>), BlessError> {
     let prepared = corpus::prepare_add(corpus_dir, src, name)?;
-    registry.resolve(&prepared.header.identity()).map_err(|source| BlessError::Header { path: src.to_path_buf(), source })?;
+    registry.resolve(&prepared.header.identity()).map_err(|reason| BlessError::Header { path: src.to_path_buf(), reason })?;
     let entry = prepared.commit(corpus_dir)?;
     let blessed = bless_new_entry(corpus_dir, golden_dir, &entry, registry)?;
     Ok((entry, blessed))

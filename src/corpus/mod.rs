@@ -42,6 +42,8 @@ pub enum CorpusError {
     BadHistoryName(String),
     #[error("history {name} is already listed as {path} (in the other form); remove it from the corpus first or choose another name")]
     NameTaken { name: String, path: String },
+    #[error("{path}: {reason}")]
+    BadHeader { path: PathBuf, reason: String },
     #[error("{path}: history `{id}` is already in the corpus (as {listed}); choose another name with --id")]
     DuplicateId { path: PathBuf, id: String, listed: String },
     #[error("no {scenario} for `{store_type}`; known scenarios: {known}")]
@@ -390,7 +392,7 @@ pub fn prepare_add(dir: &Path, src: &Path, name: Option<&str>) -> Result<Prepare
     };
     let form = if bytes.first() == Some(&crate::history::MAGIC[0]) { crate::history::Form::Binary } else { crate::history::Form::Json };
     let store_type = done.header.store_type.clone();
-    type_dir(&store_type)?;
+    type_dir(&store_type).map_err(|e| CorpusError::BadHeader { path: src.to_path_buf(), reason: e.to_string() })?;
     let manifest = Manifest::load(dir, true)?;
     if let Some(e) = manifest.files.iter().find(|e| e.store_type == store_type && e.name() == name) {
         return Err(CorpusError::DuplicateId { path: src.to_path_buf(), id: e.id(), listed: e.path.clone() });

@@ -876,6 +876,20 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            "corpus-add-unknown-type",
+            Corpus,
+            "`corpus add` of a history whose `store_type` no build here opens",
+            2,
+            "history.json: no opener for store type `acme:unknown`",
+            |t| {
+                let (c, g) = tiny_corpus(t);
+                let f = t.join("history.json");
+                let text = std::fs::read_to_string(example()).unwrap().replace("core:kvstore", "acme:unknown");
+                std::fs::write(&f, text).unwrap();
+                Setup::new(args!["corpus", "add", &f, "--corpus", &c, "--golden", &g])
+            },
+        ),
+        case(
             "bless-accept-matches-nothing",
             Corpus,
             "`bless --accept PATTERN` where the pattern matches no pending golden",

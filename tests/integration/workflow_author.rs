@@ -224,6 +224,14 @@ fn corpus_add_writes_pending_goldens_and_bless_shows_diffs_and_reviews_by_glob()
     assert_eq!(macc.stdout, "accepted  migration:core:kvstore/fix-a\nbless --migrations: 1 accepted\n");
     run_in(t, ["bless", "--accept"]).expect(0);
     assert_eq!(std::fs::read_to_string(&accepted).unwrap(), original);
+
+    // A binary history of a type no migration starts from: copied byte for byte, one pending golden.
+    let lch = author(t, "log.lch", "core:logstore", &[&["--author", "alice", "--append", "x"]]);
+    let added = run_in(t, ["corpus", "add", "log.lch"]).expect(0);
+    assert!(!added.stdout.contains("--migrations"), "{}", added.stdout);
+    assert_eq!(std::fs::read(t.join("corpus/core__logstore/log.lch")).unwrap(), std::fs::read(&lch).unwrap());
+    let pend = pending(t);
+    assert_eq!(pend.iter().filter(|p| p.contains("log.json")).collect::<Vec<_>>(), ["core__logstore/log.json.pending"]);
 }
 
 #[test]

@@ -93,6 +93,12 @@ pub enum GoldenError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path}: missing migration golden for history `{history}` (run `lattice-conform bless --migrations`, review, then `bless --migrations --accept`)")]
+    MissingMigration { path: PathBuf, history: String },
+    #[error("pattern `{pattern}` matches no pending golden (pending: {pending})")]
+    NoPendingMatch { pattern: String, pending: String },
+    #[error("pattern `{pattern}`: not a glob: {reason}")]
+    BadPattern { pattern: String, reason: String },
     #[error(transparent)]
     Version(#[from] crate::versioned::VersionError),
     #[error(transparent)]
@@ -199,12 +205,48 @@ pub enum BlessAction {
     Changed,
     /// A pending golden was accepted.
     Accepted,
+    /// A pending golden was rejected (deleted).
+    Rejected,
+}
+
+impl BlessAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlessAction::Unchanged => "unchanged",
+            BlessAction::New => "new",
+            BlessAction::Changed => "changed",
+            BlessAction::Accepted => "accepted",
+            BlessAction::Rejected => "rejected",
+        }
+    }
+}
+
+/// One golden `bless` looked at: its id, what happened, and for a new or changed golden the
+/// readable review lines (a summary of a new golden, the fields a changed one changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blessed {
+    pub id: String,
+    pub action: BlessAction,
+    pub detail: Vec<String>,
 }
 
 /// Writes `golden` as pending unless the accepted file already holds exactly it. Never touches
-/// the accepted file.
-pub fn bless_one(golden_dir: &Path, entry: &ManifestEntry, golden: &Golden) -> Result<BlessAction, GoldenError> {
-    bless_text(&path_for(golden_dir, entry), &to_text(golden))
+/// the accepted file. The detail lines review the change against the accepted golden.
+pub fn bless_one(golden_dir: &Path, entry: &ManifestEntry, golden: &Golden) -> Result<Blessed, GoldenError> {
+    let accepted = path_for(golden_dir, entry);
+    let action = bless_text(&accepted, &to_text(golden))?;
+    let detail = match action {
+        BlessAction::New => vec![summary(golden)],
+        BlessAction::Changed => match std::fs::read_to_string(&accepted)
+            .map_err(|e| e.to_string())
+            .and_then(|t| parse(&t, &accepted).map_err(|e| e.to_string()))
+        {
+            Ok(old) => diff_lines(&old, golden),
+            Err(e) => vec![format!("the accepted golden does not load ({e}); the pending one replaces it whole"), summary(golden)],
+        },
+        _ => vec![],
+    };
+    Ok(Blessed { id: entry.id(), action, detail })
 }
 
 /// Writes `text` as the pending version of `accepted` unless `accepted` already holds exactly it.
@@ -223,6 +265,115 @@ pub fn bless_text(accepted: &Path, text: &str) -> Result<BlessAction, GoldenErro
     Ok(action)
 }
 
+/// One line saying what a golden holds: ops, counts, stall, floating, final hashes.
+pub fn summary(g: &Golden) -> String {
+    format!(
+        "{} ops ({} applied, {} witnessed, {} refused, {} redelivered), {}, {} floating, final state {}, observed {}",
+        g.ops,
+        g.applied,
+        g.witnessed,
+        g.refused,
+        g.redelivered,
+        g.stall.as_ref().map_or_else(|| "no stall".to_string(), ToString::to_string),
+        g.floating.len(),
+        short(&g.final_state_hash),
+        short(&g.final_observed_hash)
+    )
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..16).unwrap_or(hash)
+}
+
+/// The review of a changed golden: one line per field that differs, old → new, and where the
+/// checkpoints say so, the span of ops in which the state first differs.
+pub fn diff_lines(old: &Golden, new: &Golden) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.history_blake3 != new.history_blake3 {
+        out.push(format!("history: {} → {} (the history file changed)", short(&old.history_blake3), short(&new.history_blake3)));
+    }
+    let stall = |s: &Option<StallAt>| s.as_ref().map_or_else(|| "none".to_string(), ToString::to_string);
+    if old.stall != new.stall {
+        out.push(format!("halt: {} → {}", stall(&old.stall), stall(&new.stall)));
+    }
+    for (what, o, n) in [
+        ("ops", old.ops, new.ops),
+        ("applied", old.applied, new.applied),
+        ("witnessed", old.witnessed, new.witnessed),
+        ("refused", old.refused, new.refused),
+        ("redelivered", old.redelivered, new.redelivered),
+    ] {
+        if o != n {
+            out.push(format!("{what}: {o} → {n}"));
+        }
+    }
+    if old.floating != new.floating {
+        out.push(format!("floating: {:?} → {:?}", old.floating, new.floating));
+    }
+    let mut agreed = 0;
+    let mut first = None;
+    for (o, n) in old.checkpoints.iter().zip(&new.checkpoints) {
+        if o == n {
+            agreed = o.after_ops;
+            continue;
+        }
+        if first.is_none() {
+            first = Some((agreed, n.after_ops));
+        }
+        if o.state_hash != n.state_hash {
+            out.push(format!("checkpoint after {} ops: state {} → {}", n.after_ops, short(&o.state_hash), short(&n.state_hash)));
+        }
+        if o.observed_hash != n.observed_hash {
+            out.push(format!("checkpoint after {} ops: observed {} → {}", n.after_ops, short(&o.observed_hash), short(&n.observed_hash)));
+        }
+        if o.after_ops != n.after_ops {
+            out.push(format!("checkpoint position: after {} → after {} ops", o.after_ops, n.after_ops));
+        }
+    }
+    if old.checkpoints.len() != new.checkpoints.len() {
+        out.push(format!("checkpoints: {} → {}", old.checkpoints.len(), new.checkpoints.len()));
+    }
+    if old.final_state_hash != new.final_state_hash {
+        out.push(format!("final state hash: {} → {}", old.final_state_hash, new.final_state_hash));
+    }
+    if old.final_observed_hash != new.final_observed_hash {
+        let same_state = if old.final_state_hash == new.final_state_hash { " (same state: what readers see changed)" } else { "" };
+        out.push(format!("final observed hash: {} → {}{same_state}", old.final_observed_hash, new.final_observed_hash));
+    }
+    match first {
+        // When the history itself changed, its ops differ: there is no divergence to place.
+        _ if old.history_blake3 != new.history_blake3 => {}
+        Some((from, to)) => out.push(format!("first divergence: within ops {from}..{to} (the first checkpoint that differs)")),
+        None if old.final_state_hash != new.final_state_hash || old.final_observed_hash != new.final_observed_hash => {
+            let from = old.checkpoints.last().map_or(0, |c| c.after_ops);
+            let why = if from == 0 { "no checkpoint before the end" } else { "every checkpoint agrees" };
+            out.push(format!("first divergence: within ops {from}..{} ({why})", new.ops));
+        }
+        None => {}
+    }
+    if out.is_empty() {
+        out.push("the text differs but no field does (formatting)".into());
+    }
+    out
+}
+
+/// The review lines of a changed JSON golden of any kind (e.g. a migration golden): each
+/// top-level field whose value differs, old → new.
+pub fn diff_json_fields(old: &str, new: &str) -> Vec<String> {
+    let parse = |t: &str| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t);
+    let (Ok(o), Ok(n)) = (parse(old), parse(new)) else {
+        return vec!["the accepted golden does not parse as a JSON object; the pending one replaces it whole".into()];
+    };
+    let keys: std::collections::BTreeSet<&String> = o.keys().chain(n.keys()).collect();
+    let show = |v: Option<&serde_json::Value>| v.map_or_else(|| "(absent)".to_string(), |v| v.to_string());
+    let mut out: Vec<String> =
+        keys.into_iter().filter(|k| o.get(*k) != n.get(*k)).map(|k| format!("{k}: {} → {}", show(o.get(k)), show(n.get(k)))).collect();
+    if out.is_empty() {
+        out.push("the text differs but no field does (formatting)".into());
+    }
+    out
+}
+
 /// Accepts the pending golden of `entry`, if there is one.
 pub fn accept_one(golden_dir: &Path, entry: &ManifestEntry) -> Result<Option<BlessAction>, GoldenError> {
     accept_path(&path_for(golden_dir, entry))
@@ -238,34 +389,175 @@ pub fn accept_path(accepted: &Path) -> Result<Option<BlessAction>, GoldenError> 
     Ok(Some(BlessAction::Accepted))
 }
 
-/// Blesses (or with `accept`, accepts) the golden of every history of the corpus, optionally of
-/// one store type. Goldens are computed with the registered native logic. Returns what happened
-/// to each history, in manifest order.
+/// Blesses the golden of every history of the corpus, optionally of one store type: computes it
+/// with the registered native logic and writes it as pending when it is new or changed. Returns
+/// what happened to each history, in manifest order, with the review lines.
 pub fn bless_all(
     corpus_dir: &Path,
     golden_dir: &Path,
     store_type: Option<&str>,
-    accept: bool,
     registry: &crate::registry::Registry,
-) -> Result<Vec<(String, BlessAction)>, BlessError> {
+) -> Result<Vec<Blessed>, BlessError> {
     let manifest = corpus::Manifest::load(corpus_dir, false)?;
     let mut out = Vec::new();
     for entry in manifest.files.iter().filter(|e| store_type.is_none_or(|t| t == e.store_type)) {
-        let action = if accept {
-            match accept_one(golden_dir, entry)? {
-                Some(a) => a,
-                None => continue,
-            }
-        } else {
-            let mut stream = corpus::open_checked(corpus_dir, entry)?;
-            let header = stream.header().clone();
-            let logic = registry.resolve(&header.identity())?;
-            let golden = compute_streamed(&header, stream.ops(), logic, HostFaults::default(), entry);
-            stream.finish()?;
-            bless_one(golden_dir, entry, &golden)?
-        };
-        out.push((entry.id(), action));
+        out.push(bless_entry(corpus_dir, golden_dir, entry, registry)?);
     }
+    Ok(out)
+}
+
+/// Computes the golden of one listed history and writes it as pending when new or changed.
+pub fn bless_entry(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    entry: &ManifestEntry,
+    registry: &crate::registry::Registry,
+) -> Result<Blessed, BlessError> {
+    let mut stream = corpus::open_checked(corpus_dir, entry)?;
+    let header = stream.header().clone();
+    let logic = registry.resolve(&header.identity())?;
+    let golden = compute_streamed(&header, stream.ops(), logic, HostFaults::default(), entry);
+    stream.finish()?;
+    Ok(bless_one(golden_dir, entry, &golden)?)
+}
+
+/// What `bless --accept` / `bless --reject` does to a pending golden.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Review {
+    /// Rename the pending golden over the accepted one.
+    Accept,
+    /// Delete the pending golden (the accepted one, if any, stays).
+    Reject,
+}
+
+/// A golden that may have a pending version: its id, the other names a pattern may match it by
+/// (e.g. the history's name), and the accepted file's path.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub id: String,
+    pub aliases: Vec<String>,
+    pub accepted: PathBuf,
+}
+
+/// Accepts or rejects the pending goldens among `candidates` that match any of `patterns`
+/// (globs over the id or an alias; none = every pending golden). A pattern that matches no
+/// pending golden is refused before anything is done. Returns what was done, in candidate order.
+pub fn review_pending(candidates: &[Candidate], review: Review, patterns: &[String]) -> Result<Vec<(String, BlessAction)>, GoldenError> {
+    let pending: Vec<&Candidate> = candidates.iter().filter(|c| pending_path(&c.accepted).exists()).collect();
+    let mut globs = Vec::with_capacity(patterns.len());
+    for p in patterns {
+        let g = globset::Glob::new(p).map_err(|e| GoldenError::BadPattern { pattern: p.clone(), reason: e.kind().to_string() })?;
+        globs.push((p, g.compile_matcher()));
+    }
+    let matches = |c: &Candidate, m: &globset::GlobMatcher| m.is_match(&c.id) || c.aliases.iter().any(|a| m.is_match(a));
+    for (p, m) in &globs {
+        if !pending.iter().any(|c| matches(c, m)) {
+            let ids: Vec<&str> = pending.iter().map(|c| c.id.as_str()).collect();
+            return Err(GoldenError::NoPendingMatch {
+                pattern: (*p).clone(),
+                pending: if ids.is_empty() { "none".into() } else { ids.join(", ") },
+            });
+        }
+    }
+    let mut out = Vec::new();
+    for c in pending.into_iter().filter(|c| globs.is_empty() || globs.iter().any(|(_, m)| matches(c, m))) {
+        let action = match review {
+            Review::Accept => accept_path(&c.accepted)?.unwrap_or(BlessAction::Unchanged),
+            Review::Reject => {
+                let pending = pending_path(&c.accepted);
+                std::fs::remove_file(&pending).map_err(|source| GoldenError::Io { path: pending.clone(), source })?;
+                BlessAction::Rejected
+            }
+        };
+        out.push((c.id.clone(), action));
+    }
+    Ok(out)
+}
+
+/// The history goldens of a corpus (optionally of one type) as review candidates: id
+/// `<store_type>/<name>`, alias `<name>`.
+pub fn candidates(corpus_dir: &Path, golden_dir: &Path, store_type: Option<&str>) -> Result<Vec<Candidate>, CorpusError> {
+    let manifest = corpus::Manifest::load(corpus_dir, false)?;
+    Ok(manifest
+        .files
+        .iter()
+        .filter(|e| store_type.is_none_or(|t| t == e.store_type))
+        .map(|e| Candidate { id: e.id(), aliases: vec![e.name().to_string()], accepted: path_for(golden_dir, e) })
+        .collect())
+}
+
+/// `bless --accept` / `--reject` of history goldens.
+pub fn review(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    store_type: Option<&str>,
+    review: Review,
+    patterns: &[String],
+) -> Result<Vec<(String, BlessAction)>, BlessError> {
+    Ok(review_pending(&candidates(corpus_dir, golden_dir, store_type)?, review, patterns)?)
+}
+
+/// What lies in a golden directory that `verify` must not pass over: goldens waiting for
+/// review and goldens no history (or migration case) of the corpus has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReviewState {
+    /// `*.pending` files, sorted.
+    pub pending: Vec<PathBuf>,
+    /// Accepted goldens (`*.json`) that belong to no listed history, sorted.
+    pub orphans: Vec<PathBuf>,
+}
+
+impl ReviewState {
+    pub fn is_clean(&self) -> bool {
+        self.pending.is_empty() && self.orphans.is_empty()
+    }
+}
+
+/// Scans `golden_dir` for pending goldens and orphans (accepted goldens that neither a history of
+/// the corpus at `corpus_dir` nor one of its migration cases has). Hidden files are ignored.
+pub fn review_state(corpus_dir: &Path, golden_dir: &Path) -> Result<ReviewState, BlessError> {
+    let manifest = corpus::Manifest::load(corpus_dir, false)?;
+    let mut expected: std::collections::BTreeSet<PathBuf> = manifest.files.iter().map(|e| path_for(golden_dir, e)).collect();
+    expected.extend(crate::migrate::migration_golden_paths(corpus_dir, golden_dir)?);
+    let mut state = ReviewState::default();
+    let mut dirs = vec![golden_dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(GoldenError::Io { path: dir, source }.into()),
+        };
+        for e in entries {
+            let e = e.map_err(|source| GoldenError::Io { path: dir.clone(), source })?;
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if e.file_type().map_err(|source| GoldenError::Io { path: path.clone(), source })?.is_dir() {
+                dirs.push(path);
+            } else if name.ends_with(PENDING_SUFFIX) {
+                state.pending.push(path);
+            } else if name.ends_with(".json") && !expected.contains(&path) {
+                state.orphans.push(path);
+            }
+        }
+    }
+    state.pending.sort();
+    state.orphans.sort();
+    Ok(state)
+}
+
+/// Writes the pending goldens of one newly listed history: its golden and, when a migration
+/// starts from its type, its migration golden (`corpus add`, `record --corpus`).
+pub fn bless_new_entry(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    entry: &ManifestEntry,
+    registry: &crate::registry::Registry,
+) -> Result<Vec<Blessed>, BlessError> {
+    let mut out = vec![bless_entry(corpus_dir, golden_dir, entry, registry)?];
+    out.extend(crate::migrate::bless_migrations_of(corpus_dir, golden_dir, entry, registry)?);
     Ok(out)
 }
 
@@ -279,4 +571,82 @@ pub enum BlessError {
     Corpus(#[from] CorpusError),
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    Migration(#[from] Box<crate::migrate::MigrationGoldenError>),
+    /// (The registry's error is part of the message, not a source, so it is said once.)
+    #[error("{path}: {reason}")]
+    Header { path: PathBuf, reason: crate::registry::RegistryError },
+}
+
+impl From<crate::migrate::MigrationGoldenError> for BlessError {
+    fn from(e: crate::migrate::MigrationGoldenError) -> BlessError {
+        BlessError::Migration(Box::new(e))
+    }
+}
+
+/// `corpus add`: copies the history at `src` into the corpus as `name` (default: its file stem),
+/// lists it, and writes its pending goldens (the history's and, when a migration starts from its
+/// type, the migration's). Refused before anything is written: a history that does not read to
+/// its end, a type no build here opens, a name already listed.
+pub fn add_to_corpus(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    src: &Path,
+    name: Option<&str>,
+    registry: &crate::registry::Registry,
+) -> Result<(ManifestEntry, Vec<Blessed>), BlessError> {
+    let prepared = corpus::prepare_add(corpus_dir, src, name)?;
+    registry.resolve(&prepared.header.identity()).map_err(|reason| BlessError::Header { path: src.to_path_buf(), reason })?;
+    let entry = prepared.commit(corpus_dir)?;
+    let blessed = bless_new_entry(corpus_dir, golden_dir, &entry, registry)?;
+    Ok((entry, blessed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn golden(hashes: &[&str], stall: Option<u64>) -> Golden {
+        let checkpoints = hashes[..hashes.len() - 1]
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Checkpoint { after_ops: (i as u64 + 1) * 64, state_hash: h.repeat(64), observed_hash: "0".repeat(64) })
+            .collect();
+        Golden {
+            format: GOLDEN_TAG.into(),
+            format_version: GOLDEN_VERSION,
+            history: "t/x".into(),
+            history_blake3: "b".repeat(64),
+            store_type: "t".into(),
+            schema_version: 1,
+            ops: 200,
+            refused: 0,
+            redelivered: 0,
+            witnessed: 200,
+            applied: 200,
+            stall: stall.map(|op_index| StallAt { op_index, kind: RejectKind::BrokenChain }),
+            floating: vec![],
+            checkpoint_interval: CHECKPOINT_INTERVAL,
+            checkpoints,
+            final_state_hash: hashes[hashes.len() - 1].repeat(64),
+            final_observed_hash: "0".repeat(64),
+        }
+    }
+
+    #[test]
+    fn a_diff_names_each_changed_field_and_the_span_of_the_first_divergence() {
+        let old = golden(&["a", "b", "c", "d"], None);
+        let mut new = golden(&["a", "x", "y", "z"], Some(150));
+        new.applied = 150;
+        let lines = diff_lines(&old, &new);
+        assert!(lines.contains(&"halt: none → stalled at op 150 (broken_chain)".to_string()), "{lines:?}");
+        assert!(lines.contains(&"applied: 200 → 150".to_string()), "{lines:?}");
+        assert!(lines.contains(&format!("checkpoint after 128 ops: state {} → {}", "b".repeat(16), "x".repeat(16))), "{lines:?}");
+        assert!(lines.contains(&format!("final state hash: {} → {}", "d".repeat(64), "z".repeat(64))), "{lines:?}");
+        assert_eq!(lines.last().unwrap(), "first divergence: within ops 64..128 (the first checkpoint that differs)");
+        // Only the end differs: the span runs from the last checkpoint to the op count.
+        let end = golden(&["a", "b", "c", "e"], None);
+        assert_eq!(diff_lines(&old, &end).last().unwrap(), "first divergence: within ops 192..200 (every checkpoint agrees)");
+        assert!(diff_lines(&old, &old).iter().all(|l| l.contains("formatting")));
+    }
 }

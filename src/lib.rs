@@ -6,6 +6,7 @@
 //! generic open flow); [`history`] (history files). The binary is a thin shell over these.
 
 pub mod adequacy;
+pub mod author;
 pub mod build;
 pub mod certify;
 pub mod converge;

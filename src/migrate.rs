@@ -939,33 +939,92 @@ fn migration_cases(corpus_dir: &Path) -> Result<Vec<MigrationCase>, MigrationGol
     Ok(out)
 }
 
-/// Blesses (or accepts) the migration goldens of every bundled source history.
+/// Blesses the migration goldens of every source history of the corpus: each is computed and
+/// written as pending when new or changed (with review lines: the fields that change).
 pub fn bless_migrations(
     corpus_dir: &Path,
     golden_dir: &Path,
-    accept: bool,
     registry: &Registry,
-) -> Result<Vec<(String, crate::golden::BlessAction)>, MigrationGoldenError> {
+) -> Result<Vec<crate::golden::Blessed>, MigrationGoldenError> {
     let mut out = Vec::new();
     for (m, e) in migration_cases(corpus_dir)? {
-        let path = migration_golden_path(golden_dir, m.as_ref(), &e)?;
-        let action = if accept {
-            match crate::golden::accept_path(&path)? {
-                Some(a) => a,
-                None => continue,
-            }
-        } else {
-            let mut stream = crate::corpus::open_checked(corpus_dir, &e)?;
-            let header = stream.header().clone();
-            let g = compute_migration_golden_streamed(m.as_ref(), &e, &header, stream.ops(), registry)?;
-            stream.finish()?;
-            let mut text = serde_json::to_string_pretty(&g).expect("a migration golden serializes");
-            text.push('\n');
-            crate::golden::bless_text(&path, &text)?
-        };
-        out.push((format!("migration:{}", e.id()), action));
+        out.push(bless_migration(corpus_dir, golden_dir, m.as_ref(), &e, registry)?);
     }
     Ok(out)
+}
+
+/// Writes the pending migration goldens of one listed history (one per migration from its type).
+pub fn bless_migrations_of(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    entry: &crate::corpus::ManifestEntry,
+    registry: &Registry,
+) -> Result<Vec<crate::golden::Blessed>, MigrationGoldenError> {
+    let mut out = Vec::new();
+    for m in migrations().into_iter().filter(|m| m.source_type() == entry.store_type) {
+        out.push(bless_migration(corpus_dir, golden_dir, m.as_ref(), entry, registry)?);
+    }
+    Ok(out)
+}
+
+fn bless_migration(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    m: &dyn Migration,
+    e: &crate::corpus::ManifestEntry,
+    registry: &Registry,
+) -> Result<crate::golden::Blessed, MigrationGoldenError> {
+    use crate::golden::BlessAction;
+    let path = migration_golden_path(golden_dir, m, e)?;
+    let mut stream = crate::corpus::open_checked(corpus_dir, e)?;
+    let header = stream.header().clone();
+    let g = compute_migration_golden_streamed(m, e, &header, stream.ops(), registry)?;
+    stream.finish()?;
+    let mut text = serde_json::to_string_pretty(&g).expect("a migration golden serializes");
+    text.push('\n');
+    let old = std::fs::read_to_string(&path).ok();
+    let action = crate::golden::bless_text(&path, &text)?;
+    let detail = match (action, old) {
+        (BlessAction::New, _) => vec![format!(
+            "{}: source state {} ({} keys) → target state {}",
+            g.migration,
+            g.source_state_hash.get(..16).unwrap_or_default(),
+            g.source_keys,
+            g.target_state_hash.get(..16).unwrap_or_default()
+        )],
+        (BlessAction::Changed, Some(old)) => crate::golden::diff_json_fields(&old, &text),
+        _ => vec![],
+    };
+    Ok(crate::golden::Blessed { id: format!("migration:{}", e.id()), action, detail })
+}
+
+/// The migration goldens of a corpus as review candidates: id `migration:<store_type>/<name>`,
+/// aliases `<store_type>/<name>` and `<name>`.
+pub fn migration_candidates(corpus_dir: &Path, golden_dir: &Path) -> Result<Vec<crate::golden::Candidate>, MigrationGoldenError> {
+    let mut out = Vec::new();
+    for (m, e) in migration_cases(corpus_dir)? {
+        out.push(crate::golden::Candidate {
+            id: format!("migration:{}", e.id()),
+            aliases: vec![e.id(), e.name().to_string()],
+            accepted: migration_golden_path(golden_dir, m.as_ref(), &e)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Every migration golden path the corpus calls for (for the orphan scan).
+pub fn migration_golden_paths(corpus_dir: &Path, golden_dir: &Path) -> Result<Vec<PathBuf>, MigrationGoldenError> {
+    Ok(migration_candidates(corpus_dir, golden_dir)?.into_iter().map(|c| c.accepted).collect())
+}
+
+/// `bless --migrations --accept` / `--reject`.
+pub fn review_migrations(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    review: crate::golden::Review,
+    patterns: &[String],
+) -> Result<Vec<(String, crate::golden::BlessAction)>, MigrationGoldenError> {
+    Ok(crate::golden::review_pending(&migration_candidates(corpus_dir, golden_dir)?, review, patterns)?)
 }
 
 /// Checks every migration golden; results use ids `migration:<store_type>/<name>`.
@@ -988,7 +1047,7 @@ pub fn verify_migrations(
         let path = migration_golden_path(golden_dir, m.as_ref(), &e)?;
         let id = format!("migration:{}", e.id());
         if !path.exists() {
-            return Err(crate::golden::GoldenError::Missing { path, history: id }.into());
+            return Err(crate::golden::GoldenError::MissingMigration { path, history: id }.into());
         }
         let text = std::fs::read_to_string(&path).map_err(|source| crate::golden::GoldenError::Io { path: path.clone(), source })?;
         crate::versioned::check(&text, &path, MIGRATION_GOLDEN_TAG, MIGRATION_GOLDEN_VERSION)?;

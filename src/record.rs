@@ -37,6 +37,10 @@ pub enum RecordError {
     LogMismatch { dir: std::path::PathBuf, replayed: String, stored: String },
     #[error("{dir}: replaying its log leaves {replayed} ops floating, but state.db holds {stored}: the store is corrupt")]
     FloatingMismatch { dir: std::path::PathBuf, replayed: u64, stored: u64 },
+    #[error(transparent)]
+    Corpus(#[from] crate::corpus::CorpusError),
+    #[error(transparent)]
+    Bless(#[from] crate::golden::BlessError),
 }
 
 /// What a deep verification ([`verify_deep`]) checked, for a store that passed it.
@@ -94,6 +98,31 @@ pub fn record_to(dir: &Path, registry: &Registry, out: &Path, form: Form) -> Res
     let check = deep_check(dir, &reader, registry, &mut |op| writer.push(op).map_err(RecordError::from))?;
     let written = writer.finish()?;
     Ok(Recorded { identity, check, written })
+}
+
+/// Above this many ops, [`record_to_corpus`] writes the binary form unless told otherwise.
+pub const CORPUS_JSON_MAX_OPS: u64 = 100_000;
+
+/// `record --corpus`: [`record_to`] into the corpus at `corpus_dir` as `name` (in `form`, default
+/// JSON up to [`CORPUS_JSON_MAX_OPS`] ops and binary above), listed in its manifest, with its
+/// goldens written as *pending* (the history's and, when a migration starts from its type, the
+/// migration's) for review with `bless --accept` / `bless --migrations --accept`.
+pub fn record_to_corpus(
+    dir: &Path,
+    registry: &Registry,
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    name: &str,
+    form: Option<Form>,
+) -> Result<(Recorded, crate::corpus::ManifestEntry, Vec<crate::golden::Blessed>), RecordError> {
+    let ops = StoreReader::open(dir)?.log_len();
+    let form = form.unwrap_or(if ops > CORPUS_JSON_MAX_OPS { Form::Binary } else { Form::Json });
+    let identity = crate::store::peek_info(dir)?;
+    let rel = crate::corpus::history_path(corpus_dir, &identity.store_type, name, form)?;
+    let r = record_to(dir, registry, &corpus_dir.join(&rel), form)?;
+    let entry = crate::corpus::list(corpus_dir, &rel, &r.identity.store_type, &r.written)?;
+    let blessed = crate::golden::bless_new_entry(corpus_dir, golden_dir, &entry, registry)?;
+    Ok((r, entry, blessed))
 }
 
 /// Deep verification of the store in `dir`, from one consistent snapshot (see [`StoreReader`]):

@@ -139,16 +139,25 @@ enum Command {
         json: bool,
     },
     /// Compute goldens for the corpus and write new or changed ones as pending (never overwriting
-    /// an accepted golden); with --accept, accept the pending ones.
+    /// an accepted golden), printing what changes; with --accept or --reject, review the pending ones.
     Bless {
+        /// The corpus directory.
         #[arg(long, default_value = "corpus")]
         corpus: PathBuf,
+        /// The golden directory.
         #[arg(long, default_value = "golden")]
         golden: PathBuf,
+        /// Only the histories of this store type.
         #[arg(long = "type")]
         store_type: Option<String>,
-        #[arg(long)]
-        accept: bool,
+        /// Accept the pending goldens whose id (`<store_type>/<name>`) or name matches one of
+        /// these globs (none: every pending golden); a pattern matching none is an error.
+        #[arg(long, num_args = 0.., value_name = "ID|GLOB", conflicts_with = "reject")]
+        accept: Option<Vec<String>>,
+        /// Reject (delete) the pending goldens matching these globs (none: every pending golden);
+        /// the accepted goldens stay as they are.
+        #[arg(long, num_args = 0.., value_name = "ID|GLOB")]
+        reject: Option<Vec<String>>,
         /// Bless the migration goldens instead of the history goldens.
         #[arg(long)]
         migrations: bool,
@@ -270,9 +279,13 @@ fn run(command: Command, limits: Limits) -> anyhow::Result<()> {
         Command::Gen(args) => gen(args),
         Command::Corpus(CorpusCommand::Stats { corpus }) => corpus_stats(&corpus),
         Command::Corpus(CorpusCommand::Adequacy(args)) => adequacy(&registry, args),
+        Command::Corpus(CorpusCommand::Add { history, corpus, golden, id }) => {
+            corpus_add(&registry, &history, &corpus, &golden, id.as_deref())
+        }
         Command::Faults { json } => faults(json),
-        Command::Bless { corpus, golden, migrations: true, accept, .. } => bless_migrations(&registry, &corpus, &golden, accept),
-        Command::Bless { corpus, golden, store_type, accept, .. } => bless(&registry, &corpus, &golden, store_type.as_deref(), accept),
+        Command::Bless { corpus, golden, store_type, accept, reject, migrations } => {
+            bless(&registry, &corpus, &golden, store_type.as_deref(), review_of(accept, reject), migrations)
+        }
         Command::Verify(args) => verify(&registry, args),
         Command::Report(ReportCommand::Merge { reports, format, output }) => report_merge(&reports, format, output.as_deref()),
         Command::Wasm(cmd) => wasm_command(cmd, limits),
@@ -537,6 +550,23 @@ enum CorpusCommand {
     /// Replay the corpus under every catalogued fault and print the kill matrix; exit 1 if a
     /// fault survives or is killed by fewer than --min-kills histories.
     Adequacy(AdequacyArgs),
+    /// Copy a history (an authored fixture, a `record` output, a counterexample; either form)
+    /// into the corpus under its type, list it in the manifest and write its goldens as pending
+    /// (the history's and, when a migration starts from its type, the migration's).
+    Add {
+        /// The history file to add.
+        history: PathBuf,
+        /// The corpus directory.
+        #[arg(long, default_value = "corpus")]
+        corpus: PathBuf,
+        /// The golden directory (pending goldens are written here).
+        #[arg(long, default_value = "golden")]
+        golden: PathBuf,
+        /// The history's name in the corpus (its id is `<store_type>/<name>`); default: the
+        /// file's stem.
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -617,6 +647,10 @@ struct VerifyArgs {
     /// (an existing FILE is replaced); standard error then gets the verdict line.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Pass even when the golden directory holds pending goldens (`*.pending`, not yet reviewed)
+    /// or goldens of no history of the corpus (orphans); by default these fail the run (exit 1).
+    #[arg(long)]
+    allow_pending: bool,
 }
 
 #[derive(Subcommand)]
@@ -728,21 +762,84 @@ fn corpus_stats(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bless(registry: &Registry, corpus: &Path, golden: &Path, store_type: Option<&str>, accept: bool) -> anyhow::Result<()> {
+/// `--accept [P…]` / `--reject [P…]` as a review (clap keeps the two apart).
+fn review_of(accept: Option<Vec<String>>, reject: Option<Vec<String>>) -> Option<(lattice_conform::golden::Review, Vec<String>)> {
+    use lattice_conform::golden::Review;
+    accept.map(|p| (Review::Accept, p)).or_else(|| reject.map(|p| (Review::Reject, p)))
+}
+
+fn bless(
+    registry: &Registry,
+    corpus: &Path,
+    golden: &Path,
+    store_type: Option<&str>,
+    review: Option<(lattice_conform::golden::Review, Vec<String>)>,
+    migrations: bool,
+) -> anyhow::Result<()> {
+    use lattice_conform::golden as g;
     lattice_conform::output::check_dir(golden)?;
-    let done = lattice_conform::golden::bless_all(corpus, golden, store_type, accept, registry)?;
-    let mut counts = std::collections::BTreeMap::new();
-    for (id, action) in &done {
-        if *action != BlessAction::Unchanged {
-            println!("{:<9} {id}", format!("{action:?}").to_lowercase());
+    let what = if migrations { "bless --migrations" } else { "bless" };
+    if let Some((review, patterns)) = review {
+        let done = if migrations {
+            lattice_conform::migrate::review_migrations(corpus, golden, review, &patterns)?
+        } else {
+            g::review(corpus, golden, store_type, review, &patterns)?
+        };
+        for (id, action) in &done {
+            println!("{:<9} {id}", action.as_str());
         }
-        *counts.entry(format!("{action:?}").to_lowercase()).or_insert(0) += 1;
+        let verb = if review == g::Review::Accept { "accepted" } else { "rejected" };
+        println!("{what}: {}", if done.is_empty() { "nothing pending".to_string() } else { format!("{} {verb}", done.len()) });
+        return Ok(());
+    }
+    let done = if migrations {
+        lattice_conform::migrate::bless_migrations(corpus, golden, registry)?
+    } else {
+        g::bless_all(corpus, golden, store_type, registry)?
+    };
+    print_blessed(&done);
+    let mut counts = std::collections::BTreeMap::new();
+    for b in &done {
+        *counts.entry(b.action.as_str()).or_insert(0) += 1;
     }
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    println!("bless: {}", if summary.is_empty() { "nothing to do".to_string() } else { summary.join(", ") });
-    if !accept && done.iter().any(|(_, a)| *a != BlessAction::Unchanged) {
-        println!("review the .pending files under {}, then run `lattice-conform bless --accept`", golden.display());
+    println!("{what}: {}", if summary.is_empty() { "nothing to do".to_string() } else { summary.join(", ") });
+    if done.iter().any(|b| b.action != BlessAction::Unchanged) {
+        let flag = if migrations { " --migrations" } else { "" };
+        println!(
+            "review the .pending files under {}, then run `lattice-conform bless{flag} --accept [ID|GLOB]…` (or `--reject`)",
+            golden.display()
+        );
     }
+    Ok(())
+}
+
+/// One line `<action> <id>` per new or changed golden, then its review lines, indented.
+fn print_blessed(done: &[lattice_conform::golden::Blessed]) {
+    for b in done.iter().filter(|b| b.action != BlessAction::Unchanged) {
+        println!("{:<9} {}", b.action.as_str(), b.id);
+        for line in &b.detail {
+            println!("    {line}");
+        }
+    }
+}
+
+fn corpus_add(registry: &Registry, history: &Path, corpus: &Path, golden: &Path, id: Option<&str>) -> anyhow::Result<()> {
+    lattice_conform::output::check_dir(corpus)?;
+    lattice_conform::output::check_dir(golden)?;
+    let (entry, blessed) = lattice_conform::golden::add_to_corpus(corpus, golden, history, id, registry)?;
+    println!("added {} as {} ({} ops)", history.display(), entry.id(), entry.ops);
+    print_blessed(&blessed);
+    println!(
+        "review the pending goldens under {}, then run `lattice-conform bless --accept {}`{}",
+        golden.display(),
+        entry.id(),
+        if blessed.iter().any(|b| b.id.starts_with("migration:")) {
+            format!(" and `lattice-conform bless --migrations --accept {}`", entry.id())
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }
 
@@ -750,6 +847,45 @@ fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.output {
         lattice_conform::output::check_dir(out)?;
     }
+    // Pending goldens and orphans fail the run before anything is replayed; a scan that cannot
+    // run (no manifest, …) leaves the error to the verify run, which reports it in its words.
+    let review = (!args.allow_pending).then(|| lattice_conform::golden::review_state(&args.corpus, &args.golden));
+    if let Some(Ok(state)) = &review {
+        review_state_ok(state, &args.corpus, &args.golden)?;
+    }
+    verify_run(registry, args)?;
+    if let Some(Err(e)) = review {
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Fails (exit 1) when the golden directory holds pending goldens or orphans, listing them.
+fn review_state_ok(state: &lattice_conform::golden::ReviewState, corpus: &Path, golden: &Path) -> anyhow::Result<()> {
+    if state.is_clean() {
+        return Ok(());
+    }
+    let list = |paths: &[PathBuf]| paths.iter().map(|p| format!("\n  {}", p.display())).collect::<String>();
+    let mut why = Vec::new();
+    if !state.pending.is_empty() {
+        why.push(format!(
+            "{} pending golden(s) not yet reviewed (run `lattice-conform bless --accept` or `--reject`, with `--migrations` for migration goldens):{}",
+            state.pending.len(),
+            list(&state.pending)
+        ));
+    }
+    if !state.orphans.is_empty() {
+        why.push(format!(
+            "{} golden(s) of no history in {} (orphans: remove them, or add their history back):{}",
+            state.orphans.len(),
+            corpus.display(),
+            list(&state.orphans)
+        ));
+    }
+    anyhow::bail!(CheckFailed(format!("{}: {} (pass --allow-pending to verify anyway)", golden.display(), why.join("; "))))
+}
+
+fn verify_run(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
     if args.migrations {
         let fault = match args.build.parse()? {
             lattice_conform::build::BuildSpec::Native => None,
@@ -985,22 +1121,6 @@ fn audit(registry: &Registry, dir: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bless_migrations(registry: &Registry, corpus: &Path, golden: &Path, accept: bool) -> anyhow::Result<()> {
-    lattice_conform::output::check_dir(golden)?;
-    let done = lattice_conform::migrate::bless_migrations(corpus, golden, accept, registry)?;
-    let changed: Vec<_> = done.iter().filter(|(_, a)| *a != BlessAction::Unchanged).collect();
-    for (id, action) in &changed {
-        println!("{:<9} {id}", format!("{action:?}").to_lowercase());
-    }
-    println!(
-        "bless --migrations: {} of {} goldens {}",
-        changed.len(),
-        done.len(),
-        if accept { "accepted" } else { "new or changed (pending)" }
-    );
-    Ok(())
-}
-
 #[derive(clap::Args)]
 struct CertifyArgs {
     /// The store type both builds implement; default: the type a Wasm build declares (or a
@@ -1141,9 +1261,11 @@ struct RecordArgs {
     /// Write the history here.
     #[arg(long, required_unless_present = "corpus")]
     out: Option<PathBuf>,
-    /// Or add it to this corpus (updating its manifest), with its golden under --golden.
+    /// Or add it to this corpus (updating its manifest), with its goldens written as pending
+    /// under --golden (review them with `bless --accept` and `bless --migrations --accept`).
     #[arg(long, requires_all = ["golden", "name"])]
     corpus: Option<PathBuf>,
+    /// The golden directory for --corpus.
     #[arg(long)]
     golden: Option<PathBuf>,
     /// The history's name in the corpus.
@@ -1158,9 +1280,6 @@ struct RecordArgs {
     format: Option<Form>,
 }
 
-/// Above this many ops, `record --corpus` writes the binary form unless told otherwise.
-const RECORD_JSON_MAX_OPS: u64 = 100_000;
-
 fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         lattice_conform::output::check_file(out, args.force)?;
@@ -1174,28 +1293,74 @@ fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()> {
         println!("recorded {} ops to {} ({} bytes)", r.written.ops, out.display(), r.written.bytes);
     }
     if let (Some(c), Some(g), Some(name)) = (&args.corpus, &args.golden, &args.name) {
-        let ops = lattice_conform::store::StoreReader::open(&args.dir)?.log_len();
-        let form = args.format.unwrap_or(if ops > RECORD_JSON_MAX_OPS { Form::Binary } else { Form::Json });
-        let identity = lattice_conform::store::peek_info(&args.dir)?;
-        let rel = corpus::history_path(c, &identity.store_type, name, form)?;
-        let r = lattice_conform::record::record_to(&args.dir, registry, &c.join(&rel), form)?;
-        let entry = corpus::list(c, &rel, &r.identity.store_type, &r.written)?;
-        let mut stream = corpus::open_checked(c, &entry)?;
-        let header = stream.header().clone();
-        let logic = registry.resolve(&header.identity())?;
-        let golden = lattice_conform::golden::compute_streamed(&header, stream.ops(), logic, Default::default(), &entry);
-        stream.finish()?;
-        lattice_conform::corpus::write_atomic(
-            &lattice_conform::golden::path_for(g, &entry),
-            lattice_conform::golden::to_text(&golden).as_bytes(),
-        )?;
-        println!("recorded {} ops as {} with its golden (final state hash {})", r.written.ops, entry.id(), golden.final_state_hash);
+        let (r, entry, blessed) = lattice_conform::record::record_to_corpus(&args.dir, registry, c, g, name, args.format)?;
+        println!("recorded {} ops as {} with pending goldens", r.written.ops, entry.id());
+        print_blessed(&blessed);
+        let migration = if blessed.iter().any(|b| b.id.starts_with("migration:")) {
+            format!(" and `lattice-conform bless --migrations --accept {}`", entry.id())
+        } else {
+            String::new()
+        };
+        println!("review them under {}, then run `lattice-conform bless --accept {}`{migration}", g.display(), entry.id());
     }
     Ok(())
 }
 
 #[derive(Subcommand)]
 enum HistoryCommand {
+    /// Write an empty history (a header, no ops) of a store type to OUT (`.json` or `.lch`).
+    New {
+        /// Where to write it; its form comes from the extension (`.json`, `.lch`).
+        out: PathBuf,
+        /// The store type: `core:kvstore`, `core:logstore` or `core:kvstore-v2`.
+        #[arg(long = "type")]
+        store_type: String,
+        /// The store id; default: derived from the type and OUT's file stem (docs/FORMAT.md,
+        /// "Authored histories"), so the same command gives the same bytes.
+        #[arg(long)]
+        id: Option<Uuid>,
+        /// Replace OUT if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Append one op to FILE, described by intent: the payload is encoded with the store type's
+    /// codec, `prev` chained to the author's previous op, the deps resolved and the id computed.
+    Add {
+        /// The history to append to (rewritten in place, in its form).
+        file: PathBuf,
+        /// The author's name (1 to 32 bytes; its key is the name's bytes followed by zeros).
+        #[arg(long)]
+        author: String,
+        /// Put KEY=VALUE (kvstore types; repeatable; `hex:…` for bytes).
+        #[arg(long, value_name = "KEY=VALUE")]
+        put: Vec<String>,
+        /// Delete KEY (kvstore types; repeatable; after the puts in the batch).
+        #[arg(long, value_name = "KEY")]
+        delete: Vec<String>,
+        /// Append TEXT as a log entry (core:logstore).
+        #[arg(long, value_name = "TEXT")]
+        append: Option<String>,
+        /// The op's causal deps: `auto` (default: the current heads of the keys it touches, for
+        /// core:kvstore; none for the other types), `none`, or op ids, author names (that
+        /// author's latest op) and `missing:NAME` (an op that never arrives).
+        #[arg(long, num_args = 1.., value_name = "auto|none|OPID|AUTHOR")]
+        deps: Vec<String>,
+        /// The HLC, WALL_MS[.COUNTER]; default: one ms after the greatest HLC in FILE
+        /// (1700000000000 for the first op), never the wall clock.
+        #[arg(long, value_name = "WALL[.COUNTER]")]
+        hlc: Option<String>,
+    },
+    /// Write the history a JSON script of intents describes (docs/FORMAT.md, "History script")
+    /// to OUT: the same bytes as `history new` and one `history add` per op.
+    Build {
+        /// The script.
+        script: PathBuf,
+        /// Where to write the history (`.json` or `.lch`).
+        out: PathBuf,
+        /// Replace OUT if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Convert a history between the JSON and binary forms (byte-exact both ways for files this
     /// tool wrote). The output's form comes from its extension (`.json`, `.lch`) or --format.
     Convert {
@@ -1222,7 +1387,53 @@ enum HistoryCommand {
 }
 
 fn history_command(cmd: HistoryCommand) -> anyhow::Result<()> {
+    use lattice_conform::author;
     match cmd {
+        HistoryCommand::New { out, store_type, id, force } => {
+            let form = Form::for_path(&out, None)?;
+            lattice_conform::output::check_file(&out, force)?;
+            let id = id.unwrap_or_else(|| author::default_store_id(&store_type, &author::file_stem(&out)));
+            let h = author::empty(&store_type, id)?;
+            history::write(&out, form, &h)?;
+            println!("wrote {} ({} history of store {id}, no ops)", out.display(), store_type);
+            Ok(())
+        }
+        HistoryCommand::Add { file, author: name, put, delete, append, deps, hlc } => {
+            lattice_conform::output::check_file(&file, true)?;
+            let form = if history::is_binary(&file).map_err(|source| history::HistoryError::Io { path: file.clone(), source })? {
+                Form::Binary
+            } else {
+                Form::Json
+            };
+            let mut a = author::Authoring::new(history::History::load(&file)?)?;
+            let intent = author::Intent { author: name, put, delete, append, deps, hlc };
+            let (id, op) = a.add(&intent).map_err(|reason| author::AuthorError::Bad { path: file.clone(), reason })?;
+            let written = history::write(&file, form, a.history())?;
+            println!(
+                "op {} by {}: id {} hlc {}.{} prev {} deps {}",
+                written.ops - 1,
+                intent.author,
+                hex::encode(id),
+                op.hlc.wall_ms,
+                op.hlc.counter,
+                &hex::encode(op.prev)[..16],
+                if op.causal_deps.is_empty() {
+                    "none".to_string()
+                } else {
+                    op.causal_deps.iter().map(|d| hex::encode(&d[..8])).collect::<Vec<_>>().join(",")
+                }
+            );
+            Ok(())
+        }
+        HistoryCommand::Build { script, out, force } => {
+            let form = Form::for_path(&out, None)?;
+            lattice_conform::output::check_file(&out, force)?;
+            let s = author::Script::load(&script)?;
+            let h = author::build(&s, &script, &out)?;
+            let written = history::write(&out, form, &h)?;
+            println!("built {} ops from {} into {} (blake3 {})", written.ops, script.display(), out.display(), written.blake3);
+            Ok(())
+        }
         HistoryCommand::Convert { input, output, format, force } => {
             let form = match format {
                 Some(f) => f,

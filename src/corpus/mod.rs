@@ -42,6 +42,10 @@ pub enum CorpusError {
     BadHistoryName(String),
     #[error("history {name} is already listed as {path} (in the other form); remove it from the corpus first or choose another name")]
     NameTaken { name: String, path: String },
+    #[error("{path}: {reason}")]
+    BadHeader { path: PathBuf, reason: String },
+    #[error("{path}: history `{id}` is already in the corpus (as {listed}); choose another name with --id")]
+    DuplicateId { path: PathBuf, id: String, listed: String },
     #[error("no {scenario} for `{store_type}`; known scenarios: {known}")]
     NoScenario { store_type: String, scenario: String, known: String },
     #[error(transparent)]
@@ -366,6 +370,51 @@ pub fn list(dir: &Path, rel: &str, store_type: &str, written: &crate::history::W
     manifest.upsert(entry.clone());
     manifest.save(dir)?;
     Ok(entry)
+}
+
+/// A history file checked and ready to be copied into a corpus ([`prepare_add`]).
+#[derive(Clone, Debug)]
+pub struct PreparedAdd {
+    bytes: Vec<u8>,
+    /// The file it came from.
+    pub source: PathBuf,
+    pub header: crate::history::Header,
+    /// Its manifest entry once copied.
+    pub entry: ManifestEntry,
+}
+
+/// Checks the history at `src` (either form: read to its end, every op checked) for addition to
+/// the corpus at `dir` as `name` (default: the file's stem): a portable name, a store type that
+/// can name a directory, and an id `<store_type>/<name>` the corpus does not list yet. Nothing is
+/// written.
+pub fn prepare_add(dir: &Path, src: &Path, name: Option<&str>) -> Result<PreparedAdd, CorpusError> {
+    let bytes = std::fs::read(src).map_err(|source| CorpusError::Io { path: src.to_path_buf(), source })?;
+    let done = crate::history::OpStream::from_bytes(bytes.clone(), src)?.finish()?;
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => crate::author::file_stem(src),
+    };
+    let form = if bytes.first() == Some(&crate::history::MAGIC[0]) { crate::history::Form::Binary } else { crate::history::Form::Json };
+    let store_type = done.header.store_type.clone();
+    type_dir(&store_type).map_err(|e| CorpusError::BadHeader { path: src.to_path_buf(), reason: e.to_string() })?;
+    let manifest = Manifest::load(dir, true)?;
+    if let Some(e) = manifest.files.iter().find(|e| e.store_type == store_type && e.name() == name) {
+        return Err(CorpusError::DuplicateId { path: src.to_path_buf(), id: e.id(), listed: e.path.clone() });
+    }
+    let rel = history_path(dir, &store_type, &name, form)?;
+    let entry = ManifestEntry { path: rel, store_type, ops: done.ops, blake3: done.blake3 };
+    Ok(PreparedAdd { bytes, source: src.to_path_buf(), header: done.header, entry })
+}
+
+impl PreparedAdd {
+    /// Copies the file into the corpus (byte for byte, through a temporary file) and lists it.
+    pub fn commit(self, dir: &Path) -> Result<ManifestEntry, CorpusError> {
+        write_atomic(&dir.join(&self.entry.path), &self.bytes)?;
+        let mut manifest = Manifest::load(dir, true)?;
+        manifest.upsert(self.entry.clone());
+        manifest.save(dir)?;
+        Ok(self.entry)
+    }
 }
 
 /// One committed history that no longer regenerates byte for byte.

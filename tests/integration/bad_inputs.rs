@@ -804,6 +804,36 @@ fn cases() -> Vec<Case> {
                 Setup::new(args!["history", "convert", &f, t.join("out.json")])
             },
         ),
+        case("history-add-bad-put", History, "`history add --put` without `=`", 2, "--put `greeting`: expected KEY=VALUE", |t| {
+            run(args!["history", "new", t.join("h.json"), "--type", "core:kvstore"]).expect(0);
+            Setup::new(args!["history", "add", t.join("h.json"), "--author", "alice", "--put", "greeting"])
+        }),
+        case(
+            "history-add-unknown-author-dep",
+            History,
+            "`history add --deps NAME` where NAME wrote no op of the history",
+            2,
+            "--deps bob: unknown author `bob`: no op of the history is by it (authors: alice)",
+            |t| {
+                let h = t.join("h.json");
+                run(args!["history", "new", &h, "--type", "core:kvstore"]).expect(0);
+                run(args!["history", "add", &h, "--author", "alice", "--put", "k=1"]).expect(0);
+                Setup::new(args!["history", "add", &h, "--author", "alice", "--put", "k=2", "--deps", "bob"])
+            },
+        ),
+        case(
+            "history-build-bad-script",
+            History,
+            "a `history build` script whose op has an unknown field",
+            2,
+            "script.json: invalid JSON at line 1, column",
+            |t| {
+                let s = t.join("script.json");
+                let text = r#"{"format":"lattice-conform/history-script","format_version":1,"store_type":"core:kvstore","ops":[{"author":"a","puts":["k=v"]}]}"#;
+                std::fs::write(&s, text).unwrap();
+                Setup::new(args!["history", "build", &s, t.join("out.json")])
+            },
+        ),
         // ---- corpus, manifest, golden
         case("corpus-missing", Corpus, "`verify --corpus` names a directory that does not exist", 2, "MANIFEST.json", |t| {
             let g = t.join("golden");
@@ -859,6 +889,66 @@ fn cases() -> Vec<Case> {
             2,
             "--type core:kvstroe: unknown store type: corpus <tmp>/corpus has no history of it and no opener is registered for it; known types: core:kvstore, core:kvstore-v2, core:logstore",
             |t| verify_edited(t, &["--type", "core:kvstroe"], |_, _| {}),
+        ),
+        case(
+            "corpus-add-duplicate-id",
+            Corpus,
+            "`corpus add` of a history under an id the corpus already lists",
+            2,
+            "history `core:kvstore/example` is already in the corpus",
+            |t| {
+                let (c, g) = tiny_corpus(t);
+                Setup::new(args!["corpus", "add", example(), "--corpus", &c, "--golden", &g, "--id", "example"])
+            },
+        ),
+        case(
+            "corpus-add-unknown-type",
+            Corpus,
+            "`corpus add` of a history whose `store_type` no build here opens",
+            2,
+            "history.json: no opener for store type `acme:unknown`",
+            |t| {
+                let (c, g) = tiny_corpus(t);
+                let f = t.join("history.json");
+                let text = std::fs::read_to_string(example()).unwrap().replace("core:kvstore", "acme:unknown");
+                std::fs::write(&f, text).unwrap();
+                Setup::new(args!["corpus", "add", &f, "--corpus", &c, "--golden", &g])
+            },
+        ),
+        case(
+            "bless-accept-matches-nothing",
+            Corpus,
+            "`bless --accept PATTERN` where the pattern matches no pending golden",
+            2,
+            "pattern `*nothing*` matches no pending golden (pending: none)",
+            |t| {
+                let (c, g) = tiny_corpus(t);
+                Setup::new(args!["bless", "--corpus", &c, "--golden", &g, "--accept", "*nothing*"])
+            },
+        ),
+        case(
+            "verify-pending-golden",
+            Corpus,
+            "`verify` with a pending golden (`*.pending`, not yet reviewed) in the golden directory",
+            1,
+            "1 pending golden(s) not yet reviewed",
+            |t| {
+                verify_edited(t, &[], |_, g| {
+                    std::fs::copy(g.join(CORPUS_HISTORY), g.join(format!("{CORPUS_HISTORY}.pending"))).unwrap();
+                })
+            },
+        ),
+        case(
+            "verify-orphan-golden",
+            Corpus,
+            "`verify` with a golden of no listed history (an orphan) in the golden directory",
+            1,
+            "1 golden(s) of no history in",
+            |t| {
+                verify_edited(t, &[], |_, g| {
+                    std::fs::copy(g.join(CORPUS_HISTORY), g.join("core__kvstore/gone.json")).unwrap();
+                })
+            },
         ),
         // ---- builds and Wasm modules
         case(

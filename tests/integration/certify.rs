@@ -148,6 +148,11 @@ fn record_then_verify_passes_a_stalled_store_records_and_a_corrupt_one_is_refuse
         OsStr::new("prod-1"),
     ];
     run(rec).expect(0);
+    // The recorded history's goldens are pending until reviewed.
+    let dirs = [OsStr::new("--corpus"), corpus.as_os_str(), OsStr::new("--golden"), golden.as_os_str()];
+    run([[OsStr::new("verify")].as_slice(), &dirs].concat()).expect(1);
+    run([[OsStr::new("bless"), OsStr::new("--accept")].as_slice(), &dirs].concat()).expect(0);
+    run([[OsStr::new("bless"), OsStr::new("--migrations"), OsStr::new("--accept")].as_slice(), &dirs].concat()).expect(0);
     run([OsStr::new("verify"), OsStr::new("--corpus"), corpus.as_os_str(), OsStr::new("--golden"), golden.as_os_str()]).expect(0);
     let out = tmp.path().join("h.json");
     // A stalled store's log holds every received op, the refused one included: it records as a

@@ -21,3 +21,4 @@ mod util;
 mod wasm;
 mod workflow_cli;
 mod workflow_friction;
+mod workflow_author;

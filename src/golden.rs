@@ -400,8 +400,11 @@ pub fn bless_all(
 ) -> Result<Vec<Blessed>, BlessError> {
     let manifest = corpus::Manifest::load(corpus_dir, false)?;
     let mut out = Vec::new();
-    for entry in manifest.files.iter().filter(|e| store_type.is_none_or(|t| t == e.store_type)) {
+    let selected: Vec<&ManifestEntry> = manifest.files.iter().filter(|e| store_type.is_none_or(|t| t == e.store_type)).collect();
+    let bar = crate::progress::bar("bless", selected.len() as u64, "histories");
+    for entry in selected {
         out.push(bless_entry(corpus_dir, golden_dir, entry, registry)?);
+        bar.inc(1);
     }
     Ok(out)
 }

@@ -947,8 +947,11 @@ pub fn bless_migrations(
     registry: &Registry,
 ) -> Result<Vec<crate::golden::Blessed>, MigrationGoldenError> {
     let mut out = Vec::new();
-    for (m, e) in migration_cases(corpus_dir)? {
+    let cases = migration_cases(corpus_dir)?;
+    let bar = crate::progress::bar("bless --migrations", cases.len() as u64, "histories");
+    for (m, e) in cases {
         out.push(bless_migration(corpus_dir, golden_dir, m.as_ref(), &e, registry)?);
+        bar.inc(1);
     }
     Ok(out)
 }

@@ -95,7 +95,11 @@ pub fn record_to(dir: &Path, registry: &Registry, out: &Path, form: Form) -> Res
     let reader = StoreReader::open(dir)?;
     let identity = reader.identity().clone();
     let mut writer = HistoryWriter::create(out, form, &Header::of(&identity), reader.log_len())?;
-    let check = deep_check(dir, &reader, registry, &mut |op| writer.push(op).map_err(RecordError::from))?;
+    let bar = crate::progress::bar("record", reader.log_len(), "ops");
+    let check = deep_check(dir, &reader, registry, &mut |op| {
+        bar.inc(1);
+        writer.push(op).map_err(RecordError::from)
+    })?;
     let written = writer.finish()?;
     Ok(Recorded { identity, check, written })
 }

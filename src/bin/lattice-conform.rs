@@ -602,13 +602,18 @@ struct AdequacyArgs {
 
 #[derive(clap::Args)]
 struct VerifyArgs {
-    /// `native`, `native-fault:NAME`, a path to a .wasm file, or `cas:<digest>`.
+    /// The build under test: `native`, `native-fault:NAME`, a path to a .wasm file, or
+    /// `cas:<digest or unique prefix>`.
     #[arg(long, default_value = "native")]
     build: String,
+    /// Only histories of this store type; default: the type the build declares (a Wasm guest,
+    /// a store-logic fault), else every type.
     #[arg(long = "type")]
     store_type: Option<String>,
+    /// The corpus directory (histories and MANIFEST.json).
     #[arg(long, default_value = "corpus")]
     corpus: PathBuf,
+    /// The golden directory (accepted goldens; pending ones fail the run unless --allow-pending).
     #[arg(long, default_value = "golden")]
     golden: PathBuf,
     /// Glob over history ids (`<store_type>/<name>`), e.g. `*batches*`.
@@ -620,6 +625,8 @@ struct VerifyArgs {
     /// Histories verified in parallel (default: the number of cores).
     #[arg(long)]
     jobs: Option<usize>,
+    /// The report's form: `human` text, `json` (docs/FORMAT.md §13.4; the input of `report
+    /// merge`) or `junit` XML.
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
     /// Verify every history even after a failure.
@@ -657,8 +664,10 @@ struct VerifyArgs {
 enum ReportCommand {
     /// Combine shard reports (from `verify --format json`) into one verdict.
     Merge {
+        /// The shard reports (`verify --format json`), one per shard of one run.
         #[arg(required = true)]
         reports: Vec<PathBuf>,
+        /// The merged report's form: `human`, `json` or `junit`.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
         /// Write the merged report to FILE instead of standard output (as `verify --output`).
@@ -789,7 +798,7 @@ fn bless(
             println!("{:<9} {id}", action.as_str());
         }
         let verb = if review == g::Review::Accept { "accepted" } else { "rejected" };
-        println!("{what}: {}", if done.is_empty() { "nothing pending".to_string() } else { format!("{} {verb}", done.len()) });
+        say!("{what}: {}", if done.is_empty() { "nothing pending".to_string() } else { format!("{} {verb}", done.len()) });
         return Ok(());
     }
     let done = if migrations {
@@ -803,7 +812,7 @@ fn bless(
         *counts.entry(b.action.as_str()).or_insert(0) += 1;
     }
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    println!("{what}: {}", if summary.is_empty() { "nothing to do".to_string() } else { summary.join(", ") });
+    say!("{what}: {}", if summary.is_empty() { "nothing to do".to_string() } else { summary.join(", ") });
     if done.iter().any(|b| b.action != BlessAction::Unchanged) {
         let flag = if migrations { " --migrations" } else { "" };
         println!(
@@ -1257,6 +1266,7 @@ fn infer_certify_type(
 
 #[derive(clap::Args)]
 struct RecordArgs {
+    /// The store's directory (read only).
     dir: PathBuf,
     /// Write the history here.
     #[arg(long, required_unless_present = "corpus")]
@@ -1290,7 +1300,7 @@ fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         let form = args.format.unwrap_or(Form::for_path(out, Some(Form::Json))?);
         let r = lattice_conform::record::record_to(&args.dir, registry, out, form)?;
-        println!("recorded {} ops to {} ({} bytes)", r.written.ops, out.display(), r.written.bytes);
+        say!("recorded {} ops to {} ({} bytes)", r.written.ops, out.display(), r.written.bytes);
     }
     if let (Some(c), Some(g), Some(name)) = (&args.corpus, &args.golden, &args.name) {
         let (r, entry, blessed) = lattice_conform::record::record_to_corpus(&args.dir, registry, c, g, name, args.format)?;

@@ -19,6 +19,6 @@ mod props;
 mod scale;
 mod util;
 mod wasm;
+mod workflow_author;
 mod workflow_cli;
 mod workflow_friction;
-mod workflow_author;

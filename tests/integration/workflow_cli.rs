@@ -28,7 +28,7 @@ fn result_ids(stdout: &str) -> Vec<String> {
 fn completions_are_printed_for_every_supported_shell_and_an_unknown_shell_is_refused() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let out = at_root(["completions", shell]).expect(0);
-        for word in ["lattice-conform", "verify", "certify", "completions", "quiet", "shard"] {
+        for word in ["lattice-conform", "verify", "certify", "completions", "quiet", "shard", "allow-pending", "reject"] {
             assert!(out.stdout.contains(word), "{shell} completions lack {word}");
         }
         assert!(out.stderr.is_empty(), "{shell}: {}", out.stderr);

@@ -326,6 +326,8 @@ fn merge_refuses_shards_of_other_inputs_naming_both_files_and_the_field() {
     m.save(&dir.join("corpus")).unwrap();
     refused(&shard_report(dir, "2-corpus", &["--shard", "2/4"]), "corpus_manifest_blake3");
     std::fs::write(dir.join("corpus").join(corpus::MANIFEST), manifest_before).unwrap();
+    // Its golden would now be an orphan, which `verify` refuses.
+    std::fs::remove_file(golden::path_for(&dir.join("golden"), extra)).unwrap();
 
     // Another build: by name, and under the same name with other bytes.
     refused(&shard_report(dir, "2-wasm", &["--shard", "2/4", "--build", "guests/dist/core-kvstore.wasm"]), "build");

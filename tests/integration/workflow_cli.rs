@@ -149,3 +149,102 @@ fn json_output_is_pure_json_on_stdout_for_every_command_that_has_it() {
     pure(&["audit", s, "--json"], 0);
     pure(&["migrate", s, "--to-type", "core:kvstore-v2", "--dry-run", "--json"], 0);
 }
+
+/// Runs `lattice-conform ARGS` in `dir` with stderr on a fresh pseudo-terminal (80×24), stdout
+/// piped and `CI` removed unless `ci`; returns (exit code, stdout, what the terminal received).
+fn run_on_terminal(dir: &Path, args: &[&str], ci: bool) -> (i32, String, String) {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    let size = libc::winsize { ws_row: 24, ws_col: 80, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: out-pointers to two ints and a valid winsize; no name or termios is asked for.
+    let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty returned two fresh descriptors that nothing else owns.
+    let (mut master, slave) = unsafe { (std::fs::File::from_raw_fd(master), std::fs::File::from_raw_fd(slave)) };
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lattice-conform"));
+    cmd.current_dir(dir).args(args).stdout(std::process::Stdio::piped()).stderr(slave);
+    if ci {
+        cmd.env("CI", "true");
+    } else {
+        cmd.env_remove("CI");
+    }
+    let mut child = cmd.spawn().expect("the binary runs");
+    drop(cmd); // closes our copy of the terminal's slave side, so reading ends with the child
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // A pty's master reads EIO once every slave descriptor is closed.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    (code, stdout, reader.join().unwrap())
+}
+
+#[test]
+fn long_runs_draw_a_bar_with_eta_on_a_terminal_but_not_in_ci_or_when_quiet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gen = |out: &'static str, quiet: bool| {
+        let mut a = vec!["gen", "--type", "core:kvstore", "--histories", "40", "--ops", "300", "--out", out];
+        if quiet {
+            a.push("--quiet");
+        }
+        a
+    };
+    let (code, stdout, terminal) = run_on_terminal(tmp.path(), &gen("a", false), false);
+    assert_eq!(code, 0, "{terminal}");
+    assert!(
+        terminal.contains("gen") && terminal.contains("histories") && terminal.contains("ETA"),
+        "no bar on the terminal:\n{terminal:?}"
+    );
+    assert!(!stdout.contains("ETA") && !stdout.contains('\u{1b}'), "the bar reached stdout:\n{stdout}");
+    assert!(stdout.contains("core:kvstore"), "the coverage table is still printed:\n{stdout}");
+    // CI set: a terminal, but no bar.
+    let (code, _, terminal) = run_on_terminal(tmp.path(), &gen("b", false), true);
+    assert_eq!(code, 0);
+    assert!(!terminal.contains("ETA"), "a bar under CI:\n{terminal:?}");
+    // --quiet: no bar and no summary.
+    let (code, stdout, terminal) = run_on_terminal(tmp.path(), &gen("c", true), false);
+    assert_eq!(code, 0);
+    assert!(!terminal.contains("ETA") && stdout.is_empty(), "--quiet drew or printed:\n{terminal:?}\n{stdout}");
+    // Same bytes whatever was drawn.
+    let manifest = |d: &str| std::fs::read(tmp.path().join(d).join("MANIFEST.json")).unwrap();
+    assert_eq!(manifest("a"), manifest("b"));
+    assert_eq!(manifest("a"), manifest("c"));
+}
+
+/// The options the issue found without help now explain themselves in `--help` (the unit test
+/// in the binary checks every option; this one reads what a user reads).
+#[test]
+fn help_explains_the_options_users_asked_about() {
+    // clap prints an option's text after it on its line, or (long help) on the next line.
+    let text_of = |help: &str, flag: &str| -> String {
+        let lines: Vec<&str> = help.lines().collect();
+        let i = lines.iter().position(|l| l.trim_start().starts_with(flag)).unwrap_or_else(|| panic!("{flag} not in help:\n{help}"));
+        let same = lines[i].trim_start().split_once("  ").map_or("", |(_, rest)| rest.trim());
+        let next = lines.get(i + 1).map_or("", |l| l.trim());
+        if !same.is_empty() {
+            same.to_string()
+        } else if !next.starts_with('-') {
+            next.to_string()
+        } else {
+            String::new()
+        }
+    };
+    let certify = at_root(["certify", "--help"]).expect(0).stdout;
+    for flag in ["--type", "--baseline", "--candidate", "--seed", "--json"] {
+        assert!(!text_of(&certify, flag).is_empty(), "certify {flag} has no help:\n{certify}");
+    }
+    let verify = at_root(["verify", "--help"]).expect(0).stdout;
+    for flag in ["--type", "--corpus", "--golden", "--format", "--allow-pending", "--output"] {
+        assert!(!text_of(&verify, flag).is_empty(), "verify {flag} has no help:\n{verify}");
+    }
+}

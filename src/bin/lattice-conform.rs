@@ -891,7 +891,7 @@ fn review_state_ok(state: &lattice_conform::golden::ReviewState, corpus: &Path, 
             list(&state.orphans)
         ));
     }
-    anyhow::bail!(CheckFailed(format!("{}: {} (pass --allow-pending to verify anyway)", golden.display(), why.join("; "))))
+    anyhow::bail!(CheckFailed(format!("{}: {}\n(pass --allow-pending to verify anyway)", golden.display(), why.join("\n"))))
 }
 
 fn verify_run(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {

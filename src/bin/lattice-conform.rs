@@ -1410,11 +1410,7 @@ fn history_command(cmd: HistoryCommand) -> anyhow::Result<()> {
         }
         HistoryCommand::Add { file, author: name, put, delete, append, deps, hlc } => {
             lattice_conform::output::check_file(&file, true)?;
-            let form = if history::is_binary(&file).map_err(|source| history::HistoryError::Io { path: file.clone(), source })? {
-                Form::Binary
-            } else {
-                Form::Json
-            };
+            let form = history::form_of(&file).map_err(|source| history::HistoryError::Io { path: file.clone(), source })?;
             let mut a = author::Authoring::new(history::History::load(&file)?)?;
             let intent = author::Intent { author: name, put, delete, append, deps, hlc };
             let (id, op) = a.add(&intent).map_err(|reason| author::AuthorError::Bad { path: file.clone(), reason })?;
@@ -1521,7 +1517,7 @@ fn history_command(cmd: HistoryCommand) -> anyhow::Result<()> {
 
 /// The form of an existing history file, told from its first byte.
 fn form_of(path: &Path) -> anyhow::Result<&'static str> {
-    Ok(if history::is_binary(path)? { Form::Binary } else { Form::Json }.extension())
+    Ok(history::form_of(path)?.extension())
 }
 
 fn verify_history(registry: &Registry, dir: &Path, build: &str, json: bool) -> anyhow::Result<()> {

@@ -394,7 +394,7 @@ pub fn prepare_add(dir: &Path, src: &Path, name: Option<&str>) -> Result<Prepare
         Some(n) => n.to_string(),
         None => crate::author::file_stem(src),
     };
-    let form = if bytes.first() == Some(&crate::history::MAGIC[0]) { crate::history::Form::Binary } else { crate::history::Form::Json };
+    let form = crate::history::Form::of_bytes(&bytes);
     let store_type = done.header.store_type.clone();
     type_dir(&store_type).map_err(|e| CorpusError::BadHeader { path: src.to_path_buf(), reason: e.to_string() })?;
     let manifest = Manifest::load(dir, true)?;
@@ -445,11 +445,7 @@ pub fn check_generated(dir: &Path) -> Result<(Vec<Drift>, usize), CorpusError> {
         };
         let Some(p) = &header.provenance else { continue };
         checked += 1;
-        let form = if crate::history::is_binary(&path).map_err(|source| CorpusError::Io { path: path.clone(), source })? {
-            crate::history::Form::Binary
-        } else {
-            crate::history::Form::Json
-        };
+        let form = crate::history::form_of(&path).map_err(|source| CorpusError::Io { path: path.clone(), source })?;
         let reason = if p.generator == synthetic::GENERATOR {
             regenerate_synthetic_mismatch(&header, p, form, &path)?
         } else {

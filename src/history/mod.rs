@@ -251,13 +251,23 @@ impl Form {
             Form::Binary => "lch",
         }
     }
+
+    /// The form of a history file whose bytes begin with `head` (§10.6: the binary form's first
+    /// byte is its magic's, which no JSON document starts with); the one place that tells them apart.
+    pub fn of_bytes(head: &[u8]) -> Form {
+        if head.first() == Some(&MAGIC[0]) {
+            Form::Binary
+        } else {
+            Form::Json
+        }
+    }
 }
 
-/// Whether the file at `path` is in the binary form (its first byte is the magic's).
-pub fn is_binary(path: &Path) -> std::io::Result<bool> {
+/// The form of the history file at `path`, from its first byte ([`Form::of_bytes`]).
+pub fn form_of(path: &Path) -> std::io::Result<Form> {
     let mut first = [0u8; 1];
     let n = std::fs::File::open(path)?.read(&mut first)?;
-    Ok(n == 1 && first[0] == MAGIC[0])
+    Ok(Form::of_bytes(&first[..n]))
 }
 
 /// Opens a history file of either form (told apart by its first bytes, §10.6) as a stream.
@@ -268,10 +278,9 @@ pub fn open(path: &Path) -> Result<OpStream, HistoryError> {
     let n = file.read(&mut head).map_err(io)?;
     file.rewind().map_err(io)?;
     let file = std::io::BufReader::with_capacity(1 << 16, file);
-    if n > 0 && head[0] == MAGIC[0] {
-        OpStream::binary(file, path)
-    } else {
-        OpStream::json(file, path)
+    match Form::of_bytes(&head[..n]) {
+        Form::Binary => OpStream::binary(file, path),
+        Form::Json => OpStream::json(file, path),
     }
 }
 
@@ -324,10 +333,9 @@ impl OpStream {
 
     /// A stream over a history file's bytes held in memory (either form).
     pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<OpStream, HistoryError> {
-        if bytes.first() == Some(&MAGIC[0]) {
-            OpStream::binary(std::io::Cursor::new(bytes), path)
-        } else {
-            OpStream::json(std::io::Cursor::new(bytes), path)
+        match Form::of_bytes(&bytes) {
+            Form::Binary => OpStream::binary(std::io::Cursor::new(bytes), path),
+            Form::Json => OpStream::json(std::io::Cursor::new(bytes), path),
         }
     }
 

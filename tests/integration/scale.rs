@@ -152,8 +152,8 @@ fn record_streams_either_form_and_apply_takes_either_form() {
     let (rec_bin, rec_json) = (tmp.path().join("r.lch"), tmp.path().join("r.json"));
     run(["record".as_ref(), store.as_os_str(), "--out".as_ref(), rec_bin.as_os_str()]).expect(0);
     run(["record".as_ref(), store.as_os_str(), "--out".as_ref(), rec_json.as_os_str()]).expect(0);
-    assert!(history::is_binary(&rec_bin).unwrap());
-    assert!(!history::is_binary(&rec_json).unwrap());
+    assert_eq!(history::form_of(&rec_bin).unwrap(), history::Form::Binary);
+    assert_eq!(history::form_of(&rec_json).unwrap(), history::Form::Json);
     // The recorded binary history is the applied one (no provenance), and both forms hold it.
     let applied_ops = History::load(&lch).unwrap().ops;
     assert_eq!(History::load(&rec_bin).unwrap().ops, applied_ops);

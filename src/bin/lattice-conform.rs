@@ -300,11 +300,16 @@ fn run(command: Command, limits: Limits) -> anyhow::Result<()> {
 /// `--quiet`: failures and errors only.
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Whether `--quiet` was given.
+fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Prints a line on stdout unless `--quiet` was given: for news of work that succeeded (summaries,
 /// hints), never for failures, errors or the data a command was asked for.
 macro_rules! say {
     ($($arg:tt)*) => {
-        if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        if !quiet() {
             println!($($arg)*);
         }
     };
@@ -705,7 +710,7 @@ fn gen(args: GenArgs) -> anyhow::Result<()> {
         synthetic: args.synthetic,
     };
     let cov = corpus::generate_into(&args.out, &req)?;
-    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+    if !quiet() {
         print!("{}", corpus::coverage_table(&cov));
     }
     Ok(())
@@ -815,7 +820,7 @@ fn bless(
     say!("{what}: {}", if summary.is_empty() { "nothing to do".to_string() } else { summary.join(", ") });
     if done.iter().any(|b| b.action != BlessAction::Unchanged) {
         let flag = if migrations { " --migrations" } else { "" };
-        println!(
+        say!(
             "review the .pending files under {}, then run `lattice-conform bless{flag} --accept [ID|GLOB]…` (or `--reject`)",
             golden.display()
         );
@@ -837,9 +842,11 @@ fn corpus_add(registry: &Registry, history: &Path, corpus: &Path, golden: &Path,
     lattice_conform::output::check_dir(corpus)?;
     lattice_conform::output::check_dir(golden)?;
     let (entry, blessed) = lattice_conform::golden::add_to_corpus(corpus, golden, history, id, registry)?;
-    println!("added {} as {} ({} ops)", history.display(), entry.id(), entry.ops);
-    print_blessed(&blessed);
-    println!(
+    say!("added {} as {} ({} ops)", history.display(), entry.id(), entry.ops);
+    if !quiet() {
+        print_blessed(&blessed);
+    }
+    say!(
         "review the pending goldens under {}, then run `lattice-conform bless --accept {}`{}",
         golden.display(),
         entry.id(),
@@ -976,7 +983,7 @@ fn report_merge(paths: &[PathBuf], format: Format, output: Option<&Path>) -> any
 /// Prints the report (or writes it to `output`); a failed history, an unknown divergence or a
 /// stale known divergence makes the exit code 1.
 fn finish_report(report: &Report, format: Format, output: Option<&Path>) -> anyhow::Result<()> {
-    let quiet = QUIET.load(std::sync::atomic::Ordering::Relaxed);
+    let quiet = quiet();
     let text = render(report, format);
     match output {
         Some(path) => {
@@ -1085,7 +1092,7 @@ fn migrate(registry: &Registry, args: MigrateArgs) -> anyhow::Result<()> {
         say!("migrated {} → {} in {}; state hash {}", o.source, o.target, m::plural(o.ops, "op", "ops"), o.target_state_hash);
         say!("keys: {}", o.keys.summary());
         for (i, c) in checks.iter().flatten().enumerate() {
-            if c.ok && QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+            if c.ok && quiet() {
                 continue;
             }
             println!("check {}: {:<28} {}  {}", i + 1, c.name, if c.ok { "ok  " } else { "FAIL" }, c.detail);
@@ -1304,14 +1311,16 @@ fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()> {
     }
     if let (Some(c), Some(g), Some(name)) = (&args.corpus, &args.golden, &args.name) {
         let (r, entry, blessed) = lattice_conform::record::record_to_corpus(&args.dir, registry, c, g, name, args.format)?;
-        println!("recorded {} ops as {} with pending goldens", r.written.ops, entry.id());
-        print_blessed(&blessed);
+        say!("recorded {} ops as {} with pending goldens", r.written.ops, entry.id());
+        if !quiet() {
+            print_blessed(&blessed);
+        }
         let migration = if blessed.iter().any(|b| b.id.starts_with("migration:")) {
             format!(" and `lattice-conform bless --migrations --accept {}`", entry.id())
         } else {
             String::new()
         };
-        println!("review them under {}, then run `lattice-conform bless --accept {}`{migration}", g.display(), entry.id());
+        say!("review them under {}, then run `lattice-conform bless --accept {}`{migration}", g.display(), entry.id());
     }
     Ok(())
 }
@@ -1405,7 +1414,7 @@ fn history_command(cmd: HistoryCommand) -> anyhow::Result<()> {
             let id = id.unwrap_or_else(|| author::default_store_id(&store_type, &author::file_stem(&out)));
             let h = author::empty(&store_type, id)?;
             history::write(&out, form, &h)?;
-            println!("wrote {} ({} history of store {id}, no ops)", out.display(), store_type);
+            say!("wrote {} ({} history of store {id}, no ops)", out.display(), store_type);
             Ok(())
         }
         HistoryCommand::Add { file, author: name, put, delete, append, deps, hlc } => {
@@ -1415,7 +1424,7 @@ fn history_command(cmd: HistoryCommand) -> anyhow::Result<()> {
             let intent = author::Intent { author: name, put, delete, append, deps, hlc };
             let (id, op) = a.add(&intent).map_err(|reason| author::AuthorError::Bad { path: file.clone(), reason })?;
             let written = history::write(&file, form, a.history())?;
-            println!(
+            say!(
                 "op {} by {}: id {} hlc {}.{} prev {} deps {}",
                 written.ops - 1,
                 intent.author,
@@ -1437,7 +1446,7 @@ fn history_command(cmd: HistoryCommand) -> anyhow::Result<()> {
             let s = author::Script::load(&script)?;
             let h = author::build(&s, &script, &out)?;
             let written = history::write(&out, form, &h)?;
-            println!("built {} ops from {} into {} (blake3 {})", written.ops, script.display(), out.display(), written.blake3);
+            say!("built {} ops from {} into {} (blake3 {})", written.ops, script.display(), out.display(), written.blake3);
             Ok(())
         }
         HistoryCommand::Convert { input, output, format, force } => {

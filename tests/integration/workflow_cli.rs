@@ -248,3 +248,22 @@ fn help_explains_the_options_users_asked_about() {
         assert!(!text_of(&verify, flag).is_empty(), "verify {flag} has no help:\n{verify}");
     }
 }
+
+/// `--quiet` silences the success lines of the authoring and review commands too (the history
+/// is still written, and an error is still printed).
+#[test]
+fn quiet_authoring_prints_nothing_but_still_writes_and_still_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let quiet = |args: &[&str]| {
+        let out = run_in(t, args.iter().chain(&["--quiet"])).expect(0);
+        assert_eq!(out.stdout, "", "`{}` printed under --quiet", args.join(" "));
+    };
+    quiet(&["history", "new", "fix.json", "--type", "core:kvstore"]);
+    quiet(&["history", "add", "fix.json", "--author", "alice", "--put", "k=v"]);
+    quiet(&["corpus", "add", "fix.json", "--corpus", "c", "--golden", "g"]);
+    assert!(t.join("g/core__kvstore/fix.json.pending").exists(), "corpus add still wrote its pending golden");
+    // Bad input under --quiet: a --put without `=` is still refused, with its reason.
+    let bad = run_in(t, ["history", "add", "fix.json", "--author", "bob", "--put", "novalue", "--quiet"]).expect(2);
+    assert!(bad.stderr.contains("expected KEY=VALUE"), "{}", bad.stderr);
+}

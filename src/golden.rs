@@ -234,13 +234,10 @@ pub struct Blessed {
 /// the accepted file. The detail lines review the change against the accepted golden.
 pub fn bless_one(golden_dir: &Path, entry: &ManifestEntry, golden: &Golden) -> Result<Blessed, GoldenError> {
     let accepted = path_for(golden_dir, entry);
-    let action = bless_text(&accepted, &to_text(golden))?;
-    let detail = match action {
-        BlessAction::New => vec![summary(golden)],
-        BlessAction::Changed => match std::fs::read_to_string(&accepted)
-            .map_err(|e| e.to_string())
-            .and_then(|t| parse(&t, &accepted).map_err(|e| e.to_string()))
-        {
+    let (action, replaced) = bless_text(&accepted, &to_text(golden))?;
+    let detail = match (action, replaced) {
+        (BlessAction::New, _) => vec![summary(golden)],
+        (BlessAction::Changed, Some(text)) => match parse(&text, &accepted) {
             Ok(old) => diff_lines(&old, golden),
             Err(e) => vec![format!("the accepted golden does not load ({e}); the pending one replaces it whole"), summary(golden)],
         },
@@ -250,19 +247,21 @@ pub fn bless_one(golden_dir: &Path, entry: &ManifestEntry, golden: &Golden) -> R
 }
 
 /// Writes `text` as the pending version of `accepted` unless `accepted` already holds exactly it.
-pub fn bless_text(accepted: &Path, text: &str) -> Result<BlessAction, GoldenError> {
-    let action = match std::fs::read_to_string(accepted) {
-        Ok(existing) if existing == text => BlessAction::Unchanged,
-        Ok(_) => BlessAction::Changed,
-        Err(_) => BlessAction::New,
+/// Returns what happened and, for a changed golden, the accepted text the pending one would
+/// replace (read once here, for the review lines).
+pub fn bless_text(accepted: &Path, text: &str) -> Result<(BlessAction, Option<String>), GoldenError> {
+    let (action, replaced) = match std::fs::read_to_string(accepted) {
+        Ok(existing) if existing == text => (BlessAction::Unchanged, None),
+        Ok(existing) => (BlessAction::Changed, Some(existing)),
+        Err(_) => (BlessAction::New, None),
     };
     let pending = pending_path(accepted);
     if action == BlessAction::Unchanged {
         let _ = std::fs::remove_file(&pending);
-        return Ok(action);
+        return Ok((action, None));
     }
     corpus::write_atomic(&pending, text.as_bytes())?;
-    Ok(action)
+    Ok((action, replaced))
 }
 
 /// One line saying what a golden holds: ops, counts, stall, floating, final hashes.

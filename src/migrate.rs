@@ -985,9 +985,8 @@ fn bless_migration(
     stream.finish()?;
     let mut text = serde_json::to_string_pretty(&g).expect("a migration golden serializes");
     text.push('\n');
-    let old = std::fs::read_to_string(&path).ok();
-    let action = crate::golden::bless_text(&path, &text)?;
-    let detail = match (action, old) {
+    let (action, replaced) = crate::golden::bless_text(&path, &text)?;
+    let detail = match (action, replaced) {
         (BlessAction::New, _) => vec![format!(
             "{}: source state {} ({} keys) → target state {}",
             g.migration,

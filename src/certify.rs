@@ -215,7 +215,7 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
     Ok(Verdict::Equivalent(Certificate {
         format: CERT_TAG.into(),
         format_version: CERT_VERSION,
-        tool: format!("lattice-conform {}", env!("CARGO_PKG_VERSION")),
+        tool: crate::verify::tool_id(),
         store_type: opts.store_type.clone(),
         schema_version: baseline.schema_version(),
         baseline: build_id(&opts.baseline)?,
@@ -400,10 +400,11 @@ pub fn check(path: &Path, registry: &Registry) -> Result<CheckReport, CertifyErr
     let legacy = cert.format_version < CERT_VERSION;
     let dir = parent_dir(path);
     let changes = &mut report.changes;
-    if to_text(&cert) != text {
-        changes.push(format!("the file was edited: {}", first_difference(&text, &to_text(&cert))));
+    let canonical = to_text(&cert);
+    if canonical != text {
+        changes.push(format!("the file was edited: {}", first_difference(&text, &canonical)));
     }
-    let tool = format!("lattice-conform {}", env!("CARGO_PKG_VERSION"));
+    let tool = crate::verify::tool_id();
     if cert.tool != tool {
         changes.push(format!("tool version changed: {} -> {tool}", cert.tool));
     }

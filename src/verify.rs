@@ -217,7 +217,7 @@ pub struct Divergence {
 const REPORT_TAG: &str = "lattice-conform/verify-report";
 const REPORT_VERSION: u32 = 3;
 
-/// The tool a report was written by: `lattice-conform <version>`.
+/// The tool a report or certificate was written by: `lattice-conform <version>`.
 pub fn tool_id() -> String {
     format!("lattice-conform {}", env!("CARGO_PKG_VERSION"))
 }

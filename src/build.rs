@@ -13,8 +13,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::fault::{self, Layer};
+use crate::outside::{ExecBuild, ExecFactory};
 use crate::registry::{Registry, RegistryError};
 use crate::replay::HostFaults;
+use crate::replica::{MemFactory, ReplicaError, ReplicaFactory};
 use crate::store::Logic;
 use crate::wasm::{Digest, WasmError, WasmModule, WasmOpener};
 
@@ -37,14 +39,24 @@ pub enum BuildSpec {
     /// A Wasm guest module from the Wasm cache by a prefix of its digest (`cas:<8 to 63 hex>`,
     /// lowercase); [`BuildSpec::resolve`] turns it into [`BuildSpec::Cas`].
     CasPrefix(String),
+    /// An outside build: a process speaking the build protocol (`exec:PROGRAM` or
+    /// `exec:FILE.json`; docs/BUILD_PROTOCOL.md). A whole replica, not a store logic: it runs
+    /// where a command drives replicas (`verify`, `certify`, `record`, `open --verify-history`).
+    Exec(ExecBuild),
 }
 
 /// Why a build could not be resolved.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    #[error("--build {0:?}: expected `native`, `native-fault:NAME`, a path to a .wasm file, or `cas:<digest>`")]
+    #[error("--build {0:?}: expected `native`, `native-fault:NAME`, a path to a .wasm file, `cas:<digest>`, or `exec:PROGRAM` / `exec:FILE.json`")]
     BadSpec(String),
+    #[error("--build {0}")]
+    Exec(String),
+    #[error("--build exec:{spec}: an outside build is a whole replica, not a store logic; {what} runs a store logic (use `native` or a Wasm build)")]
+    ExecNotALogic { spec: String, what: &'static str },
+    #[error("{0}")]
+    Replica(#[from] ReplicaError),
     #[error("--build native-fault:{fault}: no such fault (`lattice-conform faults` lists them)")]
     UnknownFault { fault: String, store_type: String },
     #[error("--build native-fault:{fault}: the fault breaks `{fault_type}`, not `{store_type}`")]
@@ -90,6 +102,7 @@ impl FromStr for BuildSpec {
                 }
             }
             Some(("cas", _)) => Err(BuildError::BadSpec(s.to_string())),
+            Some(("exec", rest)) => ExecBuild::parse(rest).map(BuildSpec::Exec).map_err(BuildError::Exec),
             _ if s.ends_with(".wasm") => Ok(BuildSpec::WasmFile(PathBuf::from(s))),
             _ => Err(BuildError::BadSpec(s.to_string())),
         }
@@ -104,6 +117,7 @@ impl fmt::Display for BuildSpec {
             BuildSpec::WasmFile(path) => write!(f, "{}", path.display()),
             BuildSpec::Cas(digest) => write!(f, "cas:{digest}"),
             BuildSpec::CasPrefix(prefix) => write!(f, "cas:{prefix}"),
+            BuildSpec::Exec(exec) => write!(f, "exec:{}", exec.spec),
         }
     }
 }
@@ -120,7 +134,28 @@ impl BuildSpec {
                 _ => Err(BuildError::HostFault { fault: name.clone(), layer: fault::find(name).map_or("host", |f| f.layer.as_str()) }),
             },
             BuildSpec::WasmFile(_) | BuildSpec::Cas(_) | BuildSpec::CasPrefix(_) => Ok(self.wasm_opener(store_type, registry)?.logic()),
+            BuildSpec::Exec(exec) => Err(BuildError::ExecNotALogic { spec: exec.spec.clone(), what: "this command" }),
         }
+    }
+
+    /// Fresh replicas of this build for histories of `store_type`: in memory for the builds
+    /// compiled into this tool and Wasm guests, a process per replica for an outside build.
+    pub fn factory(&self, store_type: &str, registry: &Registry) -> Result<Box<dyn ReplicaFactory>, BuildError> {
+        match self {
+            BuildSpec::Exec(exec) => {
+                exec.limits().map_err(|e| BuildError::Exec(format!("exec:{}: {e}", exec.spec)))?;
+                Ok(Box::new(ExecFactory { build: exec.clone() }))
+            }
+            _ => {
+                let (logic, faults) = self.replay_parts(store_type, registry)?;
+                Ok(Box::new(MemFactory { logic, faults }))
+            }
+        }
+    }
+
+    /// Whether this is an outside build.
+    pub fn is_exec(&self) -> bool {
+        matches!(self, BuildSpec::Exec(_))
     }
 
     /// The logic a replay of `store_type` runs and the host faults it runs with (none but for a
@@ -217,6 +252,13 @@ impl BuildSpec {
             BuildSpec::Cas(digest) => {
                 let cache = registry.wasm_cache().ok_or_else(|| BuildError::NoWasmCache(self.to_string()))?;
                 Ok(Some(cache.load(digest).map_err(wasm)?.store_type().to_string()))
+            }
+            BuildSpec::Exec(exec) => {
+                let hello = exec.hello()?;
+                Ok(match hello.types.as_slice() {
+                    [(one, _)] => Some(one.clone()),
+                    _ => None,
+                })
             }
         }
     }

@@ -12,8 +12,7 @@
 //! tells an input it cannot find (unusable input) from a certificate that no longer holds.
 
 use crate::corpus::ManifestEntry;
-use crate::replay::HostFaults;
-use crate::verify::first_divergence_streamed;
+use crate::replica::{ReplicaError, ReplicaFactory};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -24,8 +23,7 @@ use crate::corpus::{self, gen, CorpusError, Manifest};
 use crate::history::History;
 use crate::op::{op_id, Op, OpId};
 use crate::registry::Registry;
-use crate::store::Logic;
-use crate::verify::{first_divergence, Divergence};
+use crate::verify::Divergence;
 
 const CERT_TAG: &str = "lattice-conform/certificate";
 /// Version 2: a `.wasm` build's `build` is its path relative to the certificate's directory
@@ -131,6 +129,8 @@ pub enum CertifyError {
     Io(PathBuf, #[source] std::io::Error),
     #[error(transparent)]
     Version(#[from] crate::versioned::VersionError),
+    #[error("{0}: {1}")]
+    Replica(String, #[source] ReplicaError),
     #[error("{input} `{recorded}` cannot be found: looked {}", .looked.join("; "))]
     MissingInput { input: String, recorded: String, looked: Vec<String> },
 }
@@ -144,11 +144,17 @@ fn is_zero(n: &u32) -> bool {
 pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, CertifyError> {
     // A `cas:` prefix names the one module of the cache it matches, in the certificate too.
     let opts = &CertifyOptions { baseline: opts.baseline.resolve(registry)?, candidate: opts.candidate.resolve(registry)?, ..opts.clone() };
-    let baseline = opts.baseline.logic(&opts.store_type, registry)?;
-    let candidate = opts.candidate.logic(&opts.store_type, registry)?;
-    let schema = baseline.schema_version();
-    let against = format!("--baseline {}", opts.baseline);
-    opts.candidate.check_identity(&candidate, &opts.store_type, schema, &against)?;
+    let baseline = opts.baseline.factory(&opts.store_type, registry)?;
+    let candidate = opts.candidate.factory(&opts.store_type, registry)?;
+    let baseline_logic = (!opts.baseline.is_exec()).then(|| opts.baseline.logic(&opts.store_type, registry)).transpose()?;
+    let schema = match &baseline_logic {
+        Some(logic) => logic.schema_version(),
+        None => registry.opener(&opts.store_type).map_err(BuildError::from)?.logic().schema_version(),
+    };
+    if !opts.candidate.is_exec() {
+        let against = format!("--baseline {}", opts.baseline);
+        opts.candidate.check_identity(&opts.candidate.logic(&opts.store_type, registry)?, &opts.store_type, schema, &against)?;
+    }
     let mut corpus_ids = Vec::new();
     let mut listed: Vec<Listed> = Vec::new();
     for dir in &opts.corpora {
@@ -156,7 +162,9 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         // Every history's identity is checked before any is replayed (a header read).
         for (source, dir, entry) in &entries {
             let header = corpus::open_checked(dir, entry)?.header().clone();
-            opts.baseline.check_identity(&baseline, &header.store_type, header.schema_version, &format!("history `{source}`"))?;
+            if let Some(logic) = &baseline_logic {
+                opts.baseline.check_identity(logic, &header.store_type, header.schema_version, &format!("history `{source}`"))?;
+            }
         }
         corpus_ids.push(id);
         listed.extend(entries);
@@ -169,11 +177,12 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
     for (source, dir, entry) in &listed {
         let mut stream = corpus::open_checked(dir, entry)?;
         let header = stream.header().clone();
-        let d = first_divergence_streamed(&header, stream.ops(), baseline.clone(), (candidate.clone(), HostFaults::default()), 0);
+        let d =
+            lockstep(&header, stream.ops(), baseline.as_ref(), candidate.as_ref()).map_err(|e| CertifyError::Replica(source.clone(), e))?;
         if let Some(d) = d {
             // The ops up to the divergent one still diverge there: shrink that prefix.
             let h = load_prefix(dir, entry, d.op_index + 1)?;
-            let (history, divergence) = shrink(h, d, &baseline, &candidate);
+            let (history, divergence) = shrink(h, d, baseline.as_ref(), candidate.as_ref());
             return Ok(Verdict::Diverged { source: source.clone(), history, divergence: Box::new(divergence) });
         }
         let done = stream.finish()?;
@@ -204,8 +213,10 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         })
     });
     for (source, h) in reordered.chain((0..opts.cases).filter_map(|i| generated_case(opts, &histories, i))) {
-        if let Some(d) = first_divergence(&h, baseline.clone(), candidate.clone(), 0) {
-            let (history, divergence) = shrink(h, d, &baseline, &candidate);
+        let d = lockstep(&h.header(), h.ops.iter().cloned(), baseline.as_ref(), candidate.as_ref())
+            .map_err(|e| CertifyError::Replica(source.clone(), e))?;
+        if let Some(d) = d {
+            let (history, divergence) = shrink(h, d, baseline.as_ref(), candidate.as_ref());
             return Ok(Verdict::Diverged { source, history, divergence: Box::new(divergence) });
         }
         count += 1;
@@ -217,7 +228,7 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         format_version: CERT_VERSION,
         tool: crate::verify::tool_id(),
         store_type: opts.store_type.clone(),
-        schema_version: baseline.schema_version(),
+        schema_version: schema,
         baseline: build_id(&opts.baseline)?,
         candidate: build_id(&opts.candidate)?,
         corpora: corpus_ids,
@@ -515,6 +526,10 @@ fn locate_build(
         BuildSpec::Native | BuildSpec::NativeFault(_) => {
             Ok((spec.clone(), build_id(spec)?.blake3, "this lattice-conform executable".into()))
         }
+        BuildSpec::Exec(exec) => match build_id(spec) {
+            Ok(found) => Ok((spec.clone(), found.blake3, format!("program {}", exec.program.display()))),
+            Err(_) => Err(missing(vec![format!("program {}", exec.program.display())])),
+        },
         BuildSpec::Cas(_) | BuildSpec::CasPrefix(_) => {
             let Some(cache) = cache else { return Err(missing(vec![no_cache()])) };
             let digest = match spec.resolve(registry) {
@@ -699,13 +714,15 @@ fn with_ids(h: &History) -> Vec<(OpId, Op)> {
 /// Deterministic. The chunks keep the number of replays logarithmic when most ops do not matter —
 /// above all when the candidate fails on one op whatever else is there (a Wasm guest hitting a
 /// limit), where each replay costs a full per-op allowance.
-pub fn shrink(h: History, d: Divergence, baseline: &Logic, candidate: &Logic) -> (History, Divergence) {
+/// A replica that fails during shrinking counts as not reproducing the divergence (the shrunk
+/// history is then a larger one, never a wrong one).
+pub fn shrink(h: History, d: Divergence, baseline: &dyn ReplicaFactory, candidate: &dyn ReplicaFactory) -> (History, Divergence) {
     let diverges = |base: &History, ops: &[(OpId, Op)]| {
         if ops.is_empty() {
             return None;
         }
         let cand = History { ops: rechain(base, ops), ..base.clone() };
-        first_divergence(&cand, baseline.clone(), candidate.clone(), 0).map(|d| (cand, d))
+        lockstep(&cand.header(), cand.ops.iter().cloned(), baseline, candidate).ok().flatten().map(|d| (cand, d))
     };
     let mut best = cut((History { provenance: None, ..h }, d));
     loop {
@@ -775,9 +792,31 @@ fn cut((h, d): (History, Divergence)) -> (History, Divergence) {
     (History { ops: h.ops[..=d.op_index as usize].to_vec(), ..h }, d)
 }
 
+/// The first divergence between fresh replicas of two builds over `ops`.
+pub fn lockstep(
+    h: &crate::history::Header,
+    ops: impl Iterator<Item = Op>,
+    baseline: &dyn ReplicaFactory,
+    candidate: &dyn ReplicaFactory,
+) -> Result<Option<Divergence>, ReplicaError> {
+    let identity = h.identity();
+    let (mut b, mut c) = (baseline.open(&identity)?, candidate.open(&identity)?);
+    let d = crate::lockstep::first_divergence_of(h, ops, b.as_mut(), c.as_mut(), 0)?;
+    if d.is_none() {
+        b.finish()?;
+        c.finish()?;
+    }
+    Ok(d)
+}
+
 fn build_id(b: &BuildSpec) -> Result<BuildId, CertifyError> {
     let read = |p: &Path| std::fs::read(p).map_err(|e| CertifyError::Io(p.to_path_buf(), e));
     Ok(match b {
+        BuildSpec::Exec(exec) => {
+            let identity = exec.identity().map_err(|e| CertifyError::Build(BuildError::Exec(e)))?;
+            let digest = identity.split(" program blake3 ").nth(1).and_then(|t| t.split(' ').next()).unwrap_or_default().to_string();
+            BuildId { build: b.to_string(), blake3: digest, kind: format!("exec, args {:?}", exec.args) }
+        }
         BuildSpec::WasmFile(path) => {
             BuildId { build: b.to_string(), blake3: blake3::hash(&read(path)?).to_hex().to_string(), kind: "wasm".into() }
         }

@@ -128,6 +128,29 @@ pub fn receive_with(
     Ok(Arrival::Received { id, witnessed: witness_ready(ints, f)? })
 }
 
+/// Receives `op` into a batch (docs/FORMAT.md §4.5): refused, redelivered, or kept floating
+/// whether or not it is ready — witnessing runs once the whole batch is in
+/// ([`witness_pending`]).
+pub fn receive_floating(ints: &mut dyn Intentions, store_id: &Uuid, op: &Op, arrival: u64) -> Result<Arrival, HostError> {
+    let id = op_id(store_id, op);
+    if let Err(e) = op.validate() {
+        return Ok(Arrival::Refused(Rejection { op_id: id, kind: RejectKind::MalformedOp, reason: e.to_string() }));
+    }
+    if ints.get(&id)?.is_some() {
+        return Ok(Arrival::Redelivered(id));
+    }
+    ints.add_floating(&id, arrival, op)?;
+    Ok(Arrival::Received { id, witnessed: vec![] })
+}
+
+/// Witnesses every ready floating op, in passes (§4.2): what a batch runs once after receiving.
+pub fn witness_pending(ints: &mut dyn Intentions, f: Option<DeliveryFault>) -> Result<Vec<Witnessed>, HostError> {
+    if !ints.any_floating()? {
+        return Ok(vec![]);
+    }
+    witness_ready(ints, f)
+}
+
 /// Lattice's `witness_ready`: passes over the ready candidates until a pass witnesses nothing.
 fn witness_ready(ints: &mut dyn Intentions, f: Option<DeliveryFault>) -> Result<Vec<Witnessed>, HostError> {
     let mut out = Vec::new();

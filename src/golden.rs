@@ -16,6 +16,7 @@ use crate::corpus::{self, CorpusError, ManifestEntry};
 use crate::history::History;
 use crate::kernel::RejectKind;
 use crate::replay::{HostFaults, MemStore};
+use crate::replica::{Replica, ReplicaError};
 use crate::store::Logic;
 
 /// Deliveries between two checkpoints.
@@ -125,19 +126,34 @@ pub fn compute_streamed(
     entry: &ManifestEntry,
 ) -> Golden {
     let mut store = MemStore::new(header.identity(), logic).with_faults(faults);
+    compute_on(header, ops, &mut store, entry).expect("an in-memory replica never fails")
+}
+
+/// The golden of the ops delivered to `replica` (any build: in memory, or an outside process
+/// fed in frames that end on the checkpoints). An error is a replica that could not go on.
+pub fn compute_on(
+    header: &crate::history::Header,
+    ops: impl Iterator<Item = crate::op::Op>,
+    store: &mut dyn Replica,
+    entry: &ManifestEntry,
+) -> Result<Golden, ReplicaError> {
     let mut checkpoints = Vec::new();
     let mut done = 0u64;
-    for op in ops {
-        store.deliver(&op);
-        done += 1;
+    let mut ops = ops.peekable();
+    while ops.peek().is_some() {
+        let chunk: Vec<crate::op::Op> = ops.by_ref().take(CHECKPOINT_INTERVAL as usize).collect();
+        store.deliver_each(&chunk)?;
+        done += chunk.len() as u64;
         if done.is_multiple_of(CHECKPOINT_INTERVAL) {
-            let observed_hash = store.observed_hash().to_string();
-            checkpoints.push(Checkpoint { after_ops: done, state_hash: store.state_hash().to_string(), observed_hash });
+            let observed_hash = store.observed_hash()?.to_string();
+            checkpoints.push(Checkpoint { after_ops: done, state_hash: store.state_hash()?.to_string(), observed_hash });
         }
     }
-    let observed = store.observed_hash().to_string();
-    let out = store.outcome();
-    Golden {
+    let observed = store.observed_hash()?.to_string();
+    let state_hash = store.state_hash()?.to_string();
+    let (counts, stall, floating) = (store.counts(), store.stall(), store.floating()?);
+    store.finish()?;
+    Ok(Golden {
         format: GOLDEN_TAG.into(),
         format_version: GOLDEN_VERSION,
         history: entry.id(),
@@ -145,17 +161,17 @@ pub fn compute_streamed(
         store_type: header.store_type.clone(),
         schema_version: header.schema_version,
         ops: done,
-        refused: out.counts.refused,
-        redelivered: out.counts.redelivered,
-        witnessed: out.counts.witnessed,
-        applied: out.counts.applied,
-        stall: out.stall.map(|s| StallAt { op_index: s.op_index, kind: s.kind }),
-        floating: out.floating,
+        refused: counts.refused,
+        redelivered: counts.redelivered,
+        witnessed: counts.witnessed,
+        applied: counts.applied,
+        stall: stall.map(|s| StallAt { op_index: s.op_index, kind: s.kind }),
+        floating,
         checkpoint_interval: CHECKPOINT_INTERVAL,
         checkpoints,
-        final_state_hash: out.state_hash.to_string(),
+        final_state_hash: state_hash,
         final_observed_hash: observed,
-    }
+    })
 }
 
 /// Path of the accepted golden of a corpus entry under `golden_dir`: the entry's path with a

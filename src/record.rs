@@ -160,6 +160,7 @@ fn deep_check(
         let reason = match mem.deliver(&op) {
             Delivered::Refused(r) => r.reason,
             Delivered::Redelivered => "a second copy of an op already logged earlier".to_string(),
+            Delivered::Skipped => "not delivered (its batch aborted)".to_string(),
             Delivered::Received { .. } => {
                 sink(&op)?;
                 entries += 1;

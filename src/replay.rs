@@ -36,6 +36,8 @@ pub enum Delivered {
     /// Kept; `witnessed` ops became ready, `applied` of them were projected, and projection
     /// stalled during this delivery if `stalled`.
     Received { witnessed: u64, applied: u64, stalled: bool },
+    /// Not delivered: an earlier op of its batch was refused, which aborts the rest (§4.5).
+    Skipped,
 }
 
 /// Seeded host faults a replay runs with (`lattice-conform faults`): one rule of delivery, of the
@@ -59,6 +61,21 @@ pub struct MemStore {
     stall: Option<Stall>,
     counts: Counts,
     observed: Observed,
+    journal: Option<Journal>,
+}
+
+/// What deliveries changed since [`MemStore::take_journal`] last looked: kept only for a store
+/// made [`MemStore::with_journal`] (the reference adapter reports it over the build protocol).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Journal {
+    /// Ops witnessed, in witness order.
+    pub witnessed: Vec<OpId>,
+    /// Ops applied, in projection order.
+    pub applied: Vec<OpId>,
+    /// `data` keys written (put or deleted).
+    pub keys: BTreeSet<Vec<u8>>,
+    /// Authors whose tip projection may have moved.
+    pub authors: BTreeSet<[u8; 32]>,
 }
 
 /// The observed state, kept up to date lazily: keys written since the last look are re-viewed.
@@ -79,6 +96,7 @@ struct Observed {
 struct Tracked<'a> {
     rows: &'a mut MemTable,
     dirty: &'a mut BTreeSet<Vec<u8>>,
+    journal: Option<&'a mut BTreeSet<Vec<u8>>>,
 }
 
 impl Table for Tracked<'_> {
@@ -87,13 +105,22 @@ impl Table for Tracked<'_> {
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostError> {
-        self.dirty.insert(key.to_vec());
+        self.note(key);
         self.rows.put(key, value)
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<(), HostError> {
-        self.dirty.insert(key.to_vec());
+        self.note(key);
         self.rows.delete(key)
+    }
+}
+
+impl Tracked<'_> {
+    fn note(&mut self, key: &[u8]) {
+        self.dirty.insert(key.to_vec());
+        if let Some(j) = self.journal.as_deref_mut() {
+            j.insert(key.to_vec());
+        }
     }
 }
 
@@ -137,7 +164,60 @@ impl MemStore {
             stall: None,
             counts: Counts::default(),
             observed: Observed::default(),
+            journal: None,
         }
+    }
+
+    /// This (fresh) store, keeping a [`Journal`] of what each delivery changes.
+    pub fn with_journal(mut self) -> MemStore {
+        self.journal = Some(Journal::default());
+        self
+    }
+
+    /// What changed since the last call (empty without [`MemStore::with_journal`]).
+    pub fn take_journal(&mut self) -> Journal {
+        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Counts a delivery whose bytes did not decode as an op (an outside adapter's input): refused
+    /// on arrival as `malformed_op`, like an invalid op.
+    pub fn refuse_undecodable(&mut self, reason: String) -> Delivered {
+        self.counts.delivered += 1;
+        self.counts.refused += 1;
+        Delivered::Refused(Rejection { op_id: [0; 32], kind: RejectKind::MalformedOp, reason })
+    }
+
+    /// The views of `keys` now, as the build protocol reports them.
+    pub fn views_of<'k>(&mut self, keys: impl Iterator<Item = &'k Vec<u8>>) -> Vec<(Vec<u8>, crate::outside::wire::View)> {
+        use crate::outside::wire::View;
+        self.refresh_views();
+        let o = &self.observed;
+        keys.map(|k| {
+            let view = match o.views.get(k) {
+                Some(v) => View::Value(v.clone()),
+                None if o.unviewable.contains(k) => View::Unviewable(o.failure.clone().unwrap_or_else(|| "unviewable".into())),
+                None => View::Absent,
+            };
+            (k.clone(), view)
+        })
+        .collect()
+    }
+
+    /// The author's projected tip.
+    pub fn tip(&self, author: &[u8; 32]) -> Option<OpId> {
+        self.tips.0.get(author).copied()
+    }
+
+    /// The author tips in author order.
+    pub fn tips(&self) -> &BTreeMap<[u8; 32], OpId> {
+        &self.tips.0
+    }
+
+    /// The ids of the ops still floating, ascending by arrival.
+    pub fn floating_ids(&self) -> Vec<OpId> {
+        let mut out: Vec<(u64, OpId)> = self.ints.floating.iter().map(|((_, id), (arrival, _))| (*arrival, *id)).collect();
+        out.sort_unstable();
+        out.into_iter().map(|(_, id)| id).collect()
     }
 
     /// This (fresh) store, replaying with seeded host faults from now on.
@@ -172,17 +252,67 @@ impl MemStore {
             }
             Arrival::Received { witnessed, .. } => witnessed,
         };
+        self.project(witnessed)
+    }
+
+    /// Delivers `ops` as one batch, as Lattice ingests a peer's batch (docs/FORMAT.md §4.5):
+    /// every op is received first, floating; an op refused on arrival aborts the rest of the
+    /// batch (those ops are [`Delivered::Skipped`], and what was received before it stays
+    /// floating until a later delivery witnesses); otherwise witnessing runs once over
+    /// everything floating, then projection. Each received op's own result is
+    /// `Received { witnessed: 0, applied: 0, stalled: false }`; what the batch as a whole
+    /// witnessed and applied is the second value.
+    pub fn deliver_batch(&mut self, ops: &[Op]) -> (Vec<Delivered>, Delivered) {
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            let index = self.counts.delivered;
+            self.counts.delivered += 1;
+            let arrival = delivery::receive_floating(&mut self.ints, &self.identity.store_id, op, index).expect("memory never fails");
+            match arrival {
+                Arrival::Refused(r) => {
+                    self.counts.refused += 1;
+                    out.push(Delivered::Refused(r));
+                    self.counts.delivered += (ops.len() - out.len()) as u64;
+                    out.resize(ops.len(), Delivered::Skipped);
+                    return (out, Delivered::Skipped);
+                }
+                Arrival::Redelivered(_) => {
+                    self.counts.redelivered += 1;
+                    out.push(Delivered::Redelivered);
+                }
+                Arrival::Received { .. } => out.push(Delivered::Received { witnessed: 0, applied: 0, stalled: false }),
+            }
+        }
+        let witnessed = delivery::witness_pending(&mut self.ints, self.faults.delivery).expect("memory never fails");
+        let effect = self.project(witnessed);
+        (out, effect)
+    }
+
+    /// Projects the ops a delivery witnessed, in witness order, unless stalled.
+    fn project(&mut self, witnessed: Vec<delivery::Witnessed>) -> Delivered {
         self.counts.witnessed += witnessed.len() as u64;
+        if let Some(j) = &mut self.journal {
+            j.witnessed.extend(witnessed.iter().map(|w| w.id));
+        }
         let (mut applied, mut stalled) = (0, false);
         for w in &witnessed {
             if self.stall.is_some() {
                 break;
             }
             let mut dag = DagView(&mut self.ints);
-            let mut data = Tracked { rows: &mut self.data, dirty: &mut self.observed.dirty };
+            let journal = self.journal.as_mut().map(|j| {
+                j.authors.insert(w.op.author);
+                &mut j.keys
+            });
+            let mut data = Tracked { rows: &mut self.data, dirty: &mut self.observed.dirty, journal };
             let f = self.faults.kernel;
             match kernel::apply_op_with(f, self.logic.as_ref(), &w.id, &w.op, &mut data, &mut self.tips, &mut dag, &mut self.acc) {
-                Ok(_) => applied += 1,
+                Ok(_) => {
+                    applied += 1;
+                    if let Some(j) = &mut self.journal {
+                        j.applied.push(w.id);
+                    }
+                }
                 Err(_) if f == Some(KernelFault::StallSkipsOp) => {}
                 Err(r) => {
                     self.stall = Some(Stall { op_index: w.arrival, op_id: r.op_id, kind: r.kind, reason: r.reason });

@@ -21,13 +21,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::{BuildError, BuildSpec};
 use crate::corpus::{self, CorpusError, Manifest, ManifestEntry};
-use crate::diff::{diff_rows, diff_views, KeyDiff};
 use crate::golden::{self, Golden, GoldenError};
-use crate::history::{Header, History};
+use crate::history::Header;
 
-use crate::op::{op_id, Op};
 use crate::registry::Registry;
-use crate::replay::{Delivered, HostFaults, MemStore};
+use crate::replay::MemStore;
 use crate::store::Logic;
 
 /// What to verify.
@@ -98,6 +96,13 @@ pub enum VerifyError {
     PartsDiffer { field: &'static str, first: PathBuf, first_value: String, other: PathBuf, other_value: String },
     #[error(transparent)]
     Version(#[from] crate::versioned::VersionError),
+    #[error("history `{history}`: build {build} is unusable: {source}")]
+    Replica {
+        build: String,
+        history: String,
+        #[source]
+        source: crate::replica::ReplicaError,
+    },
 }
 
 /// The outcome of a verification run; serializes to the `--format json` report (docs/FORMAT.md
@@ -188,31 +193,7 @@ pub struct Failure {
     pub divergence: Option<Divergence>,
 }
 
-/// The first op at which the reference and the candidate disagree.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Divergence {
-    pub op_index: u64,
-    pub op_id: String,
-    pub author: String,
-    pub wall_ms: u64,
-    pub counter: u32,
-    /// The op's payload decoded for its store type (`null` if it does not decode or is longer
-    /// than the history file's decoded-form limit).
-    pub payload: Option<serde_json::Value>,
-    /// What the reference build did with the op (`applied`, `duplicate`, or a reject kind).
-    pub reference: String,
-    pub candidate: String,
-    pub reference_state_hash: String,
-    pub candidate_state_hash: String,
-    pub reference_observed_hash: String,
-    pub candidate_observed_hash: String,
-    /// Stored rows that differ, decoded.
-    pub diff: Vec<KeyDiff>,
-    /// Keys whose reads differ (the logic's views, decoded): the reference's read and this
-    /// build's. Non-empty while `diff` is empty when the build changes only what readers see.
-    pub read_diff: Vec<KeyDiff>,
-}
+pub use crate::lockstep::{first_divergence, first_divergence_streamed, first_divergence_with, Divergence};
 
 const REPORT_TAG: &str = "lattice-conform/verify-report";
 const REPORT_VERSION: u32 = 3;
@@ -241,6 +222,7 @@ pub fn build_identity(build: &BuildSpec) -> Result<String, VerifyError> {
             format!("wasm {}", module.digest())
         }
         BuildSpec::Cas(digest) => format!("wasm {digest}"),
+        BuildSpec::Exec(exec) => exec.identity().map_err(BuildError::Exec)?,
         // Callers resolve a prefix against the cache first ([`BuildSpec::resolve`]).
         BuildSpec::CasPrefix(_) => {
             return Err(BuildError::BadSpec(format!("{build}: a `cas:` prefix not resolved against the cache")).into())
@@ -678,20 +660,30 @@ fn progress_bar(show: bool, len: usize) -> indicatif::ProgressBar {
 pub fn verify_one(opts: &VerifyOptions, registry: &Registry, entry: &ManifestEntry) -> Result<HistoryResult, VerifyError> {
     let mut stream = corpus::open_checked(&opts.corpus, entry)?;
     let header = stream.header().clone();
-    let (logic, faults) = opts.build.replay_parts(&header.store_type, registry)?;
-    check_build_type(opts, &header, &logic, entry)?;
-    let actual = golden::compute_streamed(&header, stream.ops(), logic.clone(), faults, entry);
+    let factory = opts.build.factory(&header.store_type, registry)?;
+    if !opts.build.is_exec() {
+        check_build_type(opts, &header, &opts.build.replay_parts(&header.store_type, registry)?.0, entry)?;
+    }
+    let unusable = |source| VerifyError::Replica { build: opts.build.to_string(), history: entry.id(), source };
+    let mut replica = factory.open(&header.identity()).map_err(unusable)?;
+    let actual = golden::compute_on(&header, stream.ops(), replica.as_mut(), entry).map_err(unusable)?;
+    drop(replica);
     // A history that does not read to its end is named before its golden is looked at.
     let ops = stream.finish()?.ops;
     let expected = golden::load(&golden::path_for(&opts.golden, entry), &entry.id())?;
     let failure = compare(&expected, &actual).map(|summary| Failure { summary, divergence: None });
     let failure = match failure {
-        Some(f) => {
+        Some(mut f) => {
             // The search replays the history again, from a fresh read of the file.
             let reference = registry.opener(&header.store_type).map_err(BuildError::from)?.logic();
             let mut again = corpus::open_checked(&opts.corpus, entry)?;
             let start = last_agreeing_checkpoint(&expected, &actual);
-            let f = explain(f, &header, again.ops(), reference, (logic, faults), start);
+            let mut r = MemStore::new(header.identity(), reference);
+            let mut c = factory.open(&header.identity()).map_err(unusable)?;
+            f.divergence = crate::lockstep::first_divergence_of(&header, again.ops(), &mut r, c.as_mut(), start).map_err(unusable)?;
+            if f.divergence.is_none() {
+                f.summary.push_str("; the reference build agrees with this build on every op, so the golden is what changed (re-run `lattice-conform bless` and review)");
+            }
             again.finish()?;
             Some(f)
         }
@@ -838,96 +830,9 @@ fn stall_text(s: &Option<golden::StallAt>) -> String {
     s.as_ref().map_or_else(|| "no stall".into(), ToString::to_string)
 }
 
-/// Adds the first divergent op between the reference build and the candidate, or says that the
-/// two agree (so the golden, not the build, is what changed).
-fn explain(
-    mut f: Failure,
-    h: &Header,
-    ops: impl Iterator<Item = Op>,
-    reference: Logic,
-    candidate: (Logic, HostFaults),
-    start: u64,
-) -> Failure {
-    f.divergence = first_divergence_streamed(h, ops, reference, candidate, start);
-    if f.divergence.is_none() {
-        f.summary.push_str("; the reference build agrees with this build on every op, so the golden is what changed (re-run `lattice-conform bless` and review)");
-    }
-    f
-}
-
 /// Ops covered by the last checkpoint both runs agree on (0 if none).
 fn last_agreeing_checkpoint(expected: &Golden, actual: &Golden) -> u64 {
     expected.checkpoints.iter().zip(&actual.checkpoints).take_while(|(e, a)| e == a).last().map_or(0, |(e, _)| e.after_ops)
-}
-
-/// Replays both builds; compares what each delivery did, the state hash and the observed hash
-/// after every op from `start` on.
-pub fn first_divergence(h: &History, reference: Logic, candidate: Logic, start: u64) -> Option<Divergence> {
-    first_divergence_with(h, reference, (candidate, HostFaults::default()), start)
-}
-
-/// [`first_divergence`] with a candidate that replays on a host with seeded faults.
-pub fn first_divergence_with(h: &History, reference: Logic, candidate: (Logic, HostFaults), start: u64) -> Option<Divergence> {
-    first_divergence_streamed(&h.header(), h.ops.iter().cloned(), reference, candidate, start)
-}
-
-/// [`first_divergence_with`] over ops as they are read, holding none of them.
-pub fn first_divergence_streamed(
-    h: &Header,
-    ops: impl Iterator<Item = Op>,
-    reference: Logic,
-    (candidate, faults): (Logic, HostFaults),
-    start: u64,
-) -> Option<Divergence> {
-    let identity = h.identity();
-    let mut r = MemStore::new(identity.clone(), reference);
-    let mut c = MemStore::new(identity, candidate).with_faults(faults);
-    for (i, op) in ops.enumerate() {
-        let op = &op;
-        let (rd, cd) = (r.deliver(op), c.deliver(op));
-        let (ro, co) = (delivered_text(&rd, &r, false), delivered_text(&cd, &c, false));
-        let checking = i as u64 + 1 > start;
-        if checking && (ro != co || r.state_hash() != c.state_hash() || r.observed_hash() != c.observed_hash()) {
-            let (ro, co) = (delivered_text(&rd, &r, true), delivered_text(&cd, &c, true));
-            return Some(Divergence {
-                op_index: i as u64,
-                op_id: hex::encode(op_id(&h.store_id, op)),
-                author: hex::encode(op.author),
-                wall_ms: op.hlc.wall_ms,
-                counter: op.hlc.counter,
-                payload: (op.payload.len() <= crate::history::DECODED_MAX_PAYLOAD)
-                    .then(|| crate::decode::decode_payload(&h.store_type, &op.payload))
-                    .flatten(),
-                reference: ro,
-                candidate: co,
-                reference_state_hash: r.state_hash().to_string(),
-                candidate_state_hash: c.state_hash().to_string(),
-                reference_observed_hash: r.observed_hash().to_string(),
-                candidate_observed_hash: c.observed_hash().to_string(),
-                diff: diff_rows(&h.store_type, r.rows(), c.rows()),
-                read_diff: diff_views(&h.store_type, r.views(), c.views()),
-            });
-        }
-    }
-    None
-}
-
-/// What one delivery did, in words compared between builds (a stall by its kind only: the
-/// wording of a reason may differ between builds of one logic). `explain` adds the reason of a
-/// `host_failure` stall (a Wasm build's fuel, trap, cap or watchdog) for the report.
-fn delivered_text(d: &Delivered, store: &MemStore, explain: bool) -> String {
-    match d {
-        Delivered::Refused(r) => format!("refused on arrival ({})", r.kind.as_str()),
-        Delivered::Redelivered => "redelivered".into(),
-        Delivered::Received { witnessed: 0, .. } => "floats".into(),
-        Delivered::Received { witnessed, applied, stalled: false } => format!("witnessed {witnessed}, applied {applied}"),
-        Delivered::Received { witnessed, applied, stalled: true } => match store.stall() {
-            Some(s) if explain && s.kind == crate::kernel::RejectKind::HostFailure => {
-                format!("witnessed {witnessed}, applied {applied}, stalled ({}: {})", s.kind.as_str(), s.reason)
-            }
-            s => format!("witnessed {witnessed}, applied {applied}, stalled ({})", s.map_or("?", |s| s.kind.as_str())),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -190,6 +190,19 @@ enum Command {
     /// Wasm guest modules: the content-addressed module cache and its registry file.
     #[command(subcommand)]
     Wasm(WasmCommand),
+    /// Serve a build of this tool over the outside-build protocol on standard input and output
+    /// (docs/BUILD_PROTOCOL.md): the reference adapter that `--build exec:…` drives.
+    ServeBuild {
+        /// The build served: `native` or `native-fault:NAME` (a fault of the hash encoding
+        /// cannot be served: over the protocol the host computes the hash).
+        #[arg(long, default_value = "native")]
+        build: String,
+        /// Misbehave on purpose, for testing a host's verdicts: `hang-at:N`, `crash-at:N`,
+        /// `garbage`, `version:V`, `stderr-flood:BYTES`, or `alternate:FILE` (every other run
+        /// witnesses in one pass only: a nondeterministic build).
+        #[arg(long)]
+        misbehave: Option<String>,
+    },
     /// Print a shell completion script for lattice-conform on stdout (e.g.
     /// `lattice-conform completions bash > /etc/bash_completion.d/lattice-conform`).
     Completions {
@@ -289,12 +302,24 @@ fn run(command: Command, limits: Limits) -> anyhow::Result<()> {
         Command::Verify(args) => verify(&registry, args),
         Command::Report(ReportCommand::Merge { reports, format, output }) => report_merge(&reports, format, output.as_deref()),
         Command::Wasm(cmd) => wasm_command(cmd, limits),
+        Command::ServeBuild { build, misbehave } => serve_build(&registry, &build, misbehave.as_deref()),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "lattice-conform", &mut std::io::stdout());
             Ok(())
         }
     }
+}
+
+fn serve_build(registry: &Registry, build: &str, misbehave: Option<&str>) -> anyhow::Result<()> {
+    use lattice_conform::build::BuildSpec;
+    let build: BuildSpec = build.parse()?;
+    if !matches!(build, BuildSpec::Native | BuildSpec::NativeFault(_)) {
+        anyhow::bail!("serve-build --build {build}: only `native` and `native-fault:NAME` can be served");
+    }
+    let misbehave = misbehave.map(str::parse).transpose().map_err(|e: String| anyhow::anyhow!(e))?;
+    lattice_conform::outside::serve::serve(&build, registry, misbehave, std::io::stdin().lock(), std::io::stdout().lock())?;
+    Ok(())
 }
 
 /// `--quiet`: failures and errors only.

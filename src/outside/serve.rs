@@ -1,0 +1,283 @@
+//! The reference adapter (`lattice-conform serve-build`): this crate's own in-memory replica —
+//! native logic, or native with a seeded fault — served over the build protocol on standard
+//! input and output, so the protocol is tested end to end without any outside build.
+//!
+//! `--misbehave` makes it a bad build on purpose (hang, crash, garbage, a wrong version, a flood
+//! of stderr, a nondeterministic outcome), for the tests of the host's bounds and verdicts.
+
+use std::io::{Read, Write};
+
+use crate::build::BuildSpec;
+use crate::op::{op_id, Op};
+use crate::outside::wire::{self, Change, Effects, Receipt, Reply, Request, StallMsg, View};
+use crate::registry::Registry;
+use crate::replay::{Delivered, MemStore};
+use crate::store::StoreIdentity;
+
+/// A deliberate misbehaviour of the reference adapter (for tests of the host's verdicts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Misbehave {
+    /// Stops answering (sleeps) when asked to deliver op N (0-based, counted per store).
+    HangAt(u64),
+    /// Exits with status 3 when asked to deliver op N.
+    CrashAt(u64),
+    /// Answers HELLO with bytes that are not a frame.
+    Garbage,
+    /// Answers HELLO with this protocol version.
+    Version(u32),
+    /// Writes this many bytes to stderr before answering HELLO, then works normally.
+    StderrFlood(u64),
+    /// Reads and bumps the counter in FILE: a run that found an odd number witnesses in one pass
+    /// only (`no-cascade`), so runs alternate between two outcomes (a nondeterministic build).
+    Alternate(std::path::PathBuf),
+}
+
+impl std::str::FromStr for Misbehave {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Misbehave, String> {
+        let num = |v: &str| v.parse::<u64>().map_err(|_| format!("--misbehave {s}: `{v}` is not a number"));
+        match s.split_once(':') {
+            Some(("hang-at", n)) => Ok(Misbehave::HangAt(num(n)?)),
+            Some(("crash-at", n)) => Ok(Misbehave::CrashAt(num(n)?)),
+            Some(("version", n)) => Ok(Misbehave::Version(num(n)? as u32)),
+            Some(("stderr-flood", n)) => Ok(Misbehave::StderrFlood(num(n)?)),
+            Some(("alternate", path)) => Ok(Misbehave::Alternate(path.into())),
+            None if s == "garbage" => Ok(Misbehave::Garbage),
+            _ => Err(format!("--misbehave {s}: expected hang-at:N, crash-at:N, garbage, version:V, stderr-flood:BYTES or alternate:FILE")),
+        }
+    }
+}
+
+/// Why serving stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("serve-build: {0}")]
+    Wire(#[from] wire::WireError),
+    #[error("serve-build: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+struct Session<'a> {
+    build: &'a BuildSpec,
+    registry: &'a Registry,
+    misbehave: Option<Misbehave>,
+    /// This run is an odd one of `Alternate`.
+    lossy: bool,
+    store: Option<(StoreIdentity, MemStore)>,
+    delivered: u64,
+}
+
+/// Serves `build` over `input`/`output` until BYE or the end of input.
+pub fn serve(
+    build: &BuildSpec,
+    registry: &Registry,
+    misbehave: Option<Misbehave>,
+    input: impl Read,
+    output: impl Write,
+) -> Result<(), ServeError> {
+    let mut input = std::io::BufReader::with_capacity(1 << 16, input);
+    let mut output = std::io::BufWriter::with_capacity(1 << 16, output);
+    let lossy = match &misbehave {
+        Some(Misbehave::Alternate(path)) => bump_counter(path)? % 2 == 1,
+        _ => false,
+    };
+    let mut s = Session { build, registry, misbehave, lossy, store: None, delivered: 0 };
+    loop {
+        let (ty, body) = match wire::read_frame(&mut input) {
+            Ok(f) => f,
+            Err(wire::WireError::Eof) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let reply = match Request::decode(ty, &body) {
+            Ok(Request::Bye) => return Ok(()),
+            Ok(req) => s.handle(req, &mut output)?,
+            Err(e) => Reply::Error { message: format!("cannot decode the request: {e}") },
+        };
+        let (ty, body) = reply.encode();
+        wire::write_frame(&mut output, ty, &body)?;
+        output.flush()?;
+    }
+}
+
+fn bump_counter(path: &std::path::Path) -> std::io::Result<u64> {
+    let n = std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(0);
+    std::fs::write(path, format!("{}\n", n + 1))?;
+    Ok(n)
+}
+
+impl Session<'_> {
+    fn handle(&mut self, req: Request, out: &mut impl Write) -> Result<Reply, ServeError> {
+        Ok(match req {
+            Request::Hello { version } => return self.hello(version, out),
+            Request::Open { store_id, store_type, schema_version } => {
+                let identity = StoreIdentity { store_id: uuid::Uuid::from_bytes(store_id), store_type, schema_version };
+                match self.open(&identity) {
+                    Ok(store) => {
+                        self.store = Some((identity, store));
+                        self.delivered = 0;
+                        Reply::Opened
+                    }
+                    Err(message) => Reply::Error { message },
+                }
+            }
+            Request::Deliver { mode, ops } => self.deliver(mode, ops),
+            Request::Restart => match self.store {
+                Some(_) => Reply::Restarted,
+                None => Reply::Error { message: "RESTART before OPEN".into() },
+            },
+            Request::Dump => match &mut self.store {
+                Some((_, store)) => dump(store),
+                None => Reply::Error { message: "DUMP before OPEN".into() },
+            },
+            Request::Close => {
+                self.store = None;
+                Reply::Closed
+            }
+            Request::Bye => unreachable!("BYE ends the loop before it is handled"),
+        })
+    }
+
+    fn hello(&mut self, version: u32, out: &mut impl Write) -> Result<Reply, ServeError> {
+        match self.misbehave {
+            Some(Misbehave::Garbage) => {
+                out.write_all(b"Hello! This is not a frame.\n")?;
+                out.flush()?;
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+            Some(Misbehave::StderrFlood(n)) => {
+                let line = [b'x'; 1023];
+                let mut err = std::io::stderr().lock();
+                for _ in 0..n / 1024 {
+                    err.write_all(&line)?;
+                    err.write_all(b"\n")?;
+                }
+            }
+            _ => {}
+        }
+        if version != wire::VERSION {
+            return Ok(Reply::Error {
+                message: format!("protocol version {version} is not supported (this build speaks {})", wire::VERSION),
+            });
+        }
+        let version = match self.misbehave {
+            Some(Misbehave::Version(v)) => v,
+            _ => wire::VERSION,
+        };
+        let types = self
+            .registry
+            .registered_types()
+            .into_iter()
+            .filter_map(|t| self.build.replay_parts(&t, self.registry).ok().map(|(logic, _)| (t, logic.schema_version())))
+            .collect();
+        Ok(Reply::HelloOk {
+            version,
+            name: "lattice-conform serve-build".into(),
+            build_version: format!("{} {}", env!("CARGO_PKG_VERSION"), self.build),
+            types,
+        })
+    }
+
+    fn open(&self, identity: &StoreIdentity) -> Result<MemStore, String> {
+        let (logic, mut faults) = self.build.replay_parts(&identity.store_type, self.registry).map_err(|e| e.to_string())?;
+        if self.lossy {
+            faults.delivery = Some(crate::delivery::DeliveryFault::NoCascade);
+        }
+        if faults.hash.is_some() {
+            return Err(format!(
+                "{}: a fault of the state-hash encoding cannot be served: over the protocol the host computes the hash",
+                self.build
+            ));
+        }
+        if logic.schema_version() != identity.schema_version {
+            return Err(format!(
+                "`{}` schema {} is not served (this build has schema {})",
+                identity.store_type,
+                identity.schema_version,
+                logic.schema_version()
+            ));
+        }
+        Ok(MemStore::new(identity.clone(), logic).with_faults(faults).with_journal())
+    }
+
+    fn deliver(&mut self, mode: u8, ops: Vec<([u8; 32], Vec<u8>)>) -> Reply {
+        let Some((identity, store)) = &mut self.store else { return Reply::Error { message: "DELIVER before OPEN".into() } };
+        for i in 0..ops.len() as u64 {
+            match self.misbehave {
+                Some(Misbehave::HangAt(n)) if n == self.delivered + i => std::thread::sleep(std::time::Duration::from_secs(3600)),
+                Some(Misbehave::CrashAt(n)) if n == self.delivered + i => {
+                    eprintln!("serve-build: crashing on purpose at op {n}");
+                    std::process::exit(3)
+                }
+                _ => {}
+            }
+        }
+        self.delivered += ops.len() as u64;
+        let mut decoded = Vec::with_capacity(ops.len());
+        for (i, (id, enc)) in ops.iter().enumerate() {
+            match Op::decode(enc) {
+                Ok(op) if op_id(&identity.store_id, &op) == *id => decoded.push(Ok(op)),
+                Ok(_) => return Reply::Error { message: format!("op {i} of the frame: the op id does not match its encoding") },
+                Err(e) => decoded.push(Err(e.to_string())),
+            }
+        }
+        match mode {
+            wire::MODE_EACH => {
+                let mut receipts = Vec::with_capacity(ops.len());
+                let mut effects = Vec::with_capacity(ops.len());
+                for op in decoded {
+                    let d = match op {
+                        Ok(op) => store.deliver(&op),
+                        Err(reason) => store.refuse_undecodable(reason),
+                    };
+                    receipts.push(receipt(&d));
+                    effects.push(effects_of(store, &d));
+                }
+                Reply::Delivered { receipts, effects }
+            }
+            wire::MODE_BATCH => {
+                let Some(ops) = decoded.into_iter().collect::<Result<Vec<Op>, String>>().ok() else {
+                    return Reply::Error { message: "a batch holds an op that does not decode".into() };
+                };
+                let (each, effect) = store.deliver_batch(&ops);
+                let receipts = each.iter().map(receipt).collect();
+                Reply::Delivered { receipts, effects: vec![effects_of(store, &effect)] }
+            }
+            m => Reply::Error { message: format!("DELIVER mode {m} (expected 0 or 1)") },
+        }
+    }
+}
+
+fn receipt(d: &Delivered) -> Receipt {
+    match d {
+        Delivered::Refused(r) => Receipt::Refused { kind: r.kind.as_str().into(), reason: r.reason.clone() },
+        Delivered::Redelivered => Receipt::Redelivered,
+        Delivered::Skipped => Receipt::Skipped,
+        Delivered::Received { .. } => Receipt::Received,
+    }
+}
+
+/// The effects of one ingest, from the store's journal: witnessed and applied ops, the stall it
+/// caused, every row written (final values), the views of the data keys written.
+fn effects_of(store: &mut MemStore, d: &Delivered) -> Effects {
+    let j = store.take_journal();
+    let stall = match d {
+        Delivered::Received { stalled: true, .. } => {
+            store.stall().map(|s| StallMsg { op_id: s.op_id, kind: s.kind.as_str().into(), reason: s.reason.clone() })
+        }
+        _ => None,
+    };
+    let mut changes: Vec<Change> =
+        j.keys.iter().map(|k| Change { table: wire::TABLE_DATA, key: k.clone(), value: store.rows().get(k).cloned() }).collect();
+    changes.extend(j.authors.iter().map(|a| Change { table: wire::TABLE_TIP, key: a.to_vec(), value: store.tip(a).map(|t| t.to_vec()) }));
+    let views = store.views_of(j.keys.iter());
+    Effects { witnessed: j.witnessed, applied: j.applied, stall, changes, views }
+}
+
+fn dump(store: &mut MemStore) -> Reply {
+    let mut rows: Vec<(u8, Vec<u8>, Vec<u8>)> = store.rows().iter().map(|(k, v)| (wire::TABLE_DATA, k.clone(), v.clone())).collect();
+    rows.extend(store.tips().iter().map(|(a, t)| (wire::TABLE_TIP, a.to_vec(), t.to_vec())));
+    let keys: Vec<Vec<u8>> = store.rows().keys().cloned().collect();
+    let views = store.views_of(keys.iter()).into_iter().filter(|(_, v)| *v != View::Absent).collect();
+    Reply::Dumped { rows, views, floating: store.floating_ids() }
+}

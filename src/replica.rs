@@ -1,0 +1,124 @@
+//! The one seam every engine drives: a [`Replica`] is a whole store replica — delivery,
+//! witnessing, projection and stall rules, and the rows it stores — fed ops one at a time, as a
+//! batch, or across a restart, and read back.
+//!
+//! Implementations: [`MemStore`] (the in-memory replay with native, fault or Wasm logic) and
+//! [`crate::outside::ExecReplica`] (an outside build: a process speaking docs/BUILD_PROTOCOL.md).
+//! A [`ReplicaFactory`] makes a fresh replica per history; [`crate::build::BuildSpec::factory`]
+//! resolves a `--build` to one.
+//!
+//! An in-memory replica never fails; an outside one can (it hangs, dies, answers garbage): every
+//! method returns a [`ReplicaError`] then, and the engines turn it into an "unusable build"
+//! verdict (exit 2) naming the history and the op, never a pass.
+
+use std::collections::BTreeMap;
+
+use crate::hash::StateHash;
+use crate::op::Op;
+use crate::replay::{Counts, Delivered, MemStore, Stall};
+use crate::store::StoreIdentity;
+
+/// Why an outside replica could not go on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReplicaError(pub String);
+
+/// A store replica under test.
+pub trait Replica: Send {
+    /// Delivers one op on its own (one ingest): received, witnessed and projected.
+    fn deliver(&mut self, op: &Op) -> Result<Delivered, ReplicaError>;
+    /// Delivers each op on its own, in order (one ingest each); an outside replica sends them in
+    /// one frame. The results are those of [`Replica::deliver`] called for each.
+    fn deliver_each(&mut self, ops: &[Op]) -> Result<Vec<Delivered>, ReplicaError> {
+        ops.iter().map(|op| self.deliver(op)).collect()
+    }
+    /// Delivers `ops` as one batch (one ingest, docs/FORMAT.md §4.5): each op's receipt, and
+    /// what the batch as a whole witnessed and applied ([`Delivered::Skipped`] if it aborted).
+    fn deliver_batch(&mut self, ops: &[Op]) -> Result<(Vec<Delivered>, Delivered), ReplicaError>;
+    /// Closes the replica and reopens it from what it stores (an in-memory replica keeps
+    /// everything a store directory keeps, so for it this changes nothing).
+    fn restart(&mut self) -> Result<(), ReplicaError>;
+    /// The state hash (docs/FORMAT.md §8) of the rows it stores now.
+    fn state_hash(&mut self) -> Result<StateHash, ReplicaError>;
+    /// The observed hash (§8.6) of its views now.
+    fn observed_hash(&mut self) -> Result<StateHash, ReplicaError>;
+    /// Where projection stalled, if it did.
+    fn stall(&self) -> Option<Stall>;
+    /// Running totals over all deliveries.
+    fn counts(&self) -> Counts;
+    /// Arrival indices of the ops still floating, ascending.
+    fn floating(&mut self) -> Result<Vec<u64>, ReplicaError>;
+    /// The `data` rows in key order.
+    fn rows(&mut self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, ReplicaError>;
+    /// Every key's view, in key order (rows readers do not see, or that cannot be viewed, absent).
+    fn views(&mut self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, ReplicaError>;
+    /// The build-specific reason of the current stall, for reports (a Wasm trap, an outside
+    /// build's own words); compared nowhere.
+    fn stall_reason(&self) -> Option<String> {
+        self.stall().map(|s| s.reason)
+    }
+    /// Ends the replica: an outside build is told the history is over and checked one last time
+    /// (its stored rows against what it reported). Dropping without `finish` also ends it.
+    fn finish(&mut self) -> Result<(), ReplicaError> {
+        Ok(())
+    }
+}
+
+/// Makes a fresh, empty replica for a store identity.
+pub trait ReplicaFactory: Send + Sync {
+    fn open(&self, identity: &StoreIdentity) -> Result<Box<dyn Replica>, ReplicaError>;
+}
+
+impl Replica for MemStore {
+    fn deliver(&mut self, op: &Op) -> Result<Delivered, ReplicaError> {
+        Ok(MemStore::deliver(self, op))
+    }
+
+    fn deliver_batch(&mut self, ops: &[Op]) -> Result<(Vec<Delivered>, Delivered), ReplicaError> {
+        Ok(MemStore::deliver_batch(self, ops))
+    }
+
+    fn restart(&mut self) -> Result<(), ReplicaError> {
+        Ok(())
+    }
+
+    fn state_hash(&mut self) -> Result<StateHash, ReplicaError> {
+        Ok(MemStore::state_hash(self))
+    }
+
+    fn observed_hash(&mut self) -> Result<StateHash, ReplicaError> {
+        Ok(MemStore::observed_hash(self))
+    }
+
+    fn stall(&self) -> Option<Stall> {
+        MemStore::stall(self).cloned()
+    }
+
+    fn counts(&self) -> Counts {
+        MemStore::counts(self)
+    }
+
+    fn floating(&mut self) -> Result<Vec<u64>, ReplicaError> {
+        Ok(MemStore::floating(self))
+    }
+
+    fn rows(&mut self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, ReplicaError> {
+        Ok(MemStore::rows(self).clone())
+    }
+
+    fn views(&mut self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, ReplicaError> {
+        Ok(MemStore::views(self).clone())
+    }
+}
+
+/// In-memory replicas of one logic on a host with (possibly no) seeded faults.
+pub struct MemFactory {
+    pub logic: crate::store::Logic,
+    pub faults: crate::replay::HostFaults,
+}
+
+impl ReplicaFactory for MemFactory {
+    fn open(&self, identity: &StoreIdentity) -> Result<Box<dyn Replica>, ReplicaError> {
+        Ok(Box::new(MemStore::new(identity.clone(), self.logic.clone()).with_faults(self.faults)))
+    }
+}

@@ -55,7 +55,7 @@ pub enum BuildError {
     Exec(String),
     #[error("--build exec:{spec}: an outside build is a whole replica, not a store logic; {what} runs a store logic (use `native` or a Wasm build)")]
     ExecNotALogic { spec: String, what: &'static str },
-    #[error("{0}")]
+    #[error(transparent)]
     Replica(#[from] ReplicaError),
     #[error("--build native-fault:{fault}: no such fault (`lattice-conform faults` lists them)")]
     UnknownFault { fault: String, store_type: String },

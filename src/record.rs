@@ -14,10 +14,10 @@ use crate::build::{BuildError, BuildSpec};
 use crate::history::{Form, Header, History, HistoryError, HistoryWriter, Written};
 use crate::op::Op;
 use crate::registry::Registry;
-use crate::replay::{Delivered, HostFaults, MemStore};
+use crate::replay::{Delivered, MemStore};
 use crate::store::{StoreError, StoreReader};
 use crate::stream::UntilErr;
-use crate::verify::{first_divergence_streamed, Divergence};
+use crate::verify::Divergence;
 
 /// Failures of `record` and `verify_history`.
 #[derive(Debug, thiserror::Error)]
@@ -261,17 +261,33 @@ pub fn verify_history(dir: &Path, build: &BuildSpec, registry: &Registry) -> Res
     let reader = StoreReader::open(dir)?;
     reader.verify()?;
     let id = reader.identity().clone();
-    let logic = build.logic(&id.store_type, registry)?;
-    build.check_identity(&logic, &id.store_type, id.schema_version, &format!("the store {}", dir.display()))?;
+    if !build.is_exec() {
+        let logic = build.logic(&id.store_type, registry)?;
+        build.check_identity(&logic, &id.store_type, id.schema_version, &format!("the store {}", dir.display()))?;
+    }
+    let factory = build.factory(&id.store_type, registry)?;
+    let unusable = |e: crate::replica::ReplicaError| RecordError::from(BuildError::from(e));
     let mut ops = UntilErr::new(reader.log_stream()?);
-    let replayed = MemStore::replayed(id.clone(), logic.clone(), ops.by_ref()).state_hash();
+    let mut replica = factory.open(&id).map_err(unusable)?;
+    let mut batch = Vec::with_capacity(crate::lockstep::FRAME_OPS);
+    for op in ops.by_ref() {
+        batch.push(op);
+        if batch.len() == crate::lockstep::FRAME_OPS {
+            replica.deliver_each(&std::mem::take(&mut batch)).map_err(unusable)?;
+        }
+    }
+    replica.deliver_each(&batch).map_err(unusable)?;
+    let replayed = replica.state_hash().map_err(unusable)?;
+    replica.finish().map_err(unusable)?;
     ops.finish()?;
     if replayed == reader.state_hash() {
         return Ok(None);
     }
     let reference = registry.resolve(&id).map_err(BuildError::from)?;
     let mut again = UntilErr::new(reader.log_stream()?);
-    let divergence = first_divergence_streamed(&Header::of(&id), again.by_ref(), reference, (logic, HostFaults::default()), 0);
+    let mut r = MemStore::new(id.clone(), reference);
+    let mut c = factory.open(&id).map_err(unusable)?;
+    let divergence = crate::lockstep::first_divergence_of(&Header::of(&id), again.by_ref(), &mut r, c.as_mut(), 0).map_err(unusable)?;
     again.finish()?;
     Ok(Some(HistoryRefusal { replayed: replayed.to_string(), stored: reader.state_hash().to_string(), divergence }))
 }

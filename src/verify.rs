@@ -45,6 +45,9 @@ pub struct VerifyOptions {
     pub keep_going: bool,
     /// Show a progress bar on stderr (drawn only when [`crate::progress::enable`]d).
     pub progress: bool,
+    /// Run each history this many times in fresh replicas (fresh processes for an outside
+    /// build); any difference between runs fails the history as a nondeterministic build.
+    pub repeat: u32,
 }
 
 impl VerifyOptions {
@@ -60,6 +63,7 @@ impl VerifyOptions {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             keep_going: false,
             progress: false,
+            repeat: 1,
         }
     }
 }
@@ -96,7 +100,7 @@ pub enum VerifyError {
     PartsDiffer { field: &'static str, first: PathBuf, first_value: String, other: PathBuf, other_value: String },
     #[error(transparent)]
     Version(#[from] crate::versioned::VersionError),
-    #[error("history `{history}`: build {build} is unusable: {source}")]
+    #[error("history `{history}`: build {build} is unusable")]
     Replica {
         build: String,
         history: String,
@@ -672,6 +676,10 @@ pub fn verify_one(opts: &VerifyOptions, registry: &Registry, entry: &ManifestEnt
     let ops = stream.finish()?.ops;
     let expected = golden::load(&golden::path_for(&opts.golden, entry), &entry.id())?;
     let failure = compare(&expected, &actual).map(|summary| Failure { summary, divergence: None });
+    if failure.is_none() && opts.repeat > 1 {
+        let failure = repeat_runs(opts, entry, &header, factory.as_ref(), &actual)?;
+        return Ok(HistoryResult { id: entry.id(), store_type: entry.store_type.clone(), ops, failure });
+    }
     let failure = match failure {
         Some(mut f) => {
             // The search replays the history again, from a fresh read of the file.
@@ -681,7 +689,9 @@ pub fn verify_one(opts: &VerifyOptions, registry: &Registry, entry: &ManifestEnt
             let mut r = MemStore::new(header.identity(), reference);
             let mut c = factory.open(&header.identity()).map_err(unusable)?;
             f.divergence = crate::lockstep::first_divergence_of(&header, again.ops(), &mut r, c.as_mut(), start).map_err(unusable)?;
-            if f.divergence.is_none() {
+            if f.divergence.is_none() && opts.build.is_exec() {
+                f.summary.push_str("; the reference build agrees with a fresh run of this build on every op: the golden changed, or the build is nondeterministic (run with --repeat N to tell)");
+            } else if f.divergence.is_none() {
                 f.summary.push_str("; the reference build agrees with this build on every op, so the golden is what changed (re-run `lattice-conform bless` and review)");
             }
             again.finish()?;
@@ -690,6 +700,43 @@ pub fn verify_one(opts: &VerifyOptions, registry: &Registry, entry: &ManifestEnt
         None => None,
     };
     Ok(HistoryResult { id: entry.id(), store_type: entry.store_type.clone(), ops, failure })
+}
+
+/// Runs the history again `opts.repeat - 1` times in fresh replicas; the first run whose golden
+/// differs from the first one's is a nondeterministic build: the lockstep of two fresh replicas
+/// names the first op where their outcomes differ (when the two replicas happen to agree that
+/// time, the failure says so and shows the differing fields).
+fn repeat_runs(
+    opts: &VerifyOptions,
+    entry: &ManifestEntry,
+    header: &Header,
+    factory: &dyn crate::replica::ReplicaFactory,
+    first: &Golden,
+) -> Result<Option<Failure>, VerifyError> {
+    let unusable = |source| VerifyError::Replica { build: opts.build.to_string(), history: entry.id(), source };
+    for run in 2..=opts.repeat {
+        let mut stream = corpus::open_checked(&opts.corpus, entry)?;
+        let mut replica = factory.open(&header.identity()).map_err(unusable)?;
+        let again = golden::compute_on(header, stream.ops(), replica.as_mut(), entry).map_err(unusable)?;
+        stream.finish()?;
+        let Some(why) = compare(first, &again) else { continue };
+        let mut divergence = None;
+        for _ in 0..opts.repeat {
+            let mut s = corpus::open_checked(&opts.corpus, entry)?;
+            let (mut a, mut b) = (factory.open(&header.identity()).map_err(unusable)?, factory.open(&header.identity()).map_err(unusable)?);
+            divergence = crate::lockstep::first_divergence_of(header, s.ops(), a.as_mut(), b.as_mut(), 0).map_err(unusable)?;
+            if divergence.is_some() {
+                break;
+            }
+        }
+        let at = match &divergence {
+            Some(d) => format!("; first differing op {} ({} vs {})", d.op_index, d.reference, d.candidate),
+            None => "; two further pairs of runs happened to agree, so no op is named".into(),
+        };
+        let summary = format!("nondeterministic build: run 1 and run {run} of {} differ ({why}){at}", opts.repeat);
+        return Ok(Some(Failure { summary, divergence }));
+    }
+    Ok(None)
 }
 
 fn check_build_type(opts: &VerifyOptions, h: &Header, logic: &Logic, entry: &ManifestEntry) -> Result<(), VerifyError> {

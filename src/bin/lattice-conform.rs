@@ -662,6 +662,11 @@ struct VerifyArgs {
     /// Verify every history even after a failure.
     #[arg(long)]
     keep_going: bool,
+    /// Run each history N times, each in a fresh replica (a fresh process for `exec:` builds);
+    /// a history whose runs differ fails as a nondeterministic build, naming the first op where
+    /// two runs differ.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
     /// Check the migration goldens (every bundled source history migrated) instead; --build may
     /// then be `native` or `native-fault:NAME` with a migration fault (`lattice-conform faults`).
     #[arg(long, conflicts_with_all = ["filter", "shard", "store_type"])]
@@ -959,6 +964,7 @@ fn verify_run(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
     opts.shard = args.shard.as_deref().map(lattice_conform::verify::parse_shard).transpose()?;
     opts.jobs = args.jobs.unwrap_or(opts.jobs).max(1);
     opts.keep_going = args.keep_going;
+    opts.repeat = args.repeat;
     opts.progress = lattice_conform::progress::enabled();
     if args.orders > 0 {
         lattice_conform::output::check_dir(&args.counterexamples)?;

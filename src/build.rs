@@ -53,7 +53,9 @@ pub enum BuildError {
     BadSpec(String),
     #[error("--build {0}")]
     Exec(String),
-    #[error("--build exec:{spec}: an outside build is a whole replica, not a store logic; {what} runs a store logic (use `native` or a Wasm build)")]
+    #[error(
+        "--build {spec}: an outside build is a whole replica, not a store logic; {what} runs a store logic (use `native` or a Wasm build)"
+    )]
     ExecNotALogic { spec: String, what: &'static str },
     #[error(transparent)]
     Replica(#[from] ReplicaError),
@@ -134,7 +136,7 @@ impl BuildSpec {
                 _ => Err(BuildError::HostFault { fault: name.clone(), layer: fault::find(name).map_or("host", |f| f.layer.as_str()) }),
             },
             BuildSpec::WasmFile(_) | BuildSpec::Cas(_) | BuildSpec::CasPrefix(_) => Ok(self.wasm_opener(store_type, registry)?.logic()),
-            BuildSpec::Exec(exec) => Err(BuildError::ExecNotALogic { spec: exec.spec.clone(), what: "this command" }),
+            BuildSpec::Exec(_) => Err(BuildError::ExecNotALogic { spec: self.to_string(), what: "this command" }),
         }
     }
 
@@ -144,12 +146,21 @@ impl BuildSpec {
         match self {
             BuildSpec::Exec(exec) => {
                 exec.limits().map_err(|e| BuildError::Exec(format!("exec:{}: {e}", exec.spec)))?;
-                Ok(Box::new(ExecFactory { build: exec.clone() }))
+                Ok(Box::new(ExecFactory::pooled(exec.clone())))
             }
             _ => {
                 let (logic, faults) = self.replay_parts(store_type, registry)?;
                 Ok(Box::new(MemFactory { logic, faults }))
             }
+        }
+    }
+
+    /// [`BuildSpec::factory`], with a new process for every replica of an outside build (what
+    /// `verify --repeat` compares: nothing a process kept can make two runs agree).
+    pub fn fresh_factory(&self, store_type: &str, registry: &Registry) -> Result<Box<dyn ReplicaFactory>, BuildError> {
+        match self {
+            BuildSpec::Exec(exec) => Ok(Box::new(ExecFactory::fresh(exec.clone()))),
+            _ => self.factory(store_type, registry),
         }
     }
 

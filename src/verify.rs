@@ -613,6 +613,7 @@ fn run_all(opts: &VerifyOptions, registry: &Registry, entries: &[ManifestEntry])
     let stop = AtomicBool::new(false);
     let slots: Mutex<Vec<Option<Timed>>> = Mutex::new((0..entries.len()).map(|_| None).collect());
     let bar = progress_bar(opts.progress, entries.len());
+    let factories = Factories::default();
     std::thread::scope(|s| {
         for _ in 0..opts.jobs.clamp(1, entries.len().max(1)) {
             s.spawn(|| loop {
@@ -622,7 +623,7 @@ fn run_all(opts: &VerifyOptions, registry: &Registry, entries: &[ManifestEntry])
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(entry) = entries.get(i) else { break };
                 let started = Instant::now();
-                let result = verify_one(opts, registry, entry).map(|r| (r, started.elapsed()));
+                let result = verify_one(opts, registry, &factories, entry).map(|r| (r, started.elapsed()));
                 let failed = !matches!(&result, Ok((r, _)) if r.failure.is_none());
                 if failed && !opts.keep_going {
                     stop.store(true, Ordering::SeqCst);
@@ -660,11 +661,38 @@ fn progress_bar(show: bool, len: usize) -> indicatif::ProgressBar {
     crate::progress::bar("verify", len as u64, "histories")
 }
 
+/// The replica factories of one run, one per store type, shared by its threads (so an outside
+/// build's processes are reused from history to history).
+#[derive(Default)]
+pub struct Factories(Mutex<BTreeMap<String, std::sync::Arc<dyn crate::replica::ReplicaFactory>>>);
+
+impl Factories {
+    fn get(
+        &self,
+        build: &BuildSpec,
+        store_type: &str,
+        registry: &Registry,
+    ) -> Result<std::sync::Arc<dyn crate::replica::ReplicaFactory>, BuildError> {
+        let mut map = self.0.lock().expect("no panic holds the factories");
+        if let Some(f) = map.get(store_type) {
+            return Ok(f.clone());
+        }
+        let f: std::sync::Arc<dyn crate::replica::ReplicaFactory> = build.factory(store_type, registry)?.into();
+        map.insert(store_type.to_string(), f.clone());
+        Ok(f)
+    }
+}
+
 /// Verifies one history against its golden.
-pub fn verify_one(opts: &VerifyOptions, registry: &Registry, entry: &ManifestEntry) -> Result<HistoryResult, VerifyError> {
+pub fn verify_one(
+    opts: &VerifyOptions,
+    registry: &Registry,
+    factories: &Factories,
+    entry: &ManifestEntry,
+) -> Result<HistoryResult, VerifyError> {
     let mut stream = corpus::open_checked(&opts.corpus, entry)?;
     let header = stream.header().clone();
-    let factory = opts.build.factory(&header.store_type, registry)?;
+    let factory = factories.get(&opts.build, &header.store_type, registry)?;
     if !opts.build.is_exec() {
         check_build_type(opts, &header, &opts.build.replay_parts(&header.store_type, registry)?.0, entry)?;
     }
@@ -677,7 +705,8 @@ pub fn verify_one(opts: &VerifyOptions, registry: &Registry, entry: &ManifestEnt
     let expected = golden::load(&golden::path_for(&opts.golden, entry), &entry.id())?;
     let failure = compare(&expected, &actual).map(|summary| Failure { summary, divergence: None });
     if failure.is_none() && opts.repeat > 1 {
-        let failure = repeat_runs(opts, entry, &header, factory.as_ref(), &actual)?;
+        let fresh = opts.build.fresh_factory(&header.store_type, registry)?;
+        let failure = repeat_runs(opts, entry, &header, fresh.as_ref(), &actual)?;
         return Ok(HistoryResult { id: entry.id(), store_type: entry.store_type.clone(), ops, failure });
     }
     let failure = match failure {

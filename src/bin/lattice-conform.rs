@@ -103,7 +103,8 @@ enum Command {
         /// from the stored state hash.
         #[arg(long)]
         verify_history: bool,
-        /// The build for --verify-history: `native`, `native-fault:NAME`, a .wasm path, `cas:<digest>`.
+        /// The build for --verify-history: `native`, `native-fault:NAME`, a .wasm path, `cas:<digest>`,
+        /// or `exec:PROGRAM` / `exec:FILE.json`.
         #[arg(long, default_value = "native")]
         build: String,
         /// Print the result as one JSON object on stdout (and nothing else there).
@@ -632,8 +633,9 @@ struct AdequacyArgs {
 
 #[derive(clap::Args)]
 struct VerifyArgs {
-    /// The build under test: `native`, `native-fault:NAME`, a path to a .wasm file, or
-    /// `cas:<digest or unique prefix>`.
+    /// The build under test: `native`, `native-fault:NAME`, a path to a .wasm file,
+    /// `cas:<digest or unique prefix>`, or an outside build `exec:PROGRAM` / `exec:FILE.json`
+    /// (docs/BUILD_PROTOCOL.md).
     #[arg(long, default_value = "native")]
     build: String,
     /// Only histories of this store type; default: the type the build declares (a Wasm guest,
@@ -956,6 +958,12 @@ fn verify_run(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
     opts.golden = args.golden;
     // A `cas:` prefix is resolved once, so the report names the whole digest.
     opts.build = args.build.parse::<lattice_conform::build::BuildSpec>()?.resolve(registry)?;
+    if args.orders > 0 && opts.build.is_exec() {
+        anyhow::bail!(lattice_conform::build::BuildError::ExecNotALogic {
+            spec: opts.build.to_string(),
+            what: "verify --orders (it replays a store logic in many orders in one process)"
+        });
+    }
     opts.store_type = match args.store_type {
         Some(t) => Some(t),
         None => opts.build.declared_type(registry)?,

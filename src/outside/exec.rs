@@ -174,6 +174,7 @@ struct Process {
     stderr: Arc<Mutex<Tail>>,
     limits: ExecLimits,
     started: Instant,
+    hello: Option<Hello>,
 }
 
 impl Process {
@@ -214,7 +215,7 @@ impl Process {
             }
         });
         let stdin = Some(BufWriter::with_capacity(1 << 16, child.stdin.take().expect("piped")));
-        Ok(Process { spec: build.spec.clone(), child, stdin, replies, stderr: tail, limits, started: Instant::now() })
+        Ok(Process { spec: build.spec.clone(), child, stdin, replies, stderr: tail, limits, started: Instant::now(), hello: None })
     }
 
     /// Sends `req` and waits for the answer within `ops` op allowances (and the history's).
@@ -251,10 +252,16 @@ impl Process {
         }
     }
 
+    /// The handshake, once per process (a reused process answers from what it said first).
     fn hello(&mut self) -> Result<Hello, ReplicaError> {
+        if let Some(h) = &self.hello {
+            return Ok(h.clone());
+        }
         match self.call(&Request::Hello { version: wire::VERSION }, 1)? {
             Reply::HelloOk { version, name, build_version, types } if version == wire::VERSION => {
-                Ok(Hello { name, version: build_version, types })
+                let h = Hello { name, version: build_version, types };
+                self.hello = Some(h.clone());
+                Ok(h)
             }
             Reply::HelloOk { version, .. } => {
                 Err(self.fail(format!("speaks build protocol version {version}; this host speaks version {}", wire::VERSION)))
@@ -341,20 +348,57 @@ impl Drop for Process {
     }
 }
 
-/// Replicas of an outside build: a fresh process per replica.
+/// Replicas of an outside build. A pooled factory hands a process that ended its last history
+/// cleanly (CLOSE answered, DUMP matched) to the next replica, a new OPEN on the same process
+/// (BUILD_PROTOCOL.md §2); a fresh one ([`ExecFactory::fresh`], used by `verify --repeat`)
+/// starts a new process per replica. Idle processes are told BYE and reaped when the factory is
+/// dropped.
 pub struct ExecFactory {
-    pub build: ExecBuild,
+    build: ExecBuild,
+    pool: Option<Arc<Pool>>,
+}
+
+/// Processes waiting for their next OPEN.
+#[derive(Default)]
+struct Pool(Mutex<Vec<Process>>);
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        for mut p in self.0.get_mut().map(std::mem::take).unwrap_or_default() {
+            p.bye();
+        }
+    }
+}
+
+impl ExecFactory {
+    /// Replicas that reuse processes.
+    pub fn pooled(build: ExecBuild) -> ExecFactory {
+        ExecFactory { build, pool: Some(Arc::default()) }
+    }
+
+    /// A new process for every replica.
+    pub fn fresh(build: ExecBuild) -> ExecFactory {
+        ExecFactory { build, pool: None }
+    }
 }
 
 impl ReplicaFactory for ExecFactory {
     fn open(&self, identity: &StoreIdentity) -> Result<Box<dyn Replica>, ReplicaError> {
-        Ok(Box::new(ExecReplica::open(&self.build, identity)?))
+        let idle = self.pool.as_ref().and_then(|p| p.0.lock().expect("no panic holds the pool").pop());
+        let process = match idle {
+            Some(p) => p,
+            None => Process::spawn(&self.build)?,
+        };
+        Ok(Box::new(ExecReplica::open_on(process, &self.build, identity, self.pool.clone())?))
     }
 }
 
 /// An outside build's replica of one store, and the host's mirror of what it stores.
 pub struct ExecReplica {
-    process: Process,
+    /// `None` once a finished replica handed its process back to the pool.
+    process: Option<Process>,
+    /// Where the process goes after a clean end of the history (none: it is told BYE).
+    pool: Option<Arc<Pool>>,
     identity: StoreIdentity,
     rows: BTreeMap<Vec<u8>, Vec<u8>>,
     tips: BTreeMap<[u8; 32], OpId>,
@@ -368,12 +412,22 @@ pub struct ExecReplica {
     counts: Counts,
     stall: Option<Stall>,
     finished: bool,
+    /// The mirror was checked against a DUMP since the last delivery.
+    dumped: bool,
 }
 
 impl ExecReplica {
     /// Starts the build, checks that it serves the store's type and schema, and opens the store.
     pub fn open(build: &ExecBuild, identity: &StoreIdentity) -> Result<ExecReplica, ReplicaError> {
-        let mut process = Process::spawn(build)?;
+        ExecReplica::open_on(Process::spawn(build)?, build, identity, None)
+    }
+
+    fn open_on(
+        mut process: Process,
+        build: &ExecBuild,
+        identity: &StoreIdentity,
+        pool: Option<Arc<Pool>>,
+    ) -> Result<ExecReplica, ReplicaError> {
         let hello = process.hello()?;
         if !hello.types.iter().any(|(t, s)| *t == identity.store_type && *s == identity.schema_version) {
             let served: Vec<String> = hello.types.iter().map(|(t, s)| format!("`{t}` schema {s}")).collect();
@@ -394,7 +448,8 @@ impl ExecReplica {
             other => return Err(process.unexpected("OPEN", &other)),
         }
         Ok(ExecReplica {
-            process,
+            process: Some(process),
+            pool,
             identity: identity.clone(),
             rows: BTreeMap::new(),
             tips: BTreeMap::new(),
@@ -406,11 +461,16 @@ impl ExecReplica {
             counts: Counts::default(),
             stall: None,
             finished: false,
+            dumped: false,
         })
     }
 
+    fn p(&mut self) -> &mut Process {
+        self.process.as_mut().expect("a replica is not used after it is finished")
+    }
+
     fn violation(&mut self, what: String) -> ReplicaError {
-        self.process.fail(format!("broke the protocol: {what}"))
+        self.p().fail(format!("broke the protocol: {what}"))
     }
 
     fn send(&mut self, mode: u8, ops: &[Op]) -> Result<(Vec<Receipt>, Vec<Effects>, Vec<OpId>), ReplicaError> {
@@ -422,12 +482,13 @@ impl ExecReplica {
             })
             .collect();
         let ids = encoded.iter().map(|(id, _)| *id).collect();
+        self.dumped = false;
         let first = self.counts.delivered;
         let at = |e: ReplicaError| match ops.len() {
             1 => ReplicaError(format!("delivering op {first}: {}", e.0)),
             n => ReplicaError(format!("delivering ops {first} to {}: {}", first + n as u64 - 1, e.0)),
         };
-        match self.process.call(&Request::Deliver { mode, ops: encoded }, ops.len()).map_err(at)? {
+        match self.p().call(&Request::Deliver { mode, ops: encoded }, ops.len()).map_err(at)? {
             Reply::Delivered { receipts, effects } => {
                 let want = if mode == wire::MODE_EACH { ops.len() } else { 1 };
                 if receipts.len() != ops.len() || effects.len() != want {
@@ -441,7 +502,7 @@ impl ExecReplica {
                 }
                 Ok((receipts, effects, ids))
             }
-            other => Err(self.process.unexpected("DELIVER", &other)),
+            other => Err(self.p().unexpected("DELIVER", &other)),
         }
     }
 
@@ -565,9 +626,10 @@ impl ExecReplica {
 
     /// Asks for the build's whole stored state and compares it with the mirror.
     fn check_dump(&mut self, when: &str) -> Result<(), ReplicaError> {
-        let (rows, views, floating) = match self.process.call(&Request::Dump, 1 + self.rows.len() / 1024)? {
+        let allowance = 1 + self.rows.len() / 1024;
+        let (rows, views, floating) = match self.p().call(&Request::Dump, allowance)? {
             Reply::Dumped { rows, views, floating } => (rows, views, floating),
-            other => return Err(self.process.unexpected("DUMP", &other)),
+            other => return Err(self.p().unexpected("DUMP", &other)),
         };
         let mut data = BTreeMap::new();
         let mut tips = BTreeMap::new();
@@ -607,13 +669,24 @@ impl ExecReplica {
         if let Some(k) = first_difference(&mirror, &seen) {
             return Err(self.violation(format!("{when}, its views differ from the views it reported: key {}", hex::encode(k))));
         }
-        let mut reported: Vec<OpId> = floating;
-        reported.sort_unstable();
-        let mut mine: Vec<OpId> = self.floating.keys().copied().collect();
-        mine.sort_unstable();
-        if reported != mine {
-            return Err(self.violation(format!("{when}, it lists {} floating ops where its reports leave {}", reported.len(), mine.len())));
+        // The build's own floating set is what it stores: an op it said it received but did not
+        // keep (dropped) leaves the host's set too, so the golden's `floating` is the build's.
+        let mut kept = HashMap::with_capacity(floating.len());
+        for id in floating {
+            match self.floating.get(&id) {
+                Some(&arrival) => {
+                    kept.insert(id, arrival);
+                }
+                None => {
+                    return Err(self.violation(format!(
+                        "{when}, it lists as floating op {}, which it never received or has witnessed",
+                        hex::encode(id)
+                    )))
+                }
+            }
         }
+        self.floating = kept;
+        self.dumped = true;
         Ok(())
     }
 }
@@ -671,9 +744,10 @@ impl Replica for ExecReplica {
     }
 
     fn restart(&mut self) -> Result<(), ReplicaError> {
-        match self.process.call(&Request::Restart, 1 + self.rows.len() / 1024)? {
+        let allowance = 1 + self.rows.len() / 1024;
+        match self.p().call(&Request::Restart, allowance)? {
             Reply::Restarted => self.check_dump("after a restart"),
-            other => Err(self.process.unexpected("RESTART", &other)),
+            other => Err(self.p().unexpected("RESTART", &other)),
         }
     }
 
@@ -693,7 +767,11 @@ impl Replica for ExecReplica {
         self.counts
     }
 
+    /// The build's floating set (asked for with DUMP, which also checks the mirror).
     fn floating(&mut self) -> Result<Vec<u64>, ReplicaError> {
+        if !self.dumped {
+            self.check_dump("when asked for its floating ops")?;
+        }
         let mut out: Vec<u64> = self.floating.values().copied().collect();
         out.sort_unstable();
         Ok(out)
@@ -712,12 +790,21 @@ impl Replica for ExecReplica {
             return Ok(());
         }
         self.finished = true;
-        self.check_dump("at the end of the history")?;
-        match self.process.call(&Request::Close, 1)? {
-            Reply::Closed => {}
-            other => return Err(self.process.unexpected("CLOSE", &other)),
+        if !self.dumped {
+            self.check_dump("at the end of the history")?;
         }
-        self.process.bye();
+        match self.p().call(&Request::Close, 1)? {
+            Reply::Closed => {}
+            other => return Err(self.p().unexpected("CLOSE", &other)),
+        }
+        match &self.pool {
+            Some(pool) => {
+                let mut process = self.process.take().expect("a replica has its process until it is finished");
+                process.started = Instant::now();
+                pool.0.lock().expect("no panic holds the pool").push(process);
+            }
+            None => self.p().bye(),
+        }
         Ok(())
     }
 }

@@ -317,6 +317,25 @@ fn verify_build(tmp: &Path, store_type: &str, build: &str) -> Setup {
     Setup::new(args!["verify", "--corpus", &c, "--golden", &g, "--type", store_type, "--build", build])
 }
 
+/// `tmp/<name>.json`: a build file running this binary's reference adapter with `--misbehave
+/// <how>` (none for `""`), with short time bounds.
+fn adapter(tmp: &Path, name: &str, how: &str) -> String {
+    let mut args = vec!["serve-build".to_string()];
+    if !how.is_empty() {
+        args.extend(["--misbehave".to_string(), how.to_string()]);
+    }
+    let file = serde_json::json!({
+        "format": "lattice-conform/exec-build",
+        "format_version": 1,
+        "program": env!("CARGO_BIN_EXE_lattice-conform"),
+        "args": args,
+        "limits": {"op_timeout_ms": 100, "history_timeout_s": 60},
+    });
+    let path = tmp.join(format!("{name}.json"));
+    std::fs::write(&path, file.to_string()).unwrap();
+    format!("exec:{}", path.display())
+}
+
 /// Certifies `candidate` against `native` on the tiny corpus (one generated case) and returns
 /// the certificate's path, `tmp/certificate.json`.
 fn real_certificate(tmp: &Path, candidate: &OsStr) -> PathBuf {
@@ -998,6 +1017,31 @@ fn cases() -> Vec<Case> {
                 Setup::new(args!["corpus", "adequacy", "--corpus", &c, "--golden", &g])
             },
         ),
+        case("build-exec-hangs", Build, "an outside build (`exec:`) that stops answering mid-history", 2, "did not answer within", |t| {
+            let b = adapter(t, "hang", "hang-at:3");
+            verify_build(t, "core:kvstore", &b)
+        }),
+        case("build-exec-crashes", Build, "an outside build that exits mid-history", 2, "crashing on purpose at op 3", |t| {
+            let b = adapter(t, "crash", "crash-at:3");
+            verify_build(t, "core:kvstore", &b)
+        }),
+        case("build-exec-garbage", Build, "an outside build that prints text instead of protocol frames", 2, "not a protocol frame", |t| {
+            let b = adapter(t, "garbage", "garbage");
+            verify_build(t, "core:kvstore", &b)
+        }),
+        case("build-exec-wrong-version", Build, "an outside build that answers another protocol version", 2, "speaks build protocol version 2", |t| {
+            let b = adapter(t, "v2", "version:2");
+            verify_build(t, "core:kvstore", &b)
+        }),
+        case("build-exec-missing", Build, "`--build exec:` names a program that does not exist", 2, "cannot start", |t| {
+            let b = format!("exec:{}", t.join("no-such-program").display());
+            verify_build(t, "core:kvstore", &b)
+        }),
+        case("build-exec-for-a-logic", Build, "`verify --orders` with an outside build (it replays a store logic)", 2, "an outside build is a whole replica, not a store logic", |t| {
+            let b = adapter(t, "ref", "");
+            let (c, g) = tiny_corpus(t);
+            Setup::new(args!["verify", "--corpus", &c, "--golden", &g, "--orders", "2", "--build", &b])
+        }),
         case("build-wasm-missing", Build, "`--build` names a .wasm file that does not exist", 2, "missing.wasm", |t| {
             let b = t.join("missing.wasm").display().to_string();
             verify_build(t, "core:kvstore", &b)

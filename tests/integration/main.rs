@@ -15,6 +15,7 @@ mod hostile;
 mod kill;
 mod lattice;
 mod migrate;
+mod outside;
 mod props;
 mod scale;
 mod util;

@@ -34,14 +34,15 @@ fn build_file(dir: &Path, name: &str, args: &[&str], op_timeout_ms: u64) -> Stri
 
 /// Each failing history of a `verify --keep-going --format json` run: id → (first divergent op,
 /// what the build did there, the failure summary without the build-specific tail).
-fn failures(build: &str) -> BTreeMap<String, (Option<u64>, Option<String>, String)> {
+fn failures(build: &str, store_type: Option<&str>) -> BTreeMap<String, (Option<u64>, Option<String>, String)> {
     let corpus = root().join("corpus");
     let golden = root().join("golden");
-    let out = run(["verify", "--keep-going", "--format", "json", "--build", build, "--corpus"].iter().map(Path::new).chain([
-        corpus.as_path(),
-        Path::new("--golden"),
-        golden.as_path(),
-    ]));
+    let mut args: Vec<&Path> = ["verify", "--keep-going", "--format", "json", "--build", build, "--corpus"].iter().map(Path::new).collect();
+    args.extend([corpus.as_path(), Path::new("--golden"), golden.as_path()]);
+    if let Some(t) = store_type {
+        args.extend([Path::new("--type"), Path::new(t)]);
+    }
+    let out = run(args);
     assert!(out.code == 0 || out.code == 1, "{build}: exit {}\n{}", out.code, out.stderr);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     report["results"]

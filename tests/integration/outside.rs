@@ -37,7 +37,8 @@ fn build_file(dir: &Path, name: &str, args: &[&str], op_timeout_ms: u64) -> Stri
 fn failures(build: &str, store_type: Option<&str>) -> BTreeMap<String, (Option<u64>, Option<String>, String)> {
     let corpus = root().join("corpus");
     let golden = root().join("golden");
-    let mut args: Vec<&Path> = ["verify", "--keep-going", "--format", "json", "--build", build, "--corpus"].iter().map(Path::new).collect();
+    let head = ["verify", "--keep-going", "--format", "json", "--build", build, "--corpus"];
+    let mut args: Vec<&Path> = head.iter().map(Path::new).collect();
     args.extend([corpus.as_path(), Path::new("--golden"), golden.as_path()]);
     if let Some(t) = store_type {
         args.extend([Path::new("--type"), Path::new(t)]);

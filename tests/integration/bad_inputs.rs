@@ -975,7 +975,7 @@ fn cases() -> Vec<Case> {
             Build,
             "`--build java`",
             2,
-            "--build \"java\": expected `native`, `native-fault:NAME`, a path to a .wasm file, or `cas:<digest>`",
+            "--build \"java\": expected `native`, `native-fault:NAME`, a path to a .wasm file, `cas:<digest>`, or `exec:PROGRAM` / `exec:FILE.json`",
             |t| verify_build(t, "core:kvstore", "java"),
         ),
         case("build-unknown-fault", Build, "`--build native-fault:nope`", 2, "no such fault", |t| {
@@ -1033,7 +1033,7 @@ fn cases() -> Vec<Case> {
             let b = adapter(t, "v2", "version:2");
             verify_build(t, "core:kvstore", &b)
         }),
-        case("build-exec-missing", Build, "`--build exec:` names a program that does not exist", 2, "cannot start", |t| {
+        case("build-exec-missing", Build, "`--build exec:` names a program that does not exist", 2, "no-such-program: No such file or directory", |t| {
             let b = format!("exec:{}", t.join("no-such-program").display());
             verify_build(t, "core:kvstore", &b)
         }),

@@ -19,6 +19,9 @@ use crate::replay::{HostFaults, MemStore};
 use crate::replica::{Replica, ReplicaError};
 use crate::store::Logic;
 
+/// Ops read from a history and handed to a replica at once (a multiple of the checkpoint
+/// interval; an outside build receives them as frames, several in flight).
+const DELIVER_CHUNK: usize = 4096;
 /// Deliveries between two checkpoints.
 pub const CHECKPOINT_INTERVAL: u64 = 64;
 const GOLDEN_TAG: &str = "lattice-conform/golden";
@@ -141,13 +144,11 @@ pub fn compute_on(
     let mut done = 0u64;
     let mut ops = ops.peekable();
     while ops.peek().is_some() {
-        let chunk: Vec<crate::op::Op> = ops.by_ref().take(CHECKPOINT_INTERVAL as usize).collect();
-        store.deliver_each(&chunk)?;
-        done += chunk.len() as u64;
-        if done.is_multiple_of(CHECKPOINT_INTERVAL) {
-            let observed_hash = store.observed_hash()?.to_string();
-            checkpoints.push(Checkpoint { after_ops: done, state_hash: store.state_hash()?.to_string(), observed_hash });
+        let chunk: Vec<crate::op::Op> = ops.by_ref().take(DELIVER_CHUNK).collect();
+        for (after_ops, state, observed) in store.deliver_checkpointed(&chunk, CHECKPOINT_INTERVAL)? {
+            checkpoints.push(Checkpoint { after_ops, state_hash: state.to_string(), observed_hash: observed.to_string() });
         }
+        done += chunk.len() as u64;
     }
     let observed = store.observed_hash()?.to_string();
     let state_hash = store.state_hash()?.to_string();

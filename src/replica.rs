@@ -32,6 +32,20 @@ pub trait Replica: Send {
     fn deliver_each(&mut self, ops: &[Op]) -> Result<Vec<Delivered>, ReplicaError> {
         ops.iter().map(|op| self.deliver(op)).collect()
     }
+    /// Delivers each op on its own, in order, and gives the state hash and observed hash after
+    /// every delivery whose count (from the store's first) is a multiple of `every`, with that
+    /// count. An outside replica keeps frames in flight while it takes answers in.
+    fn deliver_checkpointed(&mut self, ops: &[Op], every: u64) -> Result<Vec<(u64, StateHash, StateHash)>, ReplicaError> {
+        let mut out = Vec::new();
+        for op in ops {
+            self.deliver(op)?;
+            let n = self.counts().delivered;
+            if n.is_multiple_of(every) {
+                out.push((n, self.state_hash()?, self.observed_hash()?));
+            }
+        }
+        Ok(out)
+    }
     /// Delivers `ops` as one batch (one ingest, docs/FORMAT.md §4.5): each op's receipt, and
     /// what the batch as a whole witnessed and applied ([`Delivered::Skipped`] if it aborted).
     fn deliver_batch(&mut self, ops: &[Op]) -> Result<(Vec<Delivered>, Delivered), ReplicaError>;

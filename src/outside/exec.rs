@@ -220,6 +220,13 @@ impl Process {
 
     /// Sends `req` and waits for the answer within `ops` op allowances (and the history's).
     fn call(&mut self, req: &Request, ops: usize) -> Result<Reply, ReplicaError> {
+        self.post(req)?;
+        self.answer(ops)
+    }
+
+    /// Sends a request without waiting for its answer (the build answers in order, and the
+    /// reader thread drains its output, so a few requests may be in flight).
+    fn post(&mut self, req: &Request) -> Result<(), ReplicaError> {
         let (ty, body) = req.encode();
         let sent = match &mut self.stdin {
             Some(w) => wire::write_frame(w, ty, &body).and_then(|_| w.flush()),
@@ -228,6 +235,11 @@ impl Process {
         if sent.is_err() {
             return Err(self.dead("closed its input before the request was sent"));
         }
+        Ok(())
+    }
+
+    /// The answer to the oldest request in flight, within `ops` op allowances.
+    fn answer(&mut self, ops: usize) -> Result<Reply, ReplicaError> {
         let per_op = Duration::from_millis(self.limits.op_timeout_ms.saturating_mul(ops.max(1) as u64));
         let history_left = Duration::from_secs(self.limits.history_timeout_s).saturating_sub(self.started.elapsed());
         let wait = per_op.min(history_left);
@@ -345,6 +357,28 @@ impl Drop for Process {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+    }
+}
+
+/// Ops per DELIVER frame the host sends (BUILD_PROTOCOL.md §4).
+pub const FRAME_OPS: usize = 64;
+/// DELIVER frames in flight at once in [`Replica::deliver_checkpointed`].
+const PIPELINE: usize = 2;
+
+/// A DELIVER frame sent and not yet answered.
+struct Frame {
+    mode: u8,
+    ids: Vec<OpId>,
+    first: u64,
+}
+
+impl Frame {
+    /// `e` with the ops of this frame named.
+    fn at(&self, e: ReplicaError) -> ReplicaError {
+        match self.ids.len() {
+            1 => ReplicaError(format!("delivering op {}: {}", self.first, e.0)),
+            n => ReplicaError(format!("delivering ops {} to {}: {}", self.first, self.first + n as u64 - 1, e.0)),
+        }
     }
 }
 
@@ -474,6 +508,12 @@ impl ExecReplica {
     }
 
     fn send(&mut self, mode: u8, ops: &[Op]) -> Result<(Vec<Receipt>, Vec<Effects>, Vec<OpId>), ReplicaError> {
+        let frame = self.post_frame(mode, ops, self.counts.delivered)?;
+        self.collect(frame)
+    }
+
+    /// Sends a DELIVER frame of `ops`, the first of which will have arrival index `first`.
+    fn post_frame(&mut self, mode: u8, ops: &[Op], first: u64) -> Result<Frame, ReplicaError> {
         let encoded: Vec<(OpId, Vec<u8>)> = ops
             .iter()
             .map(|op| {
@@ -483,27 +523,45 @@ impl ExecReplica {
             .collect();
         let ids = encoded.iter().map(|(id, _)| *id).collect();
         self.dumped = false;
-        let first = self.counts.delivered;
-        let at = |e: ReplicaError| match ops.len() {
-            1 => ReplicaError(format!("delivering op {first}: {}", e.0)),
-            n => ReplicaError(format!("delivering ops {first} to {}: {}", first + n as u64 - 1, e.0)),
-        };
-        match self.p().call(&Request::Deliver { mode, ops: encoded }, ops.len()).map_err(at)? {
+        let frame = Frame { mode, ids, first };
+        self.p().post(&Request::Deliver { mode, ops: encoded }).map_err(|e| frame.at(e))?;
+        Ok(frame)
+    }
+
+    /// The answer to a DELIVER frame, checked for shape.
+    fn collect(&mut self, frame: Frame) -> Result<(Vec<Receipt>, Vec<Effects>, Vec<OpId>), ReplicaError> {
+        let n = frame.ids.len();
+        match self.p().answer(n).map_err(|e| frame.at(e))? {
             Reply::Delivered { receipts, effects } => {
-                let want = if mode == wire::MODE_EACH { ops.len() } else { 1 };
-                if receipts.len() != ops.len() || effects.len() != want {
+                let want = if frame.mode == wire::MODE_EACH { n } else { 1 };
+                if receipts.len() != n || effects.len() != want {
                     return Err(self.violation(format!(
-                        "DELIVERED has {} receipts and {} effects records for {} ops (expected {} and {want})",
+                        "DELIVERED has {} receipts and {} effects records for {n} ops (expected {n} and {want})",
                         receipts.len(),
                         effects.len(),
-                        ops.len(),
-                        ops.len()
                     )));
                 }
-                Ok((receipts, effects, ids))
+                Ok((receipts, effects, frame.ids))
             }
             other => Err(self.p().unexpected("DELIVER", &other)),
         }
+    }
+
+    /// Takes the answer to a mode-0 frame into the mirror: each op's result.
+    fn take_each(&mut self, receipts: Vec<Receipt>, effects: Vec<Effects>, ids: Vec<OpId>) -> Result<Vec<Delivered>, ReplicaError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for ((r, e), id) in receipts.into_iter().zip(effects).zip(ids) {
+            match self.receive(r, id)? {
+                Some(d) if e == Effects::default() => out.push(d),
+                Some(_) => {
+                    return Err(
+                        self.violation(format!("op {} was not received, yet its delivery reports effects", self.counts.delivered - 1))
+                    )
+                }
+                None => out.push(self.apply(e)?),
+            }
+        }
+        Ok(out)
     }
 
     /// Takes one receipt into the mirror; `Some` is the op's result when it is final already.
@@ -705,20 +763,38 @@ impl Replica for ExecReplica {
             return Ok(vec![]);
         }
         let (receipts, effects, ids) = self.send(wire::MODE_EACH, ops)?;
-        let mut out = Vec::with_capacity(ops.len());
-        for ((r, e), id) in receipts.into_iter().zip(effects).zip(ids) {
-            let received = matches!(r, Receipt::Received);
-            match self.receive(r, id)? {
-                Some(d) if e == Effects::default() => out.push(d),
-                Some(_) => {
-                    return Err(
-                        self.violation(format!("op {} was not received, yet its delivery reports effects", self.counts.delivered - 1))
-                    )
-                }
-                None => {
-                    debug_assert!(received);
-                    out.push(self.apply(e)?)
-                }
+        self.take_each(receipts, effects, ids)
+    }
+
+    /// Frames of at most [`FRAME_OPS`] ops, ending on the checkpoints, with the next frame sent
+    /// before the answer to the last is taken in: the build and the host work at the same time.
+    fn deliver_checkpointed(&mut self, ops: &[Op], every: u64) -> Result<Vec<(u64, StateHash, StateHash)>, ReplicaError> {
+        let mut frames = Vec::new();
+        let mut at = self.counts.delivered;
+        let mut rest = ops;
+        while !rest.is_empty() {
+            let to_checkpoint = (every - at % every) as usize;
+            let (head, tail) = rest.split_at(rest.len().min(FRAME_OPS).min(to_checkpoint));
+            frames.push((head, at));
+            at += head.len() as u64;
+            rest = tail;
+        }
+        let mut out = Vec::new();
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut next = frames.into_iter();
+        for _ in 0..PIPELINE {
+            if let Some((ops, first)) = next.next() {
+                in_flight.push_back(self.post_frame(wire::MODE_EACH, ops, first)?);
+            }
+        }
+        while let Some(frame) = in_flight.pop_front() {
+            if let Some((ops, first)) = next.next() {
+                in_flight.push_back(self.post_frame(wire::MODE_EACH, ops, first)?);
+            }
+            let (receipts, effects, ids) = self.collect(frame)?;
+            self.take_each(receipts, effects, ids)?;
+            if self.counts.delivered.is_multiple_of(every) {
+                out.push((self.counts.delivered, self.state_hash()?, self.observed_hash()?));
             }
         }
         Ok(out)

@@ -51,6 +51,13 @@ fn main() {
     let dup = b.ops.last().unwrap().clone();
     b.ops.push(dup);
     b.push(2, 1004, vec![d], &[put("colour", "green"), put("color-scheme", "dark")]);
-    let history = History { store_id, store_type: "core:kvstore".into(), schema_version: 1, provenance: None, ops: b.ops };
+    let history = History {
+        store_id,
+        store_type: "core:kvstore".into(),
+        schema_version: 1,
+        provenance: None,
+        delivery: Default::default(),
+        ops: b.ops,
+    };
     print!("{}", history.to_json());
 }

@@ -73,6 +73,13 @@ pub struct Intent {
     /// `WALL[.COUNTER]`; default: one ms after the greatest HLC in the history.
     #[serde(default)]
     pub hlc: Option<String>,
+    /// Deliver this op in one batch with the op before it (FORMAT §4.5, §10.9): it joins that
+    /// op's batch, or the two become one.
+    #[serde(default)]
+    pub batch: bool,
+    /// The replica restarts (closes and reopens from its files) before this op is delivered.
+    #[serde(default)]
+    pub restart: bool,
 }
 
 /// A script of intents (`history build`).
@@ -119,7 +126,14 @@ pub fn empty(store_type: &str, store_id: Uuid) -> Result<History, AuthorError> {
     if !TYPES.contains(&store_type) {
         return Err(AuthorError::UnknownType(store_type.to_string()));
     }
-    Ok(History { store_id, store_type: store_type.to_string(), schema_version: 1, provenance: None, ops: vec![] })
+    Ok(History {
+        store_id,
+        store_type: store_type.to_string(),
+        schema_version: 1,
+        provenance: None,
+        delivery: Default::default(),
+        ops: vec![],
+    })
 }
 
 /// A history being authored: the ops so far and, for `core:kvstore`, their replay (whose rows
@@ -169,11 +183,38 @@ impl Authoring {
         let op = Op { author, hlc, prev, causal_deps, payload };
         op.validate().map_err(|e| format!("the op is not valid: {e}"))?;
         let id = op_id(&self.history.store_id, &op);
+        let delivery = self.planned(intent)?;
         if let Some(r) = &mut self.replay {
             r.deliver(&op);
         }
         self.history.ops.push(op.clone());
+        self.history.delivery = delivery;
         Ok((id, op))
+    }
+
+    /// The history's delivery plan with the next op's `batch` and `restart` taken in.
+    fn planned(&self, intent: &Intent) -> Result<crate::history::Delivery, String> {
+        let n = self.history.ops.len() as u64;
+        let mut plan = self.history.delivery.clone();
+        if intent.restart {
+            if intent.batch {
+                return Err(
+                    "--restart and --batch: a restart cannot fall inside a batch (the op joins the batch of the op before it)".into()
+                );
+            }
+            plan.restarts.push(n);
+        }
+        if intent.batch {
+            if n == 0 {
+                return Err("--batch: the first op has no op before it to share a batch with".into());
+            }
+            match plan.batches.last_mut() {
+                Some(b) if b.start + b.len == n => b.len += 1,
+                _ => plan.batches.push(crate::history::Batch { start: n - 1, len: 2 }),
+            }
+        }
+        plan.check()?;
+        Ok(plan)
     }
 
     /// The `causal_deps` of a new op touching `keys`, sorted and without repeats.

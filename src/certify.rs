@@ -209,7 +209,7 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         let id = source.rsplit_once(": ").map_or(source.as_str(), |(_, id)| id);
         crate::converge::orders(h, id, opts.orders, opts.seed).into_iter().enumerate().map(move |(k, order)| {
             let ops = order.iter().map(|&i| h.ops[i].clone()).collect();
-            (format!("{source} in delivery order {k}"), History { ops, provenance: None, ..h.clone() })
+            (format!("{source} in delivery order {k}"), History { ops, provenance: None, delivery: Default::default(), ..h.clone() })
         })
     });
     for (source, h) in reordered.chain((0..opts.cases).filter_map(|i| generated_case(opts, &histories, i))) {
@@ -624,7 +624,14 @@ fn load_prefix(dir: &Path, entry: &ManifestEntry, n: u64) -> Result<History, Cer
         // Shorter than asked: the whole file was read, so its errors are known.
         stream.finish()?;
     }
-    Ok(History { store_id: header.store_id, store_type: header.store_type, schema_version: header.schema_version, provenance: None, ops })
+    Ok(History {
+        store_id: header.store_id,
+        store_type: header.store_type,
+        schema_version: header.schema_version,
+        provenance: None,
+        delivery: header.delivery.clamped(ops.len() as u64),
+        ops,
+    })
 }
 
 /// Phase 2, case `i` (made on demand, so memory holds one case at a time): the first half are
@@ -668,7 +675,8 @@ fn mutate(h: &History, r: u64, max_ops: usize) -> History {
             p[at] ^= 1 << ((x >> 40) % 8);
         }
     }
-    History { ops: rechain(h, &ops), provenance: None, ..h.clone() }
+    let ops = rechain(h, &ops);
+    History { delivery: h.delivery.clamped(ops.len() as u64), ops, provenance: None, ..h.clone() }
 }
 
 /// Repairs `prev` links and `causal_deps` after ops of `h` were edited or removed. `ops` pairs
@@ -721,7 +729,8 @@ pub fn shrink(h: History, d: Divergence, baseline: &dyn ReplicaFactory, candidat
         if ops.is_empty() {
             return None;
         }
-        let cand = History { ops: rechain(base, ops), ..base.clone() };
+        let ops = rechain(base, ops);
+        let cand = History { delivery: base.delivery.clamped(ops.len() as u64), ops, ..base.clone() };
         lockstep(&cand.header(), cand.ops.iter().cloned(), baseline, candidate).ok().flatten().map(|d| (cand, d))
     };
     let mut best = cut((History { provenance: None, ..h }, d));
@@ -789,7 +798,10 @@ fn cut_payloads(best: &mut (History, Divergence), diverges: &Diverges) -> bool {
 }
 
 fn cut((h, d): (History, Divergence)) -> (History, Divergence) {
-    (History { ops: h.ops[..=d.op_index as usize].to_vec(), ..h }, d)
+    // A divergence in a batch is named by the batch's first op; the batch is kept whole.
+    let end = h.delivery.batches.iter().find(|b| b.start == d.op_index).map_or(d.op_index + 1, |b| b.start + b.len);
+    let ops = h.ops[..end as usize].to_vec();
+    (History { delivery: h.delivery.clamped(ops.len() as u64), ops, ..h }, d)
 }
 
 /// The first divergence between fresh replicas of two builds over `ops`.
@@ -844,7 +856,14 @@ mod tests {
         let a = Op { author: [1; 32], hlc: Hlc::default(), prev: ZERO_HASH, causal_deps: vec![], payload: vec![1] };
         let b = Op { prev: op_id(&id, &a), payload: vec![2], ..a.clone() };
         let c = Op { author: [2; 32], prev: ZERO_HASH, causal_deps: vec![op_id(&id, &b)], ..a.clone() };
-        History { store_id: id, store_type: "core:logstore".into(), schema_version: 1, provenance: None, ops: vec![a, b.clone(), b, c] }
+        History {
+            store_id: id,
+            store_type: "core:logstore".into(),
+            schema_version: 1,
+            provenance: None,
+            delivery: Default::default(),
+            ops: vec![a, b.clone(), b, c],
+        }
     }
 
     #[test]

@@ -300,6 +300,9 @@ pub fn counterexample_histories(h: &History, c: &Counterexample) -> (History, Hi
         store_type: h.store_type.clone(),
         schema_version: h.schema_version,
         provenance: None,
+        // Orders deliver every op on its own: a batch or restart plan names positions of the
+        // history's own order.
+        delivery: Default::default(),
         ops: order.iter().map(|i| ops[i].clone()).collect(),
     };
     (make(&c.order_a), make(&c.order_b))
@@ -453,8 +456,14 @@ mod tests {
         let b_id = op_id(&id, &b);
         let c = put(3, 5, ZERO_HASH, vec![b_id], b"c");
         let filler = put(4, 1, ZERO_HASH, vec![], b"x");
-        let h =
-            History { store_id: id, store_type: "core:kvstore".into(), schema_version: 1, provenance: None, ops: vec![filler, a, b, c] };
+        let h = History {
+            store_id: id,
+            store_type: "core:kvstore".into(),
+            schema_version: 1,
+            provenance: None,
+            delivery: Default::default(),
+            ops: vec![filler, a, b, c],
+        };
         let logic: Logic = Arc::new(KvStore);
         assert!(diverges(&h, &logic, &[0, 1, 2, 3], &[0, 2, 3, 1]));
         let (sa, sb) = shrink(&h, &logic, vec![0, 1, 2, 3], vec![0, 2, 3, 1]);
@@ -477,7 +486,14 @@ mod tests {
         // order — converges, with differing state hashes allowed.
         let id = Uuid::from_u128(79);
         let ops: Vec<Op> = (1..=3).map(|a| put(a, u64::from(a) * 10, ZERO_HASH, vec![], &[a])).collect();
-        let h = History { store_id: id, store_type: "core:kvstore".into(), schema_version: 1, provenance: None, ops };
+        let h = History {
+            store_id: id,
+            store_type: "core:kvstore".into(),
+            schema_version: 1,
+            provenance: None,
+            delivery: Default::default(),
+            ops,
+        };
         let logic: Logic = Arc::new(KvStore);
         let all: BTreeSet<usize> = (0..3).collect();
         let rows = rebuilt(&h, &all);
@@ -494,7 +510,14 @@ mod tests {
         let a1 = put(1, 1, ZERO_HASH, vec![], b"1");
         let a2 = put(1, 2, op_id(&id, &a1), vec![], b"2");
         let b1 = put(2, 3, ZERO_HASH, vec![op_id(&id, &a2)], b"3");
-        let h = History { store_id: id, store_type: "core:kvstore".into(), schema_version: 1, provenance: None, ops: vec![a1, a2, b1] };
+        let h = History {
+            store_id: id,
+            store_type: "core:kvstore".into(),
+            schema_version: 1,
+            provenance: None,
+            delivery: Default::default(),
+            ops: vec![a1, a2, b1],
+        };
         let mut r = rng(5, "x");
         for _ in 0..20 {
             assert_eq!(causal_order(&h, &mut r), vec![0, 1, 2]);

@@ -19,9 +19,6 @@ use crate::replay::{HostFaults, MemStore};
 use crate::replica::{Replica, ReplicaError};
 use crate::store::Logic;
 
-/// Ops read from a history and handed to a replica at once (a multiple of the checkpoint
-/// interval; an outside build receives them as frames, several in flight).
-const DELIVER_CHUNK: usize = 4096;
 /// Deliveries between two checkpoints.
 pub const CHECKPOINT_INTERVAL: u64 = 64;
 const GOLDEN_TAG: &str = "lattice-conform/golden";
@@ -140,16 +137,11 @@ pub fn compute_on(
     store: &mut dyn Replica,
     entry: &ManifestEntry,
 ) -> Result<Golden, ReplicaError> {
-    let mut checkpoints = Vec::new();
-    let mut done = 0u64;
-    let mut ops = ops.peekable();
-    while ops.peek().is_some() {
-        let chunk: Vec<crate::op::Op> = ops.by_ref().take(DELIVER_CHUNK).collect();
-        for (after_ops, state, observed) in store.deliver_checkpointed(&chunk, CHECKPOINT_INTERVAL)? {
-            checkpoints.push(Checkpoint { after_ops, state_hash: state.to_string(), observed_hash: observed.to_string() });
-        }
-        done += chunk.len() as u64;
-    }
+    let (cps, done) = crate::replica::run_plan(store, ops, &header.delivery, CHECKPOINT_INTERVAL)?;
+    let checkpoints = cps
+        .into_iter()
+        .map(|(after_ops, state, observed)| Checkpoint { after_ops, state_hash: state.to_string(), observed_hash: observed.to_string() })
+        .collect();
     let observed = store.observed_hash()?.to_string();
     let state_hash = store.state_hash()?.to_string();
     let (counts, stall, floating) = (store.counts(), store.stall(), store.floating()?);

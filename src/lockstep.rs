@@ -74,6 +74,9 @@ pub fn first_divergence_of(
     c: &mut dyn Replica,
     start: u64,
 ) -> Result<Option<Divergence>, ReplicaError> {
+    if !h.delivery.is_plain() {
+        return planned(h, ops, r, c);
+    }
     let mut ops = ops.peekable();
     let mut i = 0u64;
     while i < start {
@@ -91,28 +94,92 @@ pub fn first_divergence_of(
         let (ro, co) = (delivered_text(&rd, rs.as_ref(), false), delivered_text(&cd, cs.as_ref(), false));
         if ro != co || r.state_hash()? != c.state_hash()? || r.observed_hash()? != c.observed_hash()? {
             let (ro, co) = (delivered_text(&rd, rs.as_ref(), true), delivered_text(&cd, cs.as_ref(), true));
-            return Ok(Some(Divergence {
-                op_index: i,
-                op_id: hex::encode(op_id(&h.store_id, &op)),
-                author: hex::encode(op.author),
-                wall_ms: op.hlc.wall_ms,
-                counter: op.hlc.counter,
-                payload: (op.payload.len() <= crate::history::DECODED_MAX_PAYLOAD)
-                    .then(|| crate::decode::decode_payload(&h.store_type, &op.payload))
-                    .flatten(),
-                reference: ro,
-                candidate: co,
-                reference_state_hash: r.state_hash()?.to_string(),
-                candidate_state_hash: c.state_hash()?.to_string(),
-                reference_observed_hash: r.observed_hash()?.to_string(),
-                candidate_observed_hash: c.observed_hash()?.to_string(),
-                diff: diff_rows(&h.store_type, &r.rows()?, &c.rows()?),
-                read_diff: diff_views(&h.store_type, &r.views()?, &c.views()?),
-            }));
+            return Ok(Some(divergence_at(h, i, &op, ro, co, r, c)?));
         }
         i += 1;
     }
     Ok(None)
+}
+
+/// The lockstep of a history with a delivery plan (FORMAT §10.9): restarts where it says, a
+/// batch delivered whole to both and compared as one step (a divergence names its first op).
+fn planned(
+    h: &Header,
+    ops: impl Iterator<Item = Op>,
+    r: &mut dyn Replica,
+    c: &mut dyn Replica,
+) -> Result<Option<Divergence>, ReplicaError> {
+    let mut ops = ops.peekable();
+    let (mut batches, mut restarts) = (h.delivery.batches.iter().peekable(), h.delivery.restarts.iter().peekable());
+    let mut i = 0u64;
+    loop {
+        while restarts.next_if(|x| **x == i).is_some() {
+            r.restart()?;
+            c.restart()?;
+        }
+        let Some(first) = ops.peek().cloned() else { return Ok(None) };
+        let (ro, co, len) = match batches.next_if(|b| b.start == i) {
+            Some(b) => {
+                let batch: Vec<Op> = ops.by_ref().take(b.len as usize).collect();
+                let (ra, rw) = r.deliver_batch(&batch)?;
+                let (ca, cw) = c.deliver_batch(&batch)?;
+                let text = |each: &[Delivered], whole: &Delivered, s: Option<&Stall>, explain: bool| {
+                    let each: Vec<String> = each.iter().map(|d| delivered_text(d, None, false)).collect();
+                    format!("batch of {} ({}): {}", batch.len(), each.join(", "), delivered_text(whole, s, explain))
+                };
+                let (rs, cs) = (r.stall(), c.stall());
+                if text(&ra, &rw, rs.as_ref(), false) == text(&ca, &cw, cs.as_ref(), false) {
+                    (String::new(), String::new(), batch.len() as u64)
+                } else {
+                    (text(&ra, &rw, rs.as_ref(), true), text(&ca, &cw, cs.as_ref(), true), batch.len() as u64)
+                }
+            }
+            None => {
+                let op = ops.next().expect("peeked");
+                let (rd, cd) = (r.deliver(&op)?, c.deliver(&op)?);
+                let (rs, cs) = (r.stall(), c.stall());
+                if delivered_text(&rd, rs.as_ref(), false) == delivered_text(&cd, cs.as_ref(), false) {
+                    (String::new(), String::new(), 1)
+                } else {
+                    (delivered_text(&rd, rs.as_ref(), true), delivered_text(&cd, cs.as_ref(), true), 1)
+                }
+            }
+        };
+        if ro != co || r.state_hash()? != c.state_hash()? || r.observed_hash()? != c.observed_hash()? {
+            let (ro, co) = if ro == co { ("same outcome".to_string(), "same outcome".to_string()) } else { (ro, co) };
+            return Ok(Some(divergence_at(h, i, &first, ro, co, r, c)?));
+        }
+        i += len;
+    }
+}
+
+fn divergence_at(
+    h: &Header,
+    i: u64,
+    op: &Op,
+    ro: String,
+    co: String,
+    r: &mut dyn Replica,
+    c: &mut dyn Replica,
+) -> Result<Divergence, ReplicaError> {
+    Ok(Divergence {
+        op_index: i,
+        op_id: hex::encode(op_id(&h.store_id, op)),
+        author: hex::encode(op.author),
+        wall_ms: op.hlc.wall_ms,
+        counter: op.hlc.counter,
+        payload: (op.payload.len() <= crate::history::DECODED_MAX_PAYLOAD)
+            .then(|| crate::decode::decode_payload(&h.store_type, &op.payload))
+            .flatten(),
+        reference: ro,
+        candidate: co,
+        reference_state_hash: r.state_hash()?.to_string(),
+        candidate_state_hash: c.state_hash()?.to_string(),
+        reference_observed_hash: r.observed_hash()?.to_string(),
+        candidate_observed_hash: c.observed_hash()?.to_string(),
+        diff: diff_rows(&h.store_type, &r.rows()?, &c.rows()?),
+        read_diff: diff_views(&h.store_type, &r.views()?, &c.views()?),
+    })
 }
 
 /// Ops an engine hands an outside replica per frame where it needs no answer in between (the

@@ -78,6 +78,47 @@ pub trait Replica: Send {
     }
 }
 
+/// Ops read from a history and handed to a replica at once (a multiple of any checkpoint
+/// interval that divides 4096; an outside build receives them as frames, several in flight).
+pub const DELIVER_CHUNK: usize = 4096;
+
+/// Delivers a history's ops, read in order, to `replica` as the history's delivery plan says
+/// (docs/FORMAT.md §10.9: batches as one ingest, restarts between ops), and returns the
+/// checkpoints: (deliveries so far, state hash, observed hash) after every `every`-th delivery,
+/// except where that falls strictly inside a batch. Also returns the number of ops read.
+pub fn run_plan(
+    replica: &mut dyn Replica,
+    ops: impl Iterator<Item = Op>,
+    plan: &crate::history::Delivery,
+    every: u64,
+) -> Result<(Vec<(u64, StateHash, StateHash)>, u64), ReplicaError> {
+    let mut ops = ops.peekable();
+    let (mut batches, mut restarts) = (plan.batches.iter().peekable(), plan.restarts.iter().peekable());
+    let (mut at, mut checkpoints) = (0u64, Vec::new());
+    loop {
+        while restarts.next_if(|r| **r == at).is_some() {
+            replica.restart()?;
+        }
+        if ops.peek().is_none() {
+            return Ok((checkpoints, at));
+        }
+        if let Some(b) = batches.next_if(|b| b.start == at) {
+            let batch: Vec<Op> = ops.by_ref().take(b.len as usize).collect();
+            replica.deliver_batch(&batch)?;
+            at += batch.len() as u64;
+            if at.is_multiple_of(every) {
+                checkpoints.push((at, replica.state_hash()?, replica.observed_hash()?));
+            }
+            continue;
+        }
+        let next_mark = [batches.peek().map(|b| b.start), restarts.peek().map(|r| **r)].into_iter().flatten().min();
+        let room = next_mark.map_or(DELIVER_CHUNK as u64, |m| (m - at).min(DELIVER_CHUNK as u64));
+        let chunk: Vec<Op> = ops.by_ref().take(room as usize).collect();
+        checkpoints.extend(replica.deliver_checkpointed(&chunk, every)?);
+        at += chunk.len() as u64;
+    }
+}
+
 /// Makes a fresh, empty replica for a store identity.
 pub trait ReplicaFactory: Send + Sync {
     fn open(&self, identity: &StoreIdentity) -> Result<Box<dyn Replica>, ReplicaError>;

@@ -1407,6 +1407,13 @@ enum HistoryCommand {
         /// (1700000000000 for the first op), never the wall clock.
         #[arg(long, value_name = "WALL[.COUNTER]")]
         hlc: Option<String>,
+        /// Deliver this op in one batch with the op before it (one ingest, as Lattice ingests a
+        /// peer's batch; docs/FORMAT.md §4.5): it joins that op's batch, or the two become one.
+        #[arg(long)]
+        batch: bool,
+        /// Restart the replica (close it and reopen it from its files) before this op.
+        #[arg(long)]
+        restart: bool,
     },
     /// Write the history a JSON script of intents describes (docs/FORMAT.md, "History script")
     /// to OUT: the same bytes as `history new` and one `history add` per op.
@@ -1456,11 +1463,11 @@ fn history_command(cmd: HistoryCommand) -> anyhow::Result<()> {
             say!("wrote {} ({} history of store {id}, no ops)", out.display(), store_type);
             Ok(())
         }
-        HistoryCommand::Add { file, author: name, put, delete, append, deps, hlc } => {
+        HistoryCommand::Add { file, author: name, put, delete, append, deps, hlc, batch, restart } => {
             lattice_conform::output::check_file(&file, true)?;
             let form = history::form_of(&file).map_err(|source| history::HistoryError::Io { path: file.clone(), source })?;
             let mut a = author::Authoring::new(history::History::load(&file)?)?;
-            let intent = author::Intent { author: name, put, delete, append, deps, hlc };
+            let intent = author::Intent { author: name, put, delete, append, deps, hlc, batch, restart };
             let (id, op) = a.add(&intent).map_err(|reason| author::AuthorError::Bad { path: file.clone(), reason })?;
             let written = history::write(&file, form, a.history())?;
             say!(

@@ -466,7 +466,14 @@ pub fn generate(scenario: &Scenario, seed: u64, index: u32, ops: u32) -> History
         tags: scenario.tags.iter().map(|t| t.to_string()).collect(),
     };
     let ops = scenario.build(&plan, store_id, &salt);
-    History { store_id, store_type: scenario.store_type.to_string(), schema_version: 1, provenance: Some(provenance), ops }
+    History {
+        store_id,
+        store_type: scenario.store_type.to_string(),
+        schema_version: 1,
+        provenance: Some(provenance),
+        delivery: Default::default(),
+        ops,
+    }
 }
 
 /// The history's file stem: `<scenario>-s<seed>-<index>`.

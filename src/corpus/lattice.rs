@@ -216,8 +216,14 @@ impl Scenario {
             ops: delivered.len() as u32,
             tags: vec!["lattice-test".to_string()],
         };
-        let history =
-            History { store_id, store_type: self.store_type.clone(), schema_version: 1, provenance: Some(provenance), ops: delivered };
+        let history = History {
+            store_id,
+            store_type: self.store_type.clone(),
+            schema_version: 1,
+            provenance: Some(provenance),
+            delivery: Default::default(),
+            ops: delivered,
+        };
         let labels = ids.into_iter().map(|(label, id)| (id, label.to_string())).collect();
         Ok(Built { history, labels })
     }

@@ -81,6 +81,7 @@ pub fn write_history(
             ops: n,
             tags: vec!["synthetic".to_string()],
         }),
+        delivery: Default::default(),
     };
     let mut w = crate::history::HistoryWriter::create(path, form, &header, u64::from(n))?;
     for op in ops(u64::from(n), kind, id) {

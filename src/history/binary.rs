@@ -14,7 +14,7 @@ use crate::op::Op;
 /// starts this way), `LCH`, CR LF, ^Z, LF (so line-ending conversion or a text-mode copy shows).
 pub const MAGIC: [u8; 8] = [0x89, b'L', b'C', b'H', 0x0D, 0x0A, 0x1A, 0x0A];
 /// The binary history format version this build reads and writes.
-pub const BINARY_VERSION: u32 = 1;
+pub const BINARY_VERSION: u32 = 2;
 /// The largest header body a reader accepts.
 pub const MAX_HEADER: u32 = 1 << 20;
 /// The shortest canonical op encoding (no deps, empty payload).
@@ -35,9 +35,14 @@ pub(super) fn header_bytes(header: &Header, ops: u64) -> Vec<u8> {
     body.extend_from_slice(header.store_type.as_bytes());
     body.extend_from_slice(&(prov.len() as u32).to_le_bytes());
     body.extend_from_slice(&prov);
+    // Version 2 adds the delivery plan after the provenance; a history without one stays version 1.
+    let version = super::version_for(&header.delivery);
+    if version == 2 {
+        body.extend_from_slice(&header.delivery.to_bytes());
+    }
     let mut out = Vec::with_capacity(PREAMBLE as usize + body.len());
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&BINARY_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&body);
     out
@@ -76,7 +81,7 @@ impl<R: Read> BinaryReader<R> {
             return Err(r.bad(0, None, "not a binary history (the first 8 bytes are not 89 4C 43 48 0D 0A 1A 0A)".into()));
         }
         let version = u32::from_le_bytes(r.array("format version")?);
-        if version != BINARY_VERSION {
+        if !(1..=BINARY_VERSION).contains(&version) {
             let how = if version > BINARY_VERSION { "newer than this build reads" } else { "older than this build reads" };
             return Err(r.bad(
                 8,
@@ -89,7 +94,7 @@ impl<R: Read> BinaryReader<R> {
             return Err(r.bad(12, None, format!("header length {len} exceeds the limit of {MAX_HEADER} bytes")));
         }
         let body = r.bytes(len as usize, "header")?;
-        let header = parse_header(&body).map_err(|(at, what)| r.bad(PREAMBLE + at as u64, None, format!("header: {what}")))?;
+        let header = parse_header(&body, version).map_err(|(at, what)| r.bad(PREAMBLE + at as u64, None, format!("header: {what}")))?;
         r.declared = header.1;
         Ok((r, header.0))
     }
@@ -245,7 +250,7 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// Parses a header body: the header and the declared op count, or the offset in the body and
 /// what is wrong there.
-fn parse_header(b: &[u8]) -> Result<(Header, u64), (usize, String)> {
+fn parse_header(b: &[u8], version: u32) -> Result<(Header, u64), (usize, String)> {
     let mut at = 0usize;
     let mut take = |n: usize, what: &str| -> Result<(usize, &[u8]), (usize, String)> {
         let start = at;
@@ -273,10 +278,23 @@ fn parse_header(b: &[u8]) -> Result<(Header, u64), (usize, String)> {
         let p: Provenance = serde_json::from_slice(p).map_err(|e| (p_at, format!("provenance is not the JSON object of §10.4: {e}")))?;
         Some(p)
     };
-    if at != b.len() {
-        return Err((at, format!("{} bytes follow the provenance inside the header", b.len() - at)));
+    let mut delivery = super::Delivery::default();
+    if version >= 2 {
+        let (d, used) = super::Delivery::from_bytes(&b[at..]).map_err(|e| (at, e))?;
+        if let Err(e) = d.check_len(ops) {
+            return Err((at, e));
+        }
+        if d.is_plain() {
+            return Err((at, "a version-2 header with an empty delivery plan (write version 1)".into()));
+        }
+        delivery = d;
+        at += used;
     }
-    Ok((Header { store_id, store_type, schema_version, provenance }, ops))
+    if at != b.len() {
+        let after = if version >= 2 { "the delivery plan" } else { "the provenance" };
+        return Err((at, format!("{} bytes follow {after} inside the header", b.len() - at)));
+    }
+    Ok((Header { store_id, store_type, schema_version, provenance, delivery }, ops))
 }
 
 #[cfg(test)]

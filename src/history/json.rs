@@ -102,7 +102,7 @@ impl State<'_> {
     }
 }
 
-const FIELDS: &[&str] = &["format", "format_version", "store_id", "store_type", "schema_version", "provenance", "ops"];
+const FIELDS: &[&str] = &["format", "format_version", "store_id", "store_type", "schema_version", "provenance", "delivery", "ops"];
 
 struct FileSeed<'a> {
     state: &'a State<'a>,
@@ -127,6 +127,7 @@ struct Seen {
     store_type: Option<String>,
     schema_version: Option<u64>,
     provenance: Option<Option<Provenance>>,
+    delivery: Option<super::Delivery>,
     ops: bool,
     /// The first unknown field, when it came before `format_version` (then a newer version wins).
     unknown: Option<String>,
@@ -139,6 +140,7 @@ impl Seen {
             store_type: self.store_type.clone()?,
             schema_version: self.schema_version?,
             provenance: self.provenance.clone().flatten(),
+            delivery: self.delivery.clone().unwrap_or_default(),
         })
     }
 }
@@ -178,7 +180,7 @@ impl<'de> Visitor<'de> for FileVisitor<'_> {
                     if found > reads {
                         return Err(st.fail(HistoryError::Version(VersionError::TooNew { path, expected, found, reads })));
                     }
-                    if found < reads {
+                    if found < 1 {
                         return Err(st.fail(HistoryError::Version(VersionError::TooOld { path, expected, found, reads })));
                     }
                     if let Some(unknown) = seen.unknown.take() {
@@ -189,6 +191,22 @@ impl<'de> Visitor<'de> for FileVisitor<'_> {
                 "store_id" => set(&mut seen.store_id, map.next_value()?, "store_id")?,
                 "store_type" => set(&mut seen.store_type, map.next_value()?, "store_type")?,
                 "schema_version" => set(&mut seen.schema_version, map.next_value()?, "schema_version")?,
+                "delivery" => {
+                    let d: super::Delivery = map.next_value()?;
+                    if seen.ops {
+                        return Err(st.fail(HistoryError::BadDelivery { path, reason: "`delivery` must come before `ops`".into() }));
+                    }
+                    if seen.version != Some(2) {
+                        return Err(st.fail(HistoryError::BadDelivery {
+                            path,
+                            reason: "`delivery` needs \"format_version\": 2 (given before it)".into(),
+                        }));
+                    }
+                    if let Err(reason) = d.check() {
+                        return Err(st.fail(HistoryError::BadDelivery { path, reason }));
+                    }
+                    set(&mut seen.delivery, d, "delivery")?;
+                }
                 "provenance" => {
                     let p: Option<Provenance> = map.next_value()?;
                     set(&mut seen.provenance, p.clone(), "provenance")?;
@@ -299,6 +317,8 @@ struct HeaderJson<'a> {
     schema_version: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     provenance: Option<&'a Provenance>,
+    #[serde(skip_serializing_if = "super::Delivery::is_plain")]
+    delivery: &'a super::Delivery,
     ops: [u8; 0],
 }
 
@@ -336,11 +356,12 @@ impl JsonSink {
 fn head_text(header: &Header) -> String {
     let h = HeaderJson {
         format: FORMAT_TAG,
-        format_version: FORMAT_VERSION,
+        format_version: super::version_for(&header.delivery),
         store_id: header.store_id,
         store_type: &header.store_type,
         schema_version: header.schema_version,
         provenance: header.provenance.as_ref(),
+        delivery: &header.delivery,
         ops: [],
     };
     let text = serde_json::to_string_pretty(&h).expect("a header always serializes");

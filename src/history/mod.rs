@@ -13,6 +13,9 @@
 
 mod binary;
 mod json;
+mod plan;
+
+pub use plan::{Batch, Delivery, Step};
 
 pub use binary::{BINARY_VERSION, MAGIC, MAX_OP, MIN_OP};
 
@@ -28,8 +31,18 @@ use crate::store::StoreIdentity;
 
 /// The `format` tag every history file carries.
 pub const FORMAT_TAG: &str = "lattice-conform/history";
-/// The history format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest history format version this build reads and writes: 2 adds the delivery plan
+/// (§10.9). A history without one is written as version 1, so its bytes stay what they were.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The version a history with this plan is written in.
+pub fn version_for(delivery: &Delivery) -> u32 {
+    if delivery.is_plain() {
+        1
+    } else {
+        2
+    }
+}
 
 /// A loaded, checked history.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +52,8 @@ pub struct History {
     pub schema_version: u64,
     /// How the history was made; `None` for hand-written ones.
     pub provenance: Option<Provenance>,
+    /// Batches and restarts (§10.9); empty: every op delivered on its own.
+    pub delivery: Delivery,
     pub ops: Vec<Op>,
 }
 
@@ -75,6 +90,8 @@ pub enum HistoryError {
     Version(#[from] crate::versioned::VersionError),
     #[error("{path}: op {index}, field `{field}`: {reason}")]
     BadOp { path: PathBuf, index: usize, field: &'static str, reason: String },
+    #[error("{path}: {reason}")]
+    BadDelivery { path: PathBuf, reason: String },
     #[error("{path}: {}at byte {offset}: {reason}", op.map(|i| format!("op {i}, ")).unwrap_or_default())]
     Binary { path: PathBuf, offset: u64, op: Option<u64>, reason: String },
     #[error("{path}: the history reader stopped without a result (a bug: please report it)")]
@@ -99,6 +116,8 @@ struct FileJson {
     schema_version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     provenance: Option<Provenance>,
+    #[serde(default, skip_serializing_if = "Delivery::is_plain")]
+    delivery: Delivery,
     ops: Vec<OpJson>,
 }
 
@@ -127,7 +146,14 @@ struct HlcJson {
 impl History {
     /// A history of the store `id` (no provenance).
     pub fn new(id: &StoreIdentity, ops: Vec<Op>) -> History {
-        History { store_id: id.store_id, store_type: id.store_type.clone(), schema_version: id.schema_version, provenance: None, ops }
+        History {
+            store_id: id.store_id,
+            store_type: id.store_type.clone(),
+            schema_version: id.schema_version,
+            provenance: None,
+            delivery: Default::default(),
+            ops,
+        }
     }
 
     /// The identity of the store this history belongs to.
@@ -142,6 +168,7 @@ impl History {
             store_type: self.store_type.clone(),
             schema_version: self.schema_version,
             provenance: self.provenance.clone(),
+            delivery: self.delivery.clone(),
         }
     }
 
@@ -169,6 +196,7 @@ impl History {
             store_type: header.store_type,
             schema_version: header.schema_version,
             provenance: header.provenance,
+            delivery: header.delivery,
             ops,
         })
     }
@@ -189,11 +217,12 @@ impl History {
         let ops = self.ops.iter().map(|op| op_json(op, op_id(&self.store_id, op), &self.store_type)).collect();
         let file = FileJson {
             format: FORMAT_TAG.into(),
-            format_version: FORMAT_VERSION,
+            format_version: version_for(&self.delivery),
             store_id: self.store_id,
             store_type: self.store_type.clone(),
             schema_version: self.schema_version,
             provenance: self.provenance.clone(),
+            delivery: self.delivery.clone(),
             ops,
         };
         let mut s = serde_json::to_string_pretty(&file).expect("a history always serializes");
@@ -209,6 +238,8 @@ pub struct Header {
     pub store_type: String,
     pub schema_version: u64,
     pub provenance: Option<Provenance>,
+    /// Batches and restarts (§10.9).
+    pub delivery: Delivery,
 }
 
 impl Header {
@@ -219,7 +250,13 @@ impl Header {
 
     /// The header of a history of the store `id` (no provenance).
     pub fn of(id: &StoreIdentity) -> Header {
-        Header { store_id: id.store_id, store_type: id.store_type.clone(), schema_version: id.schema_version, provenance: None }
+        Header {
+            store_id: id.store_id,
+            store_type: id.store_type.clone(),
+            schema_version: id.schema_version,
+            provenance: None,
+            delivery: Delivery::default(),
+        }
     }
 }
 
@@ -368,6 +405,9 @@ impl OpStream {
             return Err(e);
         }
         let blake3 = self.blake3.take().ok_or_else(|| HistoryError::ReaderLost { path: self.path.clone() })?;
+        if let Err(reason) = self.header.delivery.check_len(self.yielded) {
+            return Err(HistoryError::BadDelivery { path: self.path.clone(), reason });
+        }
         Ok(Finished { header: self.header, ops: self.yielded, blake3 })
     }
 
@@ -638,8 +678,35 @@ mod tests {
             store_type: "core:logstore".into(),
             schema_version: 1,
             provenance: None,
+            delivery: Delivery::default(),
             ops: vec![op],
         }
+    }
+
+    /// Bad inputs tried: `delivery` in a version-1 file, after `ops`, naming ops past the end,
+    /// and overlapping batches; a good plan round-trips through both forms as version 2.
+    #[test]
+    fn a_delivery_plan_is_version_2_in_both_forms_and_bad_plans_are_named() {
+        let mut h = with_provenance(4);
+        let plain_json = h.to_json();
+        assert!(plain_json.contains("\"format_version\": 1"));
+        h.delivery = Delivery { batches: vec![Batch { start: 1, len: 2 }], restarts: vec![3] };
+        let json = h.to_json();
+        assert!(json.contains("\"format_version\": 2") && json.contains("\"delivery\""), "{json}");
+        assert_eq!(History::parse(&json, Path::new("h.json")).unwrap(), h);
+        let bin = h.to_binary();
+        assert_eq!(u32::from_le_bytes(bin[8..12].try_into().unwrap()), 2);
+        assert_eq!(History::from_bytes(bin, Path::new("h.lch")).unwrap(), h);
+        let v1 = json.replace("\"format_version\": 2", "\"format_version\": 1");
+        let e = History::parse(&v1, Path::new("h.json")).unwrap_err().to_string();
+        assert!(e.contains("`delivery` needs \"format_version\": 2"), "{e}");
+        let past = json.replace("\"restarts\": [\n      3\n    ]", "\"restarts\": [\n      9\n    ]");
+        assert_ne!(past, json);
+        let e = History::parse(&past, Path::new("h.json")).unwrap_err().to_string();
+        assert!(e.contains("delivery.restarts[0]: a restart before op 9 but the history has 4 ops"), "{e}");
+        let overlap = json.replace("\"restarts\": [\n      3\n    ]", "\"restarts\": [\n      2\n    ]");
+        let e = History::parse(&overlap, Path::new("h.json")).unwrap_err().to_string();
+        assert!(e.contains("falls inside the batch of ops 1 to 2"), "{e}");
     }
 
     fn with_provenance(ops: usize) -> History {
@@ -752,8 +819,8 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_str(&tampered).unwrap();
         v["ops"][0].as_object_mut().unwrap().remove("decoded");
         assert!(matches!(History::parse(&v.to_string(), Path::new("h")), Err(HistoryError::BadOp { field: "id", .. })));
-        let newer = text.replace("\"format_version\": 1", "\"format_version\": 2, \"new_field\": true");
-        assert!(matches!(History::parse(&newer, Path::new("h")), Err(HistoryError::Version(VersionError::TooNew { found: 2, .. }))));
+        let newer = text.replace("\"format_version\": 1", "\"format_version\": 3, \"new_field\": true");
+        assert!(matches!(History::parse(&newer, Path::new("h")), Err(HistoryError::Version(VersionError::TooNew { found: 3, .. }))));
         let id = op_id(&Uuid::from_bytes([9; 16]), &sample().ops[0]);
         let upper = text.replace(&hex::encode(id), &hex::encode_upper(id));
         assert_eq!(History::parse(&upper, Path::new("h")).unwrap(), sample(), "hex is case-insensitive, `id` included");

@@ -644,9 +644,9 @@ fn cases() -> Vec<Case> {
         case(
             "history-too-new",
             History,
-            "`format_version` is 9 (and the file has a field version 1 does not know)",
+            "`format_version` is 9 (and the file has a field version 2 does not know)",
             2,
-            "format_version 9 is newer than this build reads (1); upgrade lattice-conform",
+            "format_version 9 is newer than this build reads (2); upgrade lattice-conform",
             |t| {
                 apply_edited(t, &[], |v| {
                     v["format_version"] = json!(9);
@@ -796,10 +796,10 @@ fn cases() -> Vec<Case> {
         case(
             "history-bin-too-new",
             History,
-            "a binary history of format version 2",
+            "a binary history of format version 3",
             2,
-            "at byte 8: binary history format version 2 is newer than this build reads (1)",
-            |t| apply_binary(t, |b| b[8] = 2),
+            "at byte 8: binary history format version 3 is newer than this build reads (2)",
+            |t| apply_binary(t, |b| b[8] = 3),
         ),
         case(
             "history-convert-unknown-form",

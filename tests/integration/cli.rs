@@ -252,7 +252,14 @@ fn rebuild_recovers_from_a_garbage_state_db() {
 }
 
 fn write_history(path: &Path, store_type: &str, store_id: uuid::Uuid, ops: Vec<lattice_conform::op::Op>) {
-    let h = lattice_conform::history::History { store_id, store_type: store_type.into(), schema_version: 1, provenance: None, ops };
+    let h = lattice_conform::history::History {
+        store_id,
+        store_type: store_type.into(),
+        schema_version: 1,
+        provenance: None,
+        delivery: Default::default(),
+        ops,
+    };
     std::fs::write(path, h.to_json()).unwrap();
 }
 

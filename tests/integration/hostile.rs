@@ -268,7 +268,7 @@ fn cache_with(tmp: &Path, wasm: &[u8], store_type: &str, n: u8) -> (PathBuf, Pat
     let id = Uuid::from_u128(0x686f_7374);
     let mut c = Chains::new(id);
     let ops = (0..n).map(|i| c.next(author(1), i as u64 + 1, vec![], vec![i]).0).collect();
-    let h = History { store_id: id, store_type: store_type.into(), schema_version: 1, provenance: None, ops };
+    let h = History { store_id: id, store_type: store_type.into(), schema_version: 1, provenance: None, delivery: Default::default(), ops };
     (cache.clone(), write(tmp, "history.json", h.to_json().as_bytes()))
 }
 
@@ -347,7 +347,7 @@ fn a_guest_keeping_state_between_calls_gets_a_fresh_instance_per_replay() {
     let id = Uuid::from_u128(0x7374_6174);
     let mut c = Chains::new(id);
     let ops = (0..30u64).map(|i| c.next(author(1 + (i % 3) as u8), i + 1, vec![], vec![i as u8, 1, 2, 3]).0).collect();
-    let h = History { store_id: id, store_type: "test:ids".into(), schema_version: 1, provenance: None, ops };
+    let h = History { store_id: id, store_type: "test:ids".into(), schema_version: 1, provenance: None, delivery: Default::default(), ops };
     lattice_conform::corpus::add_history(&corpus, "long", &h).unwrap();
     let cx = tmp.path().join("cx.json");
     let args: Vec<OsString> = vec![

@@ -564,7 +564,14 @@ fn cli_wasm_add_list_digest_and_open_a_store_of_a_wasm_only_type() {
 
     let mut c = Chains::new(store_rows_id());
     let ops = (0..3).map(|i| c.next(author(1), i, vec![], vec![i as u8]).0).collect();
-    let h = History { store_id: store_rows_id(), store_type: "test:ids".into(), schema_version: 1, provenance: None, ops };
+    let h = History {
+        store_id: store_rows_id(),
+        store_type: "test:ids".into(),
+        schema_version: 1,
+        provenance: None,
+        delivery: Default::default(),
+        ops,
+    };
     std::fs::write(&hist, h.to_json()).unwrap();
     run_env(&cache, os!("apply", &dir, &hist, "--create")).expect(0);
     let open = run_env(&cache, os!("open", &dir, "--verify")).expect(0);

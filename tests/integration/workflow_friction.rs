@@ -254,6 +254,7 @@ fn store_with_deletes(tmp: &Path) -> PathBuf {
         store_type: kv::STORE_TYPE.into(),
         schema_version: 1,
         provenance: None,
+        delivery: Default::default(),
         ops: vec![first, deletes, concurrent],
     };
     let file = tmp.join("deletes.json");

@@ -118,35 +118,34 @@ fn planned(
             c.restart()?;
         }
         let Some(first) = ops.peek().cloned() else { return Ok(None) };
-        let (ro, co, len) = match batches.next_if(|b| b.start == i) {
+        let (same, ro, co, len) = match batches.next_if(|b| b.start == i) {
             Some(b) => {
                 let batch: Vec<Op> = ops.by_ref().take(b.len as usize).collect();
                 let (ra, rw) = r.deliver_batch(&batch)?;
                 let (ca, cw) = c.deliver_batch(&batch)?;
                 let text = |each: &[Delivered], whole: &Delivered, s: Option<&Stall>, explain: bool| {
-                    let each: Vec<String> = each.iter().map(|d| delivered_text(d, None, false)).collect();
+                    let each: Vec<String> = each
+                        .iter()
+                        .map(|d| match d {
+                            Delivered::Received { .. } => "received".to_string(),
+                            d => delivered_text(d, None, false),
+                        })
+                        .collect();
                     format!("batch of {} ({}): {}", batch.len(), each.join(", "), delivered_text(whole, s, explain))
                 };
                 let (rs, cs) = (r.stall(), c.stall());
-                if text(&ra, &rw, rs.as_ref(), false) == text(&ca, &cw, cs.as_ref(), false) {
-                    (String::new(), String::new(), batch.len() as u64)
-                } else {
-                    (text(&ra, &rw, rs.as_ref(), true), text(&ca, &cw, cs.as_ref(), true), batch.len() as u64)
-                }
+                let same = text(&ra, &rw, rs.as_ref(), false) == text(&ca, &cw, cs.as_ref(), false);
+                (same, text(&ra, &rw, rs.as_ref(), true), text(&ca, &cw, cs.as_ref(), true), batch.len() as u64)
             }
             None => {
                 let op = ops.next().expect("peeked");
                 let (rd, cd) = (r.deliver(&op)?, c.deliver(&op)?);
                 let (rs, cs) = (r.stall(), c.stall());
-                if delivered_text(&rd, rs.as_ref(), false) == delivered_text(&cd, cs.as_ref(), false) {
-                    (String::new(), String::new(), 1)
-                } else {
-                    (delivered_text(&rd, rs.as_ref(), true), delivered_text(&cd, cs.as_ref(), true), 1)
-                }
+                let same = delivered_text(&rd, rs.as_ref(), false) == delivered_text(&cd, cs.as_ref(), false);
+                (same, delivered_text(&rd, rs.as_ref(), true), delivered_text(&cd, cs.as_ref(), true), 1)
             }
         };
-        if ro != co || r.state_hash()? != c.state_hash()? || r.observed_hash()? != c.observed_hash()? {
-            let (ro, co) = if ro == co { ("same outcome".to_string(), "same outcome".to_string()) } else { (ro, co) };
+        if !same || r.state_hash()? != c.state_hash()? || r.observed_hash()? != c.observed_hash()? {
             return Ok(Some(divergence_at(h, i, &first, ro, co, r, c)?));
         }
         i += len;

@@ -861,7 +861,9 @@ pub fn compute_migration_golden_streamed(
         target: registry.opener(m.target_type())?.logic(),
         faults: HostFaults::default(),
     };
-    let source = MemStore::replayed(header.identity(), build.source.clone(), ops);
+    let mut source = MemStore::new(header.identity(), build.source.clone());
+    crate::replica::run_plan(&mut source, ops, &header.delivery, crate::golden::CHECKPOINT_INTERVAL)
+        .expect("an in-memory replica never fails");
     migration_golden_of(m, entry, &source, &build)
 }
 
@@ -881,11 +883,10 @@ pub fn compute_migration_golden_with(
     build: &GoldenBuild,
 ) -> Result<MigrationGolden, MigrateError> {
     let identity = history.identity();
-    let source = MemStore::new(identity, build.source.clone()).with_faults(build.faults);
-    let source = history.ops.iter().fold(source, |mut s, op| {
-        s.deliver(op);
-        s
-    });
+    let mut source = MemStore::new(identity, build.source.clone()).with_faults(build.faults);
+    let ops = history.ops.iter().cloned();
+    crate::replica::run_plan(&mut source, ops, &history.delivery, crate::golden::CHECKPOINT_INTERVAL)
+        .expect("an in-memory replica never fails");
     migration_golden_of(m, entry, &source, build)
 }
 

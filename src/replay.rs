@@ -579,6 +579,38 @@ mod tests {
         assert_eq!(s.counts().applied, 3);
     }
 
+    /// Lattice's batch ingest (FORMAT §4.5): two ops naming the same witness tip are both
+    /// witnessed in one batch (the second then breaks its author's chain), while one by one the
+    /// first moves the tip and the second floats for good; an invalid op aborts the rest of a
+    /// batch and leaves what came before it floating.
+    #[test]
+    fn a_batch_witnesses_what_one_by_one_delivery_leaves_floating_and_an_invalid_op_aborts_it() {
+        let mut one_by_one = store();
+        let a1 = op(1, ZERO_HASH, vec![], b"1");
+        let id1 = op_id(&one_by_one.identity.store_id, &a1);
+        let (a2, fork) = (op(1, id1, vec![], b"2"), op(1, id1, vec![], b"fork"));
+        for o in [&a1, &a2, &fork] {
+            one_by_one.deliver(o);
+        }
+        assert_eq!(one_by_one.floating(), vec![2]);
+        assert!(one_by_one.stall().is_none());
+        let mut batched = store();
+        batched.deliver(&a1);
+        let (each, whole) = batched.deliver_batch(&[a2.clone(), fork.clone()]);
+        assert_eq!(each, vec![Delivered::Received { witnessed: 0, applied: 0, stalled: false }; 2]);
+        assert_eq!(whole, Delivered::Received { witnessed: 2, applied: 1, stalled: true });
+        assert!(batched.floating().is_empty());
+        assert_eq!(batched.stall().map(|s| s.kind), Some(RejectKind::BrokenChain));
+        let mut aborted = store();
+        let mut bad = op(2, ZERO_HASH, vec![[2; 32], [1; 32]], b"x");
+        bad.causal_deps = vec![[2; 32], [1; 32]];
+        let (each, whole) = aborted.deliver_batch(&[a1.clone(), bad, a2.clone()]);
+        assert!(matches!(each[1], Delivered::Refused(_)) && each[2] == Delivered::Skipped && whole == Delivered::Skipped);
+        assert_eq!(aborted.floating(), vec![0], "a1 was received and stays floating, ready or not");
+        assert_eq!(aborted.counts().delivered, 3);
+        assert_eq!(aborted.deliver(&a2), Delivered::Received { witnessed: 2, applied: 2, stalled: false });
+    }
+
     /// Each delivery and kernel fault against the reference on a small handcrafted kvstore
     /// history where they must disagree (counts, stall, floating ops or state hash).
     #[test]

@@ -1542,6 +1542,15 @@ fn history_command(cmd: HistoryCommand) -> anyhow::Result<()> {
             if let Some(p) = &header.provenance {
                 writeln!(out, "provenance:     {} seed {} scenario {} index {} ops {}", p.generator, p.seed, p.scenario, p.index, p.ops)?;
             }
+            let plan = &header.delivery;
+            if !plan.batches.is_empty() {
+                let b: Vec<String> = plan.batches.iter().map(|b| format!("#{}–#{}", b.start, b.start + b.len - 1)).collect();
+                writeln!(out, "batches:        {}", b.join(", "))?;
+            }
+            if !plan.restarts.is_empty() {
+                let r: Vec<String> = plan.restarts.iter().map(|r| format!("#{r}")).collect();
+                writeln!(out, "restarts before: {}", r.join(", "))?;
+            }
             for (i, op) in (0u64..).zip(ops.by_ref()) {
                 if limit.is_some_and(|l| i >= l) {
                     continue;

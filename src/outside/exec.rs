@@ -662,46 +662,14 @@ impl ExecReplica {
         Ok(())
     }
 
-    fn set_view(&mut self, key: Vec<u8>, view: View) {
-        if let Some(old) = self.views.remove(&key) {
-            self.observed.remove(RowTable::Observed, &key, &old);
-        }
-        if self.unviewable.remove(&key).is_some() {
-            self.observed.remove(RowTable::Unviewable, &key, &[]);
-        }
-        match view {
-            View::Absent => {}
-            View::Value(v) => {
-                self.observed.insert(RowTable::Observed, &key, &v);
-                self.views.insert(key, v);
-            }
-            View::Unviewable(why) => {
-                self.observed.insert(RowTable::Unviewable, &key, &[]);
-                self.unviewable.insert(key, why);
-            }
-        }
-    }
-
-    /// Asks for the build's whole stored state and compares it with the mirror.
-    fn check_dump(&mut self, when: &str) -> Result<(), ReplicaError> {
-        let allowance = 1 + self.rows.len() / 1024;
-        let (rows, views, floating) = match self.p().call(&Request::Dump, allowance)? {
-            Reply::Dumped { rows, views, floating } => (rows, views, floating),
-            other => return Err(self.p().unexpected("DUMP", &other)),
-        };
-        let mut data = BTreeMap::new();
-        let mut tips = BTreeMap::new();
-        for (t, k, v) in rows {
-            match (t, <[u8; 32]>::try_from(k.as_slice()), <[u8; 32]>::try_from(v.as_slice())) {
-                (wire::TABLE_DATA, ..) => {
-                    data.insert(k, v);
-                }
-                (wire::TABLE_TIP, Ok(a), Ok(id)) => {
-                    tips.insert(a, id);
-                }
-                _ => return Err(self.violation(format!("DUMP {when}: a row of table {t} that is not a data row or a 32-byte tip row"))),
-            }
-        }
+    /// Fails unless a DUMP's rows, tips and views are the mirror's.
+    fn compare_dump(
+        &mut self,
+        when: &str,
+        data: BTreeMap<Vec<u8>, Vec<u8>>,
+        tips: BTreeMap<[u8; 32], OpId>,
+        views: Vec<(Vec<u8>, View)>,
+    ) -> Result<(), ReplicaError> {
         if let Some(k) = first_difference(&self.rows, &data) {
             return Err(self.violation(format!("{when}, its stored rows differ from the writes it reported: key {}", hex::encode(k))));
         }
@@ -726,6 +694,74 @@ impl ExecReplica {
             self.views.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).chain(self.unviewable.keys().map(|k| (k.clone(), None))).collect();
         if let Some(k) = first_difference(&mirror, &seen) {
             return Err(self.violation(format!("{when}, its views differ from the views it reported: key {}", hex::encode(k))));
+        }
+        Ok(())
+    }
+
+    /// Replaces the mirror's rows, tips and views with a DUMP's, accumulators recomputed.
+    fn adopt(&mut self, data: BTreeMap<Vec<u8>, Vec<u8>>, tips: BTreeMap<[u8; 32], OpId>, views: Vec<(Vec<u8>, View)>) {
+        self.acc = LtHash::default();
+        for (k, v) in &data {
+            self.acc.insert(RowTable::Data, k, v);
+        }
+        for (a, t) in &tips {
+            self.acc.insert(RowTable::Tip, a, t);
+        }
+        (self.rows, self.tips) = (data, tips);
+        self.views.clear();
+        self.unviewable.clear();
+        self.observed = LtHash::default();
+        for (k, v) in views {
+            self.set_view(k, v);
+        }
+    }
+
+    fn set_view(&mut self, key: Vec<u8>, view: View) {
+        if let Some(old) = self.views.remove(&key) {
+            self.observed.remove(RowTable::Observed, &key, &old);
+        }
+        if self.unviewable.remove(&key).is_some() {
+            self.observed.remove(RowTable::Unviewable, &key, &[]);
+        }
+        match view {
+            View::Absent => {}
+            View::Value(v) => {
+                self.observed.insert(RowTable::Observed, &key, &v);
+                self.views.insert(key, v);
+            }
+            View::Unviewable(why) => {
+                self.observed.insert(RowTable::Unviewable, &key, &[]);
+                self.unviewable.insert(key, why);
+            }
+        }
+    }
+
+    /// Asks for the build's whole stored state and compares it with the mirror.
+    /// With `adopt` (after a restart), what the build stores is taken as its state — a build that
+    /// loses rows when it reopens then diverges (exit 1) rather than being unusable.
+    fn check_dump(&mut self, when: &str, adopt: bool) -> Result<(), ReplicaError> {
+        let allowance = 1 + self.rows.len() / 1024;
+        let (rows, views, floating) = match self.p().call(&Request::Dump, allowance)? {
+            Reply::Dumped { rows, views, floating } => (rows, views, floating),
+            other => return Err(self.p().unexpected("DUMP", &other)),
+        };
+        let mut data = BTreeMap::new();
+        let mut tips = BTreeMap::new();
+        for (t, k, v) in rows {
+            match (t, <[u8; 32]>::try_from(k.as_slice()), <[u8; 32]>::try_from(v.as_slice())) {
+                (wire::TABLE_DATA, ..) => {
+                    data.insert(k, v);
+                }
+                (wire::TABLE_TIP, Ok(a), Ok(id)) => {
+                    tips.insert(a, id);
+                }
+                _ => return Err(self.violation(format!("DUMP {when}: a row of table {t} that is not a data row or a 32-byte tip row"))),
+            }
+        }
+        if adopt {
+            self.adopt(data, tips, views);
+        } else {
+            self.compare_dump(when, data, tips, views)?;
         }
         // The build's own floating set is what it stores: an op it said it received but did not
         // keep (dropped) leaves the host's set too, so the golden's `floating` is the build's.
@@ -822,7 +858,7 @@ impl Replica for ExecReplica {
     fn restart(&mut self) -> Result<(), ReplicaError> {
         let allowance = 1 + self.rows.len() / 1024;
         match self.p().call(&Request::Restart, allowance)? {
-            Reply::Restarted => self.check_dump("after a restart"),
+            Reply::Restarted => self.check_dump("after a restart", true),
             other => Err(self.p().unexpected("RESTART", &other)),
         }
     }
@@ -846,7 +882,7 @@ impl Replica for ExecReplica {
     /// The build's floating set (asked for with DUMP, which also checks the mirror).
     fn floating(&mut self) -> Result<Vec<u64>, ReplicaError> {
         if !self.dumped {
-            self.check_dump("when asked for its floating ops")?;
+            self.check_dump("when asked for its floating ops", false)?;
         }
         let mut out: Vec<u64> = self.floating.values().copied().collect();
         out.sort_unstable();
@@ -867,7 +903,7 @@ impl Replica for ExecReplica {
         }
         self.finished = true;
         if !self.dumped {
-            self.check_dump("at the end of the history")?;
+            self.check_dump("at the end of the history", false)?;
         }
         match self.p().call(&Request::Close, 1)? {
             Reply::Closed => {}

@@ -27,6 +27,12 @@ pub enum Misbehave {
     Version(u32),
     /// Writes this many bytes to stderr before answering HELLO, then works normally.
     StderrFlood(u64),
+    /// Delivers a batch's ops each on its own (witnessing after each), reporting one effects
+    /// record: a build without Lattice's batch ingest.
+    BatchAsEach,
+    /// Forgets everything on RESTART (reopens as an empty store): a build whose persistence is
+    /// broken.
+    Amnesia,
     /// Reads and bumps the counter in FILE: a run that found an odd number witnesses in one pass
     /// only (`no-cascade`), so runs alternate between two outcomes (a nondeterministic build).
     Alternate(std::path::PathBuf),
@@ -44,6 +50,8 @@ impl std::str::FromStr for Misbehave {
             Some(("stderr-flood", n)) => Ok(Misbehave::StderrFlood(num(n)?)),
             Some(("alternate", path)) => Ok(Misbehave::Alternate(path.into())),
             None if s == "garbage" => Ok(Misbehave::Garbage),
+            None if s == "batch-as-each" => Ok(Misbehave::BatchAsEach),
+            None if s == "amnesia" => Ok(Misbehave::Amnesia),
             _ => Err(format!("--misbehave {s}: expected hang-at:N, crash-at:N, garbage, version:V, stderr-flood:BYTES or alternate:FILE")),
         }
     }
@@ -122,8 +130,16 @@ impl Session<'_> {
                 }
             }
             Request::Deliver { mode, ops } => self.deliver(mode, ops),
-            Request::Restart => match self.store {
-                Some(_) => Reply::Restarted,
+            Request::Restart => match self.store.as_ref().map(|(identity, _)| identity.clone()) {
+                Some(identity) => {
+                    if self.misbehave == Some(Misbehave::Amnesia) {
+                        match self.open(&identity) {
+                            Ok(fresh) => self.store = Some((identity, fresh)),
+                            Err(message) => return Ok(Reply::Error { message }),
+                        }
+                    }
+                    Reply::Restarted
+                }
                 None => Reply::Error { message: "RESTART before OPEN".into() },
             },
             Request::Dump => match &mut self.store {
@@ -239,7 +255,24 @@ impl Session<'_> {
                 let Some(ops) = decoded.into_iter().collect::<Result<Vec<Op>, String>>().ok() else {
                     return Reply::Error { message: "a batch holds an op that does not decode".into() };
                 };
-                let (each, effect) = store.deliver_batch(&ops);
+                let (each, effect) = if self.misbehave == Some(Misbehave::BatchAsEach) {
+                    let each: Vec<Delivered> = ops.iter().map(|op| store.deliver(op)).collect();
+                    let stalled = each.iter().any(|d| matches!(d, Delivered::Received { stalled: true, .. }));
+                    (
+                        each.iter()
+                            .map(|d| {
+                                if matches!(d, Delivered::Received { .. }) {
+                                    Delivered::Received { witnessed: 0, applied: 0, stalled: false }
+                                } else {
+                                    d.clone()
+                                }
+                            })
+                            .collect(),
+                        Delivered::Received { witnessed: 0, applied: 0, stalled },
+                    )
+                } else {
+                    store.deliver_batch(&ops)
+                };
                 let receipts = each.iter().map(receipt).collect();
                 Reply::Delivered { receipts, effects: vec![effects_of(store, &effect)] }
             }

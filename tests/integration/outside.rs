@@ -179,3 +179,25 @@ fn misbehaving_builds_get_a_verdict_naming_the_history_and_the_ops_within_their_
     let out = run_in(root(), ["verify", "--build", "exec:/bin/true", "--type", "core:kvstore"]).expect(2);
     assert!(out.stderr.contains("it exited (exit status: 0)"), "{}", out.stderr);
 }
+
+/// Bad builds tried: one that delivers a batch's ops one by one (no batch ingest) and one that
+/// forgets its store when it restarts. Both run cleanly and disagree: exit 1 on the histories
+/// whose delivery plans batch and restart, naming the first divergent op.
+#[test]
+fn batches_and_restarts_in_histories_catch_builds_without_batch_ingest_or_persistence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let each = build_file(tmp.path(), "each", &["--misbehave", "batch-as-each"], 10_000);
+    let out = run_in(root(), ["verify", "--build", &each, "--keep-going", "--filter", "*batch-write-time-winner-a"]).expect(1);
+    assert!(out.stdout.contains("reference: batch of 3 (received, received, received): witnessed 3, applied 3"), "{}", out.stdout);
+    let amnesia = build_file(tmp.path(), "amnesia", &["--misbehave", "amnesia"], 10_000);
+    let out = run_in(root(), ["verify", "--build", &amnesia, "--keep-going", "--filter", "*batch-restart-*"]).expect(1);
+    assert!(
+        out.stdout.contains("FAIL core:kvstore/batch-restart-kv") && out.stdout.contains("FAIL core:logstore/batch-restart-log"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("first divergent op: #3 "), "the op after the first restart\n{}", out.stdout);
+    // The reference adapter passes the same histories, batches and restarts included.
+    let good = build_file(tmp.path(), "ref", &[], 10_000);
+    run_in(root(), ["verify", "--build", &good, "--filter", "*batch-*"]).expect(0);
+}

@@ -35,7 +35,7 @@ pub trait Replica: Send {
     /// Delivers each op on its own, in order, and gives the state hash and observed hash after
     /// every delivery whose count (from the store's first) is a multiple of `every`, with that
     /// count. An outside replica keeps frames in flight while it takes answers in.
-    fn deliver_checkpointed(&mut self, ops: &[Op], every: u64) -> Result<Vec<(u64, StateHash, StateHash)>, ReplicaError> {
+    fn deliver_checkpointed(&mut self, ops: &[Op], every: u64) -> Result<Vec<Checkpoint>, ReplicaError> {
         let mut out = Vec::new();
         for op in ops {
             self.deliver(op)?;
@@ -91,7 +91,7 @@ pub fn run_plan(
     ops: impl Iterator<Item = Op>,
     plan: &crate::history::Delivery,
     every: u64,
-) -> Result<(Vec<(u64, StateHash, StateHash)>, u64), ReplicaError> {
+) -> Result<(Vec<Checkpoint>, u64), ReplicaError> {
     let mut ops = ops.peekable();
     let (mut batches, mut restarts) = (plan.batches.iter().peekable(), plan.restarts.iter().peekable());
     let (mut at, mut checkpoints) = (0u64, Vec::new());
@@ -118,6 +118,9 @@ pub fn run_plan(
         at += chunk.len() as u64;
     }
 }
+
+/// (deliveries so far, state hash, observed hash) at a checkpoint.
+pub type Checkpoint = (u64, StateHash, StateHash);
 
 /// Makes a fresh, empty replica for a store identity.
 pub trait ReplicaFactory: Send + Sync {

@@ -365,6 +365,9 @@ pub const FRAME_OPS: usize = 64;
 /// DELIVER frames in flight at once in [`Replica::deliver_checkpointed`].
 const PIPELINE: usize = 2;
 
+/// A DELIVERED answer: the receipts, the effects records, and the ids of the frame's ops.
+type Answer = (Vec<Receipt>, Vec<Effects>, Vec<OpId>);
+
 /// A DELIVER frame sent and not yet answered.
 struct Frame {
     mode: u8,
@@ -507,7 +510,7 @@ impl ExecReplica {
         self.p().fail(format!("broke the protocol: {what}"))
     }
 
-    fn send(&mut self, mode: u8, ops: &[Op]) -> Result<(Vec<Receipt>, Vec<Effects>, Vec<OpId>), ReplicaError> {
+    fn send(&mut self, mode: u8, ops: &[Op]) -> Result<Answer, ReplicaError> {
         let frame = self.post_frame(mode, ops, self.counts.delivered)?;
         self.collect(frame)
     }
@@ -529,7 +532,7 @@ impl ExecReplica {
     }
 
     /// The answer to a DELIVER frame, checked for shape.
-    fn collect(&mut self, frame: Frame) -> Result<(Vec<Receipt>, Vec<Effects>, Vec<OpId>), ReplicaError> {
+    fn collect(&mut self, frame: Frame) -> Result<Answer, ReplicaError> {
         let n = frame.ids.len();
         match self.p().answer(n).map_err(|e| frame.at(e))? {
             Reply::Delivered { receipts, effects } => {
@@ -804,7 +807,7 @@ impl Replica for ExecReplica {
 
     /// Frames of at most [`FRAME_OPS`] ops, ending on the checkpoints, with the next frame sent
     /// before the answer to the last is taken in: the build and the host work at the same time.
-    fn deliver_checkpointed(&mut self, ops: &[Op], every: u64) -> Result<Vec<(u64, StateHash, StateHash)>, ReplicaError> {
+    fn deliver_checkpointed(&mut self, ops: &[Op], every: u64) -> Result<Vec<crate::replica::Checkpoint>, ReplicaError> {
         let mut frames = Vec::new();
         let mut at = self.counts.delivered;
         let mut rest = ops;

@@ -181,9 +181,9 @@ fn divergence_at(
     })
 }
 
-/// Ops an engine hands an outside replica per frame where it needs no answer in between (the
-/// golden's checkpoint interval, so checkpoints fall on frame boundaries).
-pub const FRAME_OPS: usize = crate::golden::CHECKPOINT_INTERVAL as usize;
+/// Ops an engine hands a replica at once where it needs no answer in between (an outside build's
+/// frame; the goldens' checkpoint interval).
+pub const FRAME_OPS: usize = 64;
 
 /// What one delivery did, in words compared between builds (a stall by its kind only: the
 /// wording of a reason may differ between builds of one logic). `explain` adds the reason of a

@@ -187,20 +187,9 @@ impl MemStore {
         Delivered::Refused(Rejection { op_id: [0; 32], kind: RejectKind::MalformedOp, reason })
     }
 
-    /// The views of `keys` now, as the build protocol reports them.
-    pub fn views_of<'k>(&mut self, keys: impl Iterator<Item = &'k Vec<u8>>) -> Vec<(Vec<u8>, crate::outside::wire::View)> {
-        use crate::outside::wire::View;
-        self.refresh_views();
-        let o = &self.observed;
-        keys.map(|k| {
-            let view = match o.views.get(k) {
-                Some(v) => View::Value(v.clone()),
-                None if o.unviewable.contains(k) => View::Unviewable(o.failure.clone().unwrap_or_else(|| "unviewable".into())),
-                None => View::Absent,
-            };
-            (k.clone(), view)
-        })
-        .collect()
+    /// Whether the logic could not view `key`'s row (as of the last look at the views).
+    pub fn is_unviewable(&self, key: &[u8]) -> bool {
+        self.observed.unviewable.contains(key)
     }
 
     /// The author's projected tip.

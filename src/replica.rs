@@ -2,10 +2,10 @@
 //! witnessing, projection and stall rules, and the rows it stores — fed ops one at a time, as a
 //! batch, or across a restart, and read back.
 //!
-//! Implementations: [`MemStore`] (the in-memory replay with native, fault or Wasm logic) and
-//! [`crate::outside::ExecReplica`] (an outside build: a process speaking docs/BUILD_PROTOCOL.md).
-//! A [`ReplicaFactory`] makes a fresh replica per history; [`crate::build::BuildSpec::factory`]
-//! resolves a `--build` to one.
+//! Implementations: [`MemStore`] (the in-memory replay with native, fault or Wasm logic) and the
+//! outside module's `ExecReplica` (an outside build: a process speaking docs/BUILD_PROTOCOL.md).
+//! A [`ReplicaFactory`] makes a fresh replica per history; `BuildSpec::factory` (in `build`, a
+//! layer above) resolves a `--build` to one.
 //!
 //! An in-memory replica never fails; an outside one can (it hangs, dies, answers garbage): every
 //! method returns a [`ReplicaError`] then, and the engines turn it into an "unusable build"

@@ -319,7 +319,10 @@ fn serve_build(registry: &Registry, build: &str, misbehave: Option<&str>) -> any
         anyhow::bail!("serve-build --build {build}: only `native` and `native-fault:NAME` can be served");
     }
     let misbehave = misbehave.map(str::parse).transpose().map_err(|e: String| anyhow::anyhow!(e))?;
-    lattice_conform::outside::serve::serve(&build, registry, misbehave, std::io::stdin().lock(), std::io::stdout().lock())?;
+    let resolve = |t: &str| build.replay_parts(t, registry).map_err(|e| e.to_string());
+    let types = registry.registered_types().into_iter().filter_map(|t| resolve(&t).ok().map(|(l, _)| (t, l.schema_version()))).collect();
+    let served = lattice_conform::outside::serve::Served { build: build.to_string(), types, resolve: &resolve };
+    lattice_conform::outside::serve::serve(&served, misbehave, std::io::stdin().lock(), std::io::stdout().lock())?;
     Ok(())
 }
 
@@ -352,6 +355,12 @@ fn apply(registry: &Registry, dir: &Path, path: &Path, create: bool) -> anyhow::
     // A history that does not load is refused before anything is written: the whole file is
     // read once (as a stream, holding no ops) before it is delivered.
     let history = lattice_conform::history::open(path)?.finish()?.header;
+    if !history.delivery.batches.is_empty() && !quiet() {
+        eprintln!(
+            "note: {} batches ops (its delivery plan, docs/FORMAT.md §10.9); apply delivers each op on its own, so the store may differ from the history's golden",
+            path.display()
+        );
+    }
     let mut store = if create && !dir.exists() {
         let logic = registry.resolve(&history.identity())?;
         Store::create(dir, history.store_id, logic)?

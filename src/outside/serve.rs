@@ -7,11 +7,10 @@
 
 use std::io::{Read, Write};
 
-use crate::build::BuildSpec;
 use crate::op::{op_id, Op};
 use crate::outside::wire::{self, Change, Effects, Receipt, Reply, Request, StallMsg, View};
-use crate::registry::Registry;
-use crate::replay::{Delivered, MemStore};
+use crate::replay::{Delivered, HostFaults, MemStore};
+use crate::store::Logic;
 use crate::store::StoreIdentity;
 
 /// A deliberate misbehaviour of the reference adapter (for tests of the host's verdicts).
@@ -66,9 +65,16 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// What the adapter serves: its name for reports, the store types it declares, and the logic and
+/// host faults of each (the binary resolves them from a `--build`).
+pub struct Served<'a> {
+    pub build: String,
+    pub types: Vec<(String, u64)>,
+    pub resolve: &'a dyn Fn(&str) -> Result<(Logic, HostFaults), String>,
+}
+
 struct Session<'a> {
-    build: &'a BuildSpec,
-    registry: &'a Registry,
+    served: &'a Served<'a>,
     misbehave: Option<Misbehave>,
     /// This run is an odd one of `Alternate`.
     lossy: bool,
@@ -76,21 +82,15 @@ struct Session<'a> {
     delivered: u64,
 }
 
-/// Serves `build` over `input`/`output` until BYE or the end of input.
-pub fn serve(
-    build: &BuildSpec,
-    registry: &Registry,
-    misbehave: Option<Misbehave>,
-    input: impl Read,
-    output: impl Write,
-) -> Result<(), ServeError> {
+/// Serves over `input`/`output` until BYE or the end of input.
+pub fn serve(served: &Served, misbehave: Option<Misbehave>, input: impl Read, output: impl Write) -> Result<(), ServeError> {
     let mut input = std::io::BufReader::with_capacity(1 << 16, input);
     let mut output = std::io::BufWriter::with_capacity(1 << 16, output);
     let lossy = match &misbehave {
         Some(Misbehave::Alternate(path)) => bump_counter(path)? % 2 == 1,
         _ => false,
     };
-    let mut s = Session { build, registry, misbehave, lossy, store: None, delivered: 0 };
+    let mut s = Session { served, misbehave, lossy, store: None, delivered: 0 };
     loop {
         let (ty, body) = match wire::read_frame(&mut input) {
             Ok(f) => f,
@@ -180,29 +180,23 @@ impl Session<'_> {
             Some(Misbehave::Version(v)) => v,
             _ => wire::VERSION,
         };
-        let types = self
-            .registry
-            .registered_types()
-            .into_iter()
-            .filter_map(|t| self.build.replay_parts(&t, self.registry).ok().map(|(logic, _)| (t, logic.schema_version())))
-            .collect();
         Ok(Reply::HelloOk {
             version,
             name: "lattice-conform serve-build".into(),
-            build_version: format!("{} {}", env!("CARGO_PKG_VERSION"), self.build),
-            types,
+            build_version: format!("{} {}", env!("CARGO_PKG_VERSION"), self.served.build),
+            types: self.served.types.clone(),
         })
     }
 
     fn open(&self, identity: &StoreIdentity) -> Result<MemStore, String> {
-        let (logic, mut faults) = self.build.replay_parts(&identity.store_type, self.registry).map_err(|e| e.to_string())?;
+        let (logic, mut faults) = (self.served.resolve)(&identity.store_type)?;
         if self.lossy {
             faults.delivery = Some(crate::delivery::DeliveryFault::NoCascade);
         }
         if faults.hash.is_some() {
             return Err(format!(
                 "{}: a fault of the state-hash encoding cannot be served: over the protocol the host computes the hash",
-                self.build
+                self.served.build
             ));
         }
         if logic.schema_version() != identity.schema_version {
@@ -303,7 +297,7 @@ fn effects_of(store: &mut MemStore, d: &Delivered) -> Effects {
     let mut changes: Vec<Change> =
         j.keys.iter().map(|k| Change { table: wire::TABLE_DATA, key: k.clone(), value: store.rows().get(k).cloned() }).collect();
     changes.extend(j.authors.iter().map(|a| Change { table: wire::TABLE_TIP, key: a.to_vec(), value: store.tip(a).map(|t| t.to_vec()) }));
-    let views = store.views_of(j.keys.iter());
+    let views = views_of(store, j.keys.iter());
     Effects { witnessed: j.witnessed, applied: j.applied, stall, changes, views }
 }
 
@@ -311,6 +305,21 @@ fn dump(store: &mut MemStore) -> Reply {
     let mut rows: Vec<(u8, Vec<u8>, Vec<u8>)> = store.rows().iter().map(|(k, v)| (wire::TABLE_DATA, k.clone(), v.clone())).collect();
     rows.extend(store.tips().iter().map(|(a, t)| (wire::TABLE_TIP, a.to_vec(), t.to_vec())));
     let keys: Vec<Vec<u8>> = store.rows().keys().cloned().collect();
-    let views = store.views_of(keys.iter()).into_iter().filter(|(_, v)| *v != View::Absent).collect();
+    let views = views_of(store, keys.iter()).into_iter().filter(|(_, v)| *v != View::Absent).collect();
     Reply::Dumped { rows, views, floating: store.floating_ids() }
+}
+
+/// The views of `keys` now, as the protocol reports them (§6): a view, none, or unviewable with
+/// the logic's reason.
+fn views_of<'k>(store: &mut MemStore, keys: impl Iterator<Item = &'k Vec<u8>>) -> Vec<(Vec<u8>, View)> {
+    store.views();
+    keys.map(|k| {
+        let view = match store.views().get(k).cloned() {
+            Some(v) => View::Value(v),
+            None if store.is_unviewable(k) => View::Unviewable(store.view_failure().unwrap_or("unviewable").to_string()),
+            None => View::Absent,
+        };
+        (k.clone(), view)
+    })
+    .collect()
 }

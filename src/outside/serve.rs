@@ -323,3 +323,88 @@ fn views_of<'k>(store: &mut MemStore, keys: impl Iterator<Item = &'k Vec<u8>>) -
     })
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use lattice_logic::kvstore::{encode_payload, Entry, KvStore};
+
+    use super::*;
+    use crate::op::{Hlc, ZERO_HASH};
+
+    /// The frames of one session, both ways, as lines of hex: what docs/BUILD_PROTOCOL.md §10
+    /// shows byte for byte.
+    fn transcript() -> String {
+        let store_id = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let op = Op {
+            author: [1; 32],
+            hlc: Hlc { wall_ms: 5, counter: 0 },
+            prev: ZERO_HASH,
+            causal_deps: vec![],
+            payload: encode_payload(&[Entry::Put { key: b"k".to_vec(), value: b"v".to_vec() }]),
+        };
+        let enc = op.encode();
+        let id = crate::op::op_id_of_encoding(&uuid::Uuid::from_bytes(store_id), &enc);
+        let requests = [
+            Request::Hello { version: 1 },
+            Request::Open { store_id, store_type: "core:kvstore".into(), schema_version: 1 },
+            Request::Deliver { mode: wire::MODE_EACH, ops: vec![(id, enc)] },
+            Request::Dump,
+            Request::Close,
+            Request::Bye,
+        ];
+        let mut input = Vec::new();
+        let mut lines = Vec::new();
+        for r in &requests {
+            let (ty, body) = r.encode();
+            let mut frame = Vec::new();
+            wire::write_frame(&mut frame, ty, &body).unwrap();
+            lines.push(format!("host  → {}", hex::encode(&frame)));
+            input.extend(frame);
+        }
+        let resolve = |t: &str| match t {
+            "core:kvstore" => Ok((Arc::new(KvStore) as Logic, HostFaults::default())),
+            other => Err(format!("{other} is not served")),
+        };
+        let served = Served { build: "native".into(), types: vec![("core:kvstore".into(), 1)], resolve: &resolve };
+        let mut output = Vec::new();
+        serve(&served, None, input.as_slice(), &mut output).unwrap();
+        let mut out = output.as_slice();
+        let mut replies = Vec::new();
+        while let Ok((ty, body)) = wire::read_frame(&mut out) {
+            let mut frame = Vec::new();
+            wire::write_frame(&mut frame, ty, &body).unwrap();
+            replies.push(format!("build → {}", hex::encode(&frame)));
+        }
+        // Interleave: each request but BYE is answered by one reply.
+        let mut text = String::new();
+        for (i, l) in lines.iter().enumerate() {
+            text.push_str(l);
+            text.push('\n');
+            if let Some(r) = replies.get(i) {
+                text.push_str(r);
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn the_worked_example_in_build_protocol_md_is_what_the_code_sends_and_answers() {
+        let doc_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/BUILD_PROTOCOL.md");
+        let doc = std::fs::read_to_string(&doc_path).unwrap();
+        let (start, end) = ("<!-- transcript: begin -->\n```\n", "```\n<!-- transcript: end -->");
+        let t = transcript();
+        if std::env::var_os("UPDATE_PROTOCOL_TRANSCRIPT").is_some() {
+            let a = doc.find(start).unwrap() + start.len();
+            let b = doc.find(end).unwrap();
+            std::fs::write(&doc_path, format!("{}{}{}", &doc[..a], t, &doc[b..])).unwrap();
+            return;
+        }
+        assert!(
+            doc.contains(&format!("{start}{t}{end}")),
+            "docs/BUILD_PROTOCOL.md §10 differs from:\n{t}\n(UPDATE_PROTOCOL_TRANSCRIPT=1 rewrites it)"
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! Hot-fix certification: `certify` and `certify --check`.
+
+use crate::*;
+
+#[derive(clap::Args)]
+pub(crate) struct CertifyArgs {
+    /// The store type both builds implement; default: the type a Wasm build declares (or a
+    /// `native-fault:` fault's type).
+    #[arg(long = "type")]
+    store_type: Option<String>,
+    /// The build in production: `native`, `native-fault:NAME`, a .wasm path or `cas:<digest>`.
+    #[arg(long, required_unless_present = "check")]
+    baseline: Option<String>,
+    /// The hot-fix build to certify against --baseline (same forms).
+    #[arg(long, required_unless_present = "check")]
+    candidate: Option<String>,
+    /// The bundled corpus (phase 1).
+    #[arg(long, default_value = "corpus")]
+    bundled: PathBuf,
+    /// More corpora to replay in phase 1 (e.g. recorded production histories).
+    #[arg(long)]
+    corpus: Vec<PathBuf>,
+    /// Generated cases in phase 2.
+    #[arg(long, default_value_t = 200)]
+    cases: u32,
+    /// Seed of the generated cases, the payload mutations and the --orders delivery orders.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Most ops in a generated case or a mutated corpus prefix.
+    #[arg(long, default_value_t = 200)]
+    max_ops: u32,
+    /// Also compare the builds on every corpus history in N further delivery orders (seeded by
+    /// --seed), so a hot fix that changes what a reordered replica shows is caught.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    orders: u32,
+    /// Where to write the certificate.
+    #[arg(long, default_value = "certificate.json")]
+    out: PathBuf,
+    /// Where to write the shrunk counterexample history on divergence.
+    #[arg(long, default_value = "certify-counterexample.json")]
+    counterexample: PathBuf,
+    /// Replace --out and --counterexample if they exist.
+    #[arg(long)]
+    force: bool,
+    /// Re-derive this certificate; exit 0 if it still holds, 1 if not (naming what changed), 2
+    /// if an input it records cannot be found. Its `.wasm` builds are looked for relative to the
+    /// certificate's directory, then by digest in the Wasm cache ($LATTICE_WASM_CACHE).
+    #[arg(long)]
+    check: Option<PathBuf>,
+    /// Print the result as JSON on standard output (docs/FORMAT.md §17.7; with --check, §17.6).
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {
+    use lattice_conform::certify as c;
+    if let Some(path) = &args.check {
+        let report = c::check(path, registry)?;
+        if args.json {
+            print_json(&report)?;
+        } else if report.holds {
+            say!("{}: still holds", path.display());
+        }
+        if !report.holds {
+            anyhow::bail!(CheckFailed(format!("{}: the certificate no longer holds: {}", path.display(), report.changes.join("; "))));
+        }
+        return Ok(());
+    }
+    lattice_conform::output::check_file(&args.out, args.force)?;
+    lattice_conform::output::check_file(&args.counterexample, args.force)?;
+    let baseline: lattice_conform::build::BuildSpec = args.baseline.expect("clap").parse()?;
+    let candidate: lattice_conform::build::BuildSpec = args.candidate.expect("clap").parse()?;
+    let store_type = match args.store_type {
+        Some(t) => t,
+        None => infer_certify_type(registry, &baseline, &candidate)?,
+    };
+    let opts = c::CertifyOptions {
+        store_type,
+        baseline,
+        candidate,
+        corpora: std::iter::once(args.bundled).chain(args.corpus).collect(),
+        cases: args.cases,
+        seed: args.seed,
+        max_ops: args.max_ops,
+        orders: args.orders,
+    };
+    let verdict = c::certify(&opts, registry)?;
+    let out = match &verdict {
+        c::Verdict::Equivalent(_) => &args.out,
+        c::Verdict::Diverged { .. } => &args.counterexample,
+    };
+    let json = c::RunJson::new(&opts, &verdict, out);
+    match verdict {
+        c::Verdict::Equivalent(cert) => {
+            let cert = c::located_at(cert, &args.out)?;
+            lattice_conform::corpus::write_atomic(&args.out, c::to_text(&cert).as_bytes())?;
+            if args.json {
+                return print_json(&c::RunJson::new(&opts, &c::Verdict::Equivalent(cert), out));
+            }
+            say!("equivalent on {} histories ({} ops); certificate written to {}", cert.histories, cert.ops, args.out.display());
+            Ok(())
+        }
+        c::Verdict::Diverged { source, history, divergence } => {
+            lattice_conform::corpus::write_atomic(&args.counterexample, history.to_json().as_bytes())?;
+            let mut text = String::new();
+            lattice_conform::report::divergence_text(&mut text, &divergence);
+            let head = format!("DIVERGED on {source}; shrunk to {} ops, written to {}", history.ops.len(), args.counterexample.display());
+            if args.json {
+                print_json(&json)?;
+                eprintln!("{head}");
+                eprint!("{text}");
+            } else {
+                println!("{head}");
+                print!("{text}");
+            }
+            anyhow::bail!(CheckFailed(format!("{} is not hash-equivalent to {}", opts.candidate, opts.baseline)))
+        }
+    }
+}
+
+/// The store type `certify` runs when `--type` is left out: the one the builds declare, which
+/// must agree when both declare one.
+pub(crate) fn infer_certify_type(
+    registry: &Registry,
+    baseline: &lattice_conform::build::BuildSpec,
+    candidate: &lattice_conform::build::BuildSpec,
+) -> anyhow::Result<String> {
+    match (baseline.declared_type(registry)?, candidate.declared_type(registry)?) {
+        (Some(b), Some(c)) if b != c => {
+            anyhow::bail!("--baseline {baseline} implements `{b}` but --candidate {candidate} implements `{c}`: a hot fix keeps its store type")
+        }
+        (Some(t), _) | (None, Some(t)) => Ok(t),
+        (None, None) => anyhow::bail!(
+            "--type is needed: neither --baseline {baseline} nor --candidate {candidate} declares a store type (only Wasm builds and store-logic faults do)"
+        ),
+    }
+}

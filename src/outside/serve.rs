@@ -70,11 +70,11 @@ pub enum ServeError {
 pub struct Served<'a> {
     pub build: String,
     pub types: Vec<(String, u64)>,
-    pub resolve: &'a Resolve,
+    pub resolve: &'a Resolve<'a>,
 }
 
 /// A store type's logic and host faults, or why the type is not served.
-pub type Resolve = dyn Fn(&str) -> Result<(Logic, HostFaults), String>;
+pub type Resolve<'r> = dyn Fn(&str) -> Result<(Logic, HostFaults), String> + 'r;
 
 struct Session<'a> {
     served: &'a Served<'a>,

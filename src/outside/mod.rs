@@ -1,12 +1,14 @@
 //! Outside builds: a build we did not compile, run as a process that speaks the build protocol
 //! (docs/BUILD_PROTOCOL.md) on its standard input and output.
 //!
-//! [`wire`] is the protocol's frames and messages; [`exec`] the host side (`--build exec:…`, an
+//! [`wire`] (the `lattice-build-protocol` crate) is the protocol's frames and messages; [`exec`] the host side (`--build exec:…`, an
 //! [`ExecReplica`] behind the [`crate::replica::Replica`] seam); [`serve`] the reference adapter
 //! (`lattice-conform serve-build`), this crate's own replica served over the protocol.
 
 pub mod exec;
 pub mod serve;
-pub mod wire;
+
+/// The protocol's frames and messages: the `lattice-build-protocol` crate, shared with adapters.
+pub use lattice_build_protocol as wire;
 
 pub use exec::{ExecBuild, ExecFactory, ExecLimits, ExecReplica};

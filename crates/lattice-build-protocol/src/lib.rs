@@ -1,8 +1,10 @@
-//! The outside-build protocol's frames and messages, byte for byte (docs/BUILD_PROTOCOL.md).
+//! The outside-build protocol's frames and messages, byte for byte (lattice-conform's
+//! docs/BUILD_PROTOCOL.md).
 //!
 //! A frame is a u32 little-endian length `L` (1 ≤ `L` ≤ [`MAX_FRAME`]), then `L` bytes: a type
-//! byte and the message body. Both sides use this module: the host ([`super::exec`]) and the
-//! reference adapter ([`super::serve`]). Decoding never panics and never allocates more than the
+//! byte and the message body. One source for every side: the host (`lattice_conform::outside::
+//! exec`), the reference adapter (`lattice_conform::outside::serve`) and the adapters outside the
+//! workspace (`adapters/lattice`). Decoding never panics and never allocates more than the
 //! frame holds: every count is checked against the bytes left.
 
 use std::io::{Read, Write};

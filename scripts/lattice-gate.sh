@@ -20,9 +20,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LATTICE_DIR="${1:-${LATTICE_DIR:-}}"
 [ -n "$LATTICE_DIR" ] || { echo "usage: scripts/lattice-gate.sh LATTICE_DIR (a lost-tty/lattice work tree)" >&2; exit 2; }
-LATTICE_DIR="$(cd "$LATTICE_DIR" && pwd)" || { echo "$LATTICE_DIR: no such directory" >&2; exit 2; }
-[ -f "$LATTICE_DIR/lattice-kernel/Cargo.toml" ] || { echo "$LATTICE_DIR is not a Lattice checkout (no lattice-kernel/Cargo.toml)" >&2; exit 2; }
-command -v protoc >/dev/null || { echo "protoc is missing (apt-get install protobuf-compiler)" >&2; exit 2; }
 TYPES="${TYPES:-core:kvstore core:logstore}"
 REPEAT="${REPEAT:-3}"
 OUT_DIR="${OUT_DIR:-$ROOT/target/lattice-gate}"
@@ -32,19 +29,9 @@ echo "== the host: lattice-conform (release)"
 (cd "$ROOT" && cargo build --release --locked --quiet)
 HOST="$ROOT/target/release/lattice-conform"
 
-echo "== the adapter, built in $BUILD against $LATTICE_DIR ($(git -C "$LATTICE_DIR" rev-parse --short HEAD 2>/dev/null || echo 'not a git work tree'))"
-mkdir -p "$BUILD"
-rm -rf "$BUILD/src" "$BUILD/lattice-build-protocol"
-cp -r "$ROOT/adapters/lattice/Cargo.toml" "$ROOT/adapters/lattice/Cargo.lock" "$ROOT/adapters/lattice/src" "$BUILD/"
-cp -r "$ROOT/crates/lattice-build-protocol" "$BUILD/lattice-build-protocol"
-sed -i 's|path = "../../crates/lattice-build-protocol"|path = "lattice-build-protocol"|' "$BUILD/Cargo.toml"
-ln -sfn "$LATTICE_DIR" "$BUILD/lattice-src"
-(cd "$BUILD" && cargo build --release --locked --quiet)
-ADAPTER="${CARGO_TARGET_DIR:-$BUILD/target}/release/lattice-build-adapter"
-
 mkdir -p "$OUT_DIR"
 BUILD_FILE="$OUT_DIR/lattice.build.json"
-printf '{"format":"lattice-conform/exec-build","format_version":1,"program":"%s","args":[]}\n' "$ADAPTER" > "$BUILD_FILE"
+bash "$ROOT/scripts/lattice-adapter-build.sh" "$LATTICE_DIR" "$BUILD" "$BUILD_FILE"
 
 rc=0
 cd "$ROOT"

@@ -704,10 +704,13 @@ pub fn verify_one(
     let ops = stream.finish()?.ops;
     let expected = golden::load(&golden::path_for(&opts.golden, entry), &entry.id())?;
     let failure = compare(&expected, &actual).map(|summary| Failure { summary, divergence: None });
-    if failure.is_none() && opts.repeat > 1 {
+    // Runs that differ are a nondeterministic build whether or not the first matched the golden.
+    if opts.repeat > 1 {
         let fresh = opts.build.fresh_factory(&header.store_type, registry)?;
-        let failure = repeat_runs(opts, entry, &header, fresh.as_ref(), &actual)?;
-        return Ok(HistoryResult { id: entry.id(), store_type: entry.store_type.clone(), ops, failure });
+        let differ = repeat_runs(opts, entry, &header, fresh.as_ref(), &actual)?;
+        if differ.is_some() || failure.is_none() {
+            return Ok(HistoryResult { id: entry.id(), store_type: entry.store_type.clone(), ops, failure: differ });
+        }
     }
     let failure = match failure {
         Some(mut f) => {

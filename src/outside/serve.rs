@@ -29,6 +29,9 @@ pub enum Misbehave {
     /// Delivers a batch's ops each on its own (witnessing after each), reporting one effects
     /// record: a build without Lattice's batch ingest.
     BatchAsEach,
+    /// Leaves the last data row of every delivery out of what it reports (it stores it all): a
+    /// build whose reports do not match its rows.
+    Lie,
     /// Forgets everything on RESTART (reopens as an empty store): a build whose persistence is
     /// broken.
     Amnesia,
@@ -51,6 +54,7 @@ impl std::str::FromStr for Misbehave {
             None if s == "garbage" => Ok(Misbehave::Garbage),
             None if s == "batch-as-each" => Ok(Misbehave::BatchAsEach),
             None if s == "amnesia" => Ok(Misbehave::Amnesia),
+            None if s == "lie" => Ok(Misbehave::Lie),
             _ => Err(format!("--misbehave {s}: expected hang-at:N, crash-at:N, garbage, version:V, stderr-flood:BYTES or alternate:FILE")),
         }
     }
@@ -132,7 +136,13 @@ impl Session<'_> {
                     Err(message) => Reply::Error { message },
                 }
             }
-            Request::Deliver { mode, ops } => self.deliver(mode, ops),
+            Request::Deliver { mode, ops } => {
+                let mut reply = self.deliver(mode, ops);
+                if let (Some(Misbehave::Lie), Reply::Delivered { effects, .. }) = (&self.misbehave, &mut reply) {
+                    effects.iter_mut().for_each(leave_out_last_row);
+                }
+                reply
+            }
             Request::Restart => match self.store.as_ref().map(|(identity, _)| identity.clone()) {
                 Some(identity) => {
                     if self.misbehave == Some(Misbehave::Amnesia) {
@@ -302,6 +312,14 @@ fn effects_of(store: &mut MemStore, d: &Delivered) -> Effects {
     changes.extend(j.authors.iter().map(|a| Change { table: wire::TABLE_TIP, key: a.to_vec(), value: store.tip(a).map(|t| t.to_vec()) }));
     let views = views_of(store, j.keys.iter());
     Effects { witnessed: j.witnessed, applied: j.applied, stall, changes, views }
+}
+
+/// `Misbehave::Lie`: the last data row written is stored but not reported.
+fn leave_out_last_row(e: &mut Effects) {
+    if let Some(i) = e.changes.iter().rposition(|c| c.table == wire::TABLE_DATA) {
+        let key = e.changes.remove(i).key;
+        e.views.retain(|(k, _)| *k != key);
+    }
 }
 
 fn dump(store: &mut MemStore) -> Reply {

@@ -1033,6 +1033,10 @@ fn cases() -> Vec<Case> {
             let b = adapter(t, "v2", "version:2");
             verify_build(t, "core:kvstore", &b)
         }),
+        case("build-exec-lies", Build, "an outside build whose stored rows differ from the writes it reported", 2, "its stored rows differ from the writes it reported", |t| {
+            let b = adapter(t, "lie", "lie");
+            verify_build(t, "core:kvstore", &b)
+        }),
         case("build-exec-missing", Build, "`--build exec:` names a program that does not exist", 2, "no-such-program: No such file or directory", |t| {
             let b = format!("exec:{}", t.join("no-such-program").display());
             verify_build(t, "core:kvstore", &b)

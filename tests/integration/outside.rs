@@ -141,13 +141,13 @@ fn repeat_catches_a_build_whose_runs_differ_and_names_the_first_differing_op() {
 }
 
 /// Bad inputs tried: a build that hangs, one that crashes, one that prints garbage, one that
-/// speaks another protocol version, one that floods stderr (which must still pass), and a
-/// program that exits at once. Each is a verdict within its bound, never a pass.
+/// speaks another protocol version, one that floods stderr (which must still pass), one that
+/// stores rows it does not report (a lying build), and a program that exits at once. Each is a verdict within its bound, never a pass.
 #[test]
 fn misbehaving_builds_get_a_verdict_naming_the_history_and_the_ops_within_their_bounds() {
     let tmp = tempfile::tempdir().unwrap();
     let filter = ["--type", "core:kvstore", "--filter", "core:kvstore/out-of-order-s1-011"];
-    let cases: [(&str, &[&str], i32, &[&str]); 6] = [
+    let cases: [(&str, &[&str], i32, &[&str]); 7] = [
         (
             "hang",
             &["--misbehave", "hang-at:70"],
@@ -163,6 +163,7 @@ fn misbehaving_builds_get_a_verdict_naming_the_history_and_the_ops_within_their_
         ("garbage", &["--misbehave", "garbage"], 2, &["not a protocol frame"]),
         ("v2", &["--misbehave", "version:2"], 2, &["speaks build protocol version 2; this host speaks version 1"]),
         ("flood", &["--misbehave", "stderr-flood:4000000"], 0, &[]),
+        ("lie", &["--misbehave", "lie"], 2, &["broke the protocol", "its stored rows differ from the writes it reported: key "]),
         ("unknown-arg", &["--no-such-flag"], 2, &["it exited (exit status: 2)", "--no-such-flag"]),
     ];
     for (name, args, code, says) in cases {

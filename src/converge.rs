@@ -26,8 +26,7 @@ use crate::diff::{diff_views, KeyDiff};
 use crate::hash::StateHash;
 use crate::history::History;
 use crate::op::{op_id, Op, OpId, ZERO_HASH};
-use crate::replay::MemStore;
-use crate::store::Logic;
+use crate::replica::{Replica, ReplicaError, ReplicaFactory};
 
 /// The known-divergences file's format tag and version.
 pub const KNOWN_TAG: &str = "lattice-conform/known-divergences";
@@ -108,26 +107,45 @@ impl KnownDivergences {
 }
 
 /// Checks one history in `n` further orders drawn from `seed`.
-pub fn check(h: &History, id: &str, logic: &Logic, n: u32, seed: u64, known: Option<&KnownDivergences>) -> Convergence {
+/// Each order is delivered to a fresh replica of `f` (a fresh store of an outside build too);
+/// an error is a replica that could not go on.
+pub fn check(
+    h: &History,
+    id: &str,
+    f: &dyn ReplicaFactory,
+    n: u32,
+    seed: u64,
+    known: Option<&KnownDivergences>,
+) -> Result<Convergence, ReplicaError> {
     let own: Vec<usize> = (0..h.ops.len()).collect();
-    let mut base = MemStore::replayed(h.identity(), logic.clone(), &h.ops);
+    let mut base = replayed(h, f, h.ops.iter())?;
     if let Some(s) = base.stall() {
         let why = if s.kind == crate::kernel::RejectKind::HostFailure { format!(": {}", s.reason) } else { String::new() };
-        return Convergence::Skipped { reason: format!("projection stalls at op {} ({}){why}", s.op_index, s.kind.as_str()) };
+        return Ok(Convergence::Skipped { reason: format!("projection stalls at op {} ({}){why}", s.op_index, s.kind.as_str()) });
     }
-    let own_outcome = hashes(&mut base);
+    let own_outcome = hashes(base.as_mut())?;
     let mut state_hash_agrees = true;
     for (k, order) in (0u32..).zip(orders(h, id, n, seed)) {
-        let outcome = hashes(&mut MemStore::replayed(h.identity(), logic.clone(), order.iter().map(|&i| &h.ops[i])));
+        let outcome = hashes(replayed(h, f, order.iter().map(|&i| &h.ops[i]))?.as_mut())?;
         state_hash_agrees &= outcome.1 == own_outcome.1;
         if disagree(&h.store_type, outcome, own_outcome) {
-            let (a, b) = shrink(h, logic, own.clone(), order);
-            let reads = reads_after(h, logic, &a, &b);
+            let (a, b) = shrink(h, f, own.clone(), order)?;
+            let reads = reads_after(h, f, &a, &b)?;
             let known = known.and_then(|f| f.for_type(&h.store_type)).map(|k| k.id.clone());
-            return Convergence::Diverges(Box::new(Counterexample { order: k, order_a: a, order_b: b, reads, known }));
+            return Ok(Convergence::Diverges(Box::new(Counterexample { order: k, order_a: a, order_b: b, reads, known })));
         }
     }
-    Convergence::Converges { orders: n, state_hash_agrees }
+    Ok(Convergence::Converges { orders: n, state_hash_agrees })
+}
+
+/// A fresh replica of `f` with `ops` delivered each on its own, in order.
+fn replayed<'o>(h: &History, f: &dyn ReplicaFactory, ops: impl Iterator<Item = &'o Op>) -> Result<Box<dyn Replica>, ReplicaError> {
+    let mut r = f.open(&h.identity())?;
+    let ops: Vec<Op> = ops.cloned().collect();
+    for chunk in ops.chunks(crate::lockstep::FRAME_OPS) {
+        r.deliver_each(chunk)?;
+    }
+    Ok(r)
 }
 
 /// Whether every delivery order must also leave the same stored rows (the same state hash), not
@@ -146,15 +164,15 @@ pub fn orders(h: &History, id: &str, n: u32, seed: u64) -> Vec<Vec<usize>> {
 
 /// Whether the two orders of `h`'s ops (indices) leave different observed hashes (or, for a type
 /// whose rows are order-independent, different state hashes).
-pub fn diverges(h: &History, logic: &Logic, a: &[usize], b: &[usize]) -> bool {
+pub fn diverges(h: &History, f: &dyn ReplicaFactory, a: &[usize], b: &[usize]) -> Result<bool, ReplicaError> {
     let all: BTreeSet<usize> = a.iter().copied().collect();
     let ops = rebuilt(h, &all);
-    disagree(&h.store_type, hashes(&mut after(h, logic, &ops, a)), hashes(&mut after(h, logic, &ops, b)))
+    Ok(disagree(&h.store_type, hashes(after(h, f, &ops, a)?.as_mut())?, hashes(after(h, f, &ops, b)?.as_mut())?))
 }
 
 /// The observed hash and the state hash of `s`.
-fn hashes(s: &mut MemStore) -> (StateHash, StateHash) {
-    (s.observed_hash(), s.state_hash())
+fn hashes(s: &mut dyn Replica) -> Result<(StateHash, StateHash), ReplicaError> {
+    Ok((s.observed_hash()?, s.state_hash()?))
 }
 
 /// Whether two replicas' (observed, state) hashes count as a divergence: the reads differ, or,
@@ -164,15 +182,15 @@ pub(crate) fn disagree(store_type: &str, (oa, sa): (StateHash, StateHash), (ob, 
 }
 
 /// A store with the (re-linked) ops `ops` delivered in `order`.
-fn after(h: &History, logic: &Logic, ops: &BTreeMap<usize, Op>, order: &[usize]) -> MemStore {
-    MemStore::replayed(h.identity(), logic.clone(), order.iter().map(|i| &ops[i]))
+fn after(h: &History, f: &dyn ReplicaFactory, ops: &BTreeMap<usize, Op>, order: &[usize]) -> Result<Box<dyn Replica>, ReplicaError> {
+    replayed(h, f, order.iter().map(|i| &ops[i]))
 }
 
-fn reads_after(h: &History, logic: &Logic, a: &[usize], b: &[usize]) -> Vec<KeyDiff> {
+fn reads_after(h: &History, f: &dyn ReplicaFactory, a: &[usize], b: &[usize]) -> Result<Vec<KeyDiff>, ReplicaError> {
     let all: BTreeSet<usize> = a.iter().copied().collect();
     let ops = rebuilt(h, &all);
-    let views = |order: &[usize]| after(h, logic, &ops, order).views().clone();
-    diff_views(&h.store_type, &views(a), &views(b))
+    let views = |order: &[usize]| after(h, f, &ops, order)?.views();
+    Ok(diff_views(&h.store_type, &views(a)?, &views(b)?))
 }
 
 /// The ops of `h` at the indices `keep`, with `prev` and `causal_deps` repaired as if the other
@@ -199,7 +217,7 @@ fn rebuilt(h: &History, keep: &BTreeSet<usize>) -> BTreeMap<usize, Op> {
 
 /// Removes ops (from both orders at once, re-linking the rest) while the orders still disagree:
 /// chunks of half the ops, then a quarter, … then single ops, until nothing more can go.
-pub fn shrink(h: &History, logic: &Logic, a: Vec<usize>, b: Vec<usize>) -> (Vec<usize>, Vec<usize>) {
+pub fn shrink(h: &History, f: &dyn ReplicaFactory, a: Vec<usize>, b: Vec<usize>) -> Result<(Vec<usize>, Vec<usize>), ReplicaError> {
     let mut keep: Vec<usize> = {
         let mut k = a.clone();
         k.sort_unstable();
@@ -214,7 +232,7 @@ pub fn shrink(h: &History, logic: &Logic, a: Vec<usize>, b: Vec<usize>) -> (Vec<
         while start < keep.len() {
             let end = (start + chunk).min(keep.len());
             let trial: BTreeSet<usize> = keep[..start].iter().chain(&keep[end..]).copied().collect();
-            if !trial.is_empty() && diverges(h, logic, &restrict(&a, &trial), &restrict(&b, &trial)) {
+            if !trial.is_empty() && diverges(h, f, &restrict(&a, &trial), &restrict(&b, &trial))? {
                 keep = trial.into_iter().collect();
                 removed_any = true;
             } else {
@@ -227,7 +245,7 @@ pub fn shrink(h: &History, logic: &Logic, a: Vec<usize>, b: Vec<usize>) -> (Vec<
         chunk = (chunk / 2).max(1);
     }
     let keep: BTreeSet<usize> = keep.into_iter().collect();
-    (restrict(&a, &keep), restrict(&b, &keep))
+    Ok((restrict(&a, &keep), restrict(&b, &keep)))
 }
 
 /// The RNG of one history's orders: ChaCha seeded with blake3("lattice-conform orders v1\0" ‖
@@ -310,11 +328,11 @@ pub fn counterexample_histories(h: &History, c: &Counterexample) -> (History, Hi
 
 /// Re-checks a known divergence: its two histories (same ops, two orders) must still diverge
 /// with `logic`, by the rule `check` applies. Returns whether they do.
-pub fn known_still_diverges(dir: &Path, k: &Known, logic: &Logic) -> Result<bool, ConvergeError> {
-    let a = History::load(&dir.join(&k.history_a))?;
-    let b = History::load(&dir.join(&k.history_b))?;
-    let replay = |h: &History| hashes(&mut MemStore::replayed(h.identity(), logic.clone(), &h.ops));
-    Ok(disagree(&k.store_type, replay(&a), replay(&b)))
+pub fn known_still_diverges(dir: &Path, k: &Known, f: &dyn ReplicaFactory) -> Result<bool, anyhow::Error> {
+    let a = History::load(&dir.join(&k.history_a)).map_err(ConvergeError::from)?;
+    let b = History::load(&dir.join(&k.history_b)).map_err(ConvergeError::from)?;
+    let replay = |h: &History| hashes(replayed(h, f, h.ops.iter())?.as_mut());
+    Ok(disagree(&k.store_type, replay(&a)?, replay(&b)?))
 }
 
 /// The convergence part of a verify report (`--format json`): one verdict per history.
@@ -412,17 +430,21 @@ pub fn run(
     let mut types = BTreeSet::new();
     for e in &entries {
         let h = crate::corpus::load_checked(&opts.corpus, e)?;
-        let logic = opts.build.logic(&h.store_type, registry)?;
-        opts.build.check_identity(&logic, &h.store_type, h.schema_version, &format!("history `{}`", e.id()))?;
+        if !opts.build.is_exec() {
+            let logic = opts.build.logic(&h.store_type, registry)?;
+            opts.build.check_identity(&logic, &h.store_type, h.schema_version, &format!("history `{}`", e.id()))?;
+        }
+        let f = opts.build.factory(&h.store_type, registry)?;
         types.insert(h.store_type.clone());
-        histories.push((e.id(), check(&h, &e.id(), &logic, orders, seed, known.map(|(_, k)| k))));
+        let unusable = |e2: ReplicaError| anyhow::anyhow!("history `{}`: build {} is unusable: {e2}", e.id(), opts.build);
+        histories.push((e.id(), check(&h, &e.id(), f.as_ref(), orders, seed, known.map(|(_, k)| k)).map_err(unusable)?));
     }
     let mut stale_known = Vec::new();
     if let Some((path, file)) = known {
         let dir = path.parent().unwrap_or(Path::new("."));
         for k in file.divergences.iter().filter(|k| types.contains(&k.store_type)) {
-            let logic = opts.build.logic(&k.store_type, registry)?;
-            if !known_still_diverges(dir, k, &logic)? {
+            let f = opts.build.factory(&k.store_type, registry)?;
+            if !known_still_diverges(dir, k, f.as_ref())? {
                 stale_known.push(k.id.clone());
             }
         }
@@ -464,15 +486,15 @@ mod tests {
             delivery: Default::default(),
             ops: vec![filler, a, b, c],
         };
-        let logic: Logic = Arc::new(KvStore);
-        assert!(diverges(&h, &logic, &[0, 1, 2, 3], &[0, 2, 3, 1]));
-        let (sa, sb) = shrink(&h, &logic, vec![0, 1, 2, 3], vec![0, 2, 3, 1]);
+        let logic = crate::replica::MemFactory { logic: Arc::new(KvStore) as crate::store::Logic, faults: Default::default() };
+        assert!(diverges(&h, &logic, &[0, 1, 2, 3], &[0, 2, 3, 1]).unwrap());
+        let (sa, sb) = shrink(&h, &logic, vec![0, 1, 2, 3], vec![0, 2, 3, 1]).unwrap();
         assert_eq!((sa.len(), sb.len()), (3, 3), "the filler op goes, A, B and C stay: {sa:?} {sb:?}");
-        assert!(diverges(&h, &logic, &sa, &sb));
-        let reads = reads_after(&h, &logic, &sa, &sb);
+        assert!(diverges(&h, &logic, &sa, &sb).unwrap());
+        let reads = reads_after(&h, &logic, &sa, &sb).unwrap();
         assert_eq!(reads.len(), 1);
         assert_eq!(reads[0].key.utf8.as_deref(), Some("k"));
-        match check(&h, "t", &logic, 16, 0, None) {
+        match check(&h, "t", &logic, 16, 0, None).unwrap() {
             Convergence::Diverges(c) => assert_eq!(c.order_a.len(), 3),
             other => panic!("the check must find the divergence: {other:?}"),
         }
@@ -494,14 +516,14 @@ mod tests {
             delivery: Default::default(),
             ops,
         };
-        let logic: Logic = Arc::new(KvStore);
+        let logic = crate::replica::MemFactory { logic: Arc::new(KvStore) as crate::store::Logic, faults: Default::default() };
         let all: BTreeSet<usize> = (0..3).collect();
         let rows = rebuilt(&h, &all);
-        let (o1, s1) = hashes(&mut after(&h, &logic, &rows, &[2, 0, 1]));
-        let (o2, s2) = hashes(&mut after(&h, &logic, &rows, &[2, 1, 0]));
+        let (o1, s1) = hashes(after(&h, &logic, &rows, &[2, 0, 1]).unwrap().as_mut()).unwrap();
+        let (o2, s2) = hashes(after(&h, &logic, &rows, &[2, 1, 0]).unwrap().as_mut()).unwrap();
         assert_eq!(o1, o2);
         assert_ne!(s1, s2);
-        assert!(!diverges(&h, &logic, &[2, 0, 1], &[2, 1, 0]));
+        assert!(!diverges(&h, &logic, &[2, 0, 1], &[2, 1, 0]).unwrap());
     }
 
     #[test]

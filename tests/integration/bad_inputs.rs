@@ -1041,10 +1041,10 @@ fn cases() -> Vec<Case> {
             let b = format!("exec:{}", t.join("no-such-program").display());
             verify_build(t, "core:kvstore", &b)
         }),
-        case("build-exec-for-a-logic", Build, "`verify --orders` with an outside build (it replays a store logic)", 2, "an outside build is a whole replica, not a store logic", |t| {
+        case("build-exec-for-a-logic", Build, "`verify --migrations` with an outside build (migrations run a store logic)", 2, "migrations run natively", |t| {
             let b = adapter(t, "ref", "");
             let (c, g) = tiny_corpus(t);
-            Setup::new(args!["verify", "--corpus", &c, "--golden", &g, "--orders", "2", "--build", &b])
+            Setup::new(args!["verify", "--corpus", &c, "--golden", &g, "--migrations", "--build", &b])
         }),
         case("build-wasm-missing", Build, "`--build` names a .wasm file that does not exist", 2, "missing.wasm", |t| {
             let b = t.join("missing.wasm").display().to_string();

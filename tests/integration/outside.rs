@@ -202,3 +202,22 @@ fn batches_and_restarts_in_histories_catch_builds_without_batch_ingest_or_persis
     let good = build_file(tmp.path(), "ref", &[], 10_000);
     run_in(root(), ["verify", "--build", &good, "--filter", "*batch-*"]).expect(0);
 }
+
+/// `verify --orders` drives any build through the replica seam: each seeded delivery order of each
+/// history is a fresh store of the outside build, and the convergence verdicts (converges, known
+/// or unknown divergence, skipped) are those of the same build in process.
+#[test]
+fn verify_orders_through_the_protocol_gives_the_in_process_convergence_verdicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = build_file(tmp.path(), "ref", &[], 10_000);
+    let cx = tmp.path().join("cx");
+    let convergence = |build: &str| {
+        let args = ["verify", "--build", build, "--orders", "2", "--format", "json", "--filter", "*out-of-order*", "--counterexamples"];
+        let out = run_in(root(), args.iter().map(std::ffi::OsStr::new).chain([cx.as_os_str()])).expect(0);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        report["convergence"].clone()
+    };
+    let native = convergence("native");
+    assert!(native["histories"].as_array().is_some_and(|h| h.len() >= 4), "{native}");
+    assert_eq!(convergence(&b), native);
+}

@@ -151,12 +151,6 @@ pub(crate) fn verify_run(registry: &Registry, args: VerifyArgs) -> anyhow::Resul
     opts.golden = args.golden;
     // A `cas:` prefix is resolved once, so the report names the whole digest.
     opts.build = args.build.parse::<lattice_conform::build::BuildSpec>()?.resolve(registry)?;
-    if args.orders > 0 && opts.build.is_exec() {
-        anyhow::bail!(lattice_conform::build::BuildError::ExecNotALogic {
-            spec: opts.build.to_string(),
-            what: "verify --orders (it replays a store logic in many orders in one process)"
-        });
-    }
     opts.store_type = match args.store_type {
         Some(t) => Some(t),
         None => opts.build.declared_type(registry)?,

@@ -14,6 +14,9 @@ use crate::outside::wire::{self, Reply, Request};
 use crate::outside::{ExecBuild, ExecLimits};
 use crate::replica::ReplicaError;
 
+/// The least time any request but DELIVER is allowed (HELLO covers the build's start-up).
+pub const CONTROL_MIN: Duration = Duration::from_secs(10);
+
 /// Bytes of a build's stderr kept for error messages (the last ones).
 pub const STDERR_TAIL: usize = 2048;
 
@@ -91,9 +94,11 @@ impl Process {
     }
 
     /// Sends `req` and waits for the answer within `ops` op allowances (and the history's).
+    /// A request other than DELIVER: answered within its op allowances, and never less than
+    /// [`CONTROL_MIN`] (a build's start-up, opening or dumping a store is not one op's work).
     pub(super) fn call(&mut self, req: &Request, ops: usize) -> Result<Reply, ReplicaError> {
         self.post(req)?;
-        self.answer(ops)
+        self.answer_within(ops, CONTROL_MIN)
     }
 
     /// Sends a request without waiting for its answer (the build answers in order, and the
@@ -112,7 +117,11 @@ impl Process {
 
     /// The answer to the oldest request in flight, within `ops` op allowances.
     pub(super) fn answer(&mut self, ops: usize) -> Result<Reply, ReplicaError> {
-        let per_op = Duration::from_millis(self.limits.op_timeout_ms.saturating_mul(ops.max(1) as u64));
+        self.answer_within(ops, Duration::ZERO)
+    }
+
+    fn answer_within(&mut self, ops: usize, floor: Duration) -> Result<Reply, ReplicaError> {
+        let per_op = Duration::from_millis(self.limits.op_timeout_ms.saturating_mul(ops.max(1) as u64)).max(floor);
         let history_left = Duration::from_secs(self.limits.history_timeout_s).saturating_sub(self.started.elapsed());
         let wait = per_op.min(history_left);
         match self.replies.recv_timeout(wait) {
@@ -127,6 +136,9 @@ impl Process {
                 "did not finish the history within {} s (LATTICE_EXEC_HISTORY_TIMEOUT_S or the build file's limits.history_timeout_s)",
                 self.limits.history_timeout_s
             ))),
+            Err(RecvTimeoutError::Timeout) if wait == floor => {
+                Err(self.fail(format!("did not answer within {} ms (the least any request but DELIVER is allowed)", wait.as_millis())))
+            }
             Err(RecvTimeoutError::Timeout) => Err(self.fail(format!(
                 "did not answer within {} ms ({} ms per op × {} ops; LATTICE_EXEC_OP_TIMEOUT_MS or the build file's limits.op_timeout_ms)",
                 wait.as_millis(),

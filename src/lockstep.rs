@@ -6,10 +6,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::diff::{diff_rows, diff_views, KeyDiff};
-use crate::history::{Header, History};
+use crate::history::{Header, History, Step};
 use crate::op::{op_id, Op};
 use crate::replay::{Delivered, HostFaults, MemStore, Stall};
-use crate::replica::{Replica, ReplicaError};
+use crate::replica::{Replica, ReplicaError, FRAME_OPS};
 use crate::store::Logic;
 
 /// The first op at which the reference and the candidate disagree.
@@ -110,17 +110,18 @@ fn planned(
     c: &mut dyn Replica,
 ) -> Result<Option<Divergence>, ReplicaError> {
     let mut ops = ops.peekable();
-    let (mut batches, mut restarts) = (h.delivery.batches.iter().peekable(), h.delivery.restarts.iter().peekable());
-    let mut i = 0u64;
+    let (mut walk, mut i) = (h.delivery.walk(), 0u64);
     loop {
-        while restarts.next_if(|x| **x == i).is_some() {
+        let step = walk.next(i);
+        if step == Step::Restart {
             r.restart()?;
             c.restart()?;
+            continue;
         }
         let Some(first) = ops.peek().cloned() else { return Ok(None) };
-        let (same, ro, co, len) = match batches.next_if(|b| b.start == i) {
-            Some(b) => {
-                let batch: Vec<Op> = ops.by_ref().take(b.len as usize).collect();
+        let (same, ro, co, len) = match step {
+            Step::Batch { len } => {
+                let batch: Vec<Op> = ops.by_ref().take(len as usize).collect();
                 let (ra, rw) = r.deliver_batch(&batch)?;
                 let (ca, cw) = c.deliver_batch(&batch)?;
                 let text = |each: &[Delivered], whole: &Delivered, s: Option<&Stall>, explain: bool| {
@@ -137,7 +138,8 @@ fn planned(
                 let same = text(&ra, &rw, rs.as_ref(), false) == text(&ca, &cw, cs.as_ref(), false);
                 (same, text(&ra, &rw, rs.as_ref(), true), text(&ca, &cw, cs.as_ref(), true), batch.len() as u64)
             }
-            None => {
+            // An op on its own: compared after each one, whatever the step's length.
+            _ => {
                 let op = ops.next().expect("peeked");
                 let (rd, cd) = (r.deliver(&op)?, c.deliver(&op)?);
                 let (rs, cs) = (r.stall(), c.stall());
@@ -180,10 +182,6 @@ fn divergence_at(
         read_diff: diff_views(&h.store_type, &r.views()?, &c.views()?),
     })
 }
-
-/// Ops an engine hands a replica at once where it needs no answer in between (an outside build's
-/// frame; the goldens' checkpoint interval).
-pub const FRAME_OPS: usize = 64;
 
 /// What one delivery did, in words compared between builds (a stall by its kind only: the
 /// wording of a reason may differ between builds of one logic). `explain` adds the reason of a

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::hash::StateHash;
+use crate::history::Step;
 use crate::op::Op;
 use crate::replay::{Counts, Delivered, MemStore, Stall};
 use crate::store::StoreIdentity;
@@ -66,16 +67,28 @@ pub trait Replica: Send {
     fn rows(&mut self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, ReplicaError>;
     /// Every key's view, in key order (rows readers do not see, or that cannot be viewed, absent).
     fn views(&mut self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, ReplicaError>;
-    /// The build-specific reason of the current stall, for reports (a Wasm trap, an outside
-    /// build's own words); compared nowhere.
-    fn stall_reason(&self) -> Option<String> {
-        self.stall().map(|s| s.reason)
-    }
     /// Ends the replica: an outside build is told the history is over and checked one last time
     /// (its stored rows against what it reported). Dropping without `finish` also ends it.
     fn finish(&mut self) -> Result<(), ReplicaError> {
         Ok(())
     }
+}
+
+/// Ops handed to a replica at once where no answer is needed in between: at most this many go
+/// in one DELIVER frame to an outside build (docs/BUILD_PROTOCOL.md §4); the goldens' checkpoint
+/// interval, so checkpoints fall on frame boundaries.
+pub const FRAME_OPS: usize = 64;
+
+/// Delivers `ops` each on its own, in order, in frames of [`FRAME_OPS`] (nothing is read back in
+/// between); the number of ops delivered.
+pub fn deliver_all(replica: &mut dyn Replica, ops: impl Iterator<Item = Op>) -> Result<u64, ReplicaError> {
+    let (mut ops, mut n) = (ops.peekable(), 0u64);
+    while ops.peek().is_some() {
+        let frame: Vec<Op> = ops.by_ref().take(FRAME_OPS).collect();
+        replica.deliver_each(&frame)?;
+        n += frame.len() as u64;
+    }
+    Ok(n)
 }
 
 /// Ops read from a history and handed to a replica at once (a multiple of any checkpoint
@@ -93,29 +106,26 @@ pub fn run_plan(
     every: u64,
 ) -> Result<(Vec<Checkpoint>, u64), ReplicaError> {
     let mut ops = ops.peekable();
-    let (mut batches, mut restarts) = (plan.batches.iter().peekable(), plan.restarts.iter().peekable());
-    let (mut at, mut checkpoints) = (0u64, Vec::new());
+    let (mut walk, mut at, mut checkpoints) = (plan.walk(), 0u64, Vec::new());
     loop {
-        while restarts.next_if(|r| **r == at).is_some() {
-            replica.restart()?;
-        }
-        if ops.peek().is_none() {
-            return Ok((checkpoints, at));
-        }
-        if let Some(b) = batches.next_if(|b| b.start == at) {
-            let batch: Vec<Op> = ops.by_ref().take(b.len as usize).collect();
-            replica.deliver_batch(&batch)?;
-            at += batch.len() as u64;
-            if at.is_multiple_of(every) {
-                checkpoints.push((at, replica.state_hash()?, replica.observed_hash()?));
+        match walk.next(at) {
+            Step::Restart => replica.restart()?,
+            _ if ops.peek().is_none() => return Ok((checkpoints, at)),
+            Step::Batch { len } => {
+                let batch: Vec<Op> = ops.by_ref().take(len as usize).collect();
+                replica.deliver_batch(&batch)?;
+                at += batch.len() as u64;
+                if at.is_multiple_of(every) {
+                    checkpoints.push((at, replica.state_hash()?, replica.observed_hash()?));
+                }
             }
-            continue;
+            Step::Each { until } => {
+                let room = until.map_or(DELIVER_CHUNK as u64, |m| (m - at).min(DELIVER_CHUNK as u64));
+                let chunk: Vec<Op> = ops.by_ref().take(room as usize).collect();
+                checkpoints.extend(replica.deliver_checkpointed(&chunk, every)?);
+                at += chunk.len() as u64;
+            }
         }
-        let next_mark = [batches.peek().map(|b| b.start), restarts.peek().map(|r| **r)].into_iter().flatten().min();
-        let room = next_mark.map_or(DELIVER_CHUNK as u64, |m| (m - at).min(DELIVER_CHUNK as u64));
-        let chunk: Vec<Op> = ops.by_ref().take(room as usize).collect();
-        checkpoints.extend(replica.deliver_checkpointed(&chunk, every)?);
-        at += chunk.len() as u64;
     }
 }
 

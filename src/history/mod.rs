@@ -15,7 +15,7 @@ mod binary;
 mod json;
 mod plan;
 
-pub use plan::{Batch, Delivery, Step};
+pub use plan::{Batch, Delivery, Step, Walk};
 
 pub use binary::{BINARY_VERSION, MAGIC, MAX_OP, MIN_OP};
 

@@ -26,15 +26,36 @@ pub struct Batch {
     pub len: u64,
 }
 
-/// One step of delivering a history.
+/// The next step of delivering a history by its plan ([`Walk::next`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Ops `start .. end` each on its own.
-    Each { start: u64, end: u64 },
-    /// Ops `start .. end` as one batch.
-    Batch { start: u64, end: u64 },
     /// Close the replica and reopen it.
     Restart,
+    /// The next `len` ops as one batch.
+    Batch { len: u64 },
+    /// The ops before index `until` each on its own (`None`: every op left).
+    Each { until: Option<u64> },
+}
+
+/// A plan walked alongside a stream of ops whose count need not be known: the one walk every
+/// engine that delivers a history by its plan uses.
+pub struct Walk<'a> {
+    batches: std::iter::Peekable<std::slice::Iter<'a, Batch>>,
+    restarts: std::iter::Peekable<std::slice::Iter<'a, u64>>,
+}
+
+impl Walk<'_> {
+    /// The next step when the ops before index `at` have been delivered: the restarts due there
+    /// first (one step each), then a batch starting there, else the ops up to the next mark.
+    pub fn next(&mut self, at: u64) -> Step {
+        if self.restarts.next_if(|r| **r == at).is_some() {
+            return Step::Restart;
+        }
+        if let Some(b) = self.batches.next_if(|b| b.start == at) {
+            return Step::Batch { len: b.len };
+        }
+        Step::Each { until: [self.batches.peek().map(|b| b.start), self.restarts.peek().map(|r| **r)].into_iter().flatten().min() }
+    }
 }
 
 impl Delivery {
@@ -96,28 +117,9 @@ impl Delivery {
         }
     }
 
-    /// The steps that deliver `ops` ops by this plan, in order.
-    pub fn steps(&self, ops: u64) -> Vec<Step> {
-        let mut out = Vec::new();
-        let (mut at, mut batches, mut restarts) = (0u64, self.batches.iter().peekable(), self.restarts.iter().peekable());
-        loop {
-            while restarts.peek().is_some_and(|r| **r == at) {
-                restarts.next();
-                out.push(Step::Restart);
-            }
-            if at >= ops {
-                return out;
-            }
-            if let Some(b) = batches.peek().filter(|b| b.start == at) {
-                out.push(Step::Batch { start: at, end: at + b.len });
-                at += b.len;
-                batches.next();
-                continue;
-            }
-            let next = [batches.peek().map(|b| b.start), restarts.peek().map(|r| **r)].into_iter().flatten().min().unwrap_or(ops).min(ops);
-            out.push(Step::Each { start: at, end: next });
-            at = next;
-        }
+    /// A walk of this plan from the first op.
+    pub fn walk(&self) -> Walk<'_> {
+        Walk { batches: self.batches.iter().peekable(), restarts: self.restarts.iter().peekable() }
     }
 
     /// The binary form's plan block (§10.6, version 2): u32 batch count, per batch u64 start and
@@ -172,21 +174,28 @@ mod tests {
     fn steps_cover_every_op_once_with_restarts_between_and_bad_plans_are_named() {
         let plan = Delivery { batches: vec![Batch { start: 2, len: 3 }, Batch { start: 5, len: 1 }], restarts: vec![0, 2, 7, 8] };
         plan.check().unwrap();
-        assert_eq!(
-            plan.steps(8),
-            vec![
-                Step::Restart,
-                Step::Each { start: 0, end: 2 },
-                Step::Restart,
-                Step::Batch { start: 2, end: 5 },
-                Step::Batch { start: 5, end: 6 },
-                Step::Each { start: 6, end: 7 },
-                Step::Restart,
-                Step::Each { start: 7, end: 8 },
-                Step::Restart,
-            ]
-        );
-        assert_eq!(Delivery::default().steps(3), vec![Step::Each { start: 0, end: 3 }]);
+        // Driven as the engines drive it, over 8 ops.
+        let steps = |plan: &Delivery, ops: u64| {
+            let (mut walk, mut at, mut out) = (plan.walk(), 0u64, Vec::new());
+            loop {
+                match walk.next(at) {
+                    Step::Restart => out.push("restart".to_string()),
+                    _ if at == ops => return out,
+                    Step::Batch { len } => {
+                        out.push(format!("batch {at}..{}", at + len));
+                        at += len;
+                    }
+                    Step::Each { until } => {
+                        let end = until.unwrap_or(ops).min(ops);
+                        out.push(format!("each {at}..{end}"));
+                        at = end;
+                    }
+                }
+            }
+        };
+        let want = ["restart", "each 0..2", "restart", "batch 2..5", "batch 5..6", "each 6..7", "restart", "each 7..8", "restart"];
+        assert_eq!(steps(&plan, 8), want);
+        assert_eq!(steps(&Delivery::default(), 3), ["each 0..3"]);
         assert_eq!(Delivery::from_bytes(&plan.to_bytes()).unwrap(), (plan.clone(), plan.to_bytes().len()));
         assert!(plan.check_len(7).unwrap_err().contains("delivery.restarts[3]"));
         let overlap = Delivery { batches: vec![Batch { start: 2, len: 3 }, Batch { start: 4, len: 1 }], restarts: vec![] };

@@ -141,10 +141,7 @@ pub fn check(
 /// A fresh replica of `f` with `ops` delivered each on its own, in order.
 fn replayed<'o>(h: &History, f: &dyn ReplicaFactory, ops: impl Iterator<Item = &'o Op>) -> Result<Box<dyn Replica>, ReplicaError> {
     let mut r = f.open(&h.identity())?;
-    let ops: Vec<Op> = ops.cloned().collect();
-    for chunk in ops.chunks(crate::lockstep::FRAME_OPS) {
-        r.deliver_each(chunk)?;
-    }
+    crate::replica::deliver_all(r.as_mut(), ops.cloned())?;
     Ok(r)
 }
 
@@ -467,6 +464,11 @@ mod tests {
         Op { author: [author; 32], hlc: Hlc { wall_ms, counter: 0 }, prev, causal_deps: deps, payload }
     }
 
+    /// In-memory `core:kvstore` replicas of the reference logic.
+    fn kv_replicas() -> crate::replica::MemFactory {
+        crate::replica::MemFactory { logic: Arc::new(KvStore), faults: Default::default() }
+    }
+
     #[test]
     fn lattices_write_time_winner_is_found_and_shrunk_to_three_ops() {
         // A writes at 10, B at 20; C, its clock behind, writes at 5 and supersedes B only.
@@ -486,7 +488,7 @@ mod tests {
             delivery: Default::default(),
             ops: vec![filler, a, b, c],
         };
-        let logic = crate::replica::MemFactory { logic: Arc::new(KvStore) as crate::store::Logic, faults: Default::default() };
+        let logic = kv_replicas();
         assert!(diverges(&h, &logic, &[0, 1, 2, 3], &[0, 2, 3, 1]).unwrap());
         let (sa, sb) = shrink(&h, &logic, vec![0, 1, 2, 3], vec![0, 2, 3, 1]).unwrap();
         assert_eq!((sa.len(), sb.len()), (3, 3), "the filler op goes, A, B and C stay: {sa:?} {sb:?}");
@@ -516,7 +518,7 @@ mod tests {
             delivery: Default::default(),
             ops,
         };
-        let logic = crate::replica::MemFactory { logic: Arc::new(KvStore) as crate::store::Logic, faults: Default::default() };
+        let logic = kv_replicas();
         let all: BTreeSet<usize> = (0..3).collect();
         let rows = rebuilt(&h, &all);
         let (o1, s1) = hashes(after(&h, &logic, &rows, &[2, 0, 1]).unwrap().as_mut()).unwrap();

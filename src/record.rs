@@ -269,14 +269,7 @@ pub fn verify_history(dir: &Path, build: &BuildSpec, registry: &Registry) -> Res
     let unusable = |e: crate::replica::ReplicaError| RecordError::from(BuildError::from(e));
     let mut ops = UntilErr::new(reader.log_stream()?);
     let mut replica = factory.open(&id).map_err(unusable)?;
-    let mut batch = Vec::with_capacity(crate::lockstep::FRAME_OPS);
-    for op in ops.by_ref() {
-        batch.push(op);
-        if batch.len() == crate::lockstep::FRAME_OPS {
-            replica.deliver_each(&std::mem::take(&mut batch)).map_err(unusable)?;
-        }
-    }
-    replica.deliver_each(&batch).map_err(unusable)?;
+    crate::replica::deliver_all(replica.as_mut(), ops.by_ref()).map_err(unusable)?;
     let replayed = replica.state_hash().map_err(unusable)?;
     replica.finish().map_err(unusable)?;
     ops.finish()?;

@@ -22,11 +22,9 @@ use crate::outside::build_file::ExecBuild;
 use crate::outside::process::Process;
 use crate::outside::wire::{self, Effects, Receipt, Reply, Request, View};
 use crate::replay::{Counts, Delivered, Stall};
-use crate::replica::{Replica, ReplicaError, ReplicaFactory};
+use crate::replica::{Replica, ReplicaError, ReplicaFactory, FRAME_OPS};
 use crate::store::StoreIdentity;
 
-/// Ops per DELIVER frame the host sends (BUILD_PROTOCOL.md §4).
-pub const FRAME_OPS: usize = 64;
 /// DELIVER frames in flight at once in [`Replica::deliver_checkpointed`].
 const PIPELINE: usize = 2;
 

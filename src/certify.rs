@@ -825,8 +825,7 @@ fn build_id(b: &BuildSpec) -> Result<BuildId, CertifyError> {
     let read = |p: &Path| std::fs::read(p).map_err(|e| CertifyError::Io(p.to_path_buf(), e));
     Ok(match b {
         BuildSpec::Exec(exec) => {
-            let identity = exec.identity().map_err(|e| CertifyError::Build(BuildError::Exec(e)))?;
-            let digest = identity.split(" program blake3 ").nth(1).and_then(|t| t.split(' ').next()).unwrap_or_default().to_string();
+            let digest = exec.program_digest().map_err(|e| CertifyError::Build(BuildError::Exec(e)))?;
             BuildId { build: b.to_string(), blake3: digest, kind: format!("exec, args {:?}", exec.args) }
         }
         BuildSpec::WasmFile(path) => {

@@ -101,9 +101,14 @@ impl ExecBuild {
     /// The program file's blake3 (found on `PATH` if it is a bare name) and the arguments: what
     /// reports and certificates record of the build.
     pub fn identity(&self) -> Result<String, String> {
+        Ok(format!("exec:{} program blake3 {} args {:?}", self.spec, self.program_digest()?, self.args))
+    }
+
+    /// The blake3 of the program file, in hex (what a certificate binds).
+    pub fn program_digest(&self) -> Result<String, String> {
         let path = self.resolved_program()?;
         let bytes = std::fs::read(&path).map_err(|e| format!("exec:{}: cannot read {}: {e}", self.spec, path.display()))?;
-        Ok(format!("exec:{} program blake3 {} args {:?}", self.spec, blake3::hash(&bytes), self.args))
+        Ok(blake3::hash(&bytes).to_hex().to_string())
     }
 
     fn resolved_program(&self) -> Result<PathBuf, String> {

@@ -26,7 +26,6 @@ use crate::history::Header;
 
 use crate::registry::Registry;
 use crate::replay::MemStore;
-use crate::store::Logic;
 
 /// What to verify.
 #[derive(Clone, Debug)]
@@ -664,20 +663,27 @@ fn progress_bar(show: bool, len: usize) -> indicatif::ProgressBar {
 /// The replica factories of one run, one per store type, shared by its threads (so an outside
 /// build's processes are reused from history to history).
 #[derive(Default)]
-pub struct Factories(Mutex<BTreeMap<String, std::sync::Arc<dyn crate::replica::ReplicaFactory>>>);
+pub struct Factories(Mutex<BTreeMap<String, Factory>>);
+
+/// A store type's replica factory, and the (type, schema) its logic implements — `None` for an
+/// outside build, whose handshake says it when a replica is opened.
+type Factory = (std::sync::Arc<dyn crate::replica::ReplicaFactory>, Option<(String, u64)>);
 
 impl Factories {
-    fn get(
-        &self,
-        build: &BuildSpec,
-        store_type: &str,
-        registry: &Registry,
-    ) -> Result<std::sync::Arc<dyn crate::replica::ReplicaFactory>, BuildError> {
+    /// The factory of `store_type`, made (and the build's logic resolved) once per run.
+    fn get(&self, build: &BuildSpec, store_type: &str, registry: &Registry) -> Result<Factory, BuildError> {
         let mut map = self.0.lock().expect("no panic holds the factories");
         if let Some(f) = map.get(store_type) {
             return Ok(f.clone());
         }
-        let f: std::sync::Arc<dyn crate::replica::ReplicaFactory> = build.factory(store_type, registry)?.into();
+        let implements = match build.is_exec() {
+            true => None,
+            false => {
+                let logic = build.replay_parts(store_type, registry)?.0;
+                Some((logic.store_type().to_string(), logic.schema_version()))
+            }
+        };
+        let f: Factory = (build.factory(store_type, registry)?.into(), implements);
         map.insert(store_type.to_string(), f.clone());
         Ok(f)
     }
@@ -692,9 +698,9 @@ pub fn verify_one(
 ) -> Result<HistoryResult, VerifyError> {
     let mut stream = corpus::open_checked(&opts.corpus, entry)?;
     let header = stream.header().clone();
-    let factory = factories.get(&opts.build, &header.store_type, registry)?;
-    if !opts.build.is_exec() {
-        check_build_type(opts, &header, &opts.build.replay_parts(&header.store_type, registry)?.0, entry)?;
+    let (factory, implements) = factories.get(&opts.build, &header.store_type, registry)?;
+    if let Some(implements) = &implements {
+        check_build_type(opts, &header, implements, entry)?;
     }
     let unusable = |source| VerifyError::Replica { build: opts.build.to_string(), history: entry.id(), source };
     let mut replica = factory.open(&header.identity()).map_err(unusable)?;
@@ -771,15 +777,20 @@ fn repeat_runs(
     Ok(None)
 }
 
-fn check_build_type(opts: &VerifyOptions, h: &Header, logic: &Logic, entry: &ManifestEntry) -> Result<(), VerifyError> {
-    if logic.store_type() == h.store_type && logic.schema_version() == h.schema_version {
+fn check_build_type(
+    opts: &VerifyOptions,
+    h: &Header,
+    (found, found_schema): &(String, u64),
+    entry: &ManifestEntry,
+) -> Result<(), VerifyError> {
+    if *found == h.store_type && *found_schema == h.schema_version {
         return Ok(());
     }
     Err(VerifyError::BuildTypeMismatch {
         build: opts.build.to_string(),
         history: entry.id(),
-        found: logic.store_type().to_string(),
-        found_schema: logic.schema_version(),
+        found: found.clone(),
+        found_schema: *found_schema,
         expected: h.store_type.clone(),
         expected_schema: h.schema_version,
     })

@@ -31,7 +31,7 @@ use crate::store::Logic;
 use crate::verify::{self, Field};
 
 const REPORT_TAG: &str = "lattice-conform/adequacy-report";
-const REPORT_VERSION: u32 = 1;
+const REPORT_VERSION: u32 = 2;
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -111,6 +111,19 @@ pub struct AdequacyReport {
     pub survivors: Vec<String>,
     /// Faults killed, but by fewer than `min_kills` histories, by name.
     pub weak: Vec<String>,
+    /// One row per rule (docs/FORMAT.md §21.3) a fault of the run breaks.
+    pub rules: Vec<RuleRow>,
+}
+
+/// How well one rule is pinned: by the fewest kills of the faults that break it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleRow {
+    pub rule: String,
+    /// Faults of the run that break it.
+    pub faults: u64,
+    /// The fewest histories that killed one of them.
+    pub kills: u64,
 }
 
 /// One fault's row of the kill matrix.
@@ -118,6 +131,8 @@ pub struct AdequacyReport {
 #[serde(deny_unknown_fields)]
 pub struct FaultRow {
     pub name: String,
+    /// The rule it breaks (docs/FORMAT.md §21.3).
+    pub rule: String,
     pub store_type: String,
     pub layer: String,
     pub description: String,
@@ -210,8 +225,25 @@ pub fn run(opts: &AdequacyOptions, registry: &Registry) -> Result<AdequacyReport
         killed: rows.iter().filter(|r| r.kills > 0).count() as u64,
         survivors: rows.iter().filter(|r| r.kills == 0).map(|r| r.name.clone()).collect(),
         weak: rows.iter().filter(|r| r.kills > 0 && r.kills < opts.min_kills).map(|r| r.name.clone()).collect(),
+        rules: rule_rows(&rows),
         faults: rows,
     })
+}
+
+/// The rules the rows break, in the rule list's order, then any other rule in row order.
+fn rule_rows(rows: &[FaultRow]) -> Vec<RuleRow> {
+    let mut ids: Vec<&str> = crate::fault::RULES.iter().map(|r| r.id).filter(|id| rows.iter().any(|f| f.rule == *id)).collect();
+    for f in rows {
+        if !ids.contains(&f.rule.as_str()) {
+            ids.push(&f.rule);
+        }
+    }
+    ids.into_iter()
+        .map(|id| {
+            let of: Vec<&FaultRow> = rows.iter().filter(|f| f.rule == id).collect();
+            RuleRow { rule: id.to_string(), faults: of.len() as u64, kills: of.iter().map(|f| f.kills).min().unwrap_or(0) }
+        })
+        .collect()
 }
 
 /// The manifest's entries, narrowed by `opts.filter`.
@@ -230,6 +262,7 @@ fn select(opts: &AdequacyOptions) -> Result<Vec<ManifestEntry>, AdequacyError> {
 fn row(f: &Fault) -> FaultRow {
     FaultRow {
         name: f.name.into(),
+        rule: f.rule.into(),
         store_type: f.store_type.into(),
         layer: f.layer.as_str().into(),
         description: f.description.into(),
@@ -389,14 +422,19 @@ pub fn render_human(r: &AdequacyReport) -> String {
         r.orders,
         r.order_seed
     );
-    let _ = writeln!(out, "{:<28} {:<9} {:<15} {:>5}  caught by (family: histories | field: histories)", "fault", "layer", "type", "kills");
+    let _ = writeln!(
+        out,
+        "{:<32} {:<14} {:<9} {:<15} {:>5}  caught by (family: histories | field: histories)",
+        "fault", "rule", "layer", "type", "kills"
+    );
     for f in &r.faults {
         let families: Vec<String> = f.families.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let fields: Vec<String> = f.fields.iter().map(|(k, v)| format!("{} {v}", k.as_str())).collect();
         let _ = writeln!(
             out,
-            "{:<28} {:<9} {:<15} {:>5}  {} | {}",
+            "{:<32} {:<14} {:<9} {:<15} {:>5}  {} | {}",
             f.name,
+            f.rule,
             f.layer,
             f.store_type,
             f.kills,
@@ -416,6 +454,8 @@ pub fn render_human(r: &AdequacyReport) -> String {
         r.min_kills
     );
     let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+    let pinned = r.rules.iter().filter(|x| x.kills >= r.min_kills).count();
+    let _ = writeln!(out, "rules: {pinned} of {} pinned by at least {} histories", r.rules.len(), r.min_kills);
     let _ = writeln!(out, "surviving: {}", list(&r.survivors));
     let _ = writeln!(out, "killed by fewer than {}: {}", r.min_kills, list(&r.weak));
     out

@@ -87,6 +87,18 @@ pub enum DeliveryFault {
     /// An op whose `prev` is any witnessed op (not only a witness tip) is ready, so forks of an
     /// older op are witnessed instead of floating.
     PrevAnyWitnessed,
+    /// A pass visits genesis (all-zero `prev`) candidates first instead of last.
+    WitnessGenesisFirst,
+    /// A pass visits the witness-tip candidates by their author descending instead of ascending.
+    WitnessAuthorsDescending,
+    /// Candidates sharing a `prev` are taken in arrival order instead of by op id.
+    WitnessSharedPrevByArrival,
+    /// A candidate's `prev` is checked again when its turn comes, so the second of two ops naming
+    /// the same tip floats instead of being witnessed in the same pass.
+    WitnessPrevRechecked,
+    /// Arrival indices count received ops only (as a store's log does), not every delivery:
+    /// redeliveries before an op shift its stall and floating indices.
+    ArrivalCountsReceived,
 }
 
 /// Receives `op`, arriving as the `arrival`-th op, into `ints` and witnesses what became ready.
@@ -157,9 +169,13 @@ fn witness_ready(ints: &mut dyn Intentions, f: Option<DeliveryFault>) -> Result<
     loop {
         let before = out.len();
         for prev in candidate_prevs(ints, f)? {
-            for (id, arrival, op) in ints.floating_by_prev(&prev)? {
-                let own_tip_required = f == Some(DeliveryFault::PrevMustBeOwnTip);
-                if (!own_tip_required || is_chain_ready(ints, &op, f)?) && deps_witnessed(ints, &op, f)? {
+            let mut candidates = ints.floating_by_prev(&prev)?;
+            if f == Some(DeliveryFault::WitnessSharedPrevByArrival) {
+                candidates.sort_by_key(|(_, arrival, _)| *arrival);
+            }
+            for (id, arrival, op) in candidates {
+                let recheck = matches!(f, Some(DeliveryFault::PrevMustBeOwnTip | DeliveryFault::WitnessPrevRechecked));
+                if (!recheck || is_chain_ready(ints, &op, f)?) && deps_witnessed(ints, &op, f)? {
                     ints.witness(&id, &op)?;
                     out.push(Witnessed { id, arrival, op });
                 }
@@ -184,9 +200,13 @@ fn candidate_prevs(ints: &mut dyn Intentions, f: Option<DeliveryFault>) -> Resul
         }
     }
     tips.sort();
+    if f == Some(DeliveryFault::WitnessAuthorsDescending) {
+        tips.reverse();
+    }
     let mut prevs: Vec<OpId> = tips.into_iter().map(|(_, p)| p).collect();
     if genesis {
-        prevs.push(ZERO_HASH);
+        let at = if f == Some(DeliveryFault::WitnessGenesisFirst) { 0 } else { prevs.len() };
+        prevs.insert(at, ZERO_HASH);
     }
     Ok(prevs)
 }

@@ -226,7 +226,7 @@ impl MemStore {
 
     /// Delivers the next op: receive, witness what became ready, project it unless stalled.
     pub fn deliver(&mut self, op: &Op) -> Delivered {
-        let index = self.counts.delivered;
+        let index = self.arrival_index();
         self.counts.delivered += 1;
         let arrival =
             delivery::receive_with(self.faults.delivery, &mut self.ints, &self.identity.store_id, op, index).expect("memory never fails");
@@ -254,7 +254,7 @@ impl MemStore {
     pub fn deliver_batch(&mut self, ops: &[Op]) -> (Vec<Delivered>, Delivered) {
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
-            let index = self.counts.delivered;
+            let index = self.arrival_index();
             self.counts.delivered += 1;
             let arrival = delivery::receive_floating(&mut self.ints, &self.identity.store_id, op, index).expect("memory never fails");
             match arrival {
@@ -275,6 +275,16 @@ impl MemStore {
         let witnessed = delivery::witness_pending(&mut self.ints, self.faults.delivery).expect("memory never fails");
         let effect = self.project(witnessed);
         (out, effect)
+    }
+
+    /// The arrival index of the next delivery: the number of deliveries so far (§4), or of
+    /// received ops under [`DeliveryFault::ArrivalCountsReceived`].
+    fn arrival_index(&self) -> u64 {
+        let c = &self.counts;
+        match self.faults.delivery {
+            Some(DeliveryFault::ArrivalCountsReceived) => c.delivered - c.refused - c.redelivered,
+            _ => c.delivered,
+        }
     }
 
     /// Projects the ops a delivery witnessed, in witness order, unless stalled.
@@ -649,6 +659,38 @@ mod tests {
         };
         for (faults, ops) in cases {
             assert_ne!(outcome(faults, &ops), outcome(HostFaults::default(), &ops), "{faults:?}");
+        }
+
+        // The witness order (§4.2): several ops readied by one delivery, told apart by which of
+        // them projection reaches before a stall.
+        let mut bad_a2 = kv(1, 11, id(&a1), vec![], "k");
+        bad_a2.payload = vec![0x0a, 0x05, 0x01];
+        let gate = kv(3, 10, ZERO_HASH, vec![], "g");
+        let mut bad_a2_gated = bad_a2.clone();
+        bad_a2_gated.causal_deps = vec![id(&gate)];
+        let b2_gated = kv(2, 11, id(&b1), vec![id(&gate)], "k");
+        let genesis = kv(4, 10, ZERO_HASH, vec![], "k");
+        let forks = [kv(1, 11, id(&a1), vec![id(&gate)], "x"), kv(1, 11, id(&a1), vec![id(&gate)], "y")];
+        let (lo, hi) = if id(&forks[0]) < id(&forks[1]) { (&forks[0], &forks[1]) } else { (&forks[1], &forks[0]) };
+        let delivery = |f: DeliveryFault| HostFaults { delivery: Some(f), ..Default::default() };
+        let staged: Vec<(DeliveryFault, Vec<&Op>, Vec<&Op>)> = vec![
+            (DeliveryFault::ArrivalCountsReceived, vec![&a1, &a1, &bad], vec![]),
+            (DeliveryFault::WitnessAuthorsDescending, vec![&a1, &b1, &bad_a2_gated, &b2_gated, &gate], vec![]),
+            (DeliveryFault::WitnessGenesisFirst, vec![&a1], vec![&bad_a2, &genesis]),
+            (DeliveryFault::WitnessSharedPrevByArrival, vec![&a1, hi, lo, &gate], vec![]),
+            (DeliveryFault::WitnessPrevRechecked, vec![&a1, hi, lo, &gate], vec![]),
+        ];
+        let outcome = |faults: HostFaults, ops: &[&Op], batch: &[&Op]| {
+            let mut s = MemStore::new(identity.clone(), Arc::new(KvStore)).with_faults(faults);
+            for op in ops {
+                s.deliver(op);
+            }
+            let batch: Vec<Op> = batch.iter().map(|op| (*op).clone()).collect();
+            s.deliver_batch(&batch);
+            (s.outcome(), s.rows().clone())
+        };
+        for (f, ops, batch) in staged {
+            assert_ne!(outcome(delivery(f), &ops, &batch), outcome(HostFaults::default(), &ops, &batch), "{f:?}");
         }
     }
 }

@@ -20,6 +20,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use uuid::Uuid;
 
+use crate::corpus::crafted::{self, Crafted};
 use crate::history::{History, Provenance};
 use crate::op::{op_id, Hlc, Op, OpId, ZERO_HASH};
 
@@ -88,6 +89,8 @@ struct Params {
     self_merge: bool,
     /// Keys are `k0000`, `k0001`, … up to this many, instead of the `keys` pool.
     key_space: Option<usize>,
+    /// A crafted family ([`crate::corpus::crafted`]) instead of random actions.
+    crafted: Option<Crafted>,
 }
 
 /// Most positions an op delivered late moves back.
@@ -120,6 +123,7 @@ const BASE: Params = Params {
     exact_tie: false,
     self_merge: true,
     key_space: None,
+    crafted: None,
 };
 const CONCURRENT: Params = Params { authors: 2..=5, merge: 30, tie: 10, ..BASE };
 
@@ -167,6 +171,12 @@ pub fn scenarios() -> Vec<Scenario> {
             &["many-keys", "batch", "delete", "forks"],
             Params { authors: 2..=3, key_space: Some(700), entries: 24..=40, value_len: 1..=6, delete: 10, merge: 20, ..BASE },
         ),
+        kv(
+            "witness-races",
+            &["witness-order", "batch", "floating", "forks", "stall", "duplicate"],
+            Params { crafted: Some(Crafted::WitnessRaces), ..BASE },
+        ),
+        kv("payload-edges", &["payload-edges", "unknown-fields", "stall"], Params { crafted: Some(Crafted::PayloadEdges), ..BASE }),
         v2s(
             "v2-writers",
             &["many-authors", "clock-skew", "delete"],
@@ -219,6 +229,12 @@ pub struct Plan {
 }
 
 impl Scenario {
+    /// Whether this scenario is a crafted family (built to a shape, not from [`Scenario::strategy`]'s
+    /// actions).
+    pub fn is_crafted(&self) -> bool {
+        self.params.crafted.is_some()
+    }
+
     /// The number of actions a request for `ops` ops gives (some scenarios cap it).
     pub fn op_count(&self, ops: u32) -> usize {
         let n = self.params.max_ops.map_or(ops, |m| ops.min(m)) as usize;
@@ -454,8 +470,6 @@ const UNKNOWN_FIELDS: &[u8] = &[0x78, 0x01, 0x4a, 0x02, b'x', b'y'];
 /// Generates history `index` of `scenario` for `seed` with about `ops` ops.
 pub fn generate(scenario: &Scenario, seed: u64, index: u32, ops: u32) -> History {
     let salt = salt(scenario, seed, index);
-    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &salt));
-    let plan = scenario.strategy(scenario.op_count(ops)).new_tree(&mut runner).expect("generator strategies never reject").current();
     let store_id = Uuid::new_v8(salt[..16].try_into().expect("16 bytes"));
     let provenance = Provenance {
         generator: GENERATOR.to_string(),
@@ -465,6 +479,19 @@ pub fn generate(scenario: &Scenario, seed: u64, index: u32, ops: u32) -> History
         ops,
         tags: scenario.tags.iter().map(|t| t.to_string()).collect(),
     };
+    if let Some(kind) = scenario.params.crafted {
+        let (ops, delivery) = crafted::build(kind, index, store_id, &salt, ops);
+        return History {
+            store_id,
+            store_type: scenario.store_type.to_string(),
+            schema_version: 1,
+            provenance: Some(provenance),
+            delivery,
+            ops,
+        };
+    }
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &salt));
+    let plan = scenario.strategy(scenario.op_count(ops)).new_tree(&mut runner).expect("generator strategies never reject").current();
     let ops = scenario.build(&plan, store_id, &salt);
     History {
         store_id,

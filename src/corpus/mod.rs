@@ -4,6 +4,7 @@
 //! Loading a history through the corpus checks its digest against the manifest first, so a
 //! fixture edited by hand (or by a bug) is named, never silently replayed.
 
+pub mod crafted;
 pub mod gen;
 pub mod lattice;
 pub mod synthetic;

@@ -49,6 +49,7 @@ fn unused_key_logic() -> Logic {
 
 const SURVIVOR: Fault = Fault {
     name: "extra-row-on-an-unused-key",
+    rule: "R-TEST-UNUSED-KEY",
     store_type: "core:kvstore",
     layer: Layer::Apply,
     description: "writes an extra row when a batch touches a key no history has",

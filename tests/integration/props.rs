@@ -162,7 +162,9 @@ mod generator_strategies {
     #[test]
     fn every_scenario_replays_consistently_and_negative_ones_float_or_stall_as_injected() {
         let registry = Registry::with_reference_types();
-        for s in scenarios() {
+        // Crafted families are built to a shape, not from the strategy's actions (their own test:
+        // tests/integration/gen.rs).
+        for s in scenarios().into_iter().filter(|s| !s.is_crafted()) {
             let mut runner = TestRunner::new(ProptestConfig { cases: 8, ..ProptestConfig::default() });
             let logic = registry.opener(s.store_type).unwrap().logic();
             runner

@@ -168,6 +168,7 @@ pub(crate) fn adequacy(registry: &Registry, args: AdequacyArgs) -> anyhow::Resul
 #[derive(Serialize)]
 pub(crate) struct FaultLine {
     name: &'static str,
+    rule: &'static str,
     store_type: &'static str,
     layer: &'static str,
     description: &'static str,
@@ -178,13 +179,19 @@ pub(crate) fn faults(json: bool) -> anyhow::Result<()> {
     if json {
         let lines: Vec<FaultLine> = catalogue
             .iter()
-            .map(|f| FaultLine { name: f.name, store_type: f.store_type, layer: f.layer.as_str(), description: f.description })
+            .map(|f| FaultLine {
+                name: f.name,
+                rule: f.rule,
+                store_type: f.store_type,
+                layer: f.layer.as_str(),
+                description: f.description,
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&lines).expect("a list serializes"));
         return Ok(());
     }
     for f in catalogue {
-        println!("{:<28} {:<16} {:<9} {}", f.name, f.store_type, f.layer.as_str(), f.description);
+        println!("{:<32} {:<14} {:<16} {:<9} {}", f.name, f.rule, f.store_type, f.layer.as_str(), f.description);
     }
     Ok(())
 }

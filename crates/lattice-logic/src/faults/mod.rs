@@ -21,6 +21,9 @@ use crate::logstore;
 use crate::op::{Op, OpId};
 use crate::table::Table;
 
+mod pb;
+use pb::PbRule;
+
 /// One broken rule of a reference store type's logic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -46,6 +49,19 @@ pub enum LogicFault {
     KvEmptyKeyRefused,
     /// A losing op's kind (value or tombstone) is stored although the winner stays.
     KvLoserKindStored,
+    // core:kvstore, payload decoding (prost 0.14's rules, docs/FORMAT.md §5.1).
+    /// Groups nest without limit (prost stops at 100 levels).
+    KvPbNoDepthLimit,
+    /// Switching `op_type` to the other member keeps the fields decoded so far.
+    KvPbOneofSwitchMerges,
+    /// A repeated `op_type` member replaces the message instead of merging into it.
+    KvPbOneofRepeatReplaces,
+    /// An end-group tag closes a group whatever its field number.
+    KvPbEndGroupAnyNumber,
+    /// A varint written in more bytes than needed is refused.
+    KvPbNonMinimalVarintRefused,
+    /// A 10-byte varint above 2⁶⁴ − 1 wraps instead of being refused.
+    KvPbVarintOverflowWraps,
     // core:kvstore, read.
     /// Readers do not see a tombstoned key at all.
     KvReadTombstoneHidden,
@@ -77,7 +93,7 @@ pub enum LogicFault {
 
 impl LogicFault {
     /// Every logic fault, in a fixed order.
-    pub const ALL: [LogicFault; 22] = [
+    pub const ALL: [LogicFault; 28] = [
         LogicFault::KvBatchForward,
         LogicFault::KvDepsIgnored,
         LogicFault::KvCompareLastHead,
@@ -88,6 +104,12 @@ impl LogicFault {
         LogicFault::KvTombstoneAsEmptyValue,
         LogicFault::KvEmptyKeyRefused,
         LogicFault::KvLoserKindStored,
+        LogicFault::KvPbNoDepthLimit,
+        LogicFault::KvPbOneofSwitchMerges,
+        LogicFault::KvPbOneofRepeatReplaces,
+        LogicFault::KvPbEndGroupAnyNumber,
+        LogicFault::KvPbNonMinimalVarintRefused,
+        LogicFault::KvPbVarintOverflowWraps,
         LogicFault::KvReadTombstoneHidden,
         LogicFault::LogKeyWallLittleEndian,
         LogicFault::LogDuplicateOverwrites,
@@ -116,6 +138,12 @@ impl LogicFault {
             | KvTombstoneAsEmptyValue
             | KvEmptyKeyRefused
             | KvLoserKindStored
+            | KvPbNoDepthLimit
+            | KvPbOneofSwitchMerges
+            | KvPbOneofRepeatReplaces
+            | KvPbEndGroupAnyNumber
+            | KvPbNonMinimalVarintRefused
+            | KvPbVarintOverflowWraps
             | KvReadTombstoneHidden => kvstore::STORE_TYPE,
             LogKeyWallLittleEndian | LogDuplicateOverwrites | LogEmptyPayloadStored | LogLengthPrefixU32 | LogReadIncludesPrefix => {
                 logstore::STORE_TYPE
@@ -125,6 +153,27 @@ impl LogicFault {
             }
         }
     }
+
+    /// The payload decoding rule this fault breaks, if it is one.
+    fn pb_rule(self) -> Option<PbRule> {
+        use LogicFault::*;
+        Some(match self {
+            KvPbNoDepthLimit => PbRule::NoDepthLimit,
+            KvPbOneofSwitchMerges => PbRule::OneofSwitchMerges,
+            KvPbOneofRepeatReplaces => PbRule::OneofRepeatReplaces,
+            KvPbEndGroupAnyNumber => PbRule::EndGroupAnyNumber,
+            KvPbNonMinimalVarintRefused => PbRule::NonMinimalVarintRefused,
+            KvPbVarintOverflowWraps => PbRule::VarintOverflowWraps,
+            _ => return None,
+        })
+    }
+}
+
+/// Decodes a `core:kvstore` payload (docs/FORMAT.md §5.1) with the field-by-field decoder the
+/// payload faults use, breaking `fault`'s decoding rule (`None`, or a fault that is not a payload
+/// fault: no rule broken — the result must equal [`kvstore::decode_payload`]'s).
+pub fn decode_kv_payload(payload: &[u8], fault: Option<LogicFault>) -> Result<Vec<KvEntry>, ApplyError> {
+    pb::decode(payload, fault.and_then(LogicFault::pb_rule))
 }
 
 /// A reference store type with one [`LogicFault`]; it claims the type and schema of the type it
@@ -180,7 +229,10 @@ impl StoreLogic for Faulty {
 // ---- core:kvstore: the reference walk (`kvstore::apply_with`), one rule at a time different.
 
 fn kv_apply(f: LogicFault, id: &OpId, op: &Op, table: &mut dyn Table, dag: &mut dyn Dag) -> Result<(), ApplyError> {
-    let entries = kvstore::decode_payload(&op.payload)?;
+    let entries = match f.pb_rule() {
+        Some(rule) => pb::decode(&op.payload, Some(rule))?,
+        None => kvstore::decode_payload(&op.payload)?,
+    };
     if f == LogicFault::KvEmptyKeyRefused && entries.iter().any(|e| e.key().is_empty()) {
         return Err(ApplyError::MalformedPayload("empty key".into()));
     }
@@ -335,6 +387,14 @@ mod tests {
         Op { author: [author; 32], hlc: Hlc { wall_ms, counter }, prev: ZERO_HASH, causal_deps, payload }
     }
 
+    /// One put of `k` → `v`: `KvPayload { ops: [Operation { put: PutOp { key: "k", value: "v" } }] }`.
+    const PUT_K_V: &[u8] = &[0x0a, 0x08, 0x0a, 0x06, 0x0a, 0x01, b'k', 0x12, 0x01, b'v'];
+
+    /// A kvstore op whose payload is the concatenation of `parts`.
+    fn raw<const N: usize>(parts: [&[u8]; N]) -> Op {
+        op(1, 10, 0, &[], parts.concat())
+    }
+
     fn put(k: &str, v: &str) -> KvEntry {
         KvEntry::Put { key: k.as_bytes().to_vec(), value: v.as_bytes().to_vec() }
     }
@@ -382,6 +442,19 @@ mod tests {
             KvTombstoneAsEmptyValue => vec![kv(1, 10, 0, &[], &[del("k")])],
             KvEmptyKeyRefused => vec![kv(1, 10, 0, &[], &[put("", "e")])],
             KvLoserKindStored => vec![kv(2, 10, 0, &[], &[put("k", "a")]), kv(1, 10, 0, &[], &[put("k", "b")])],
+            KvPbNoDepthLimit => vec![raw([&[0x2b; 101][..], &[0x2c; 101], PUT_K_V])],
+            // put {a, x} then delete {}: the delete starts empty (key "") unless it merges.
+            KvPbOneofSwitchMerges => vec![raw([&[0x0a, 0x0a, 0x0a, 0x06, 0x0a, 0x01, b'a', 0x12, 0x01, b'x', 0x12, 0x00][..]])],
+            // put {a, x} then put {b}: merged, the value x stays.
+            KvPbOneofRepeatReplaces => {
+                vec![raw([&[0x0a, 0x0d, 0x0a, 0x06, 0x0a, 0x01, b'a', 0x12, 0x01, b'x', 0x0a, 0x03, 0x0a, 0x01, b'b'][..]])]
+            }
+            // A group of field 5 closed by field 6's end-group tag.
+            KvPbEndGroupAnyNumber => vec![raw([&[0x2b, 0x34][..], PUT_K_V])],
+            // The first field's length written in two bytes (0x88 0x00 = 8).
+            KvPbNonMinimalVarintRefused => vec![raw([&[0x0a, 0x88, 0x00][..], &PUT_K_V[2..]])],
+            // Unknown field 15 (varint) holding 2^64 + 2^63 - 1 in ten bytes.
+            KvPbVarintOverflowWraps => vec![raw([&[0x78][..], &[0xff; 9], &[0x02], PUT_K_V])],
             KvReadTombstoneHidden => vec![kv(1, 10, 0, &[], &[del("k")])],
             LogKeyWallLittleEndian | LogLengthPrefixU32 | LogReadIncludesPrefix => vec![op(1, 10, 0, &[], b"x".to_vec())],
             LogDuplicateOverwrites => vec![op(1, 10, 0, &[], b"x".to_vec()), op(1, 10, 1, &[], b"y".to_vec())],
@@ -437,6 +510,12 @@ mod tests {
             (LogicFault::KvCounterIgnored, &kv_ops),
             (LogicFault::KvTombstoneAsEmptyValue, &kv_ops),
             (LogicFault::KvEmptyKeyRefused, &kv_ops),
+            (LogicFault::KvPbNoDepthLimit, &kv_ops),
+            (LogicFault::KvPbOneofSwitchMerges, &kv_ops),
+            (LogicFault::KvPbOneofRepeatReplaces, &kv_ops),
+            (LogicFault::KvPbEndGroupAnyNumber, &kv_ops),
+            (LogicFault::KvPbNonMinimalVarintRefused, &kv_ops),
+            (LogicFault::KvPbVarintOverflowWraps, &kv_ops),
             (LogicFault::LogDuplicateOverwrites, &log_ops),
             (LogicFault::LogEmptyPayloadStored, &log_ops),
             (LogicFault::V2EqualStampWins, &v2_ops),

@@ -30,7 +30,7 @@ use crate::replica::{Replica, ReplicaError, ReplicaFactory};
 
 /// The known-divergences file's format tag and version.
 pub const KNOWN_TAG: &str = "lattice-conform/known-divergences";
-pub const KNOWN_VERSION: u32 = 1;
+pub const KNOWN_VERSION: u32 = 2;
 
 /// What the check found for one history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -55,8 +55,15 @@ pub struct Counterexample {
     pub order_b: Vec<usize>,
     /// The keys whose reads differ after the two orders: A's read → B's read.
     pub reads: Vec<KeyDiff>,
+    /// The observed hashes of the whole history delivered in its own order and in order `order`
+    /// (before shrinking): with the history and the seed, the divergence's signature.
+    pub observed_own: String,
+    pub observed_order: String,
     /// A known divergence this one is listed under, if any.
     pub known: Option<String>,
+    /// For a divergence that is not known: the occurrences recorded for the history under this
+    /// seed, which it fails to match (what changed).
+    pub unmatched: Option<String>,
 }
 
 /// The committed list of divergences that are real behaviour of the system under test.
@@ -68,7 +75,7 @@ pub struct KnownDivergences {
     pub divergences: Vec<Known>,
 }
 
-/// One known divergence: every divergence of `store_type` is reported under it, and its
+/// One known divergence: the divergences listed in `occurrences` are reported under it, and its
 /// counterexample (`history_a`, `history_b`: the same ops in two orders, relative to the file)
 /// must still diverge.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -79,6 +86,33 @@ pub struct Known {
     pub reason: String,
     pub history_a: String,
     pub history_b: String,
+    /// Exactly where and how it shows in the corpus: a divergence is known only if it matches one.
+    pub occurrences: Vec<Occurrence>,
+}
+
+/// One recorded divergence of a corpus history (docs/FORMAT.md §13.8): with `order_seed`, order
+/// `order` is the first that diverges, and the two observed hashes are these.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Occurrence {
+    pub history: String,
+    pub order_seed: u64,
+    pub order: u32,
+    pub observed_own: String,
+    pub observed_order: String,
+}
+
+impl Occurrence {
+    /// The occurrence of divergence `c` of history `id` under `seed`.
+    pub fn of(id: &str, seed: u64, c: &Counterexample) -> Occurrence {
+        Occurrence {
+            history: id.to_string(),
+            order_seed: seed,
+            order: c.order,
+            observed_own: c.observed_own.clone(),
+            observed_order: c.observed_order.clone(),
+        }
+    }
 }
 
 /// Errors of the known-divergences file.
@@ -91,18 +125,74 @@ pub enum ConvergeError {
     History(#[from] crate::history::HistoryError),
     #[error(transparent)]
     Version(#[from] crate::versioned::VersionError),
+    #[error(
+        "{0}: a known-divergences file of format_version {1}, which matched divergences by store type only; format_version 2 \
+         lists each known divergence's occurrences (docs/FORMAT.md §13.8): set format_version to 2, add \
+         \"occurrences\": [] to every entry, then record them with `verify --orders N --record-known ID`"
+    )]
+    V1(PathBuf, u32),
+    #[error("{0}: {1}")]
+    Invalid(PathBuf, String),
 }
 
 impl KnownDivergences {
     pub fn load(path: &Path) -> Result<KnownDivergences, ConvergeError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConvergeError::Io(path.to_path_buf(), e))?;
-        crate::versioned::check(&text, path, KNOWN_TAG, KNOWN_VERSION)?;
-        serde_json::from_str(&text).map_err(|e| crate::versioned::json_error(path, &e).into())
+        match crate::versioned::check(&text, path, KNOWN_TAG, KNOWN_VERSION) {
+            Err(crate::versioned::VersionError::TooOld { found, .. }) => return Err(ConvergeError::V1(path.to_path_buf(), found)),
+            other => other?,
+        }
+        let file: KnownDivergences = serde_json::from_str(&text).map_err(|e| crate::versioned::json_error(path, &e))?;
+        for k in &file.divergences {
+            if let Some(o) = k.occurrences.iter().find(|o| !o.history.starts_with(&format!("{}/", k.store_type))) {
+                return Err(ConvergeError::Invalid(
+                    path.to_path_buf(),
+                    format!("known divergence `{}` is of {} but lists history `{}`", k.id, k.store_type, o.history),
+                ));
+            }
+        }
+        Ok(file)
     }
 
-    /// The entry covering divergences of `store_type`.
-    pub fn for_type(&self, store_type: &str) -> Option<&Known> {
-        self.divergences.iter().find(|k| k.store_type == store_type)
+    /// The entry that lists divergence `c` of history `id` under `seed`: one of its occurrences
+    /// has the same history, seed, order and both observed hashes.
+    pub fn matching(&self, id: &str, seed: u64, c: &Counterexample) -> Option<&Known> {
+        let o = Occurrence::of(id, seed, c);
+        self.divergences.iter().find(|k| k.occurrences.contains(&o))
+    }
+
+    /// The recorded occurrences of history `id` under `seed`, with their entry.
+    pub fn occurrences_of<'a>(&'a self, id: &'a str, seed: u64) -> impl Iterator<Item = (&'a Known, &'a Occurrence)> + 'a {
+        self.divergences
+            .iter()
+            .flat_map(move |k| k.occurrences.iter().filter(move |o| o.history == id && o.order_seed == seed).map(move |o| (k, o)))
+    }
+
+    /// Records `run`'s divergences of entry `id`'s store type as its occurrences under `run.seed`:
+    /// for every history the run checked, the entry's occurrences of that seed are replaced by
+    /// what the run found (none if the history no longer diverges). Returns how many it lists
+    /// now for the run's histories.
+    pub fn record(&mut self, id: &str, run: &Run) -> Option<usize> {
+        let entry = self.divergences.iter_mut().find(|k| k.id == id)?;
+        let checked: BTreeSet<&str> =
+            run.histories.iter().map(|(h, _)| h.as_str()).filter(|h| h.starts_with(&format!("{}/", entry.store_type))).collect();
+        entry.occurrences.retain(|o| o.order_seed != run.seed || !checked.contains(o.history.as_str()));
+        let mut added = 0;
+        for (h, c) in &run.histories {
+            if let (true, Convergence::Diverges(x)) = (checked.contains(h.as_str()), c) {
+                entry.occurrences.push(Occurrence::of(h, run.seed, x));
+                added += 1;
+            }
+        }
+        entry.occurrences.sort_by(|a, b| (&a.history, a.order_seed).cmp(&(&b.history, b.order_seed)));
+        Some(added)
+    }
+
+    /// The file's canonical text (§10.3's pretty style and a final newline).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("a known-divergences file serializes");
+        s.push('\n');
+        s
     }
 }
 
@@ -131,8 +221,21 @@ pub fn check(
         if disagree(&h.store_type, outcome, own_outcome) {
             let (a, b) = shrink(h, f, own.clone(), order)?;
             let reads = reads_after(h, f, &a, &b)?;
-            let known = known.and_then(|f| f.for_type(&h.store_type)).map(|k| k.id.clone());
-            return Ok(Convergence::Diverges(Box::new(Counterexample { order: k, order_a: a, order_b: b, reads, known })));
+            let mut c = Counterexample {
+                order: k,
+                order_a: a,
+                order_b: b,
+                reads,
+                observed_own: own_outcome.0.to_string(),
+                observed_order: outcome.0.to_string(),
+                known: None,
+                unmatched: None,
+            };
+            c.known = known.and_then(|file| file.matching(id, seed, &c)).map(|k| k.id.clone());
+            if let (None, Some(file)) = (&c.known, known) {
+                c.unmatched = unmatched(file, id, seed);
+            }
+            return Ok(Convergence::Diverges(Box::new(c)));
         }
     }
     Ok(Convergence::Converges { orders: n, state_hash_agrees })
@@ -352,6 +455,11 @@ pub struct Verdict {
     pub verdict: String,
     /// Why it was skipped, or the known divergence's id.
     pub detail: Option<String>,
+    /// For a divergence: the first order that diverged and the observed hashes of the whole
+    /// history in its own order and in that one (the occurrence `--record-known` records).
+    pub order: Option<u32>,
+    pub observed_own: Option<String>,
+    pub observed_order: Option<String>,
     /// For a divergence: the shrunk ops (history indices) in the two orders, and the reads
     /// that differ (A's read → B's read).
     pub order_a: Vec<usize>,
@@ -388,6 +496,9 @@ impl Run {
                     id: id.clone(),
                     verdict: verdict.into(),
                     detail,
+                    order: None,
+                    observed_own: None,
+                    observed_order: None,
                     order_a: vec![],
                     order_b: vec![],
                     reads: vec![],
@@ -396,10 +507,13 @@ impl Run {
                     Convergence::Converges { .. } => v("converges", None),
                     Convergence::Skipped { reason } => v("skipped", Some(reason.clone())),
                     Convergence::Diverges(x) => Verdict {
+                        order: Some(x.order),
+                        observed_own: Some(x.observed_own.clone()),
+                        observed_order: Some(x.observed_order.clone()),
                         order_a: x.order_a.clone(),
                         order_b: x.order_b.clone(),
                         reads: x.reads.clone(),
-                        ..v(if x.known.is_some() { "known" } else { "diverges" }, x.known.clone())
+                        ..v(if x.known.is_some() { "known" } else { "diverges" }, x.known.clone().or_else(|| x.unmatched.clone()))
                     },
                 }
             })
@@ -436,17 +550,67 @@ pub fn run(
         let unusable = |e2: ReplicaError| anyhow::anyhow!("history `{}`: build {} is unusable: {e2}", e.id(), opts.build);
         histories.push((e.id(), check(&h, &e.id(), f.as_ref(), orders, seed, known.map(|(_, k)| k)).map_err(unusable)?));
     }
-    let mut stale_known = Vec::new();
+    let mut run = Run { orders, seed, histories, stale_known: vec![] };
     if let Some((path, file)) = known {
         let dir = path.parent().unwrap_or(Path::new("."));
         for k in file.divergences.iter().filter(|k| types.contains(&k.store_type)) {
             let f = opts.build.factory(&k.store_type, registry)?;
             if !known_still_diverges(dir, k, f.as_ref())? {
-                stale_known.push(k.id.clone());
+                run.stale_known.push(k.id.clone());
             }
         }
+        run.stale_known.extend(stale_occurrences(file, &run));
     }
-    Ok(Run { orders, seed, histories, stale_known })
+    Ok(run)
+}
+
+/// What `file` records for history `id` under `seed`, if anything: `known divergence ID records
+/// order K (observed own …, order …)`, for each occurrence.
+fn unmatched(file: &KnownDivergences, id: &str, seed: u64) -> Option<String> {
+    let listed: Vec<String> = file
+        .occurrences_of(id, seed)
+        .map(|(k, o)| {
+            format!(
+                "known divergence `{}` records order {} (observed {} own, {} in that order)",
+                k.id, o.order, o.observed_own, o.observed_order
+            )
+        })
+        .collect();
+    (!listed.is_empty()).then(|| listed.join("; "))
+}
+
+/// The recorded occurrences `run` should have met and did not: of a history it checked, under its
+/// seed, at an order it replayed, where the history now converges or is skipped (a history that
+/// diverges differently is already an unknown divergence). As `ID (HISTORY, order K, seed S)`.
+pub fn stale_occurrences(file: &KnownDivergences, run: &Run) -> Vec<String> {
+    let mut out = Vec::new();
+    for (h, c) in &run.histories {
+        if matches!(c, Convergence::Diverges(_)) {
+            continue;
+        }
+        for (k, o) in file.occurrences_of(h, run.seed).filter(|(_, o)| o.order < run.orders) {
+            out.push(format!("{} ({}, order {}, seed {})", k.id, o.history, o.order, o.order_seed));
+        }
+    }
+    out
+}
+
+impl Run {
+    /// Re-matches the run's divergences against `file` (after `KnownDivergences::record`) and
+    /// recomputes the stale occurrences; stale entries found before stay.
+    pub fn rematch(&mut self, file: &KnownDivergences) {
+        let seed = self.seed;
+        for (h, c) in &mut self.histories {
+            if let Convergence::Diverges(x) = c {
+                x.known = file.matching(h, seed, x).map(|k| k.id.clone());
+                x.unmatched = if x.known.is_some() { None } else { unmatched(file, h, seed) };
+            }
+        }
+        let entries: BTreeSet<&str> = file.divergences.iter().map(|k| k.id.as_str()).collect();
+        self.stale_known.retain(|s| entries.contains(s.as_str()));
+        let stale = stale_occurrences(file, self);
+        self.stale_known.extend(stale);
+    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,12 @@ fn convergence_text(out: &mut String, c: &crate::converge::Summary) {
             .unwrap(),
             "diverges" => {
                 writeln!(out, "DIVERGES {}: two delivery orders disagree; shrunk to {} ops", h.id, h.order_a.len()).unwrap();
+                if let (Some(k), Some(own), Some(other)) = (h.order, &h.observed_own, &h.observed_order) {
+                    writeln!(out, "  first at order {k} (seed {}): observed {own} in its own order, {other} in order {k}", c.seed).unwrap();
+                }
+                if let Some(d) = &h.detail {
+                    writeln!(out, "  not a recorded occurrence: {d}").unwrap();
+                }
                 writeln!(out, "  order A (op indices): {:?}", h.order_a).unwrap();
                 writeln!(out, "  order B (op indices): {:?}", h.order_b).unwrap();
                 for k in &h.reads {
@@ -103,7 +109,8 @@ fn convergence_text(out: &mut String, c: &crate::converge::Summary) {
         }
     }
     for k in &c.stale_known {
-        writeln!(out, "STALE known divergence `{k}`: its counterexample no longer diverges (a fix? remove the entry)").unwrap();
+        writeln!(out, "STALE known divergence `{k}`: it no longer diverges (a fix? remove it, or re-record with `--record-known`)")
+            .unwrap();
     }
     writeln!(
         out,
@@ -213,7 +220,7 @@ pub fn junit(report: &Report) -> String {
             }
         }
         for k in &c.stale_known {
-            let msg = "its counterexample no longer diverges (a fix? remove the entry)";
+            let msg = "it no longer diverges (a fix? remove it, or re-record with --record-known)";
             writeln!(out, "    <testcase classname=\"known-divergences\" name=\"{}\" {t}><failure message=\"{msg}\"/></testcase>", xml(k))
                 .unwrap();
         }

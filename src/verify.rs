@@ -199,7 +199,7 @@ pub struct Failure {
 pub use crate::lockstep::{first_divergence, first_divergence_streamed, first_divergence_with, Divergence};
 
 const REPORT_TAG: &str = "lattice-conform/verify-report";
-const REPORT_VERSION: u32 = 3;
+const REPORT_VERSION: u32 = 4;
 
 /// The tool a report or certificate was written by: `lattice-conform <version>`.
 pub fn tool_id() -> String {

@@ -155,10 +155,12 @@ impl Builder {
         self.deliver(op);
     }
 
-    /// One race: several ops readied by one delivery. The last round adds two forks of one tip,
-    /// delivered higher op id first, whose second (by op id) stalls projection.
+    /// One race: several ops readied by one delivery. The last round (always a cascade) adds two
+    /// forks of one tip, delivered higher op id first, whose second (by op id) stalls projection.
     fn round(&mut self, writers: &mut Vec<[u8; 32]>, last: bool) {
-        let cascade = self.below(2) == 1;
+        // The last round is a cascade: its forks wait for the gate, so even delivered one by one
+        // (as `verify --orders` delivers) both are witnessed in one pass and the second stalls.
+        let cascade = last || self.below(2) == 1;
         // The gate others wait on (cascade): a new author's genesis or an existing writer's op.
         let mut pool = writers.clone();
         let gate_author = match cascade {

@@ -877,6 +877,32 @@ fn cases() -> Vec<Case> {
             "example.json: cannot read",
             |t| verify_edited(t, &[], |c, _| std::fs::remove_file(c.join(CORPUS_HISTORY)).unwrap()),
         ),
+        case(
+            "known-divergences-v1",
+            Corpus,
+            "`verify --orders` with a known-divergences file of format_version 1 (divergences matched by store type only)",
+            2,
+            "which matched divergences by store type only",
+            |t| {
+                let k = t.join("known.json");
+                std::fs::write(&k, r#"{"format":"lattice-conform/known-divergences","format_version":1,"divergences":[]}"#).unwrap();
+                let k = k.to_string_lossy().into_owned();
+                verify_edited(t, &["--orders", "2", "--known", &k], |_, _| {})
+            },
+        ),
+        case(
+            "record-known-unknown-entry",
+            Corpus,
+            "`verify --orders --record-known` names an entry the known-divergences file does not have",
+            2,
+            "has no entry `no-such-entry`",
+            |t| {
+                let k = t.join("known.json");
+                std::fs::write(&k, r#"{"format":"lattice-conform/known-divergences","format_version":2,"divergences":[]}"#).unwrap();
+                let k = k.to_string_lossy().into_owned();
+                verify_edited(t, &["--orders", "2", "--known", &k, "--record-known", "no-such-entry"], |_, _| {})
+            },
+        ),
         case("corpus-digest-mismatch", Corpus, "a listed history gained one byte after it was listed", 2, "but the manifest says", |t| {
             verify_edited(t, &[], |c, _| edit_text(&c.join(CORPUS_HISTORY), |s| s + "\n"))
         }),
@@ -1293,7 +1319,7 @@ fn cases() -> Vec<Case> {
             Report,
             "the second report is of format_version 2 (written before reports named their inputs)",
             2,
-            "shard-2.json: too old: a verify report of format_version 2, but this build reads format_version 3",
+            "shard-2.json: too old: a verify report of format_version 2, but this build reads format_version 4",
             |t| merge_with_edited(t, |b| edit_json(b, |v| v["format_version"] = json!(2))),
         ),
         case(

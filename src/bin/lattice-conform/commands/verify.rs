@@ -55,6 +55,12 @@ pub(crate) struct VerifyArgs {
     /// test); default: corpus/known-divergences.json when it exists.
     #[arg(long, value_name = "FILE")]
     known: Option<PathBuf>,
+    /// Record the divergences this run finds, of the selected histories of entry ID's store type,
+    /// as that entry's occurrences under --order-seed (replacing the ones recorded for those
+    /// histories and that seed), rewrite the known-divergences file, and judge the run by it.
+    /// Review the file's diff: this is how a known divergence is blessed.
+    #[arg(long, value_name = "ID", requires = "orders")]
+    record_known: Option<String>,
     /// Where --orders writes the shrunk counterexample of a divergence not listed as known.
     #[arg(long, value_name = "DIR", default_value = "counterexamples")]
     counterexamples: PathBuf,
@@ -174,8 +180,23 @@ pub(crate) fn verify_run(registry: &Registry, args: VerifyArgs) -> anyhow::Resul
     } else {
         None
     };
-    let run =
+    if let (Some(id), None) = (&args.record_known, &known) {
+        anyhow::bail!("--record-known {id}: no known-divergences file at {} (give one with --known)", known_path.display());
+    }
+    if let (Some(id), Some(file)) = (&args.record_known, &known) {
+        if !file.divergences.iter().any(|k| &k.id == id) {
+            let ids: Vec<&str> = file.divergences.iter().map(|k| k.id.as_str()).collect();
+            anyhow::bail!("--record-known {id}: {} has no entry `{id}` (entries: {})", known_path.display(), ids.join(", "));
+        }
+    }
+    let mut run =
         lattice_conform::converge::run(&opts, registry, args.orders, args.order_seed, known.as_ref().map(|k| (known_path.as_path(), k)))?;
+    if let (Some(id), Some(mut file)) = (&args.record_known, known) {
+        let n = file.record(id, &run).expect("the entry was checked above");
+        corpus::write_atomic(&known_path, file.to_json().as_bytes())?;
+        eprintln!("recorded {n} occurrence(s) of known divergence `{id}` (seed {}) in {}", args.order_seed, known_path.display());
+        run.rematch(&file);
+    }
     write_counterexamples(&run, &args.counterexamples, &opts)?;
     report.convergence = Some(run.summary());
     finish_report(&report, args.format, args.output.as_deref())

@@ -142,3 +142,25 @@ fn a_host_fault_is_a_build_verify_catches() {
     assert!(failure["summary"].as_str().unwrap().starts_with("stall: expected stalled at op"), "{failure}");
     assert!(!failure["divergence"].is_null(), "the first divergent op is found on the faulty host: {failure}");
 }
+
+#[test]
+fn a_changed_witness_order_or_a_decoder_without_prosts_nesting_limit_fails_verify() {
+    // Each build breaks one rule the crafted families pin (docs/FORMAT.md §21.3): the witness
+    // order of §4.2, and the recursion limit of §5.1's payload decoding.
+    for (fault, family) in [
+        ("witness-authors-descending", "witness-races"),
+        ("witness-genesis-first", "witness-races"),
+        ("witness-shared-prev-by-arrival", "witness-races"),
+        ("kv-pb-no-depth-limit", "payload-edges"),
+    ] {
+        let filter = format!("core:kvstore/{family}-s1-00[0-3]");
+        let build = format!("native-fault:{fault}");
+        let out = run_in(root(), ["verify", "--build", build.as_str(), "--filter", filter.as_str(), "--keep-going", "--format", "json"])
+            .expect(1);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let failed = report["results"].as_array().unwrap().iter().filter(|r| !r["failure"].is_null()).count();
+        assert!(failed >= 1, "{fault}: no {family} history fails");
+        // The reference build passes the same histories.
+        run_in(root(), ["verify", "--filter", filter.as_str()]).expect(0);
+    }
+}

@@ -209,3 +209,58 @@ mod generator_strategies {
         }
     }
 }
+
+/// The field-by-field `KvPayload` decoder the payload faults are built on
+/// (`lattice_logic::faults::decode_kv_payload`) decodes exactly as prost does when no rule is
+/// broken: the same entries, or an error for both — on random bytes, and on valid payloads with
+/// bytes flipped, inserted or cut (the inputs closest to the edges of §5.1).
+mod pb_walk_matches_prost {
+    use lattice_conform::lattice_logic::faults::decode_kv_payload;
+    use lattice_conform::lattice_logic::kvstore::{decode_payload, encode_payload, Entry};
+    use proptest::prelude::*;
+
+    fn same(payload: &[u8]) -> Result<(), TestCaseError> {
+        let (walk, prost) = (decode_kv_payload(payload, None), decode_payload(payload));
+        prop_assert_eq!(walk.is_ok(), prost.is_ok(), "payload {:02x?}", payload);
+        prop_assert_eq!(walk.ok(), prost.ok(), "payload {:02x?}", payload);
+        Ok(())
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        let bytes = || proptest::collection::vec(any::<u8>(), 0..6);
+        prop_oneof![(bytes(), bytes()).prop_map(|(key, value)| Entry::Put { key, value }), bytes().prop_map(|key| Entry::Delete { key })]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn on_random_bytes(payload in proptest::collection::vec(any::<u8>(), 0..40)) {
+            same(&payload)?;
+        }
+
+        #[test]
+        fn on_mutated_payloads(
+            entries in proptest::collection::vec(entry(), 0..4),
+            edits in proptest::collection::vec((any::<u8>(), any::<prop::sample::Index>(), 0u8..3), 1..4),
+            groups in 0usize..3,
+        ) {
+            // Optionally wrapped in nested groups of field 5 (0x2b … 0x2c), up to prost's limit.
+            let depth = [0, 100, 101][groups];
+            let mut payload = [vec![0x2b; depth], vec![0x2c; depth], encode_payload(&entries)].concat();
+            for (byte, at, kind) in edits {
+                if payload.is_empty() {
+                    payload.push(byte);
+                    continue;
+                }
+                let i = at.index(payload.len());
+                match kind {
+                    0 => payload[i] = byte,
+                    1 => payload.insert(i, byte),
+                    _ => payload.truncate(i),
+                }
+            }
+            same(&payload)?;
+        }
+    }
+}

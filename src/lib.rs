@@ -23,6 +23,7 @@ pub mod hash;
 pub mod history;
 pub mod kernel;
 pub mod lockstep;
+pub(crate) mod mem_intentions;
 pub mod migrate;
 pub mod op;
 pub mod op_index;

@@ -4,15 +4,16 @@
 //! behind the same interfaces, so it reaches the same state hash as a store on disk for the same
 //! history (the integration tests check this), at memory speed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use lattice_logic::{HostError, MemTable, Table};
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::{self, Arrival, DagView, DeliveryFault, Intentions, Status};
+use crate::delivery::{self, Arrival, DagView, DeliveryFault};
 use crate::hash::{HashFault, LtHash, RowTable, StateHash};
 use crate::kernel::{self, ChainState, KernelFault, RejectKind, Rejection};
-use crate::op::{Hlc, Op, OpId};
+use crate::mem_intentions::MemIntentions;
+use crate::op::{Op, OpId};
 use crate::store::{Logic, StoreIdentity};
 
 /// Where projection stalled: the op (by the index at which it arrived), why, and the reason.
@@ -228,8 +229,11 @@ impl MemStore {
     pub fn deliver(&mut self, op: &Op) -> Delivered {
         let index = self.arrival_index();
         self.counts.delivered += 1;
-        let arrival =
-            delivery::receive_with(self.faults.delivery, &mut self.ints, &self.identity.store_id, op, index).expect("memory never fails");
+        let arrival = match self.faults.delivery {
+            None => self.ints.receive(&self.identity.store_id, op, index),
+            f => delivery::receive_with(f, &mut self.ints, &self.identity.store_id, op, index),
+        }
+        .expect("memory never fails");
         let witnessed = match arrival {
             Arrival::Refused(r) => {
                 self.counts.refused += 1;
@@ -272,7 +276,11 @@ impl MemStore {
                 Arrival::Received { .. } => out.push(Delivered::Received { witnessed: 0, applied: 0, stalled: false }),
             }
         }
-        let witnessed = delivery::witness_pending(&mut self.ints, self.faults.delivery).expect("memory never fails");
+        let witnessed = match self.faults.delivery {
+            None => self.ints.witness_ready(),
+            f => delivery::witness_pending(&mut self.ints, f),
+        }
+        .expect("memory never fails");
         let effect = self.project(witnessed);
         (out, effect)
     }
@@ -446,55 +454,6 @@ impl ChainState for Tips {
     }
 }
 
-/// The received ops, in memory. `known` and `witness_tips` are only ever looked up, never
-/// iterated, so hash maps keep replay fast without touching determinism; `floating` is walked in
-/// order and stays ordered.
-#[derive(Default)]
-struct MemIntentions {
-    known: crate::op_index::OpIndex,
-    witness_tips: HashMap<[u8; 32], OpId>,
-    /// (prev, id) → (arrival, op).
-    floating: BTreeMap<(OpId, OpId), (u64, Op)>,
-}
-
-impl Intentions for MemIntentions {
-    fn get(&mut self, id: &OpId) -> Result<Option<(Status, Hlc, [u8; 32])>, HostError> {
-        self.known.get(id)
-    }
-
-    fn witness_tip(&mut self, author: &[u8; 32]) -> Result<Option<OpId>, HostError> {
-        Ok(self.witness_tips.get(author).copied())
-    }
-
-    fn any_floating(&mut self) -> Result<bool, HostError> {
-        Ok(!self.floating.is_empty())
-    }
-
-    fn floating_prevs(&mut self) -> Result<Vec<OpId>, HostError> {
-        let mut prevs: Vec<OpId> = self.floating.keys().map(|(prev, _)| *prev).collect();
-        prevs.dedup();
-        Ok(prevs)
-    }
-
-    fn floating_by_prev(&mut self, prev: &OpId) -> Result<Vec<(OpId, u64, Op)>, HostError> {
-        let range = self.floating.range((*prev, [0u8; 32])..=(*prev, [0xff; 32]));
-        Ok(range.map(|((_, id), (arrival, op))| (*id, *arrival, op.clone())).collect())
-    }
-
-    fn add_floating(&mut self, id: &OpId, arrival: u64, op: &Op) -> Result<(), HostError> {
-        self.known.insert(*id, (Status::Floating, op.hlc, op.author));
-        self.floating.insert((op.prev, *id), (arrival, op.clone()));
-        Ok(())
-    }
-
-    fn witness(&mut self, id: &OpId, op: &Op) -> Result<(), HostError> {
-        self.floating.remove(&(op.prev, *id));
-        self.known.insert(*id, (Status::Witnessed, op.hlc, op.author));
-        self.witness_tips.insert(op.author, *id);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -503,7 +462,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::op::{op_id, ZERO_HASH};
+    use crate::op::{op_id, Hlc, ZERO_HASH};
 
     /// Writes its payload under two keys, then fails if the payload is `b"fail"`: a logic that
     /// leaves partial writes behind, which the kernel's journal must undo.

@@ -16,6 +16,7 @@ mod kill;
 mod lattice;
 mod migrate;
 mod outside;
+mod pairing;
 mod props;
 mod scale;
 mod util;

@@ -44,6 +44,8 @@ pub enum StoreError {
     Unpaired { dir: PathBuf, state: PathBuf, log: PathBuf, reason: String },
     #[error("{dir}: rebuild refused: {reason}; pass --force to rebuild from log.db anyway (the replaced state.db is kept as state.db.before-rebuild)")]
     RebuildRefused { dir: PathBuf, reason: String },
+    #[error("{}: a symbolic link (to {}); rebuild writes a new state.db and renames it over this name, which would replace the link and leave {} as it was, so it refuses: run it on the directory that holds the file, or put the file in place of the link", .path.display(), .target.display(), .target.display())]
+    SymlinkedState { path: PathBuf, target: PathBuf },
     #[error("{path}: the name is {len} bytes long; a file name holds at most 255")]
     NameTooLong { path: PathBuf, len: usize },
     #[error("{path}: not a directory (a store is a directory holding state.db and log.db)")]

@@ -114,6 +114,8 @@ pub struct Store {
 pub struct RebuildNote {
     /// Where the `state.db` that was replaced is kept (`None` when there was none).
     pub kept: Option<PathBuf>,
+    /// A `state.db.rebuild` an interrupted rebuild left, removed before this one began.
+    pub removed_stale: Option<PathBuf>,
 }
 
 impl Store {
@@ -212,11 +214,17 @@ impl Store {
         let (identity, logged) = log_facts(dir, Some(&lock))?;
         check_logic(dir, &identity, logic.as_ref())?;
         let state_path = dir.join(STATE_FILE);
+        refuse_symlink(&state_path)?;
         if !force && state_path.exists() {
             refuse_lossy_rebuild(dir, &identity, logged)?;
         }
         let tmp_path = dir.join(REBUILD_FILE);
-        let _ = std::fs::remove_file(&tmp_path);
+        // Under the writer lock, a `state.db.rebuild` is what an interrupted rebuild left.
+        let removed_stale = match std::fs::remove_file(&tmp_path) {
+            Ok(()) => Some(tmp_path.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(StoreError::Io { path: tmp_path, source }),
+        };
         init_state(&tmp_path, &identity)?;
         let built = Store::open_files(dir, tmp_path.clone(), logic.clone(), lock)
             .and_then(|built| Ok((built.lock, if state_path.exists() { Some(keep_aside(&state_path)?) } else { None })));
@@ -227,8 +235,15 @@ impl Store {
                 return Err(e);
             }
         };
-        std::fs::rename(&tmp_path, &state_path).map_err(|source| StoreError::Io { path: state_path.clone(), source })?;
-        Ok((Store::open_files(dir, state_path, logic, lock)?, RebuildNote { kept }))
+        if let Err(source) = std::fs::rename(&tmp_path, &state_path) {
+            // `state.db` is as it was (an immutable file, say): take back what this run made.
+            let _ = std::fs::remove_file(&tmp_path);
+            if let Some(kept) = &kept {
+                let _ = std::fs::remove_file(kept);
+            }
+            return Err(StoreError::Io { path: state_path, source });
+        }
+        Ok((Store::open_files(dir, state_path, logic, lock)?, RebuildNote { kept, removed_stale }))
     }
 
     pub fn dir(&self) -> &Path {
@@ -559,6 +574,18 @@ fn refuse_lossy_rebuild(dir: &Path, log_identity: &StoreIdentity, logged: u64) -
         });
     }
     Ok(())
+}
+
+/// Rebuild replaces `state.db` by a rename, which would replace a symbolic link and leave the
+/// file it points to as it was: refused (§9.7).
+fn refuse_symlink(state_path: &Path) -> Result<(), StoreError> {
+    match state_path.symlink_metadata() {
+        Ok(m) if m.file_type().is_symlink() => {
+            let target = std::fs::read_link(state_path).unwrap_or_default();
+            Err(StoreError::SymlinkedState { path: state_path.to_path_buf(), target })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Keeps `state.db` beside itself before a rebuild replaces it: a hard link (or, where the file

@@ -202,6 +202,11 @@ pub(crate) fn open(registry: &Registry, dir: &Path, verify: bool, deep: bool, js
 pub(crate) fn rebuild(registry: &Registry, dir: &Path, force: bool) -> anyhow::Result<()> {
     let identity = Store::log_identity(dir)?;
     let (store, note) = Store::rebuild(dir, registry.resolve(&identity)?, force)?;
+    if let Some(stale) = &note.removed_stale {
+        if !quiet() {
+            eprintln!("note: removed {}, left by an interrupted rebuild", stale.display());
+        }
+    }
     say!("rebuilt state.db from {} logged ops; state hash {}", store.log_len(), store.state_hash());
     if let Some(kept) = &note.kept {
         say!("the replaced state.db is kept as {}", kept.display());

@@ -750,7 +750,12 @@ fn with_ids(h: &History) -> Vec<(OpId, Op)> {
 /// history is then a larger one, never a wrong one). At most [`SHRINK_REPLAYS`] replays, and
 /// [`SHRINK_SECONDS`] of wall time, are spent: past either, every further candidate counts as
 /// not diverging, and [`Shrinking::stopped`] says which cap was hit.
-pub fn shrink(h: History, d: Divergence, baseline: &dyn ReplicaFactory, candidate: &dyn ReplicaFactory) -> (History, Divergence, Shrinking) {
+pub fn shrink(
+    h: History,
+    d: Divergence,
+    baseline: &dyn ReplicaFactory,
+    candidate: &dyn ReplicaFactory,
+) -> (History, Divergence, Shrinking) {
     let started = std::time::Instant::now();
     let spent = std::cell::RefCell::new(Shrinking::default());
     let diverges = |base: &History, ops: &[(OpId, Op)]| {

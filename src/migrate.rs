@@ -781,6 +781,7 @@ pub fn audit(dir: &Path, registry: &Registry) -> Result<Vec<Finding>, MigrateErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::MemStore;
 
     fn set(key: &str, value_len: usize) -> v2::Entry {
         v2::Entry::Set { key: key.as_bytes().to_vec(), value: vec![7; value_len], conflicts: 0 }

@@ -29,9 +29,8 @@ pub fn target_hash_in_memory(
     author: [u8; 32],
     registry: &Registry,
 ) -> Result<String, MigrateError> {
-    target_hash_with(m, rows, id, author, registry.opener(m.target_type())?.logic(), HostFaults::default()).map_err(|n| {
-        MigrateError::TargetRefused { dst: PathBuf::from(m.target_type()), index: n.op_index, reason: n.to_string() }
-    })
+    target_hash_with(m, rows, id, author, registry.opener(m.target_type())?.logic(), HostFaults::default())
+        .map_err(|n| MigrateError::TargetRefused { dst: PathBuf::from(m.target_type()), index: n.op_index, reason: n.to_string() })
 }
 
 /// [`target_hash_in_memory`] with the target's logic and host faults given; a migration op the
@@ -379,4 +378,3 @@ pub fn verify_migrations(
     }
     Ok(report)
 }
-

@@ -118,7 +118,7 @@ impl StoreReader {
             return Err(StoreError::StateAheadOfLog { dir: dir.to_path_buf(), state_len: log_len, log_len: logged });
         }
         if let Pairing::LogAhead { state, log } = pair(dir, chain, log_len, log_chain, logged)? {
-            let tail = chain_over(&log_txn, &log_path, state, logged).map_err(unreadable)?;
+            let tail = chain_over(&log_txn, dir, state, logged).map_err(unreadable)?;
             if tail != log {
                 return Err(tail_mismatch(dir, state, log));
             }
@@ -172,9 +172,11 @@ impl StoreReader {
             return Err(StoreError::Corrupt { dir: self.dir.clone(), stored: self.state_hash(), computed });
         }
         if let Some(expected) = self.chain {
-            let log_path = self.dir.join(LOG_FILE);
-            let walked = chain_over(&self.log_txn, &log_path, LogChain::GENESIS, self.log_len).map_err(|e| {
-                unpaired(&self.dir, format!("state.db reflects {} log entries, but log.db cannot give them back: {e}", self.log_len))
+            let walked = chain_over(&self.log_txn, &self.dir, LogChain::GENESIS, self.log_len).map_err(|e| match e {
+                StoreError::NotRedb { .. } | StoreError::Redb { .. } | StoreError::Io { .. } => {
+                    unpaired(&self.dir, format!("state.db reflects {} log entries, but log.db cannot give them back: {e}", self.log_len))
+                }
+                e => e,
             })?;
             if walked != expected {
                 return Err(unpaired(
@@ -219,23 +221,28 @@ impl StoreReader {
     }
 }
 
-/// Chains the raw `log` entries at positions `from.len .. to` of a `log.db` snapshot onto `from`; a
-/// missing position is an error naming it.
-fn chain_over(txn: &ReadTransaction, path: &Path, from: LogChain, to: u64) -> Result<LogChain, StoreError> {
-    contain(path, || {
+/// Chains the raw `log` entries at positions `from.len .. to` of a `log.db` snapshot onto `from`,
+/// each checked to decode (§2). A missing position means the files do not belong together; an
+/// entry that does not decode is named by its position.
+fn chain_over(txn: &ReadTransaction, dir: &Path, from: LogChain, to: u64) -> Result<LogChain, StoreError> {
+    let path = dir.join(LOG_FILE);
+    contain(&path, || {
         let mut chain = from;
-        let table = open_ro_table(txn, LOG, path)?;
-        for row in table.range(from.len..to).at(path)? {
-            let (k, v) = row.at(path)?;
+        let table = open_ro_table(txn, LOG, &path)?;
+        for row in table.range(from.len..to).at(&path)? {
+            let (k, v) = row.at(&path)?;
             if k.value() != chain.len {
-                let reason = format!("entry missing (next present is {})", k.value());
-                return Err(StoreError::BadLogEntry { path: path.to_path_buf(), index: chain.len, reason });
+                break;
             }
+            crate::op::Op::decode(v.value()).map_err(|e| StoreError::BadLogEntry {
+                path: path.clone(),
+                index: chain.len,
+                reason: e.to_string(),
+            })?;
             chain.push(v.value());
         }
         if chain.len != to {
-            let reason = "entry missing (the log ends before it)".to_string();
-            return Err(StoreError::BadLogEntry { path: path.to_path_buf(), index: chain.len, reason });
+            return Err(unpaired(dir, format!("state.db reflects {to} log entries, but log.db has no entry {}", chain.len)));
         }
         Ok(chain)
     })

@@ -14,6 +14,7 @@ mod gen;
 mod hostile;
 mod kill;
 mod lattice;
+mod leftovers;
 mod migrate;
 mod outside;
 mod pairing;

@@ -186,7 +186,24 @@ impl Store {
             Some(c) => c,
             None => store.chain_from_log()?,
         };
-        store.catch_up(pairing)?;
+        // A rebuild's new state file reflects nothing yet: nothing in it can be mixed up, and the
+        // replay names a bad entry best, so its whole-log tail is checked after the replay
+        // (`rebuild` removes the file on any error) instead of before.
+        let rebuilding = store.state_path != dir.join(STATE_FILE);
+        store.catch_up(if rebuilding { Pairing::Paired } else { pairing })?;
+        if let (true, Some(log)) = (rebuilding, log_chain) {
+            if store.chain != log {
+                return Err(chain::unpaired(
+                    dir,
+                    format!(
+                        "log.db's {} entries chain to {}, but its own log_chain says {}: the log was altered after it was written",
+                        log.len,
+                        store.chain.short(),
+                        log.short()
+                    ),
+                ));
+            }
+        }
         if state_chain.is_none() || log_chain.is_none() {
             store.write_chains()?;
         }

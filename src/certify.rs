@@ -112,8 +112,27 @@ pub enum Verdict {
         source: String,
         history: History,
         divergence: Box<Divergence>,
+        /// How much shrinking it took, and whether a cap stopped it.
+        shrinking: Shrinking,
     },
 }
+
+/// What shrinking a counterexample cost (docs/FORMAT.md §17.4): the replays it made and, when a
+/// cap stopped it before it was done, which one (the counterexample still diverges, but may not
+/// be minimal).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Shrinking {
+    pub replays: u32,
+    pub stopped: Option<String>,
+}
+
+/// Most replays one shrink makes. Each replays the shrunk history through both builds from a fresh
+/// replica — a fresh Wasm guest that regrows its memory, say — so the cap bounds a certify whose
+/// candidate fails late or slowly. Deterministic: the same run stops at the same replay.
+pub const SHRINK_REPLAYS: u32 = 64;
+
+/// The wall-clock safety cap of one shrink, in seconds (reported when it stops one).
+pub const SHRINK_SECONDS: u64 = 60;
 
 /// Unusable input (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -182,8 +201,8 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         if let Some(d) = d {
             // The ops up to the divergent one still diverge there: shrink that prefix.
             let h = load_prefix(dir, entry, d.op_index + 1)?;
-            let (history, divergence) = shrink(h, d, baseline.as_ref(), candidate.as_ref());
-            return Ok(Verdict::Diverged { source: source.clone(), history, divergence: Box::new(divergence) });
+            let (history, divergence, shrinking) = shrink(h, d, baseline.as_ref(), candidate.as_ref());
+            return Ok(Verdict::Diverged { source: source.clone(), history, divergence: Box::new(divergence), shrinking });
         }
         let done = stream.finish()?;
         count += 1;
@@ -216,8 +235,8 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         let d = lockstep(&h.header(), h.ops.iter().cloned(), baseline.as_ref(), candidate.as_ref())
             .map_err(|e| CertifyError::Replica(source.clone(), e))?;
         if let Some(d) = d {
-            let (history, divergence) = shrink(h, d, baseline.as_ref(), candidate.as_ref());
-            return Ok(Verdict::Diverged { source, history, divergence: Box::new(divergence) });
+            let (history, divergence, shrinking) = shrink(h, d, baseline.as_ref(), candidate.as_ref());
+            return Ok(Verdict::Diverged { source, history, divergence: Box::new(divergence), shrinking });
         }
         count += 1;
         ops += h.ops.len() as u64;
@@ -321,6 +340,9 @@ pub struct RunJson {
     pub counterexample: Option<String>,
     pub counterexample_ops: Option<u64>,
     pub divergent_op: Option<u64>,
+    /// Shrinking's replays and the cap that stopped it, if one did (diverged only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shrinking: Option<Shrinking>,
 }
 
 impl RunJson {
@@ -341,14 +363,16 @@ impl RunJson {
             counterexample: None,
             counterexample_ops: None,
             divergent_op: None,
+            shrinking: None,
         };
         match verdict {
             Verdict::Equivalent(c) => {
                 (j.histories, j.ops, j.certificate) = (Some(c.histories), Some(c.ops), Some(out.display().to_string()));
                 (j.baseline, j.candidate) = (c.baseline.build.clone(), c.candidate.build.clone());
             }
-            Verdict::Diverged { source, history, divergence } => {
+            Verdict::Diverged { source, history, divergence, shrinking } => {
                 j.verdict = "diverged";
+                j.shrinking = Some(shrinking.clone());
                 j.source = Some(source.clone());
                 j.counterexample = Some(out.display().to_string());
                 j.counterexample_ops = Some(history.ops.len() as u64);
@@ -723,12 +747,32 @@ fn with_ids(h: &History) -> Vec<(OpId, Op)> {
 /// above all when the candidate fails on one op whatever else is there (a Wasm guest hitting a
 /// limit), where each replay costs a full per-op allowance.
 /// A replica that fails during shrinking counts as not reproducing the divergence (the shrunk
-/// history is then a larger one, never a wrong one).
-pub fn shrink(h: History, d: Divergence, baseline: &dyn ReplicaFactory, candidate: &dyn ReplicaFactory) -> (History, Divergence) {
+/// history is then a larger one, never a wrong one). At most [`SHRINK_REPLAYS`] replays, and
+/// [`SHRINK_SECONDS`] of wall time, are spent: past either, every further candidate counts as
+/// not diverging, and [`Shrinking::stopped`] says which cap was hit.
+pub fn shrink(
+    h: History,
+    d: Divergence,
+    baseline: &dyn ReplicaFactory,
+    candidate: &dyn ReplicaFactory,
+) -> (History, Divergence, Shrinking) {
+    let started = std::time::Instant::now();
+    let spent = std::cell::RefCell::new(Shrinking::default());
     let diverges = |base: &History, ops: &[(OpId, Op)]| {
         if ops.is_empty() {
             return None;
         }
+        let mut s = spent.borrow_mut();
+        if s.stopped.is_none() && s.replays >= SHRINK_REPLAYS {
+            s.stopped = Some(format!("the cap of {SHRINK_REPLAYS} replays"));
+        } else if s.stopped.is_none() && started.elapsed().as_secs() >= SHRINK_SECONDS {
+            s.stopped = Some(format!("the wall-clock cap of {SHRINK_SECONDS} s, after {} replays", s.replays));
+        }
+        if s.stopped.is_some() {
+            return None;
+        }
+        s.replays += 1;
+        drop(s);
         let ops = rechain(base, ops);
         let cand = History { delivery: base.delivery.clamped(ops.len() as u64), ops, ..base.clone() };
         lockstep(&cand.header(), cand.ops.iter().cloned(), baseline, candidate).ok().flatten().map(|d| (cand, d))
@@ -738,8 +782,8 @@ pub fn shrink(h: History, d: Divergence, baseline: &dyn ReplicaFactory, candidat
         let before = best.0.ops.len();
         drop_ops(&mut best, &diverges);
         let cut_payloads = cut_payloads(&mut best, &diverges);
-        if best.0.ops.len() == before && !cut_payloads {
-            return best;
+        if best.0.ops.len() == before && !cut_payloads || spent.borrow().stopped.is_some() {
+            return (best.0, best.1, spent.into_inner());
         }
     }
 }

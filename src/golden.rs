@@ -608,9 +608,35 @@ pub fn add_to_corpus(
 ) -> Result<(ManifestEntry, Vec<Blessed>), BlessError> {
     let prepared = corpus::prepare_add(corpus_dir, src, name)?;
     registry.resolve(&prepared.header.identity()).map_err(|reason| BlessError::Header { path: src.to_path_buf(), reason })?;
-    let entry = prepared.commit(corpus_dir)?;
-    let blessed = bless_new_entry(corpus_dir, golden_dir, &entry, registry)?;
+    let entry = prepared.write(corpus_dir)?;
+    let blessed = bless_and_list(corpus_dir, golden_dir, &entry, registry)?;
     Ok((entry, blessed))
+}
+
+/// The all-or-nothing end of `corpus add` and `record --corpus` (docs/FORMAT.md §11.9): with the
+/// history already copied to `entry.path` (unlisted), writes its pending goldens and then lists it
+/// — the manifest is written last, so a listed history always has its goldens. On an error the
+/// history and any pending golden written for it are removed again, so nothing is left. (A run
+/// killed before the listing leaves the unlisted copy and pending goldens; the same command run
+/// again writes them over and lists the history.)
+pub fn bless_and_list(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    entry: &ManifestEntry,
+    registry: &crate::registry::Registry,
+) -> Result<Vec<Blessed>, BlessError> {
+    let listed_before = corpus::Manifest::load(corpus_dir, true)?.files.iter().any(|e| e.path == entry.path);
+    let done = bless_new_entry(corpus_dir, golden_dir, entry, registry).and_then(|b| Ok(corpus::list_entry(corpus_dir, entry).map(|_| b)?));
+    if done.is_err() && !listed_before {
+        let _ = std::fs::remove_file(corpus_dir.join(&entry.path));
+        let _ = std::fs::remove_file(pending_path(&path_for(golden_dir, entry)));
+        for m in crate::migrate::migrations().into_iter().filter(|m| m.source_type() == entry.store_type) {
+            if let Ok(p) = crate::migrate::migration_golden_path(golden_dir, m.as_ref(), entry) {
+                let _ = std::fs::remove_file(pending_path(&p));
+            }
+        }
+    }
+    done
 }
 
 #[cfg(test)]

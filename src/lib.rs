@@ -35,6 +35,7 @@ pub mod registry;
 pub mod replay;
 pub mod replica;
 pub mod report;
+pub mod scratch;
 pub mod store;
 pub mod stream;
 pub mod verify;

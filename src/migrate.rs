@@ -19,8 +19,10 @@ use uuid::Uuid;
 use crate::diff::{diff_rows, KeyDiff};
 use crate::op::{op_id, Hlc, Op, ZERO_HASH};
 use crate::registry::{Registry, RegistryError};
-use crate::replay::{HostFaults, MemStore};
 use crate::store::{self, Store, StoreError, StoreIdentity, StoreReader};
+
+mod golden;
+pub use golden::*;
 
 /// Most target entries per migration op.
 pub const ENTRIES_PER_OP: usize = 256;
@@ -87,6 +89,11 @@ pub trait Migration: Send + Sync {
     fn target_type(&self) -> &str;
     /// Target payloads for the source's `data` rows (given in key order). Deterministic.
     fn payloads(&self, rows: &[(Vec<u8>, Vec<u8>)]) -> Vec<Vec<u8>>;
+    /// The source keys a target payload carries, in order (to name them when the target refuses
+    /// it); none when the migration cannot tell.
+    fn payload_keys(&self, _payload: &[u8]) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
     /// The projection compared by the equivalence check: what a reader of the source sees of a
     /// row (`None`: the key is not carried over), as bytes a person can read in a diff.
     fn project_source(&self, value: &[u8]) -> Option<Vec<u8>>;
@@ -198,6 +205,10 @@ impl Migration for KvToV2 {
             entries.remove(0);
         }
         chunk_payloads(&entries, MigrationFault::entries_per_op(f))
+    }
+
+    fn payload_keys(&self, payload: &[u8]) -> Vec<Vec<u8>> {
+        v2::decode_payload(payload).map(|entries| entries.iter().map(|e| e.key().to_vec()).collect()).unwrap_or_default()
     }
 
     fn fate(&self, value: &[u8]) -> KeyFate {
@@ -723,46 +734,6 @@ impl AuditJson {
     }
 }
 
-/// The golden target store id: fixed so migration goldens are reproducible.
-pub fn golden_target_id() -> Uuid {
-    Uuid::from_u128(0x6c61_7474_6963_4500_8000_0000_0000_0002)
-}
-
-/// The target state hash a migration gives for the state `rows` (in memory, same kernel).
-pub fn target_hash_in_memory(
-    m: &dyn Migration,
-    rows: &[(Vec<u8>, Vec<u8>)],
-    id: Uuid,
-    author: [u8; 32],
-    registry: &Registry,
-) -> Result<String, MigrateError> {
-    target_hash_with(m, rows, id, author, registry.opener(m.target_type())?.logic(), HostFaults::default())
-}
-
-/// [`target_hash_in_memory`] with the target's logic and host faults given.
-fn target_hash_with(
-    m: &dyn Migration,
-    rows: &[(Vec<u8>, Vec<u8>)],
-    id: Uuid,
-    author: [u8; 32],
-    logic: store::Logic,
-    faults: HostFaults,
-) -> Result<String, MigrateError> {
-    let identity = StoreIdentity { store_id: id, store_type: m.target_type().into(), schema_version: logic.schema_version() };
-    let mut target = MemStore::new(identity, logic).with_faults(faults);
-    for op in chain(&m.payloads(rows), id, author) {
-        if let crate::replay::Delivered::Refused(r) = target.deliver(&op) {
-            let reason = format!("the migration's own op was refused on arrival: {}", r.reason);
-            return Err(MigrateError::Io(PathBuf::from(m.target_type()), std::io::Error::other(reason)));
-        }
-        if let Some(stall) = target.stall() {
-            let reason = format!("the migration's own op #{} was refused: {}", stall.op_index, stall.reason);
-            return Err(MigrateError::Io(PathBuf::from(m.target_type()), std::io::Error::other(reason)));
-        }
-    }
-    Ok(target.state_hash().to_string())
-}
-
 /// One finding of `audit`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -807,277 +778,10 @@ pub fn audit(dir: &Path, registry: &Registry) -> Result<Vec<Finding>, MigrateErr
     Ok(out)
 }
 
-/// The expected outcome of migrating one corpus history's final state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MigrationGolden {
-    pub format: String,
-    pub format_version: u32,
-    pub history: String,
-    pub history_blake3: String,
-    /// `<from type> -> <to type>`.
-    pub migration: String,
-    pub target_store_id: Uuid,
-    pub author: String,
-    pub source_state_hash: String,
-    pub source_keys: u64,
-    pub target_state_hash: String,
-}
-
-const MIGRATION_GOLDEN_TAG: &str = "lattice-conform/migration-golden";
-const MIGRATION_GOLDEN_VERSION: u32 = 1;
-
-/// `golden/migrations/<from dir>-to-<to dir>/<history name>.json`.
-pub fn migration_golden_path(
-    golden_dir: &Path,
-    m: &dyn Migration,
-    entry: &crate::corpus::ManifestEntry,
-) -> Result<PathBuf, crate::corpus::CorpusError> {
-    let dir = format!("{}-to-{}", crate::corpus::type_dir(m.source_type())?, crate::corpus::type_dir(m.target_type())?);
-    Ok(golden_dir.join("migrations").join(dir).join(format!("{}.json", entry.name())))
-}
-
-/// Replays a corpus history natively (projection ends where it stalls, if it does), migrates the resulting state in memory with
-/// the fixed golden target id and the default author, and records the hashes.
-pub fn compute_migration_golden(
-    m: &dyn Migration,
-    entry: &crate::corpus::ManifestEntry,
-    history: &crate::history::History,
-    registry: &Registry,
-) -> Result<MigrationGolden, MigrateError> {
-    compute_migration_golden_streamed(m, entry, &history.header(), history.ops.iter().cloned(), registry)
-}
-
-/// [`compute_migration_golden`] over ops as they are read (a corpus history stream).
-pub fn compute_migration_golden_streamed(
-    m: &dyn Migration,
-    entry: &crate::corpus::ManifestEntry,
-    header: &crate::history::Header,
-    ops: impl Iterator<Item = crate::op::Op>,
-    registry: &Registry,
-) -> Result<MigrationGolden, MigrateError> {
-    let build = GoldenBuild {
-        source: registry.resolve(&header.identity())?,
-        target: registry.opener(m.target_type())?.logic(),
-        faults: HostFaults::default(),
-    };
-    let mut source = MemStore::new(header.identity(), build.source.clone());
-    crate::replica::run_plan(&mut source, ops, &header.delivery, crate::golden::CHECKPOINT_INTERVAL)
-        .expect("an in-memory replica never fails");
-    migration_golden_of(m, entry, &source, &build)
-}
-
-/// What a migration golden is computed with: the source's and the target's logic and the host
-/// faults of both replays ([`compute_migration_golden`] uses the registry's and none).
-pub struct GoldenBuild {
-    pub source: store::Logic,
-    pub target: store::Logic,
-    pub faults: HostFaults,
-}
-
-/// [`compute_migration_golden`] under a given build (used by `corpus adequacy`).
-pub fn compute_migration_golden_with(
-    m: &dyn Migration,
-    entry: &crate::corpus::ManifestEntry,
-    history: &crate::history::History,
-    build: &GoldenBuild,
-) -> Result<MigrationGolden, MigrateError> {
-    let identity = history.identity();
-    let mut source = MemStore::new(identity, build.source.clone()).with_faults(build.faults);
-    let ops = history.ops.iter().cloned();
-    crate::replica::run_plan(&mut source, ops, &history.delivery, crate::golden::CHECKPOINT_INTERVAL)
-        .expect("an in-memory replica never fails");
-    migration_golden_of(m, entry, &source, build)
-}
-
-/// The migration golden of a replayed source.
-fn migration_golden_of(
-    m: &dyn Migration,
-    entry: &crate::corpus::ManifestEntry,
-    source: &MemStore,
-    build: &GoldenBuild,
-) -> Result<MigrationGolden, MigrateError> {
-    let rows: Vec<(Vec<u8>, Vec<u8>)> = source.rows().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let id = golden_target_id();
-    Ok(MigrationGolden {
-        format: MIGRATION_GOLDEN_TAG.into(),
-        format_version: MIGRATION_GOLDEN_VERSION,
-        history: entry.id(),
-        history_blake3: entry.blake3.clone(),
-        migration: format!("{} -> {}", m.source_type(), m.target_type()),
-        target_store_id: id,
-        author: hex::encode(default_author()),
-        source_state_hash: source.state_hash().to_string(),
-        source_keys: rows.len() as u64,
-        target_state_hash: target_hash_with(m, &rows, id, default_author(), build.target.clone(), build.faults)?,
-    })
-}
-
-/// Errors of migration goldens (bless and verify).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum MigrationGoldenError {
-    #[error(transparent)]
-    Migrate(#[from] MigrateError),
-    #[error(transparent)]
-    Golden(#[from] crate::golden::GoldenError),
-    #[error(transparent)]
-    Corpus(#[from] crate::corpus::CorpusError),
-    #[error(transparent)]
-    Version(#[from] crate::versioned::VersionError),
-}
-
-/// Every (migration, corpus entry) pair whose source type is the migration's.
-/// A migration paired with one source history of the corpus.
-type MigrationCase = (Arc<dyn Migration>, crate::corpus::ManifestEntry);
-
-fn migration_cases(corpus_dir: &Path) -> Result<Vec<MigrationCase>, MigrationGoldenError> {
-    let manifest = crate::corpus::Manifest::load(corpus_dir, false)?;
-    let mut out = Vec::new();
-    for m in migrations() {
-        out.extend(manifest.files.iter().filter(|e| e.store_type == m.source_type()).map(|e| (m.clone(), e.clone())));
-    }
-    Ok(out)
-}
-
-/// Blesses the migration goldens of every source history of the corpus: each is computed and
-/// written as pending when new or changed (with review lines: the fields that change).
-pub fn bless_migrations(
-    corpus_dir: &Path,
-    golden_dir: &Path,
-    registry: &Registry,
-) -> Result<Vec<crate::golden::Blessed>, MigrationGoldenError> {
-    let mut out = Vec::new();
-    let cases = migration_cases(corpus_dir)?;
-    let bar = crate::progress::bar("bless --migrations", cases.len() as u64, "histories");
-    for (m, e) in cases {
-        out.push(bless_migration(corpus_dir, golden_dir, m.as_ref(), &e, registry)?);
-        bar.inc(1);
-    }
-    Ok(out)
-}
-
-/// Writes the pending migration goldens of one listed history (one per migration from its type).
-pub fn bless_migrations_of(
-    corpus_dir: &Path,
-    golden_dir: &Path,
-    entry: &crate::corpus::ManifestEntry,
-    registry: &Registry,
-) -> Result<Vec<crate::golden::Blessed>, MigrationGoldenError> {
-    let mut out = Vec::new();
-    for m in migrations().into_iter().filter(|m| m.source_type() == entry.store_type) {
-        out.push(bless_migration(corpus_dir, golden_dir, m.as_ref(), entry, registry)?);
-    }
-    Ok(out)
-}
-
-fn bless_migration(
-    corpus_dir: &Path,
-    golden_dir: &Path,
-    m: &dyn Migration,
-    e: &crate::corpus::ManifestEntry,
-    registry: &Registry,
-) -> Result<crate::golden::Blessed, MigrationGoldenError> {
-    use crate::golden::BlessAction;
-    let path = migration_golden_path(golden_dir, m, e)?;
-    let mut stream = crate::corpus::open_checked(corpus_dir, e)?;
-    let header = stream.header().clone();
-    let g = compute_migration_golden_streamed(m, e, &header, stream.ops(), registry)?;
-    stream.finish()?;
-    let mut text = serde_json::to_string_pretty(&g).expect("a migration golden serializes");
-    text.push('\n');
-    let (action, replaced) = crate::golden::bless_text(&path, &text)?;
-    let detail = match (action, replaced) {
-        (BlessAction::New, _) => vec![format!(
-            "{}: source state {} ({} keys) → target state {}",
-            g.migration,
-            g.source_state_hash.get(..16).unwrap_or_default(),
-            g.source_keys,
-            g.target_state_hash.get(..16).unwrap_or_default()
-        )],
-        (BlessAction::Changed, Some(old)) => crate::golden::diff_json_fields(&old, &text),
-        _ => vec![],
-    };
-    Ok(crate::golden::Blessed { id: format!("migration:{}", e.id()), action, detail })
-}
-
-/// The migration goldens of a corpus as review candidates: id `migration:<store_type>/<name>`,
-/// aliases `<store_type>/<name>` and `<name>`.
-pub fn migration_candidates(corpus_dir: &Path, golden_dir: &Path) -> Result<Vec<crate::golden::Candidate>, MigrationGoldenError> {
-    let mut out = Vec::new();
-    for (m, e) in migration_cases(corpus_dir)? {
-        out.push(crate::golden::Candidate {
-            id: format!("migration:{}", e.id()),
-            aliases: vec![e.id(), e.name().to_string()],
-            accepted: migration_golden_path(golden_dir, m.as_ref(), &e)?,
-        });
-    }
-    Ok(out)
-}
-
-/// Every migration golden path the corpus calls for (for the orphan scan).
-pub fn migration_golden_paths(corpus_dir: &Path, golden_dir: &Path) -> Result<Vec<PathBuf>, MigrationGoldenError> {
-    Ok(migration_candidates(corpus_dir, golden_dir)?.into_iter().map(|c| c.accepted).collect())
-}
-
-/// `bless --migrations --accept` / `--reject`.
-pub fn review_migrations(
-    corpus_dir: &Path,
-    golden_dir: &Path,
-    review: crate::golden::Review,
-    patterns: &[String],
-) -> Result<Vec<(String, crate::golden::BlessAction)>, MigrationGoldenError> {
-    Ok(crate::golden::review_pending(&migration_candidates(corpus_dir, golden_dir)?, review, patterns)?)
-}
-
-/// Checks every migration golden; results use ids `migration:<store_type>/<name>`.
-///
-/// `fault` seeds a [`MigrationFault`] into the `core:kvstore` → `core:kvstore-v2` migration
-/// (`verify --migrations --build native-fault:NAME`); the report names that build.
-pub fn verify_migrations(
-    corpus_dir: &Path,
-    golden_dir: &Path,
-    registry: &Registry,
-    fault: Option<(&str, MigrationFault)>,
-) -> Result<crate::verify::Report, MigrationGoldenError> {
-    let build = fault.map_or_else(|| "native".to_string(), |(name, _)| format!("native-fault:{name}"));
-    let mut report = crate::verify::Report::new(build, vec![]);
-    for (m, e) in migration_cases(corpus_dir)? {
-        let m: Arc<dyn Migration> = match fault {
-            Some((_, f)) if m.source_type() == kv::STORE_TYPE => Arc::new(KvToV2 { fault: Some(f) }),
-            _ => m,
-        };
-        let path = migration_golden_path(golden_dir, m.as_ref(), &e)?;
-        let id = format!("migration:{}", e.id());
-        if !path.exists() {
-            return Err(crate::golden::GoldenError::MissingMigration { path, history: id }.into());
-        }
-        let text = std::fs::read_to_string(&path).map_err(|source| crate::golden::GoldenError::Io { path: path.clone(), source })?;
-        crate::versioned::check(&text, &path, MIGRATION_GOLDEN_TAG, MIGRATION_GOLDEN_VERSION)?;
-        let expected: MigrationGolden = serde_json::from_str(&text).map_err(|err| crate::versioned::json_error(&path, &err))?;
-        let mut stream = crate::corpus::open_checked(corpus_dir, &e)?;
-        let header = stream.header().clone();
-        let actual = compute_migration_golden_streamed(m.as_ref(), &e, &header, stream.ops(), registry)?;
-        let ops = stream.finish()?.ops;
-        let failure = (expected != actual).then(|| crate::verify::Failure {
-            summary: format!(
-                "{}: expected target state hash {}, got {} (source {} → {})",
-                expected.migration,
-                expected.target_state_hash,
-                actual.target_state_hash,
-                expected.source_state_hash,
-                actual.source_state_hash
-            ),
-            divergence: None,
-        });
-        report.results.push(crate::verify::HistoryResult { id, store_type: e.store_type.clone(), ops, failure });
-    }
-    Ok(report)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::MemStore;
 
     fn set(key: &str, value_len: usize) -> v2::Entry {
         v2::Entry::Set { key: key.as_bytes().to_vec(), value: vec![7; value_len], conflicts: 0 }

@@ -124,8 +124,8 @@ pub fn record_to_corpus(
     let identity = crate::store::peek_info(dir)?;
     let rel = crate::corpus::history_path(corpus_dir, &identity.store_type, name, form)?;
     let r = record_to(dir, registry, &corpus_dir.join(&rel), form)?;
-    let entry = crate::corpus::list(corpus_dir, &rel, &r.identity.store_type, &r.written)?;
-    let blessed = crate::golden::bless_new_entry(corpus_dir, golden_dir, &entry, registry)?;
+    let entry = crate::corpus::entry_of(&rel, &r.identity.store_type, &r.written);
+    let blessed = crate::golden::bless_and_list(corpus_dir, golden_dir, &entry, registry)?;
     Ok((r, entry, blessed))
 }
 

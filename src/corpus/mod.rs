@@ -137,7 +137,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CorpusError> {
     let io = |source| CorpusError::Io { path: path.to_path_buf(), source };
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(io)?;
+    let mut tmp = crate::scratch::temp_for(path).map_err(io)?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
@@ -286,19 +286,53 @@ pub fn generate_into(out: &Path, req: &GenRequest) -> Result<Coverage, CorpusErr
     let dir = type_dir(&req.store_type)?;
     let mut manifest = Manifest::load(out, true)?;
     let mut cov = Coverage::new();
+    let mut created = Created::default();
     let bar = crate::progress::bar("gen", u64::from(req.histories), "histories");
     for i in 0..req.histories {
         bar.inc(1);
         let scenario = chosen[i as usize % chosen.len()];
         let history = gen::generate(scenario, req.seed, i, req.ops);
         let rel = format!("{dir}/{}.{}", gen::history_name(scenario.name, req.seed, i), req.form.extension());
-        let written = crate::history::write(&out.join(&rel), req.form, &history)?;
+        let written = created.write(&out.join(&rel), || crate::history::write(&out.join(&rel), req.form, &history))?;
         let e = cov.entry((req.store_type.clone(), scenario.name.to_string())).or_default();
         *e = (e.0 + 1, e.1 + written.ops);
         manifest.upsert(ManifestEntry { path: rel, store_type: req.store_type.clone(), ops: written.ops, blake3: written.blake3 });
     }
     manifest.save(out)?;
+    created.keep();
     Ok(cov)
+}
+
+/// The histories a `gen` run wrote where no file was: removed again when the run fails before its
+/// manifest is saved (a full disk, say), so a failed run leaves the corpus as it found it.
+#[derive(Default)]
+struct Created {
+    paths: Vec<PathBuf>,
+}
+
+impl Created {
+    /// Runs `write` (which writes `path`), noting `path` if nothing was there before.
+    fn write<T, E>(&mut self, path: &Path, write: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let fresh = path.symlink_metadata().is_err();
+        let written = write()?;
+        if fresh {
+            self.paths.push(path.to_path_buf());
+        }
+        Ok(written)
+    }
+
+    /// The run succeeded: keep everything.
+    fn keep(mut self) {
+        self.paths.clear();
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        for p in &self.paths {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// `gen --synthetic`: each history streamed from [`synthetic::ops`] straight to its file.
@@ -313,16 +347,18 @@ fn generate_synthetic(out: &Path, req: &GenRequest) -> Result<Coverage, CorpusEr
     let dir = type_dir(&req.store_type)?;
     let mut manifest = Manifest::load(out, true)?;
     let mut cov = Coverage::new();
+    let mut created = Created::default();
     let bar = crate::progress::bar("gen --synthetic", u64::from(req.histories), "histories");
     for i in 0..req.histories {
         bar.inc(1);
         let rel = format!("{dir}/{}.{}", gen::history_name(synthetic::SCENARIO, req.seed, i), req.form.extension());
-        let written = synthetic::write_history(&out.join(&rel), req.form, kind, req.seed, i, req.ops)?;
+        let written = created.write(&out.join(&rel), || synthetic::write_history(&out.join(&rel), req.form, kind, req.seed, i, req.ops))?;
         let e = cov.entry((req.store_type.clone(), synthetic::SCENARIO.to_string())).or_default();
         *e = (e.0 + 1, e.1 + written.ops);
         manifest.upsert(ManifestEntry { path: rel, store_type: req.store_type.clone(), ops: written.ops, blake3: written.blake3 });
     }
     manifest.save(out)?;
+    created.keep();
     Ok(cov)
 }
 
@@ -365,12 +401,20 @@ pub fn history_path(dir: &Path, store_type: &str, name: &str, form: crate::histo
 /// Lists the history just written at `rel` in the manifest of the corpus at `dir` (replacing an
 /// entry of the same path).
 pub fn list(dir: &Path, rel: &str, store_type: &str, written: &crate::history::Written) -> Result<ManifestEntry, CorpusError> {
-    let entry =
-        ManifestEntry { path: rel.to_string(), store_type: store_type.to_string(), ops: written.ops, blake3: written.blake3.clone() };
+    list_entry(dir, &entry_of(rel, store_type, written))
+}
+
+/// The manifest entry of a history written at `rel`.
+pub fn entry_of(rel: &str, store_type: &str, written: &crate::history::Written) -> ManifestEntry {
+    ManifestEntry { path: rel.to_string(), store_type: store_type.to_string(), ops: written.ops, blake3: written.blake3.clone() }
+}
+
+/// Adds (or replaces) `entry` in the manifest of the corpus at `dir`.
+pub fn list_entry(dir: &Path, entry: &ManifestEntry) -> Result<ManifestEntry, CorpusError> {
     let mut manifest = Manifest::load(dir, true)?;
     manifest.upsert(entry.clone());
     manifest.save(dir)?;
-    Ok(entry)
+    Ok(entry.clone())
 }
 
 /// A history file checked and ready to be copied into a corpus ([`prepare_add`]).
@@ -408,12 +452,10 @@ pub fn prepare_add(dir: &Path, src: &Path, name: Option<&str>) -> Result<Prepare
 }
 
 impl PreparedAdd {
-    /// Copies the file into the corpus (byte for byte, through a temporary file) and lists it.
-    pub fn commit(self, dir: &Path) -> Result<ManifestEntry, CorpusError> {
+    /// Copies the file into the corpus (byte for byte, through a temporary file), unlisted:
+    /// [`list_entry`] lists it once its goldens are written (`golden::bless_and_list`).
+    pub fn write(self, dir: &Path) -> Result<ManifestEntry, CorpusError> {
         write_atomic(&dir.join(&self.entry.path), &self.bytes)?;
-        let mut manifest = Manifest::load(dir, true)?;
-        manifest.upsert(self.entry.clone());
-        manifest.save(dir)?;
         Ok(self.entry)
     }
 }

@@ -536,7 +536,7 @@ impl HistoryWriter {
         let werr = |source| HistoryError::Write { path: path.to_path_buf(), source };
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(werr)?;
-        let tmp = tempfile::NamedTempFile::new_in(parent).map_err(werr)?;
+        let tmp = crate::scratch::temp_for(path).map_err(werr)?;
         let mut w = HistoryWriter {
             path: path.to_path_buf(),
             form,

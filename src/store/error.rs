@@ -40,8 +40,12 @@ pub enum StoreError {
     StateAheadOfLog { dir: PathBuf, state_len: u64, log_len: u64 },
     #[error("{dir}: state.db reflects {state_len} log entries but log.db holds {log_len}, and no writer holds the store: a crash interrupted an apply between its two commits (run `lattice-conform open` once to catch state.db up)")]
     StateLagsLog { dir: PathBuf, state_len: u64, log_len: u64 },
+    #[error("{}: {} and {} do not belong together: {reason}. Neither file was written; put back the log.db this state.db was written with (a backup, or the replica it came from), or rebuild state.db from this log.db with `lattice-conform rebuild {} --force` (the old state.db is kept)", .dir.display(), .state.display(), .log.display(), .dir.display())]
+    Unpaired { dir: PathBuf, state: PathBuf, log: PathBuf, reason: String },
     #[error("{dir}: rebuild refused: {reason}; pass --force to rebuild from log.db anyway (the replaced state.db is kept as state.db.before-rebuild)")]
     RebuildRefused { dir: PathBuf, reason: String },
+    #[error("{}: a symbolic link (to {}); rebuild writes a new state.db and renames it over this name, which would replace the link and leave {} as it was, so it refuses: run it on the directory that holds the file, or put the file in place of the link", .path.display(), .target.display(), .target.display())]
+    SymlinkedState { path: PathBuf, target: PathBuf },
     #[error("{path}: the name is {len} bytes long; a file name holds at most 255")]
     NameTooLong { path: PathBuf, len: usize },
     #[error("{path}: not a directory (a store is a directory holding state.db and log.db)")]
@@ -86,7 +90,10 @@ impl StoreError {
     pub fn is_check_failure(&self) -> bool {
         matches!(
             self,
-            StoreError::Corrupt { .. } | StoreError::StateAheadOfLog { .. } | StoreError::Rejected { kind: RejectKind::CorruptState, .. }
+            StoreError::Corrupt { .. }
+                | StoreError::StateAheadOfLog { .. }
+                | StoreError::Unpaired { .. }
+                | StoreError::Rejected { kind: RejectKind::CorruptState, .. }
         )
     }
 

@@ -41,6 +41,8 @@ pub(crate) const K_ACC: &str = "state_acc";
 pub(crate) const K_HASH: &str = "state_hash";
 pub(crate) const K_LOG_LEN: &str = "log_len";
 pub(crate) const K_PAUSED: &str = "paused";
+/// `meta` and `log_meta`: the log chain (`store::chain`) over the entries the file reflects.
+pub(crate) const K_LOG_CHAIN: &str = "log_chain";
 pub(crate) const TIP_PREFIX: &str = "tip/";
 /// log.db only: the type and schema the store was created as (`u64 LE schema ‖ UTF-8 type`),
 /// written once at create and never changed; `audit` compares the live identity against it.

@@ -11,6 +11,7 @@
 //! - The stored state hash always equals a from-scratch recompute over `data` and the tips
 //!   (`verify` checks this and reports a mismatch as corrupt).
 
+mod chain;
 mod error;
 mod layout;
 mod peek;
@@ -33,6 +34,7 @@ use crate::delivery::{self, Arrival, DagView, Intentions, Status};
 use crate::hash::{LtHash, RowTable, StateHash};
 use crate::kernel::{self, ChainState};
 use crate::op::{Op, OpId};
+use chain::{LogChain, Pairing};
 use error::RedbContext;
 use layout::*;
 
@@ -100,6 +102,8 @@ pub struct Store {
     logic: Logic,
     acc: LtHash,
     log_len: u64,
+    /// The log chain over the `log_len` entries `state.db` reflects (`chain`).
+    chain: LogChain,
     paused: Option<PauseRecord>,
     /// The writer lock on `dir`, held for the life of the store (see [`layout::DirLock`]).
     lock: DirLock,
@@ -110,6 +114,8 @@ pub struct Store {
 pub struct RebuildNote {
     /// Where the `state.db` that was replaced is kept (`None` when there was none).
     pub kept: Option<PathBuf>,
+    /// A `state.db.rebuild` an interrupted rebuild left, removed before this one began.
+    pub removed_stale: Option<PathBuf>,
 }
 
 impl Store {
@@ -143,9 +149,12 @@ impl Store {
     /// schema. Catches `state.db` up with `log.db` if a crash left it behind.
     pub fn open(dir: &Path, logic: Logic) -> Result<Store, StoreError> {
         // Refuse a mismatched store read-only first: a read-write redb open rewrites the header.
-        match peek::peek_both(dir) {
-            Ok((identity, _)) => check_logic(dir, &identity, logic.as_ref())?,
-            Err(StoreError::NotClosedCleanly { .. }) => {}
+        // Then that the two files belong together (§9.11), still read-only.
+        match peek::peek_both(dir)
+            .and_then(|(identity, _)| check_logic(dir, &identity, logic.as_ref()))
+            .and_then(|()| peek::check_pair(dir))
+        {
+            Ok(()) | Err(StoreError::NotClosedCleanly { .. }) => {}
             Err(e) => return Err(e),
         }
         let lock = lock_writer(dir)?;
@@ -168,9 +177,36 @@ impl Store {
             return Err(StoreError::IdentityMismatch { dir: dir.to_path_buf(), state: identity, log: log_identity });
         }
         check_logic(dir, &identity, logic.as_ref())?;
-        let (acc, log_len, paused) = read_bookkeeping(&state, &state_path, &identity)?;
-        let mut store = Store { dir: dir.to_path_buf(), state_path, identity, state, log, logic, acc, log_len, paused, lock };
-        store.catch_up()?;
+        let Bookkeeping { acc, log_len, paused, chain: state_chain, .. } = read_bookkeeping(&state, &state_path, &identity)?;
+        let (log_chain, logged) = read_log_chain(&log, &log_path)?;
+        let pairing = chain::pair(dir, state_chain, log_len, log_chain, logged)?;
+        let chain = LogChain { len: log_len, digest: [0; 32] };
+        let mut store = Store { dir: dir.to_path_buf(), state_path, identity, state, log, logic, acc, log_len, chain, paused, lock };
+        store.chain = match state_chain {
+            Some(c) => c,
+            None => store.chain_from_log()?,
+        };
+        // A rebuild's new state file reflects nothing yet: nothing in it can be mixed up, and the
+        // replay names a bad entry best, so its whole-log tail is checked after the replay
+        // (`rebuild` removes the file on any error) instead of before.
+        let rebuilding = store.state_path != dir.join(STATE_FILE);
+        store.catch_up(if rebuilding { Pairing::Paired } else { pairing })?;
+        if let (true, Some(log)) = (rebuilding, log_chain) {
+            if store.chain != log {
+                return Err(chain::unpaired(
+                    dir,
+                    format!(
+                        "log.db's {} entries chain to {}, but its own log_chain says {}: the log was altered after it was written",
+                        log.len,
+                        store.chain.short(),
+                        log.short()
+                    ),
+                ));
+            }
+        }
+        if state_chain.is_none() || log_chain.is_none() {
+            store.write_chains()?;
+        }
         Ok(store)
     }
 
@@ -195,11 +231,17 @@ impl Store {
         let (identity, logged) = log_facts(dir, Some(&lock))?;
         check_logic(dir, &identity, logic.as_ref())?;
         let state_path = dir.join(STATE_FILE);
+        refuse_symlink(&state_path)?;
         if !force && state_path.exists() {
             refuse_lossy_rebuild(dir, &identity, logged)?;
         }
         let tmp_path = dir.join(REBUILD_FILE);
-        let _ = std::fs::remove_file(&tmp_path);
+        // Under the writer lock, a `state.db.rebuild` is what an interrupted rebuild left.
+        let removed_stale = match std::fs::remove_file(&tmp_path) {
+            Ok(()) => Some(tmp_path.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(StoreError::Io { path: tmp_path, source }),
+        };
         init_state(&tmp_path, &identity)?;
         let built = Store::open_files(dir, tmp_path.clone(), logic.clone(), lock)
             .and_then(|built| Ok((built.lock, if state_path.exists() { Some(keep_aside(&state_path)?) } else { None })));
@@ -210,8 +252,15 @@ impl Store {
                 return Err(e);
             }
         };
-        std::fs::rename(&tmp_path, &state_path).map_err(|source| StoreError::Io { path: state_path.clone(), source })?;
-        Ok((Store::open_files(dir, state_path, logic, lock)?, RebuildNote { kept }))
+        if let Err(source) = std::fs::rename(&tmp_path, &state_path) {
+            // `state.db` is as it was (an immutable file, say): take back what this run made.
+            let _ = std::fs::remove_file(&tmp_path);
+            if let Some(kept) = &kept {
+                let _ = std::fs::remove_file(kept);
+            }
+            return Err(StoreError::Io { path: state_path, source });
+        }
+        Ok((Store::open_files(dir, state_path, logic, lock)?, RebuildNote { kept, removed_stale }))
     }
 
     pub fn dir(&self) -> &Path {
@@ -318,15 +367,46 @@ impl Store {
         })
     }
 
+    /// The log chain over the first `log_len` entries of `log.db`, computed from the entries: the
+    /// slow path for a `state.db` written before the chain existed (§19).
+    fn chain_from_log(&self) -> Result<LogChain, StoreError> {
+        let log_path = self.log_path();
+        let txn = self.log.begin_read().at(&log_path)?;
+        let mut chain = LogChain::GENESIS;
+        for op in LogOps::new(&txn, &log_path, 0, self.log_len)? {
+            chain.push(&op?.encode());
+        }
+        Ok(chain)
+    }
+
+    /// Writes the log chain into both files (`log.db` first), for a store written before it
+    /// existed; called after the catch-up, when both files reflect the same entries.
+    fn write_chains(&mut self) -> Result<(), StoreError> {
+        let (state_path, log_path) = (self.state_path(), self.log_path());
+        let bytes = self.chain.to_bytes();
+        let txn = self.log.begin_write().at(&log_path)?;
+        txn.open_table(LOG_META).at(&log_path)?.insert(K_LOG_CHAIN, bytes.as_slice()).at(&log_path)?;
+        txn.commit().at(&log_path)?;
+        let txn = self.state.begin_write().at(&state_path)?;
+        txn.open_table(META).at(&state_path)?.insert(K_LOG_CHAIN, bytes.as_slice()).at(&state_path)?;
+        txn.commit().at(&state_path)
+    }
+
     /// Delivers log entries the state has not seen yet (after a crash between the two commits,
     /// or into the empty `state.db` of a rebuild).
-    fn catch_up(&mut self) -> Result<(), StoreError> {
+    ///
+    /// The tail is checked against `log.db`'s chain before anything is delivered (`pairing`).
+    fn catch_up(&mut self, pairing: Pairing) -> Result<(), StoreError> {
         let logged = log_count(&self.log, &self.log_path())?;
         if self.log_len > logged {
             return Err(StoreError::StateAheadOfLog { dir: self.dir.clone(), state_len: self.log_len, log_len: logged });
         }
         let log_path = self.log_path();
         let missing = read_log(&self.log.begin_read().at(&log_path)?, &log_path, self.log_len, u64::MAX)?;
+        if let Pairing::LogAhead { state, log } = pairing {
+            let encoded: Vec<Vec<u8>> = missing.iter().map(Op::encode).collect();
+            chain::check_tail(&self.dir, state, log, encoded.iter().map(Vec::as_slice))?;
+        }
         let mut summary = ApplySummary::default();
         for (n, chunk) in missing.chunks(BATCH).enumerate() {
             let base = self.log_len + (n * BATCH) as u64;
@@ -344,6 +424,7 @@ impl Store {
         let log_txn = self.log.begin_write().at(&log_path)?;
         let mut acc = self.acc.clone();
         let mut log_len = self.log_len;
+        let mut log_chain = self.chain;
         let mut paused = self.paused.clone();
         let mut batch = ApplySummary::default();
         {
@@ -379,9 +460,11 @@ impl Store {
                     }
                     Ok(Arrival::Received { witnessed, .. }) => witnessed,
                 };
+                let encoding = op.encode();
                 if append {
-                    log.insert(log_len, op.encode().as_slice()).at(&log_path)?;
+                    log.insert(log_len, encoding.as_slice()).at(&log_path)?;
                 }
+                log_chain.push(&encoding);
                 log_len += 1;
                 batch.received += 1;
                 for w in &witnessed {
@@ -408,11 +491,16 @@ impl Store {
             chain.meta.insert(K_ACC, acc.to_bytes().as_slice()).at(&state_path)?;
             chain.meta.insert(K_HASH, hash.0.as_slice()).at(&state_path)?;
             chain.meta.insert(K_LOG_LEN, log_len.to_le_bytes().as_slice()).at(&state_path)?;
+            chain.meta.insert(K_LOG_CHAIN, log_chain.to_bytes().as_slice()).at(&state_path)?;
+            if append {
+                log_txn.open_table(LOG_META).at(&log_path)?.insert(K_LOG_CHAIN, log_chain.to_bytes().as_slice()).at(&log_path)?;
+            }
         }
         log_txn.commit().at(&log_path)?;
         state_txn.commit().at(&state_path)?;
         self.acc = acc;
         self.log_len = log_len;
+        self.chain = log_chain;
         self.paused = paused;
         summary.add(batch);
         Ok(())
@@ -482,6 +570,16 @@ fn refuse_lossy_rebuild(dir: &Path, log_identity: &StoreIdentity, logged: u64) -
             ),
         });
     }
+    // The pairing check of §9.11, with the tail of a log ahead of the state read (the reader's).
+    if let Err(StoreError::Unpaired { reason, .. }) = StoreReader::open(dir) {
+        return Err(StoreError::RebuildRefused {
+            dir: dir.to_path_buf(),
+            reason: format!(
+                "state.db is not the state of this log.db ({reason}); rebuilding would throw that state away. Put back the log.db \
+                 this state.db was written with"
+            ),
+        });
+    }
     if state_len > logged {
         return Err(StoreError::RebuildRefused {
             dir: dir.to_path_buf(),
@@ -493,6 +591,18 @@ fn refuse_lossy_rebuild(dir: &Path, log_identity: &StoreIdentity, logged: u64) -
         });
     }
     Ok(())
+}
+
+/// Rebuild replaces `state.db` by a rename, which would replace a symbolic link and leave the
+/// file it points to as it was: refused (§9.7).
+fn refuse_symlink(state_path: &Path) -> Result<(), StoreError> {
+    match state_path.symlink_metadata() {
+        Ok(m) if m.file_type().is_symlink() => {
+            let target = std::fs::read_link(state_path).unwrap_or_default();
+            Err(StoreError::SymlinkedState { path: state_path.to_path_buf(), target })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Keeps `state.db` beside itself before a rebuild replaces it: a hard link (or, where the file
@@ -535,6 +645,7 @@ fn init_log(path: &Path, identity: &StoreIdentity) -> Result<(), StoreError> {
         let mut created_as = identity.schema_version.to_le_bytes().to_vec();
         created_as.extend_from_slice(identity.store_type.as_bytes());
         meta.insert(K_CREATED_AS, created_as.as_slice()).at(path)?;
+        meta.insert(K_LOG_CHAIN, LogChain::GENESIS.to_bytes().as_slice()).at(path)?;
     }
     txn.open_table(LOG).at(path)?;
     txn.commit().at(path)
@@ -550,6 +661,7 @@ fn init_state(path: &Path, identity: &StoreIdentity) -> Result<(), StoreError> {
         meta.insert(K_ACC, acc.to_bytes().as_slice()).at(path)?;
         meta.insert(K_HASH, acc.state_hash(&identity.store_type, identity.schema_version).0.as_slice()).at(path)?;
         meta.insert(K_LOG_LEN, 0u64.to_le_bytes().as_slice()).at(path)?;
+        meta.insert(K_LOG_CHAIN, LogChain::GENESIS.to_bytes().as_slice()).at(path)?;
         txn.open_table(DATA).at(path)?;
         txn.open_table(SYSTEM).at(path)?;
         txn.open_table(OPS).at(path)?;
@@ -568,33 +680,48 @@ fn read_db_identity(
     read_identity(&layout::open_ro_table(&txn, table, path)?, path)
 }
 
-/// Reads the accumulator, checks the stored hash against it, and reads `log_len` and `paused`.
-fn read_bookkeeping(db: &impl ReadableDatabase, path: &Path, id: &StoreIdentity) -> Result<(LtHash, u64, Option<PauseRecord>), StoreError> {
-    let txn = db.begin_read().at(path)?;
-    let (acc, _, log_len, paused) = bookkeeping(&layout::open_ro_table(&txn, META, path)?, path, id)?;
-    Ok((acc, log_len, paused))
+/// What `state.db`'s `meta` says besides the identity (§9.2), read and checked.
+pub(crate) struct Bookkeeping {
+    pub acc: LtHash,
+    /// The stored state hash, equal to the accumulator's.
+    pub hash: StateHash,
+    pub log_len: u64,
+    pub paused: Option<PauseRecord>,
+    /// `None` in a store written before the log chain (§19).
+    pub chain: Option<LogChain>,
 }
 
-/// [`read_bookkeeping`] on an already open `meta` table, also returning the checked state hash.
-fn bookkeeping(
-    meta: &impl ReadableTable<&'static str, &'static [u8]>,
-    path: &Path,
-    id: &StoreIdentity,
-) -> Result<(LtHash, StateHash, u64, Option<PauseRecord>), StoreError> {
+/// Reads the accumulator, checks the stored hash against it, and reads `log_len`, `paused` and
+/// the log chain.
+fn read_bookkeeping(db: &impl ReadableDatabase, path: &Path, id: &StoreIdentity) -> Result<Bookkeeping, StoreError> {
+    let txn = db.begin_read().at(path)?;
+    bookkeeping(&layout::open_ro_table(&txn, META, path)?, path, id)
+}
+
+/// [`read_bookkeeping`] on an already open `meta` table.
+fn bookkeeping(meta: &impl ReadableTable<&'static str, &'static [u8]>, path: &Path, id: &StoreIdentity) -> Result<Bookkeeping, StoreError> {
     let raw = read_bytes(meta, K_ACC, path)?;
     let acc = LtHash::from_bytes(&raw)
         .ok_or_else(|| bad(path, K_ACC, format!("expected {} bytes, found {}", crate::hash::ACC_BYTES, raw.len())))?;
-    let stored = StateHash(read_hash(meta, K_HASH, path)?);
+    let hash = StateHash(read_hash(meta, K_HASH, path)?);
     let from_acc = acc.state_hash(&id.store_type, id.schema_version);
-    if stored != from_acc {
-        return Err(StoreError::Corrupt { dir: path.parent().unwrap_or(path).to_path_buf(), stored, computed: from_acc });
+    if hash != from_acc {
+        return Err(StoreError::Corrupt { dir: path.parent().unwrap_or(path).to_path_buf(), stored: hash, computed: from_acc });
     }
     let log_len = read_u64(meta, K_LOG_LEN, path)?;
     let paused = match read_opt(meta, K_PAUSED, path)? {
         Some(json) => Some(serde_json::from_slice(&json).map_err(|e| bad(path, K_PAUSED, e.to_string()))?),
         None => None,
     };
-    Ok((acc, stored, log_len, paused))
+    Ok(Bookkeeping { acc, hash, log_len, paused, chain: LogChain::read(meta, path)? })
+}
+
+/// `log_meta`'s log chain (if the file has one) and the number of `log` entries, from one read
+/// transaction.
+fn read_log_chain(db: &impl ReadableDatabase, path: &Path) -> Result<(Option<LogChain>, u64), StoreError> {
+    let txn = db.begin_read().at(path)?;
+    let chain = LogChain::read(&layout::open_ro_table(&txn, LOG_META, path)?, path)?;
+    Ok((chain, layout::open_ro_table(&txn, LOG, path)?.len().at(path)?))
 }
 
 pub(crate) fn log_count(db: &impl ReadableDatabase, path: &Path) -> Result<u64, StoreError> {

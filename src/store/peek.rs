@@ -7,8 +7,9 @@
 
 use std::path::Path;
 
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTableMetadata};
 
+use super::chain::LogChain;
 use super::error::{contain, RedbContext, StoreError};
 use super::layout::{is_not_found, open_ro, open_ro_table, read_identity, LOG_FILE, LOG_META, META, STATE_FILE};
 use super::StoreIdentity;
@@ -69,6 +70,27 @@ pub fn peek_both(dir: &Path) -> Result<(StoreIdentity, StoreIdentity), StoreErro
         return Err(StoreError::IdentityMismatch { dir: dir.to_path_buf(), state, log });
     }
     Ok((state, log))
+}
+
+/// The constant-time pairing check of §9.11 on the two files, read-only: their log chains
+/// against each other and their lengths. A log ahead of the state (a writer at work, or a crash
+/// the read-write open catches up from) passes here; the catch-up checks that tail.
+pub(crate) fn check_pair(dir: &Path) -> Result<(), StoreError> {
+    let state_path = dir.join(STATE_FILE);
+    let (state, log_len) = contain(&state_path, || {
+        let db = open_ro(&state_path)?;
+        let txn = db.begin_read().at(&state_path)?;
+        let meta = open_ro_table(&txn, META, &state_path)?;
+        Ok((LogChain::read(&meta, &state_path)?, super::layout::read_u64(&meta, super::layout::K_LOG_LEN, &state_path)?))
+    })?;
+    let log_path = dir.join(LOG_FILE);
+    let (log, logged) = contain(&log_path, || {
+        let db = open_ro(&log_path)?;
+        let txn = db.begin_read().at(&log_path)?;
+        let chain = LogChain::read(&open_ro_table(&txn, LOG_META, &log_path)?, &log_path)?;
+        Ok((chain, open_ro_table(&txn, super::layout::LOG, &log_path)?.len().at(&log_path)?))
+    })?;
+    super::chain::pair(dir, state, log_len, log, logged).map(drop)
 }
 
 pub(crate) fn check_dir(dir: &Path) -> Result<(), StoreError> {

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use redb::{ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTableMetadata};
 
+use super::chain::{pair, tail_mismatch, unpaired, LogChain, Pairing};
 use super::error::{contain, RedbContext, StoreError};
-use super::layout::{is_not_found, open_ro, open_ro_table, read_identity, LOG_FILE, LOG_META, META, STATE_FILE};
-use super::{peek, PauseRecord, StoreIdentity};
+use super::layout::{is_not_found, open_ro, open_ro_table, read_identity, LOG, LOG_FILE, LOG_META, META, STATE_FILE};
+use super::{peek, Bookkeeping, PauseRecord, StoreIdentity};
 use crate::hash::{LtHash, StateHash};
 use crate::op::OpId;
 
@@ -34,6 +35,8 @@ pub struct StoreReader {
     /// The stored state hash (equal to the accumulator's, checked at open).
     hash: StateHash,
     log_len: u64,
+    /// `state.db`'s log chain (`None` in a store written before it, §19).
+    chain: Option<LogChain>,
     paused: Option<PauseRecord>,
     /// Entries a concurrent writer had logged past this snapshot's state when it was taken.
     ahead: u64,
@@ -86,21 +89,39 @@ impl StoreReader {
             }
         })?;
         let state_txn = state.begin_read().at(&state_path)?;
-        let (identity, (_, hash, log_len, paused)) = {
+        let (identity, Bookkeeping { hash, log_len, paused, chain, .. }) = {
             let meta = open_ro_table(&state_txn, META, &state_path)?;
             let identity = read_identity(&meta, &state_path)?;
             let bookkeeping = super::bookkeeping(&meta, &state_path, &identity)?;
             (identity, bookkeeping)
         };
-        let log = open_ro(&log_path)?;
-        let log_txn = log.begin_read().at(&log_path)?;
-        let log_identity = read_identity(&open_ro_table(&log_txn, LOG_META, &log_path)?, &log_path)?;
+        // A log.db that cannot be read while state.db reflects entries of it is a broken pair.
+        let unreadable = |e: StoreError| match e {
+            StoreError::NotRedb { .. } if log_len > 0 => {
+                unpaired(dir, format!("state.db reflects {log_len} log entries, but log.db cannot give them back: {e}"))
+            }
+            e => e,
+        };
+        let log = open_ro(&log_path).map_err(unreadable)?;
+        let log_txn = log.begin_read().at(&log_path).map_err(unreadable)?;
+        let (log_identity, log_chain, logged) = contain(&log_path, || {
+            let log_meta = open_ro_table(&log_txn, LOG_META, &log_path)?;
+            let log_identity = read_identity(&log_meta, &log_path)?;
+            let logged = open_ro_table(&log_txn, LOG, &log_path)?.len().at(&log_path)?;
+            Ok((log_identity, LogChain::read(&log_meta, &log_path)?, logged))
+        })
+        .map_err(unreadable)?;
         if identity != log_identity {
             return Err(StoreError::IdentityMismatch { dir: dir.to_path_buf(), state: identity, log: log_identity });
         }
-        let logged = open_ro_table(&log_txn, super::layout::LOG, &log_path)?.len().at(&log_path)?;
         if logged < log_len {
             return Err(StoreError::StateAheadOfLog { dir: dir.to_path_buf(), state_len: log_len, log_len: logged });
+        }
+        if let Pairing::LogAhead { state, log } = pair(dir, chain, log_len, log_chain, logged)? {
+            let tail = chain_over(&log_txn, dir, state, logged).map_err(unreadable)?;
+            if tail != log {
+                return Err(tail_mismatch(dir, state, log));
+            }
         }
         Ok(StoreReader {
             dir: dir.to_path_buf(),
@@ -111,6 +132,7 @@ impl StoreReader {
             _log: log,
             hash,
             log_len,
+            chain,
             paused,
             ahead: logged - log_len,
         })
@@ -140,11 +162,34 @@ impl StoreReader {
         self.paused.as_ref()
     }
 
-    /// Recomputes the state hash from the tables and compares it with the stored one.
+    /// Recomputes the state hash from the tables and compares it with the stored one, then reads
+    /// the `log_len` log entries this state reflects and chains them (§9.11): they must give back
+    /// `state.db`'s log chain, so a `log.db` cut short, damaged or replaced is found here even
+    /// where its own bookkeeping is intact.
     pub fn verify(&self) -> Result<StateHash, StoreError> {
         let computed = super::recompute(&self.state_txn, &self.dir.join(STATE_FILE), &self.identity)?;
         if computed != self.state_hash() {
             return Err(StoreError::Corrupt { dir: self.dir.clone(), stored: self.state_hash(), computed });
+        }
+        if let Some(expected) = self.chain {
+            let walked = chain_over(&self.log_txn, &self.dir, LogChain::GENESIS, self.log_len).map_err(|e| match e {
+                StoreError::NotRedb { .. } | StoreError::Redb { .. } | StoreError::Io { .. } => {
+                    unpaired(&self.dir, format!("state.db reflects {} log entries, but log.db cannot give them back: {e}", self.log_len))
+                }
+                e => e,
+            })?;
+            if walked != expected {
+                return Err(unpaired(
+                    &self.dir,
+                    format!(
+                        "state.db reflects {} log entries chaining to {}, but log.db's first {} entries chain to {}",
+                        self.log_len,
+                        expected.short(),
+                        self.log_len,
+                        walked.short()
+                    ),
+                ));
+            }
         }
         Ok(computed)
     }
@@ -174,6 +219,33 @@ impl StoreReader {
         let path = self.dir.join(STATE_FILE);
         open_ro_table(&self.state_txn, super::layout::FLOATING, &path)?.len().at(&path)
     }
+}
+
+/// Chains the raw `log` entries at positions `from.len .. to` of a `log.db` snapshot onto `from`,
+/// each checked to decode (§2). A missing position means the files do not belong together; an
+/// entry that does not decode is named by its position.
+fn chain_over(txn: &ReadTransaction, dir: &Path, from: LogChain, to: u64) -> Result<LogChain, StoreError> {
+    let path = dir.join(LOG_FILE);
+    contain(&path, || {
+        let mut chain = from;
+        let table = open_ro_table(txn, LOG, &path)?;
+        for row in table.range(from.len..to).at(&path)? {
+            let (k, v) = row.at(&path)?;
+            if k.value() != chain.len {
+                break;
+            }
+            crate::op::Op::decode(v.value()).map_err(|e| StoreError::BadLogEntry {
+                path: path.clone(),
+                index: chain.len,
+                reason: e.to_string(),
+            })?;
+            chain.push(v.value());
+        }
+        if chain.len != to {
+            return Err(unpaired(dir, format!("state.db reflects {to} log entries, but log.db has no entry {}", chain.len)));
+        }
+        Ok(chain)
+    })
 }
 
 /// What `audit` needs to know about a store, read without writing and without stopping at the

@@ -35,11 +35,21 @@ enum Kind {
     Migration,
     Report,
     Args,
+    Interrupted,
 }
 
 impl Kind {
-    const ALL: [Kind; 8] =
-        [Kind::Store, Kind::History, Kind::Corpus, Kind::Build, Kind::Certificate, Kind::Migration, Kind::Report, Kind::Args];
+    const ALL: [Kind; 9] = [
+        Kind::Store,
+        Kind::History,
+        Kind::Corpus,
+        Kind::Build,
+        Kind::Certificate,
+        Kind::Migration,
+        Kind::Report,
+        Kind::Args,
+        Kind::Interrupted,
+    ];
 
     fn title(self) -> &'static str {
         match self {
@@ -51,6 +61,7 @@ impl Kind {
             Kind::Migration => "Migrations",
             Kind::Report => "Verify reports",
             Kind::Args => "Command-line arguments",
+            Kind::Interrupted => "What an interrupted run left",
         }
     }
 
@@ -64,6 +75,7 @@ impl Kind {
             Kind::Migration => "`migrate` from a source that cannot be used or to a destination that exists (§14.4); nothing is written.",
             Kind::Report => "`report merge` of verify reports that cannot be combined (§13.5).",
             Kind::Args => "Arguments the command line refuses before reading any input.",
+            Kind::Interrupted => "What a killed run leaves behind, met by the next run (docs/FORMAT.md §18.7, §9.7): the next run removes it, says so in one line on standard error, and goes on. These runs write (that is their point); tests/integration/leftovers.rs kills real runs and compares the trees with uninterrupted ones.",
         }
     }
 }
@@ -544,9 +556,9 @@ fn cases() -> Vec<Case> {
         case(
             "replica-state-swapped",
             Store,
-            "`open --deep`: state.db was replaced by another replica's (same store id and op count, other data), which `open --verify` accepts",
+            "`open --deep`: state.db was replaced by another replica's (same store id and op count, other data), which `open --verify` accepted before the log chain",
             1,
-            "replaying its log gives state hash",
+            "do not belong together: both reflect 6 log entries, but the entries state.db was built from chain to",
             |t| {
                 let f = history_file(t, &[0, 1, 2, 3, 4, 5], |v| {
                     v["ops"][0]["payload"] = json!("0a130a110a086772656574696e671205686f776479");
@@ -555,7 +567,7 @@ fn cases() -> Vec<Case> {
                 let replica = t.join("replica");
                 run(args!["apply", &replica, &f, "--create"]).expect(0);
                 let setup = damaged(t, "open", &["--deep"], |d| std::fs::copy(replica.join("state.db"), d.join("state.db")).map(drop).unwrap());
-                run(args!["open", "--verify", &setup.stores[0]]).expect(0);
+                run(args!["open", "--verify", &setup.stores[0]]).expect(1);
                 setup
             },
         ),
@@ -563,14 +575,77 @@ fn cases() -> Vec<Case> {
             "log-truncated",
             Store,
             "`open --deep`: log.db was cut to 90 % of its length",
-            2,
-            "log.db: not a redb database or damaged: file is too short",
+            1,
+            "do not belong together: state.db reflects 6 log entries, but log.db cannot give them back",
             |t| {
                 damaged(t, "open", &["--deep"], |d| {
                     let f = std::fs::OpenOptions::new().write(true).open(d.join("log.db")).unwrap();
                     let len = f.metadata().unwrap().len();
                     f.set_len(len * 9 / 10).unwrap();
                 })
+            },
+        ),
+        case(
+            "foreign-state-db-verify",
+            Store,
+            "`open --verify`: state.db of another replica of the same store (same id, same 6 log entries, other ops) beside this log.db",
+            1,
+            "do not belong together: both reflect 6 log entries, but the entries state.db was built from chain to",
+            |t| damaged(t, "open", &["--verify"], |d| std::fs::copy(other_replica(t).join("state.db"), d.join("state.db")).map(drop).unwrap()),
+        ),
+        case(
+            "foreign-state-db-apply",
+            Store,
+            "`apply` of the example to a store whose state.db is another replica's (same id, same 6 log entries): it used to log every op a second time",
+            1,
+            "do not belong together",
+            |t| {
+                let mut s = damaged(t, "apply", &[], |d| std::fs::copy(other_replica(t).join("state.db"), d.join("state.db")).map(drop).unwrap());
+                s.args.push(example().into());
+                s
+            },
+        ),
+        case(
+            "log-chain-cut-verify",
+            Store,
+            "`open --verify`: log.db of a 20,000-op store cut to 99.9 % of its length (its own bookkeeping still reads)",
+            1,
+            "do not belong together: state.db reflects 20000 log entries, but log.db cannot give them back",
+            |t| {
+                let dir = crate::util::long_store(t, 20_000);
+                let f = std::fs::OpenOptions::new().write(true).open(dir.join("log.db")).unwrap();
+                let len = f.metadata().unwrap().len();
+                f.set_len(len * 999 / 1000).unwrap();
+                Setup::new(args!["open", &dir, "--verify"]).keeping(&dir)
+            },
+        ),
+        case(
+            "open-verify-needs-repair",
+            Store,
+            "`open --verify` of a store whose state.db is from an earlier commit than its log.db (what a crash or a full disk between the two commits leaves): a check does not repair",
+            2,
+            "only read, so they do not repair",
+            |t| {
+                let dir = store_copy(t, "lagging");
+                let earlier = t.join("earlier");
+                run(args!["apply", &earlier, first_ops(t, 3), "--create"]).expect(0);
+                std::fs::copy(earlier.join("state.db"), dir.join("state.db")).unwrap();
+                std::fs::remove_dir_all(&earlier).unwrap();
+                Setup::new(args!["open", &dir, "--verify"]).keeping(&dir)
+            },
+        ),
+        case(
+            "rebuild-symlinked-state",
+            Store,
+            "`rebuild` where state.db is a symbolic link to a file elsewhere (the rename would replace the link)",
+            2,
+            "state.db: a symbolic link (to <tmp>/elsewhere/state.db); rebuild writes a new state.db",
+            |t| {
+                let dir = store_copy(t, "linked");
+                std::fs::create_dir(t.join("elsewhere")).unwrap();
+                std::fs::rename(dir.join("state.db"), t.join("elsewhere/state.db")).unwrap();
+                std::os::unix::fs::symlink(t.join("elsewhere/state.db"), dir.join("state.db")).unwrap();
+                Setup::new(args!["rebuild", &dir, "--force"])
             },
         ),
         case(
@@ -1463,6 +1538,106 @@ fn cases() -> Vec<Case> {
             verify_edited(t, &["--shard", "0/3"], |_, _| {})
         }),
         case(
+            "corpus-add-golden-unwritable",
+            Corpus,
+            "`corpus add` of the example where its migration golden cannot be written (a file where its directory goes): the copied history and the pending history golden are taken back",
+            2,
+            "golden/migrations/core__kvstore-to-core__kvstore-v2",
+            |t| {
+                let (c, g) = tiny_corpus(t);
+                std::fs::create_dir_all(g.join("migrations")).unwrap();
+                std::fs::write(g.join("migrations/core__kvstore-to-core__kvstore-v2"), b"in the way").unwrap();
+                Setup::new(args!["corpus", "add", example(), "--corpus", &c, "--golden", &g, "--id", "again"])
+            },
+        ),
+        case(
+            "record-corpus-golden-unwritable",
+            Corpus,
+            "`record --corpus` where the recorded history's migration golden cannot be written: nothing is listed, nothing is left",
+            2,
+            "golden/migrations/core__kvstore-to-core__kvstore-v2",
+            |t| {
+                let (c, g) = tiny_corpus(t);
+                std::fs::create_dir_all(g.join("migrations")).unwrap();
+                std::fs::write(g.join("migrations/core__kvstore-to-core__kvstore-v2"), b"in the way").unwrap();
+                let store = store_copy(t, "recorded");
+                Setup::new(args!["record", &store, "--corpus", &c, "--golden", &g, "--name", "recorded"]).keeping(&store)
+            },
+        ),
+        Case {
+            writes: true,
+            ..case(
+                "certify-leaking-guest",
+                Build,
+                "`certify --json` of a Wasm candidate that leaks 2 MiB per op until its 64 MiB cap (100 ops): every shrinking replay regrows a fresh guest, so shrinking stops at its replay cap and says so",
+                1,
+                "in 64 replays",
+                |t| {
+                    use crate::gen::{author, Chains};
+                    let good = t.join("good.wasm");
+                    std::fs::write(&good, crate::hostile::guest("test:ids", 1, crate::hostile::PUT_ID, "")).unwrap();
+                    let leaky = t.join("leaky.wasm");
+                    std::fs::write(&leaky, crate::hostile::guest("test:ids", 1, crate::hostile::LEAK, "")).unwrap();
+                    let id = uuid::Uuid::from_u128(0x6c65_616b);
+                    let mut c = Chains::new(id);
+                    let ops = (0..100u64).map(|i| c.next(author(1 + (i % 3) as u8), i + 1, vec![], vec![i as u8]).0).collect();
+                    let h = lattice_conform::history::History { store_id: id, store_type: "test:ids".into(), schema_version: 1, provenance: None, delivery: Default::default(), ops };
+                    corpus::add_history(&t.join("corpus"), "leak", &h).unwrap();
+                    Setup::new(args![
+                        "--wasm-memory-mib", "64", "certify", "--type", "test:ids", "--baseline", &good, "--candidate", &leaky, "--bundled", t.join("corpus"),
+                        "--cases", "0", "--out", t.join("cert.json"), "--counterexample", t.join("cx.json"), "--json"
+                    ])
+                },
+            )
+        },
+        Case {
+            writes: true,
+            ..case(
+                "gen-leftover-temp-file",
+                Interrupted,
+                "`gen` into a corpus where a killed run left `core__kvstore/.lattice-tmp.x.json.AbC123` (no process holds its lock)",
+                0,
+                "note: removed <tmp>/corpus/core__kvstore/.lattice-tmp.x.json.AbC123, a temporary file left by an interrupted run",
+                |t| {
+                    std::fs::create_dir_all(t.join("corpus/core__kvstore")).unwrap();
+                    std::fs::write(t.join("corpus/core__kvstore/.lattice-tmp.x.json.AbC123"), b"{\"format\":").unwrap();
+                    Setup::new(args!["gen", "--type", "core:kvstore", "--histories", "2", "--out", t.join("corpus")])
+                },
+            )
+        },
+        Case {
+            writes: true,
+            ..case(
+                "record-out-leftover-temp-file",
+                Interrupted,
+                "`record --out <tmp>/out/h.json` where a killed `record` left `.lattice-tmp.h.json.Zz9Zz9` beside it",
+                0,
+                "note: removed <tmp>/out/.lattice-tmp.h.json.Zz9Zz9, a temporary file left by an interrupted run",
+                |t| {
+                    let store = store_copy(t, "s");
+                    std::fs::create_dir(t.join("out")).unwrap();
+                    std::fs::write(t.join("out/.lattice-tmp.h.json.Zz9Zz9"), b"{\"format\":").unwrap();
+                    Setup::new(args!["record", &store, "--out", t.join("out/h.json")]).keeping(&store)
+                },
+            )
+        },
+        Case {
+            writes: true,
+            ..case(
+                "rebuild-leftover",
+                Interrupted,
+                "`rebuild` of a store where a killed rebuild left `state.db.rebuild` (half filled) beside `state.db.before-rebuild`",
+                0,
+                "note: removed <tmp>/s/state.db.rebuild, left by an interrupted rebuild",
+                |t| {
+                    let store = store_copy(t, "s");
+                    std::fs::write(store.join("state.db.rebuild"), b"half a redb file").unwrap();
+                    std::fs::copy(store.join("state.db"), store.join("state.db.before-rebuild")).unwrap();
+                    Setup::new(args!["rebuild", &store])
+                },
+            )
+        },
+        case(
             "args-migrations-build-not-a-migration-fault",
             Args,
             "`verify --migrations` with a `--build` fault that is not a migration fault",
@@ -1471,6 +1646,28 @@ fn cases() -> Vec<Case> {
             |_| Setup::new(args!["verify", "--migrations", "--build", "native-fault:forget-one-head"]),
         ),
     ]
+}
+
+/// A store of the example's id built from 6 ops of its own (the example logs 6): another
+/// replica's files, to pair with the example store's.
+fn other_replica(t: &Path) -> PathBuf {
+    let h = t.join("other.json");
+    run(args!["history", "new", &h, "--type", "core:kvstore", "--id", crate::util::EXAMPLE_ID]).expect(0);
+    for i in 0..6 {
+        run(args!["history", "add", &h, "--author", "bob", "--put", format!("other{i}=v{i}")]).expect(0);
+    }
+    let dir = t.join("other");
+    run(args!["apply", &dir, &h, "--create"]).expect(0);
+    dir
+}
+
+/// The example's first `n` ops, as a history file under `t`.
+fn first_ops(t: &Path, n: usize) -> PathBuf {
+    let mut v = example_json();
+    v["ops"].as_array_mut().unwrap().truncate(n);
+    let f = t.join(format!("first-{n}.json"));
+    std::fs::write(&f, v.to_string()).unwrap();
+    f
 }
 
 // ---- running and rendering --------------------------------------------------------------------

@@ -97,6 +97,10 @@ fn peek_of_a_store_killed_while_open_is_a_clear_error_and_open_repairs_it() {
     holder.wait().unwrap();
     let err = cmd(&["peek"], &dir).expect(2);
     assert!(err.stderr.contains("state.db: was not closed cleanly"), "{}", err.stderr);
+    // A check only reads: it says the store needs a repair, and `open` makes it (issue #32).
+    let check = cmd(&["open", "--verify"], &dir).expect(2);
+    assert!(check.stderr.contains("only read, so they do not repair"), "{}", check.stderr);
+    cmd(&["open"], &dir).expect(0);
     cmd(&["open", "--verify"], &dir).expect(0);
     cmd(&["peek"], &dir).expect(0);
 }

@@ -130,7 +130,7 @@ fn measure(name: &str, args: &[&OsStr], env: &[(&str, &OsStr)]) -> Measured {
 
 /// A guest module: `store_type` at `schema`, 4 pages of memory, the ABI's exports, every import,
 /// a mutable global `$calls`, and `apply` = `body` (locals `$ptr`, `$len`, `$i`).
-fn guest(store_type: &str, schema: u64, body: &str, extra: &str) -> Vec<u8> {
+pub(crate) fn guest(store_type: &str, schema: u64, body: &str, extra: &str) -> Vec<u8> {
     let packed = ((store_type.len() as u64) << 32) | 16;
     let text = format!(
         r#"(module
@@ -175,7 +175,7 @@ const OOB_PUT: &str = "(call $put (i32.const 0xfffffff0) (i32.const 100) (local.
 const RECURSE: &str = "(call $deep) (i32.const 0)";
 const RECURSE_FN: &str = "(func $deep (call $deep))";
 /// The well-behaved `test:ids` logic: put the op id with an empty value.
-const PUT_ID: &str = "(call $put (local.get $ptr) (i32.const 32) (local.get $ptr) (i32.const 0)) (i32.const 0)";
+pub(crate) const PUT_ID: &str = "(call $put (local.get $ptr) (i32.const 32) (local.get $ptr) (i32.const 0)) (i32.const 0)";
 /// `test:ids`, except that from its 20th `lattice_apply` call on, the instance puts a 1-byte value:
 /// a guest that keeps state between calls (against the ABI).
 const STATEFUL: &str = "(global.set $calls (i32.add (global.get $calls) (i32.const 1))) \
@@ -428,4 +428,56 @@ fn shard_reports_run_under_different_limits_do_not_merge() {
     let e = Report::merge(vec![part("1/2", 7), part("2/2", 8)]).unwrap_err().to_string();
     assert!(e.contains("2-2.json and 1-2.json differ in `wasm_limits` (`fuel 8 per op, memory 256 MiB"), "{e}");
     assert!(e.contains("vs `fuel 7 per op"), "{e}");
+}
+
+/// `test:ids`, leaking 2 MiB of memory per call (a `memory.grow` of 32 pages it never gives back).
+pub(crate) const LEAK: &str = "(drop (memory.grow (i32.const 32))) \
+    (call $put (local.get $ptr) (i32.const 32) (local.get $ptr) (i32.const 0)) (i32.const 0)";
+
+/// Issue #32, item 7: certify of a guest that leaks memory per op until its cap took about seven
+/// minutes, because every shrinking replay starts a fresh guest that grows back to the cap. The
+/// leak needs every op before the cap, so no removal shrinks it and every replay is spent: the run
+/// stops at the replay cap and says so.
+#[test]
+fn certify_of_a_leaking_guest_stops_shrinking_at_the_replay_cap_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = write(tmp.path(), "good.wasm", &guest("test:ids", 1, PUT_ID, ""));
+    let leaky = write(tmp.path(), "leaky.wasm", &guest("test:ids", 1, LEAK, ""));
+    let corpus = tmp.path().join("corpus");
+    let id = Uuid::from_u128(0x6c65_616b);
+    let mut c = Chains::new(id);
+    let ops = (0..100u64).map(|i| c.next(author(1 + (i % 3) as u8), i + 1, vec![], vec![i as u8, 1, 2, 3]).0).collect();
+    let h = History { store_id: id, store_type: "test:ids".into(), schema_version: 1, provenance: None, delivery: Default::default(), ops };
+    lattice_conform::corpus::add_history(&corpus, "leak", &h).unwrap();
+    let cx = tmp.path().join("cx.json");
+    let args: Vec<OsString> = vec![
+        "certify".into(),
+        "--type".into(),
+        "test:ids".into(),
+        "--baseline".into(),
+        good.into(),
+        "--candidate".into(),
+        leaky.into(),
+        "--bundled".into(),
+        corpus.into(),
+        "--cases".into(),
+        "0".into(),
+        "--out".into(),
+        tmp.path().join("cert.json").into(),
+        "--counterexample".into(),
+        cx.clone().into(),
+        "--json".into(),
+    ];
+    let args: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+    // 4 pages to start, 32 more per op, a 64 MiB cap: the 31st op is the first that cannot grow.
+    let m = measure("leaky-certify", &args, &[("LATTICE_WASM_MEMORY_MIB", "64".as_ref())]).expect(1, "memory cap");
+    let json: serde_json::Value = serde_json::from_str(&m.stdout).unwrap();
+    assert_eq!(json["shrinking"]["replays"], 64, "{json}");
+    assert_eq!(json["shrinking"]["stopped"], "the cap of 64 replays", "{json}");
+    assert!(m.stderr.contains("in 64 replays") && m.stderr.contains("(shrinking stopped at the cap of 64 replays"), "{}", m.stderr);
+    // What was written still diverges: every op up to the one the cap refused.
+    let shrunk = History::load(&cx).unwrap();
+    assert_eq!(json["counterexample_ops"], shrunk.ops.len(), "{json}");
+    assert_eq!(json["divergent_op"].as_u64(), Some(shrunk.ops.len() as u64 - 1), "{json}");
+    assert!(m.wall < Duration::from_secs(120), "certify took {:?}", m.wall);
 }

@@ -44,8 +44,11 @@ fn progress(dir: &Path) -> Option<u64> {
     StoreReader::open(dir).ok().map(|r| r.log_len())
 }
 
-/// `open --verify --json` must succeed; returns (ops, state hash).
+/// `open` (which repairs what the kill left) and then `open --verify --json` must succeed;
+/// returns (ops, state hash). `open --verify` alone only reads, so it refuses a store that needs
+/// a repair (docs/FORMAT.md §9.8).
 fn open_verified(dir: &Path) -> (u64, String) {
+    run([std::ffi::OsStr::new("open"), dir.as_os_str()]).expect(0);
     let out = run([std::ffi::OsStr::new("open"), dir.as_os_str(), "--verify".as_ref(), "--json".as_ref()]).expect(0);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     (v["ops"].as_u64().unwrap(), v["state_hash"].as_str().unwrap().to_string())

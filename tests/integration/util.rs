@@ -77,6 +77,23 @@ pub fn example_store(tmp: &Path) -> PathBuf {
     dir
 }
 
+/// A `core:kvstore` store at `tmp/long` built by `apply` from a synthetic history of `n` ops (one
+/// store id; the same ops every time).
+pub fn long_store(tmp: &Path, n: u64) -> PathBuf {
+    use lattice_conform::corpus::synthetic::{ops, Kind};
+    let identity = lattice_conform::store::StoreIdentity {
+        store_id: uuid::Uuid::from_u128(0x3232),
+        store_type: "core:kvstore".into(),
+        schema_version: 1,
+    };
+    let history = tmp.join("long.json");
+    let ops: Vec<lattice_conform::op::Op> = ops(n, Kind::KvStore, identity.store_id).collect();
+    std::fs::write(&history, lattice_conform::history::History::new(&identity, ops).to_json()).unwrap();
+    let dir = tmp.join("long");
+    run([OsStr::new("apply"), dir.as_os_str(), history.as_os_str(), OsStr::new("--create")]).expect(0);
+    dir
+}
+
 /// blake3 of every file in `dir`, by name.
 pub fn digests(dir: &Path) -> BTreeMap<String, [u8; 32]> {
     std::fs::read_dir(dir)

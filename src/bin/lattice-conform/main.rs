@@ -28,6 +28,18 @@ macro_rules! say {
     };
 }
 
+/// Removes what an interrupted run left in `dir` (down to `depth` levels of subdirectories,
+/// docs/FORMAT.md §18.7), saying so in one line on stderr unless `--quiet`.
+fn sweep(dir: &Path, depth: usize) -> anyhow::Result<()> {
+    let removed = lattice_conform::scratch::sweep(dir, depth).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    if let Some(line) = lattice_conform::scratch::note(&removed) {
+        if !quiet() {
+            eprintln!("note: {line}");
+        }
+    }
+    Ok(())
+}
+
 mod commands;
 
 use commands::{certify::*, corpus::*, history::*, migrate::*, store::*, verify::*, wasm::*};

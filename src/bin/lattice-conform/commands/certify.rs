@@ -100,11 +100,19 @@ pub(crate) fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<
             say!("equivalent on {} histories ({} ops); certificate written to {}", cert.histories, cert.ops, args.out.display());
             Ok(())
         }
-        c::Verdict::Diverged { source, history, divergence } => {
+        c::Verdict::Diverged { source, history, divergence, shrinking } => {
             lattice_conform::corpus::write_atomic(&args.counterexample, history.to_json().as_bytes())?;
             let mut text = String::new();
             lattice_conform::report::divergence_text(&mut text, &divergence);
-            let head = format!("DIVERGED on {source}; shrunk to {} ops, written to {}", history.ops.len(), args.counterexample.display());
+            let mut head = format!(
+                "DIVERGED on {source}; shrunk to {} ops in {} replays, written to {}",
+                history.ops.len(),
+                shrinking.replays,
+                args.counterexample.display()
+            );
+            if let Some(cap) = &shrinking.stopped {
+                head.push_str(&format!(" (shrinking stopped at {cap}: it still diverges, but may not be minimal)"));
+            }
             if args.json {
                 print_json(&json)?;
                 eprintln!("{head}");

@@ -127,6 +127,7 @@ pub(crate) fn gen(args: GenArgs) -> anyhow::Result<()> {
         form: args.format,
         synthetic: args.synthetic,
     };
+    sweep(&args.out, 1)?;
     let cov = corpus::generate_into(&args.out, &req)?;
     if !quiet() {
         print!("{}", corpus::coverage_table(&cov));
@@ -220,6 +221,7 @@ pub(crate) fn bless(
 ) -> anyhow::Result<()> {
     use lattice_conform::golden as g;
     lattice_conform::output::check_dir(golden)?;
+    sweep(golden, 2)?;
     let what = if migrations { "bless --migrations" } else { "bless" };
     if let Some((review, patterns)) = review {
         let done = if migrations {
@@ -269,6 +271,8 @@ pub(crate) fn print_blessed(done: &[lattice_conform::golden::Blessed]) {
 pub(crate) fn corpus_add(registry: &Registry, history: &Path, corpus: &Path, golden: &Path, id: Option<&str>) -> anyhow::Result<()> {
     lattice_conform::output::check_dir(corpus)?;
     lattice_conform::output::check_dir(golden)?;
+    sweep(corpus, 1)?;
+    sweep(golden, 2)?;
     let (entry, blessed) = lattice_conform::golden::add_to_corpus(corpus, golden, history, id, registry)?;
     say!("added {} as {} ({} ops)", history.display(), entry.id(), entry.ops);
     if !quiet() {

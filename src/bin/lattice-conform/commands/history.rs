@@ -36,6 +36,15 @@ pub(crate) fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()
         lattice_conform::output::check_dir(dir)?;
     }
     if let Some(out) = &args.out {
+        sweep(out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")), 0)?;
+    }
+    if let Some(c) = &args.corpus {
+        sweep(c, 1)?;
+    }
+    if let Some(g) = &args.golden {
+        sweep(g, 2)?;
+    }
+    if let Some(out) = &args.out {
         let form = args.format.unwrap_or(Form::for_path(out, Some(Form::Json))?);
         let r = lattice_conform::record::record_to(&args.dir, registry, out, form)?;
         say!("recorded {} ops to {} ({} bytes)", r.written.ops, out.display(), r.written.bytes);

@@ -123,6 +123,12 @@ pub(crate) fn peek(dir: &Path, json: bool) -> anyhow::Result<()> {
     }
 }
 
+/// `open --verify` or `--deep` on a store a crash (or a full disk) left needing a repair, which a
+/// check does not make.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} (`open --verify` and `--deep` only read, so they do not repair: `open` without them does, and needs free space for it)")]
+pub(crate) struct NeedsRepair(StoreError);
+
 #[derive(Serialize)]
 pub(crate) struct OpenJson {
     #[serde(flatten)]
@@ -139,7 +145,17 @@ pub(crate) struct OpenJson {
 }
 
 pub(crate) fn open(registry: &Registry, dir: &Path, verify: bool, deep: bool, json: bool) -> anyhow::Result<()> {
-    let store = registry.open_for_reading(dir)?;
+    // A check only reads (docs/FORMAT.md §9.8): it never repairs, so it needs no free space and
+    // leaves every byte as it was; a plain `open` repairs what a crash left.
+    let store = if verify || deep {
+        match registry.open_read_only(dir) {
+            Ok(ro) => lattice_conform::registry::Opened::ReadOnly(Box::new(ro)),
+            Err(OpenError::Store(e)) if e.needs_repair() => anyhow::bail!(NeedsRepair(e)),
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        registry.open_for_reading(dir)?
+    };
     // The deep check verifies first itself.
     if verify && !deep {
         store.verify()?;
@@ -167,7 +183,10 @@ pub(crate) fn open(registry: &Registry, dir: &Path, verify: bool, deep: bool, js
         println!("writer active:  {} more ops logged while this snapshot was read (not included)", out.logged_ahead);
     }
     if out.verified {
-        println!("verified:       state hash recomputed from the tables and matches");
+        println!(
+            "verified:       state hash recomputed from the tables and matches; log.db gives back the {} entries state.db reflects",
+            out.ops
+        );
     }
     if let Some(d) = &out.deep {
         println!(
@@ -183,6 +202,11 @@ pub(crate) fn open(registry: &Registry, dir: &Path, verify: bool, deep: bool, js
 pub(crate) fn rebuild(registry: &Registry, dir: &Path, force: bool) -> anyhow::Result<()> {
     let identity = Store::log_identity(dir)?;
     let (store, note) = Store::rebuild(dir, registry.resolve(&identity)?, force)?;
+    if let Some(stale) = &note.removed_stale {
+        if !quiet() {
+            eprintln!("note: removed {}, left by an interrupted rebuild", stale.display());
+        }
+    }
     say!("rebuilt state.db from {} logged ops; state hash {}", store.log_len(), store.state_hash());
     if let Some(kept) = &note.kept {
         say!("the replaced state.db is kept as {}", kept.display());

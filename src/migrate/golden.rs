@@ -1,0 +1,380 @@
+//! Migration goldens (docs/FORMAT.md §15): the expected outcome of migrating the state each
+//! corpus history reaches — a target state hash, or, for a state no migration op can carry (a
+//! value too large for an op of its own), the reason it is not migratable. Computed, blessed and
+//! verified here; a golden is always computable, so `corpus add`, `record --corpus` and `bless
+//! --migrations` never stop at a history that cannot be migrated.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lattice_logic::kvstore as kv;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{chain, default_author, migrations, KvToV2, MigrateError, Migration, MigrationFault};
+use crate::registry::Registry;
+use crate::replay::{HostFaults, MemStore};
+use crate::store::{self, StoreIdentity};
+
+/// The golden target store id: fixed so migration goldens are reproducible.
+pub fn golden_target_id() -> Uuid {
+    Uuid::from_u128(0x6c61_7474_6963_4500_8000_0000_0000_0002)
+}
+
+/// The target state hash a migration gives for the state `rows` (in memory, same kernel).
+pub fn target_hash_in_memory(
+    m: &dyn Migration,
+    rows: &[(Vec<u8>, Vec<u8>)],
+    id: Uuid,
+    author: [u8; 32],
+    registry: &Registry,
+) -> Result<String, MigrateError> {
+    target_hash_with(m, rows, id, author, registry.opener(m.target_type())?.logic(), HostFaults::default())
+        .map_err(|n| MigrateError::TargetRefused { dst: PathBuf::from(m.target_type()), index: n.op_index, reason: n.to_string() })
+}
+
+/// [`target_hash_in_memory`] with the target's logic and host faults given; a migration op the
+/// target refuses on arrival or stalls on makes the state [`NotMigratable`].
+fn target_hash_with(
+    m: &dyn Migration,
+    rows: &[(Vec<u8>, Vec<u8>)],
+    id: Uuid,
+    author: [u8; 32],
+    logic: store::Logic,
+    faults: HostFaults,
+) -> Result<String, NotMigratable> {
+    let identity = StoreIdentity { store_id: id, store_type: m.target_type().into(), schema_version: logic.schema_version() };
+    let mut target = MemStore::new(identity, logic).with_faults(faults);
+    let payloads = m.payloads(rows);
+    for (index, op) in chain(&payloads, id, author).iter().enumerate() {
+        let reason = match target.deliver(op) {
+            crate::replay::Delivered::Refused(r) => format!("refused on arrival: {}", r.reason),
+            _ => match target.stall() {
+                Some(stall) => format!("projection stalled ({}): {}", stall.kind.as_str(), stall.reason),
+                None => continue,
+            },
+        };
+        let keys = m.payload_keys(&payloads[index]);
+        return Err(NotMigratable {
+            op_index: index as u64,
+            key: keys.first().map_or_else(String::new, hex::encode),
+            keys: keys.len() as u64,
+            reason,
+        });
+    }
+    Ok(target.state_hash().to_string())
+}
+
+/// Why a source state cannot be migrated: the first migration op (§14.3) the target refuses on
+/// arrival or stalls on — e.g. one value too large for an op of its own (docs/FORMAT.md §15.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotMigratable {
+    /// The migration op's index (0-based) among the migration's ops.
+    pub op_index: u64,
+    /// The first source key the op carries, lowercase hex (empty when it carries none).
+    pub key: String,
+    /// How many source keys the op carries.
+    pub keys: u64,
+    /// What the target said.
+    pub reason: String,
+}
+
+impl std::fmt::Display for NotMigratable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = hex::decode(&self.key).map(|k| crate::decode::Bytes::new(&k)).ok();
+        let shown = key.as_ref().and_then(|b| b.utf8.as_ref().map(|u| format!("{u:?}"))).unwrap_or_else(|| format!("hex:{}", self.key));
+        write!(f, "not migratable: key {shown}")?;
+        if self.keys > 1 {
+            write!(f, " (and {} more keys in its op)", self.keys - 1)?;
+        }
+        write!(f, ", migration op {} {}", self.op_index, self.reason)
+    }
+}
+
+/// The expected outcome of migrating one corpus history's final state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationGolden {
+    pub format: String,
+    pub format_version: u32,
+    pub history: String,
+    pub history_blake3: String,
+    /// `<from type> -> <to type>`.
+    pub migration: String,
+    pub target_store_id: Uuid,
+    pub author: String,
+    pub source_state_hash: String,
+    pub source_keys: u64,
+    /// The migrated state's hash; absent exactly when `not_migratable` is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_state_hash: Option<String>,
+    /// Present when the source state cannot be migrated (written only then, so goldens of
+    /// migratable states keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_migratable: Option<NotMigratable>,
+}
+
+impl MigrationGolden {
+    /// The outcome in a few words: the target state hash, or why there is none.
+    pub fn outcome(&self) -> String {
+        match (&self.target_state_hash, &self.not_migratable) {
+            (Some(h), _) => format!("target state {h}"),
+            (None, Some(n)) => n.to_string(),
+            (None, None) => "no target state hash and no reason".to_string(),
+        }
+    }
+}
+
+const MIGRATION_GOLDEN_TAG: &str = "lattice-conform/migration-golden";
+const MIGRATION_GOLDEN_VERSION: u32 = 1;
+
+/// `golden/migrations/<from dir>-to-<to dir>/<history name>.json`.
+pub fn migration_golden_path(
+    golden_dir: &Path,
+    m: &dyn Migration,
+    entry: &crate::corpus::ManifestEntry,
+) -> Result<PathBuf, crate::corpus::CorpusError> {
+    let dir = format!("{}-to-{}", crate::corpus::type_dir(m.source_type())?, crate::corpus::type_dir(m.target_type())?);
+    Ok(golden_dir.join("migrations").join(dir).join(format!("{}.json", entry.name())))
+}
+
+/// Replays a corpus history natively (projection ends where it stalls, if it does), migrates the resulting state in memory with
+/// the fixed golden target id and the default author, and records the hashes.
+pub fn compute_migration_golden(
+    m: &dyn Migration,
+    entry: &crate::corpus::ManifestEntry,
+    history: &crate::history::History,
+    registry: &Registry,
+) -> Result<MigrationGolden, MigrateError> {
+    compute_migration_golden_streamed(m, entry, &history.header(), history.ops.iter().cloned(), registry)
+}
+
+/// [`compute_migration_golden`] over ops as they are read (a corpus history stream).
+pub fn compute_migration_golden_streamed(
+    m: &dyn Migration,
+    entry: &crate::corpus::ManifestEntry,
+    header: &crate::history::Header,
+    ops: impl Iterator<Item = crate::op::Op>,
+    registry: &Registry,
+) -> Result<MigrationGolden, MigrateError> {
+    let build = GoldenBuild {
+        source: registry.resolve(&header.identity())?,
+        target: registry.opener(m.target_type())?.logic(),
+        faults: HostFaults::default(),
+    };
+    let mut source = MemStore::new(header.identity(), build.source.clone());
+    crate::replica::run_plan(&mut source, ops, &header.delivery, crate::golden::CHECKPOINT_INTERVAL)
+        .expect("an in-memory replica never fails");
+    migration_golden_of(m, entry, &source, &build)
+}
+
+/// What a migration golden is computed with: the source's and the target's logic and the host
+/// faults of both replays ([`compute_migration_golden`] uses the registry's and none).
+pub struct GoldenBuild {
+    pub source: store::Logic,
+    pub target: store::Logic,
+    pub faults: HostFaults,
+}
+
+/// [`compute_migration_golden`] under a given build (used by `corpus adequacy`).
+pub fn compute_migration_golden_with(
+    m: &dyn Migration,
+    entry: &crate::corpus::ManifestEntry,
+    history: &crate::history::History,
+    build: &GoldenBuild,
+) -> Result<MigrationGolden, MigrateError> {
+    let identity = history.identity();
+    let mut source = MemStore::new(identity, build.source.clone()).with_faults(build.faults);
+    let ops = history.ops.iter().cloned();
+    crate::replica::run_plan(&mut source, ops, &history.delivery, crate::golden::CHECKPOINT_INTERVAL)
+        .expect("an in-memory replica never fails");
+    migration_golden_of(m, entry, &source, build)
+}
+
+/// The migration golden of a replayed source.
+fn migration_golden_of(
+    m: &dyn Migration,
+    entry: &crate::corpus::ManifestEntry,
+    source: &MemStore,
+    build: &GoldenBuild,
+) -> Result<MigrationGolden, MigrateError> {
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = source.rows().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let id = golden_target_id();
+    let target = target_hash_with(m, &rows, id, default_author(), build.target.clone(), build.faults);
+    Ok(MigrationGolden {
+        format: MIGRATION_GOLDEN_TAG.into(),
+        format_version: MIGRATION_GOLDEN_VERSION,
+        history: entry.id(),
+        history_blake3: entry.blake3.clone(),
+        migration: format!("{} -> {}", m.source_type(), m.target_type()),
+        target_store_id: id,
+        author: hex::encode(default_author()),
+        source_state_hash: source.state_hash().to_string(),
+        source_keys: rows.len() as u64,
+        target_state_hash: target.as_ref().ok().cloned(),
+        not_migratable: target.err(),
+    })
+}
+
+/// Errors of migration goldens (bless and verify).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrationGoldenError {
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error(transparent)]
+    Golden(#[from] crate::golden::GoldenError),
+    #[error(transparent)]
+    Corpus(#[from] crate::corpus::CorpusError),
+    #[error(transparent)]
+    Version(#[from] crate::versioned::VersionError),
+}
+
+/// Every (migration, corpus entry) pair whose source type is the migration's.
+/// A migration paired with one source history of the corpus.
+type MigrationCase = (Arc<dyn Migration>, crate::corpus::ManifestEntry);
+
+fn migration_cases(corpus_dir: &Path) -> Result<Vec<MigrationCase>, MigrationGoldenError> {
+    let manifest = crate::corpus::Manifest::load(corpus_dir, false)?;
+    let mut out = Vec::new();
+    for m in migrations() {
+        out.extend(manifest.files.iter().filter(|e| e.store_type == m.source_type()).map(|e| (m.clone(), e.clone())));
+    }
+    Ok(out)
+}
+
+/// Blesses the migration goldens of every source history of the corpus: each is computed and
+/// written as pending when new or changed (with review lines: the fields that change).
+pub fn bless_migrations(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    registry: &Registry,
+) -> Result<Vec<crate::golden::Blessed>, MigrationGoldenError> {
+    let mut out = Vec::new();
+    let cases = migration_cases(corpus_dir)?;
+    let bar = crate::progress::bar("bless --migrations", cases.len() as u64, "histories");
+    for (m, e) in cases {
+        out.push(bless_migration(corpus_dir, golden_dir, m.as_ref(), &e, registry)?);
+        bar.inc(1);
+    }
+    Ok(out)
+}
+
+/// Writes the pending migration goldens of one listed history (one per migration from its type).
+pub fn bless_migrations_of(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    entry: &crate::corpus::ManifestEntry,
+    registry: &Registry,
+) -> Result<Vec<crate::golden::Blessed>, MigrationGoldenError> {
+    let mut out = Vec::new();
+    for m in migrations().into_iter().filter(|m| m.source_type() == entry.store_type) {
+        out.push(bless_migration(corpus_dir, golden_dir, m.as_ref(), entry, registry)?);
+    }
+    Ok(out)
+}
+
+fn bless_migration(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    m: &dyn Migration,
+    e: &crate::corpus::ManifestEntry,
+    registry: &Registry,
+) -> Result<crate::golden::Blessed, MigrationGoldenError> {
+    use crate::golden::BlessAction;
+    let path = migration_golden_path(golden_dir, m, e)?;
+    let mut stream = crate::corpus::open_checked(corpus_dir, e)?;
+    let header = stream.header().clone();
+    let g = compute_migration_golden_streamed(m, e, &header, stream.ops(), registry)?;
+    stream.finish()?;
+    let mut text = serde_json::to_string_pretty(&g).expect("a migration golden serializes");
+    text.push('\n');
+    let (action, replaced) = crate::golden::bless_text(&path, &text)?;
+    let detail = match (action, replaced) {
+        (BlessAction::New, _) => vec![format!(
+            "{}: source state {} ({} keys) → {}",
+            g.migration,
+            g.source_state_hash.get(..16).unwrap_or_default(),
+            g.source_keys,
+            g.target_state_hash.as_deref().and_then(|h| h.get(..16)).map_or_else(|| g.outcome(), |h| format!("target state {h}"))
+        )],
+        (BlessAction::Changed, Some(old)) => crate::golden::diff_json_fields(&old, &text),
+        _ => vec![],
+    };
+    Ok(crate::golden::Blessed { id: format!("migration:{}", e.id()), action, detail })
+}
+
+/// The migration goldens of a corpus as review candidates: id `migration:<store_type>/<name>`,
+/// aliases `<store_type>/<name>` and `<name>`.
+pub fn migration_candidates(corpus_dir: &Path, golden_dir: &Path) -> Result<Vec<crate::golden::Candidate>, MigrationGoldenError> {
+    let mut out = Vec::new();
+    for (m, e) in migration_cases(corpus_dir)? {
+        out.push(crate::golden::Candidate {
+            id: format!("migration:{}", e.id()),
+            aliases: vec![e.id(), e.name().to_string()],
+            accepted: migration_golden_path(golden_dir, m.as_ref(), &e)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Every migration golden path the corpus calls for (for the orphan scan).
+pub fn migration_golden_paths(corpus_dir: &Path, golden_dir: &Path) -> Result<Vec<PathBuf>, MigrationGoldenError> {
+    Ok(migration_candidates(corpus_dir, golden_dir)?.into_iter().map(|c| c.accepted).collect())
+}
+
+/// `bless --migrations --accept` / `--reject`.
+pub fn review_migrations(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    review: crate::golden::Review,
+    patterns: &[String],
+) -> Result<Vec<(String, crate::golden::BlessAction)>, MigrationGoldenError> {
+    Ok(crate::golden::review_pending(&migration_candidates(corpus_dir, golden_dir)?, review, patterns)?)
+}
+
+/// Checks every migration golden; results use ids `migration:<store_type>/<name>`.
+///
+/// `fault` seeds a [`MigrationFault`] into the `core:kvstore` → `core:kvstore-v2` migration
+/// (`verify --migrations --build native-fault:NAME`); the report names that build.
+pub fn verify_migrations(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    registry: &Registry,
+    fault: Option<(&str, MigrationFault)>,
+) -> Result<crate::verify::Report, MigrationGoldenError> {
+    let build = fault.map_or_else(|| "native".to_string(), |(name, _)| format!("native-fault:{name}"));
+    let mut report = crate::verify::Report::new(build, vec![]);
+    for (m, e) in migration_cases(corpus_dir)? {
+        let m: Arc<dyn Migration> = match fault {
+            Some((_, f)) if m.source_type() == kv::STORE_TYPE => Arc::new(KvToV2 { fault: Some(f) }),
+            _ => m,
+        };
+        let path = migration_golden_path(golden_dir, m.as_ref(), &e)?;
+        let id = format!("migration:{}", e.id());
+        if !path.exists() {
+            return Err(crate::golden::GoldenError::MissingMigration { path, history: id }.into());
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| crate::golden::GoldenError::Io { path: path.clone(), source })?;
+        crate::versioned::check(&text, &path, MIGRATION_GOLDEN_TAG, MIGRATION_GOLDEN_VERSION)?;
+        let expected: MigrationGolden = serde_json::from_str(&text).map_err(|err| crate::versioned::json_error(&path, &err))?;
+        let mut stream = crate::corpus::open_checked(corpus_dir, &e)?;
+        let header = stream.header().clone();
+        let actual = compute_migration_golden_streamed(m.as_ref(), &e, &header, stream.ops(), registry)?;
+        let ops = stream.finish()?.ops;
+        let failure = (expected != actual).then(|| crate::verify::Failure {
+            summary: format!(
+                "{}: expected {}, got {} (source {} → {})",
+                expected.migration,
+                expected.outcome(),
+                actual.outcome(),
+                expected.source_state_hash,
+                actual.source_state_hash
+            ),
+            divergence: None,
+        });
+        report.results.push(crate::verify::HistoryResult { id, store_type: e.store_type.clone(), ops, failure });
+    }
+    Ok(report)
+}

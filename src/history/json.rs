@@ -21,14 +21,19 @@ use super::{op_json, parse_op, Header, HistoryError, OpJson, Provenance, FORMAT_
 use crate::op::Op;
 use crate::versioned::VersionError;
 
-/// Ops in flight between the parsing thread and the consumer.
-const CHANNEL_DEPTH: usize = 256;
+/// Batches in flight between the parsing thread and the consumer.
+const CHANNEL_DEPTH: usize = 4;
+/// A batch is sent when it holds this many ops, or this many payload bytes: one hand-over per
+/// op cost more in thread switches than parsing (a batch bounds memory as the channel did).
+const BATCH_OPS: usize = 256;
+const BATCH_BYTES: usize = 1 << 20;
 
 /// What the parsing thread sends, in this order: one `Header`, then ops (each `Op` or one `Err`
 /// that ends the stream), then `Done` with the file's blake3.
 pub(super) enum Msg {
     Header(Header),
-    Op(Op),
+    /// The next ops, in file order.
+    Ops(Vec<Op>),
     /// `provenance` stood after `ops`: the header's provenance, known only now.
     LateProvenance(Provenance),
     Err(HistoryError),
@@ -62,10 +67,10 @@ fn parse<R: Read>(reader: R, path: &Path, tx: &SyncSender<Msg>) {
         return;
     }
     let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(std::io::Cursor::new(head).chain(hashing)));
-    let state = State { path, tx, failure: RefCell::new(None), cancelled: RefCell::new(false) };
+    let state = State { path, tx, failure: RefCell::new(None), cancelled: RefCell::new(false), batch: RefCell::new((Vec::new(), 0)) };
     let result = FileSeed { state: &state }.deserialize(&mut de).and_then(|()| de.end());
     drop(de);
-    if *state.cancelled.borrow() {
+    if *state.cancelled.borrow() || state.flush::<serde_json::Error>().is_err() {
         return;
     }
     if let Err(e) = result {
@@ -85,6 +90,8 @@ struct State<'a> {
     failure: RefCell<Option<HistoryError>>,
     /// The consumer went away: stop quietly.
     cancelled: RefCell<bool>,
+    /// Ops parsed and not sent yet, and their payload bytes.
+    batch: RefCell<(Vec<Op>, usize)>,
 }
 
 impl State<'_> {
@@ -94,8 +101,37 @@ impl State<'_> {
         E::custom(msg)
     }
 
+    /// Sends `msg` after the ops parsed before it.
     fn send<E: serde::de::Error>(&self, msg: Msg) -> Result<(), E> {
+        self.flush()?;
         self.tx.send(msg).map_err(|_| {
+            *self.cancelled.borrow_mut() = true;
+            E::custom("the consumer stopped reading")
+        })
+    }
+
+    /// Queues `op`, sending the batch when it is full.
+    fn send_op<E: serde::de::Error>(&self, op: Op) -> Result<(), E> {
+        let full = {
+            let mut b = self.batch.borrow_mut();
+            b.1 += op.payload.len();
+            b.0.push(op);
+            b.0.len() >= BATCH_OPS || b.1 >= BATCH_BYTES
+        };
+        if full {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the queued ops, if any.
+    fn flush<E: serde::de::Error>(&self) -> Result<(), E> {
+        let ops = std::mem::take(&mut self.batch.borrow_mut().0);
+        self.batch.borrow_mut().1 = 0;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.tx.send(Msg::Ops(ops)).map_err(|_| {
             *self.cancelled.borrow_mut() = true;
             E::custom("the consumer stopped reading")
         })
@@ -261,7 +297,7 @@ impl<'de> Visitor<'de> for FileVisitor<'_> {
             st.send(Msg::Header(header))?;
             for (i, j) in ops.iter().enumerate() {
                 let op = parse_op(j, &id, &ty, i, st.path).map_err(|e| st.fail::<A::Error>(e))?;
-                st.send(Msg::Op(op))?;
+                st.send_op(op)?;
             }
         }
         Ok(())
@@ -300,7 +336,7 @@ impl<'de> Visitor<'de> for OpsSeed<'_> {
         let mut index = 0;
         while let Some(j) = seq.next_element::<OpJson>()? {
             let op = parse_op(&j, &self.store.0, &self.store.1, index, st.path).map_err(|e| st.fail::<A::Error>(e))?;
-            st.send(Msg::Op(op))?;
+            st.send_op(op)?;
             index += 1;
         }
         Ok(())

@@ -339,7 +339,8 @@ pub struct OpStream {
 }
 
 enum Source {
-    Json(std::sync::mpsc::Receiver<json::Msg>),
+    /// The parsing thread's messages, and the ops of the last batch not yielded yet.
+    Json(std::sync::mpsc::Receiver<json::Msg>, std::collections::VecDeque<Op>),
     Binary(Box<binary::BinaryReader<Box<dyn Read + Send>>>),
 }
 
@@ -360,7 +361,7 @@ impl OpStream {
             Ok(json::Msg::Err(e)) => return Err(e),
             _ => return Err(HistoryError::ReaderLost { path: path.to_path_buf() }),
         };
-        Ok(OpStream::new(header, path, Source::Json(rx)))
+        Ok(OpStream::new(header, path, Source::Json(rx, Default::default())))
     }
 
     fn binary<R: Read + Send + 'static>(reader: R, path: &Path) -> Result<OpStream, HistoryError> {
@@ -389,7 +390,7 @@ impl OpStream {
     pub fn declared_ops(&self) -> Option<u64> {
         match &self.source {
             Source::Binary(r) => Some(r.declared()),
-            Source::Json(_) => None,
+            Source::Json(..) => None,
         }
     }
 
@@ -420,9 +421,12 @@ impl OpStream {
                 }
                 next
             }
-            Source::Json(rx) => loop {
+            Source::Json(rx, queued) => loop {
+                if let Some(op) = queued.pop_front() {
+                    return Some(Ok(op));
+                }
                 match rx.recv() {
-                    Ok(json::Msg::Op(op)) => return Some(Ok(op)),
+                    Ok(json::Msg::Ops(ops)) => queued.extend(ops),
                     Ok(json::Msg::Err(e)) => return Some(Err(e)),
                     Ok(json::Msg::LateProvenance(p)) => self.header.provenance = Some(p),
                     Ok(json::Msg::Done { blake3 }) => {

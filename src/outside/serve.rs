@@ -212,6 +212,12 @@ impl Session<'_> {
                 self.served.build
             ));
         }
+        if faults.delivery == Some(crate::delivery::DeliveryFault::ArrivalCountsReceived) {
+            return Err(format!(
+                "{}: a fault of arrival numbering cannot be served: over the protocol the host numbers the deliveries",
+                self.served.build
+            ));
+        }
         if logic.schema_version() != identity.schema_version {
             return Err(format!(
                 "`{}` schema {} is not served (this build has schema {})",

@@ -1,6 +1,7 @@
 //! Integration tests: the library on real redb files, and the real binary in temp directories.
 
 mod adequacy;
+mod architecture;
 mod bad_inputs;
 mod certify;
 mod chain;

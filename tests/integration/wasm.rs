@@ -45,8 +45,11 @@ fn identity(store_type: &str) -> StoreIdentity {
     StoreIdentity { store_id: Uuid::from_u128(0x6c61_7474), store_type: store_type.to_string(), schema_version: 1 }
 }
 
+/// The guest was stopped, not left to run: a bound against hangs (the default fuel takes about a
+/// second to burn on a quiet machine; a loaded 2-core CI machine can take several times that), not
+/// a speed goal — those are measured in BENCHMARKS.md.
 fn elapsed_ok(start: Instant) {
-    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
 }
 
 // ---- the committed guests ------------------------------------------------------------------

@@ -71,7 +71,7 @@ impl Kind {
             Kind::History => "`apply` of a history file that does not load or does not fit the store (§10). Unless the case says otherwise, the target is the store of `examples/kv-example.json`, and it is left byte-identical.",
             Kind::Corpus => "`verify` and `bless` on a corpus of one history (the example, with its golden) whose manifest, history or golden is bad (§11, §12); nothing is written.",
             Kind::Build => "`--build` arguments that do not resolve to a usable build, and `wasm add` of modules that are not usable guests (docs/WASM_ABI.md); the cache is not created.",
-            Kind::Certificate => "`certify --check` of a certificate that cannot be read (exit 2) or no longer holds (exit 1, §17.6).",
+            Kind::Certificate => "`certify --check` of a file that cannot be read or is not a certificate of a version this build reads (exit 2), or of a certificate that no longer holds (exit 1, §17.6).",
             Kind::Migration => "`migrate` from a source that cannot be used or to a destination that exists (§14.4); nothing is written.",
             Kind::Report => "`report merge` of verify reports that cannot be combined (§13.5).",
             Kind::Args => "Arguments the command line refuses before reading any input.",
@@ -1293,7 +1293,7 @@ fn cases() -> Vec<Case> {
             Certificate,
             "the corpus the certificate names was deleted",
             2,
-            "corpus `<tmp>/corpus` cannot be found: looked for <tmp>/corpus/MANIFEST.json",
+            "corpus `corpus` cannot be found: looked for <tmp>/corpus/MANIFEST.json",
             |t| {
                 let cert = real_certificate(t, OsStr::new("native"));
                 std::fs::remove_dir_all(t.join("corpus")).unwrap();
@@ -1328,16 +1328,39 @@ fn cases() -> Vec<Case> {
                 Setup::new(a).keeping(&d)
             },
         ),
-        case("certificate-not-json", Certificate, "the certificate is plain text", 1, "the certificate does not parse", |t| {
+        case("certificate-not-json", Certificate, "the certificate is plain text", 2, "not a certificate this build can check", |t| {
             certificate_text(t, "certified, honest\n")
         }),
         case(
             "certificate-too-new",
             Certificate,
-            "the certificate's `format_version` is 3",
-            1,
-            "format_version 3 is newer than this build reads (2)",
-            |t| certificate_edited(t, |v| v["format_version"] = json!(3)),
+            "the certificate's `format_version` is 4",
+            2,
+            "format_version 4 is newer than this build reads (3)",
+            |t| certificate_edited(t, |v| v["format_version"] = json!(4)),
+        ),
+        case(
+            "certificate-is-a-history",
+            Certificate,
+            "the file given to `--check` is a history file, not a certificate",
+            2,
+            "not a certificate this build can check: <tmp>/example.json: `format` is \"lattice-conform/history\"",
+            |t| {
+                std::fs::copy(example(), t.join("example.json")).unwrap();
+                Setup::new(args!["certify", "--check", t.join("example.json")])
+            },
+        ),
+        case(
+            "certificate-field-missing",
+            Certificate,
+            "the certificate lacks its `seed` field",
+            2,
+            "missing field `seed`",
+            |t| {
+                certificate_edited(t, |v| {
+                    v.as_object_mut().unwrap().remove("seed");
+                })
+            },
         ),
         // ---- migrations
         case(

@@ -10,6 +10,7 @@ mod concurrency;
 mod converge;
 mod corpus;
 mod fuzz_inputs;
+mod gate_friction;
 mod gen;
 mod hostile;
 mod kill;

@@ -1,0 +1,146 @@
+//! Issue #33, "workflow friction", through the real binary: `certify --check` tells an unusable
+//! file (exit 2) from a certificate that no longer holds (exit 1) and works from any working
+//! directory; a stale counterexample is replaced; written files get the process umask; a golden
+//! directory of another corpus is refused up front; the CLI's smaller fixes.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::Run;
+
+/// Runs the binary in `cwd` (with no Wasm cache configured).
+fn run_at<S: AsRef<OsStr>>(cwd: &Path, args: &[S]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_lattice-conform"))
+        .current_dir(cwd)
+        .args(args)
+        .env_remove("LATTICE_WASM_CACHE")
+        .output()
+        .expect("the binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A small corpus of generated `core:kvstore` histories at `dir`.
+fn small_corpus(dir: &Path) {
+    let d = dir.display().to_string();
+    run_at(Path::new("."), &["gen", "--type", "core:kvstore", "--histories", "3", "--ops", "20", "--out", &d]).expect(0);
+}
+
+/// `certify` of `candidate` against `native` on `corpus`, run in `cwd`, with `extra` arguments.
+fn certify_at(cwd: &Path, corpus: &str, candidate: &str, extra: &[&str]) -> Run {
+    let args = ["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", candidate, "--bundled", corpus];
+    let args: Vec<&str> = args.iter().chain(extra).copied().collect();
+    run_at(cwd, &args)
+}
+
+#[test]
+fn a_certificate_records_its_corpus_relative_to_itself_and_checks_from_any_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    small_corpus(&t.join("corpus"));
+    std::fs::create_dir_all(t.join("elsewhere")).unwrap();
+    // Relative paths as a user types them, the certificate in a subdirectory.
+    certify_at(t, "corpus", "native", &["--cases", "2", "--out", "certs/cert.json"]).expect(0);
+    let cert: Value = serde_json::from_slice(&std::fs::read(t.join("certs/cert.json")).unwrap()).unwrap();
+    assert_eq!(cert["format_version"], 3, "{cert}");
+    assert_eq!(cert["corpora"][0]["path"].as_str(), Some("../corpus"), "relative to the certificate: {cert}");
+    // From the certificate's own directory, from a sibling directory and from the directory it
+    // was made in: the same corpus is found, and the certificate holds.
+    for (cwd, file) in [(t.join("certs"), "cert.json"), (t.join("elsewhere"), "../certs/cert.json"), (t.to_path_buf(), "certs/cert.json")] {
+        let out = run_at(&cwd, &["certify", "--check", file, "--json"]).expect(0);
+        let v: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(v["holds"], true, "{v}");
+        let found = Path::new(v["inputs"][2]["found"].as_str().unwrap());
+        assert_eq!(cwd.join(found).canonicalize().unwrap(), t.join("corpus").canonicalize().unwrap(), "from {}", cwd.display());
+    }
+    // Moved together (certificate and corpus keep their relative places): still holds.
+    std::fs::rename(t.join("certs"), t.join("elsewhere/certs")).unwrap();
+    std::fs::rename(t.join("corpus"), t.join("elsewhere/corpus")).unwrap();
+    run_at(t, &["certify", "--check", "elsewhere/certs/cert.json"]).expect(0);
+}
+
+#[test]
+fn a_version_2_certificate_still_finds_its_corpus_relative_to_the_working_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    small_corpus(&t.join("corpus"));
+    certify_at(t, "corpus", "native", &["--cases", "1", "--out", "certs/cert.json"]).expect(0);
+    let text = std::fs::read_to_string(t.join("certs/cert.json")).unwrap();
+    // What version 2 wrote: the corpus path as given, relative to the working directory.
+    let v2 = text.replace("\"format_version\": 3", "\"format_version\": 2").replace("\"path\": \"../corpus\"", "\"path\": \"corpus\"");
+    assert_ne!(v2, text);
+    std::fs::write(t.join("certs/cert.json"), &v2).unwrap();
+    let v: Value = serde_json::from_str(&run_at(t, &["certify", "--check", "certs/cert.json", "--json"]).expect(0).stdout).unwrap();
+    assert_eq!(v["inputs"][2]["found"].as_str(), Some("corpus"), "{v}");
+}
+
+#[test]
+fn check_exits_2_for_anything_that_is_not_a_certificate_this_build_reads_and_1_when_it_no_longer_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    small_corpus(&t.join("corpus"));
+    certify_at(t, "corpus", "native", &["--cases", "1"]).expect(0);
+    let good = std::fs::read_to_string(t.join("certificate.json")).unwrap();
+    let history = std::fs::read_dir(t.join("corpus/core__kvstore")).unwrap().next().unwrap().unwrap().path();
+    let cases: [(&str, String, &str); 5] = [
+        ("plain text", "certified, honest\n".into(), "invalid JSON at line 1"),
+        (
+            "a newer version",
+            good.replace("\"format_version\": 3", "\"format_version\": 4"),
+            "format_version 4 is newer than this build reads (3)",
+        ),
+        ("a history file", std::fs::read_to_string(&history).unwrap(), "`format` is \"lattice-conform/history\""),
+        ("a field missing", good.replace("  \"seed\": 0,\n", ""), "missing field `seed`"),
+        ("the JSON cut short", good[..good.len() / 2].to_string(), "EOF while parsing"),
+    ];
+    for (what, text, says) in cases {
+        std::fs::write(t.join("bad.json"), &text).unwrap();
+        for json in [false, true] {
+            let args: Vec<&str> = ["certify", "--check", "bad.json"].into_iter().chain(json.then_some("--json")).collect();
+            let out = run_at(t, &args).expect(2);
+            assert!(
+                out.stderr.contains("not a certificate this build can check: bad.json: ") && out.stderr.contains(says),
+                "{what}: {}",
+                out.stderr
+            );
+            assert!(out.stdout.is_empty(), "{what}: no JSON on exit 2: {}", out.stdout);
+        }
+    }
+    // A valid certificate that no longer holds stays exit 1.
+    std::fs::write(t.join("bad.json"), good.replace("\"cases\": 1", "\"cases\": 2")).unwrap();
+    let out = run_at(t, &["certify", "--check", "bad.json"]).expect(1);
+    assert!(out.stderr.contains("no longer holds"), "{}", out.stderr);
+}
+
+#[test]
+fn a_stale_counterexample_is_replaced_and_said_so_but_an_unrelated_file_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    small_corpus(&t.join("corpus"));
+    let cx = t.join("certify-counterexample.json");
+    let bad = "native-fault:forget-one-head";
+    let failed = certify_at(t, "corpus", bad, &["--cases", "0"]).expect(1);
+    assert!(failed.stdout.contains("DIVERGED on"), "{}", failed.stdout);
+    let first = std::fs::read(&cx).unwrap();
+    // The fixed build certifies although the earlier counterexample is still there.
+    let good = certify_at(t, "corpus", "native", &["--cases", "2"]).expect(0);
+    assert!(!good.stderr.contains("replaced"), "nothing was replaced: {}", good.stderr);
+    assert_eq!(std::fs::read(&cx).unwrap(), first, "a run that does not diverge leaves it alone");
+    // Another failing run replaces it, saying so on stderr.
+    std::fs::copy(t.join("corpus/core__kvstore").read_dir().unwrap().next().unwrap().unwrap().path(), &cx).unwrap();
+    let again = certify_at(t, "corpus", bad, &["--cases", "0", "--out", "other.json"]).expect(1);
+    let note = format!("note: replaced {}, a counterexample left by an earlier run", "certify-counterexample.json");
+    assert!(again.stderr.contains(&note), "{}", again.stderr);
+    assert_eq!(std::fs::read(&cx).unwrap(), first, "the same run writes the same counterexample");
+    // A file that is not a history is never replaced without --force.
+    std::fs::write(&cx, b"my notes\n").unwrap();
+    let refused = certify_at(t, "corpus", bad, &["--cases", "0", "--out", "third.json"]).expect(2);
+    assert!(refused.stderr.contains("certify-counterexample.json: already exists; pass --force to replace it"), "{}", refused.stderr);
+    assert_eq!(std::fs::read(&cx).unwrap(), b"my notes\n");
+}

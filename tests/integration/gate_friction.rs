@@ -144,3 +144,101 @@ fn a_stale_counterexample_is_replaced_and_said_so_but_an_unrelated_file_is_kept(
     assert!(refused.stderr.contains("certify-counterexample.json: already exists; pass --force to replace it"), "{}", refused.stderr);
     assert_eq!(std::fs::read(&cx).unwrap(), b"my notes\n");
 }
+
+/// Runs the binary in `cwd` under the umask `mask` (set by a shell that then execs it).
+fn run_with_umask(cwd: &Path, mask: &str, args: &[&str]) -> Run {
+    let out = Command::new("sh")
+        .current_dir(cwd)
+        .arg("-c")
+        .arg(format!("umask {mask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_lattice-conform"))
+        .args(args)
+        .env_remove("LATTICE_WASM_CACHE")
+        .output()
+        .expect("sh runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Every regular file below `dir`, with its permission bits, sorted by path.
+fn modes(dir: &Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let kind = e.file_type().unwrap();
+            if kind.is_dir() {
+                todo.push(e.path());
+            } else if kind.is_file() {
+                let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, e.metadata().unwrap().permissions().mode() & 0o777));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_file_written_gets_the_process_umask() {
+    for (mask, want) in [("022", 0o644), ("077", 0o600), ("002", 0o664)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        let run = |args: &[&str], code: i32| run_with_umask(t, mask, args).expect(code);
+        // Histories and MANIFEST.json (gen), pending then accepted goldens (bless), a rewritten
+        // manifest and golden (corpus add), reports (human, JSON, JUnit), a certificate, a
+        // counterexample, a converted history and a recorded one.
+        run(&["gen", "--type", "core:kvstore", "--histories", "2", "--ops", "10", "--out", "corpus"], 0);
+        run(&["bless", "--corpus", "corpus", "--golden", "golden"], 0);
+        run(&["bless", "--corpus", "corpus", "--golden", "golden", "--accept"], 0);
+        std::fs::create_dir(t.join("out")).unwrap();
+        let example = crate::util::example().display().to_string();
+        run(&["corpus", "add", &example, "--corpus", "corpus", "--golden", "golden", "--id", "example"], 0);
+        run(&["bless", "--corpus", "corpus", "--golden", "golden", "--accept"], 0);
+        run(&["bless", "--corpus", "corpus", "--golden", "golden", "--migrations", "--accept"], 0);
+        for (format, file) in [("human", "out/report.txt"), ("json", "out/report.json"), ("junit", "out/report.xml")] {
+            run(&["verify", "--corpus", "corpus", "--golden", "golden", "--format", format, "--output", file], 0);
+        }
+        run(
+            &[
+                "certify",
+                "--type",
+                "core:kvstore",
+                "--baseline",
+                "native",
+                "--candidate",
+                "native",
+                "--bundled",
+                "corpus",
+                "--cases",
+                "1",
+                "--out",
+                "out/cert.json",
+            ],
+            0,
+        );
+        let bad = ["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", "native-fault:forget-one-head"];
+        let bad: Vec<&str> = bad.into_iter().chain(["--bundled", "corpus", "--cases", "0", "--counterexample", "out/cx.json"]).collect();
+        run(&bad, 1);
+        run(&["history", "convert", &example, "out/example.lch"], 0);
+        run(&["apply", "out/store", &example, "--create"], 0);
+        run(&["record", "out/store", "--out", "out/recorded.json"], 0);
+        let mut written = modes(&t.join("corpus"));
+        written.extend(modes(&t.join("golden")));
+        written.extend(modes(&t.join("out")).into_iter().filter(|(p, _)| !p.starts_with("store/")));
+        for f in ["MANIFEST.json", "core__kvstore/example.json"] {
+            assert!(written.iter().any(|(p, _)| p == f), "{f} was written: {written:?}");
+        }
+        for f in ["report.txt", "report.json", "report.xml", "cert.json", "cx.json", "example.lch", "recorded.json"] {
+            assert!(written.iter().any(|(p, _)| p == f), "{f} was written: {written:?}");
+        }
+        assert!(modes(&t.join("golden")).len() >= 3, "the accepted goldens: {:?}", modes(&t.join("golden")));
+        let wrong: Vec<_> = written.iter().filter(|(_, m)| *m != want).collect();
+        assert!(wrong.is_empty(), "umask {mask}: every file should be {want:o}, these are not: {wrong:?}");
+    }
+}

@@ -1070,6 +1070,43 @@ fn cases() -> Vec<Case> {
                 })
             },
         ),
+        case(
+            "verify-golden-of-another-corpus",
+            Corpus,
+            "`--golden` names the golden directory of another corpus (none of its goldens is for a history of this one)",
+            2,
+            "<tmp>/other: not a golden directory of the corpus <tmp>/corpus: none of its 1 golden file(s) (e.g. <tmp>/other/core__kvstore/someone-else.json) is the golden of one of the 1 histories listed in <tmp>/corpus/MANIFEST.json or of their migration cases (is --golden or --corpus wrong?)",
+            |t| {
+                let (c, g) = tiny_corpus(t);
+                std::fs::create_dir_all(t.join("other/core__kvstore")).unwrap();
+                std::fs::copy(g.join(CORPUS_HISTORY), t.join("other/core__kvstore/someone-else.json")).unwrap();
+                Setup::new(args!["verify", "--corpus", &c, "--golden", t.join("other")])
+            },
+        ),
+        case(
+            "verify-golden-is-the-corpus",
+            Corpus,
+            "`--golden` names the corpus directory itself",
+            2,
+            "<tmp>/corpus: not a golden directory of the corpus <tmp>/corpus: it holds a MANIFEST.json and is a corpus directory itself",
+            |t| {
+                let (c, _) = tiny_corpus(t);
+                Setup::new(args!["verify", "--corpus", &c, "--golden", &c])
+            },
+        ),
+        case(
+            "bless-golden-of-another-corpus",
+            Corpus,
+            "`bless --golden` names the golden directory of another corpus (no pending golden is written into it)",
+            2,
+            "<tmp>/other: not a golden directory of the corpus <tmp>/corpus",
+            |t| {
+                let (c, g) = tiny_corpus(t);
+                std::fs::create_dir_all(t.join("other/core__kvstore")).unwrap();
+                std::fs::copy(g.join(CORPUS_HISTORY), t.join("other/core__kvstore/someone-else.json")).unwrap();
+                Setup::new(args!["bless", "--corpus", &c, "--golden", t.join("other")])
+            },
+        ),
         // ---- builds and Wasm modules
         case(
             "build-not-a-spec",

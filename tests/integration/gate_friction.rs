@@ -242,3 +242,54 @@ fn every_file_written_gets_the_process_umask() {
         assert!(wrong.is_empty(), "umask {mask}: every file should be {want:o}, these are not: {wrong:?}");
     }
 }
+
+/// A tree's files and their bytes, to show nothing was written.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<_> = modes(dir).into_iter().map(|(p, _)| (p.clone(), std::fs::read(dir.join(&p)).unwrap())).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_golden_directory_of_another_corpus_or_the_corpus_itself_is_refused_up_front_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let run = |args: &[&str], code: i32| run_at(t, args).expect(code);
+    // Corpus `a` (generated) with its goldens; corpus `b` (the example, added) with its own.
+    run(&["gen", "--type", "core:kvstore", "--histories", "3", "--ops", "10", "--out", "a"], 0);
+    run(&["bless", "--corpus", "a", "--golden", "ga", "--accept"], 0);
+    run(&["bless", "--corpus", "a", "--golden", "ga"], 0);
+    run(&["bless", "--corpus", "a", "--golden", "ga", "--accept"], 0);
+    let example = crate::util::example().display().to_string();
+    run(&["corpus", "add", &example, "--corpus", "b", "--golden", "gb"], 0);
+    run(&["bless", "--corpus", "b", "--golden", "gb", "--accept"], 0);
+    run(&["bless", "--corpus", "b", "--golden", "gb", "--migrations", "--accept"], 0);
+    run(&["verify", "--corpus", "a", "--golden", "ga"], 0);
+    run(&["verify", "--corpus", "b", "--golden", "gb"], 0);
+    let before = snapshot(t);
+    let cases: [(&[&str], &str); 8] = [
+        (&["verify", "--corpus", "a", "--golden", "gb"], "gb: not a golden directory of the corpus a: none of its"),
+        (&["verify", "--corpus", "a", "--golden", "gb", "--allow-pending"], "gb: not a golden directory of the corpus a"),
+        (&["verify", "--corpus", "b", "--golden", "ga", "--migrations"], "ga: not a golden directory of the corpus b"),
+        (&["verify", "--corpus", "a", "--golden", "a"], "a: not a golden directory of the corpus a: it holds a MANIFEST.json"),
+        (&["bless", "--corpus", "a", "--golden", "gb"], "gb: not a golden directory of the corpus a"),
+        (&["bless", "--corpus", "a", "--golden", "a"], "it holds a MANIFEST.json and is a corpus directory itself"),
+        (&["bless", "--corpus", "a", "--golden", "gb", "--migrations", "--accept"], "gb: not a golden directory of the corpus a"),
+        (&["corpus", "add", &example, "--corpus", "a", "--golden", "gb", "--id", "again"], "gb: not a golden directory of the corpus a"),
+    ];
+    for (args, says) in cases {
+        let out = run(args, 2);
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: one line: {}", out.stderr);
+        assert!(out.stderr.contains("(is --golden or --corpus wrong?)"), "{}", out.stderr);
+        assert_eq!(snapshot(t), before, "{args:?} wrote nothing");
+    }
+    // The right directory with an orphan beside real goldens is still a finding (exit 1), and a
+    // new, empty golden directory is still blessed into.
+    let golden = modes(&t.join("ga")).into_iter().map(|(p, _)| p).find(|p| p.starts_with("core__kvstore/")).unwrap();
+    std::fs::copy(t.join("ga").join(&golden), t.join("ga/core__kvstore/gone.json")).unwrap();
+    let out = run(&["verify", "--corpus", "a", "--golden", "ga"], 1);
+    assert!(out.stderr.contains("1 golden(s) of no history in a (orphans"), "{}", out.stderr);
+    run(&["bless", "--corpus", "a", "--golden", "fresh"], 0);
+    assert_eq!(modes(&t.join("fresh")).len(), 3, "three pending goldens");
+}

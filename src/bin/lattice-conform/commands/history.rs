@@ -38,6 +38,9 @@ pub(crate) fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()
     if let Some(out) = &args.out {
         sweep(out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")), 0)?;
     }
+    if let (Some(c), Some(g)) = (&args.corpus, &args.golden) {
+        lattice_conform::golden::check_belongs(c, g)?;
+    }
     if let Some(c) = &args.corpus {
         sweep(c, 1)?;
     }

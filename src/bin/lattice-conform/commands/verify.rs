@@ -94,6 +94,9 @@ pub(crate) fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()
     if let Some(out) = &args.output {
         lattice_conform::output::check_dir(out)?;
     }
+    // Another corpus's goldens (or the corpus itself as --golden) are unusable input, said in one
+    // line before any history is replayed, not hundreds of orphans and missing goldens.
+    lattice_conform::golden::check_belongs(&args.corpus, &args.golden)?;
     // Pending goldens and orphans fail the run before anything is replayed; a scan that cannot
     // run (no manifest, …) leaves the error to the verify run, which reports it in its words.
     let review = (!args.allow_pending).then(|| lattice_conform::golden::review_state(&args.corpus, &args.golden));

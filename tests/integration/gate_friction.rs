@@ -293,3 +293,57 @@ fn a_golden_directory_of_another_corpus_or_the_corpus_itself_is_refused_up_front
     run(&["bless", "--corpus", "a", "--golden", "fresh"], 0);
     assert_eq!(modes(&t.join("fresh")).len(), 3, "three pending goldens");
 }
+
+#[test]
+fn verify_list_prints_the_selection_without_replaying_and_a_failure_hints_how_to_rerun_it_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let run = |args: &[&str], code: i32| run_at(t, args).expect(code);
+    run(&["gen", "--type", "core:kvstore", "--histories", "4", "--ops", "10", "--out", "corpus"], 0);
+    let manifest: Value = serde_json::from_slice(&std::fs::read(t.join("corpus/MANIFEST.json")).unwrap()).unwrap();
+    let ids: Vec<String> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{}/{}",
+                f["store_type"].as_str().unwrap(),
+                Path::new(f["path"].as_str().unwrap()).file_stem().unwrap().to_str().unwrap()
+            )
+        })
+        .collect();
+    // No golden directory at all: nothing is replayed or compared, so none is needed.
+    let all = run(&["verify", "--list"], 0);
+    assert_eq!(all.stdout, ids.iter().map(|i| format!("{i}\n")).collect::<String>());
+    assert!(all.stderr.is_empty(), "{}", all.stderr);
+    let one = run(&["verify", "--list", "--filter", &ids[2]], 0);
+    assert_eq!(one.stdout, format!("{}\n", ids[2]));
+    // Shards partition the list.
+    let mut sharded: Vec<String> = (1..=2)
+        .flat_map(|i| run(&["verify", "--list", "--shard", &format!("{i}/2")], 0).stdout.lines().map(String::from).collect::<Vec<_>>())
+        .collect();
+    sharded.sort();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sharded, sorted);
+    // A filter that selects nothing is still refused, and --list with --migrations is a usage error.
+    assert!(run(&["verify", "--list", "--filter", "nope*"], 2).stderr.contains("nope*"));
+    run(&["verify", "--list", "--migrations"], 2);
+    // A failing run names the first failed history as a --filter to rerun it alone.
+    run(&["bless"], 0);
+    run(&["bless", "--accept"], 0);
+    run(&["verify"], 0);
+    let failed = run(&["verify", "--build", "native-fault:forget-one-head", "--keep-going"], 1);
+    let first_failed = failed.stdout.lines().find_map(|l| l.strip_prefix("FAIL ")).and_then(|l| l.split(' ').next()).unwrap();
+    let hint = failed
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("hint: rerun just this one: add `--filter '"))
+        .unwrap_or_else(|| panic!("{}", failed.stderr));
+    let id = hint.split('\'').nth(1).unwrap();
+    assert_eq!(id, first_failed, "the hint names the first failed history");
+    let alone = run(&["verify", "--build", "native-fault:forget-one-head", "--filter", id], 1);
+    assert!(alone.stdout.contains(id), "{}", alone.stdout);
+    assert!(run(&["verify", "--build", "native-fault:forget-one-head", "--quiet"], 1).stderr.lines().all(|l| !l.starts_with("hint:")));
+}

@@ -72,6 +72,10 @@ pub(crate) struct VerifyArgs {
     /// or goldens of no history of the corpus (orphans); by default these fail the run (exit 1).
     #[arg(long)]
     allow_pending: bool,
+    /// Print the ids of the histories selected (by --type, --filter and --shard), one per line,
+    /// and exit 0 without replaying anything or reading the goldens.
+    #[arg(long, conflicts_with_all = ["migrations", "orders", "record_known", "output", "repeat"])]
+    list: bool,
 }
 
 #[derive(Subcommand)]
@@ -91,6 +95,14 @@ pub(crate) enum ReportCommand {
 }
 
 pub(crate) fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
+    if args.list {
+        let opts = verify_options(registry, args)?;
+        let mut out = std::io::stdout().lock();
+        for entry in lattice_conform::verify::select(&opts)? {
+            writeln!(out, "{}", entry.id())?;
+        }
+        return Ok(());
+    }
     if let Some(out) = &args.output {
         lattice_conform::output::check_dir(out)?;
     }
@@ -155,27 +167,19 @@ pub(crate) fn verify_run(registry: &Registry, args: VerifyArgs) -> anyhow::Resul
         lattice_conform::verify::bind_migrations(&mut report, &args.corpus, &args.golden)?;
         return finish_report(&report, args.format, args.output.as_deref());
     }
-    let mut opts = VerifyOptions::new(Path::new("."));
-    opts.corpus = args.corpus;
-    opts.golden = args.golden;
-    // A `cas:` prefix is resolved once, so the report names the whole digest.
-    opts.build = args.build.parse::<lattice_conform::build::BuildSpec>()?.resolve(registry)?;
-    opts.store_type = match args.store_type {
-        Some(t) => Some(t),
-        None => opts.build.declared_type(registry)?,
-    };
-    opts.filter = args.filter;
-    opts.shard = args.shard.as_deref().map(lattice_conform::verify::parse_shard).transpose()?;
-    opts.jobs = args.jobs.unwrap_or(opts.jobs).max(1);
-    opts.keep_going = args.keep_going;
-    opts.repeat = args.repeat;
-    opts.progress = lattice_conform::progress::enabled();
+    let (orders, order_seed, format) = (args.orders, args.order_seed, args.format);
+    let (known, record_known, counterexamples, output) =
+        (args.known.clone(), args.record_known.clone(), args.counterexamples.clone(), args.output.clone());
+    let opts = verify_options(registry, args)?;
+    let args = RunArgs { orders, order_seed, format, known, record_known, counterexamples, output };
     if args.orders > 0 {
         lattice_conform::output::check_dir(&args.counterexamples)?;
     }
     let mut report = lattice_conform::verify::verify(&opts, registry)?;
     if args.orders == 0 {
-        return finish_report(&report, args.format, args.output.as_deref());
+        let shown = finish_report(&report, args.format, args.output.as_deref());
+        rerun_hint(&report);
+        return shown;
     }
     let known_path = args.known.clone().unwrap_or_else(|| opts.corpus.join("known-divergences.json"));
     let known = if args.known.is_some() || known_path.exists() {
@@ -202,7 +206,51 @@ pub(crate) fn verify_run(registry: &Registry, args: VerifyArgs) -> anyhow::Resul
     }
     write_counterexamples(&run, &args.counterexamples, &opts)?;
     report.convergence = Some(run.summary());
-    finish_report(&report, args.format, args.output.as_deref())
+    let shown = finish_report(&report, args.format, args.output.as_deref());
+    rerun_hint(&report);
+    shown
+}
+
+/// What `verify_run` needs of its arguments besides the selection.
+struct RunArgs {
+    orders: u32,
+    order_seed: u64,
+    format: Format,
+    known: Option<PathBuf>,
+    record_known: Option<String>,
+    counterexamples: PathBuf,
+    output: Option<PathBuf>,
+}
+
+/// The selection and run options of `verify` (not `--migrations`): the build resolved (a `cas:`
+/// prefix once, so the report names the whole digest), the type defaulting to the one it
+/// declares.
+fn verify_options(registry: &Registry, args: VerifyArgs) -> anyhow::Result<VerifyOptions> {
+    let mut opts = VerifyOptions::new(Path::new("."));
+    opts.corpus = args.corpus;
+    opts.golden = args.golden;
+    opts.build = args.build.parse::<lattice_conform::build::BuildSpec>()?.resolve(registry)?;
+    opts.store_type = match args.store_type {
+        Some(t) => Some(t),
+        None => opts.build.declared_type(registry)?,
+    };
+    opts.filter = args.filter;
+    opts.shard = args.shard.as_deref().map(lattice_conform::verify::parse_shard).transpose()?;
+    opts.jobs = args.jobs.unwrap_or(opts.jobs).max(1);
+    opts.keep_going = args.keep_going;
+    opts.repeat = args.repeat;
+    opts.progress = lattice_conform::progress::enabled();
+    Ok(opts)
+}
+
+/// On standard error, after a failed run's report: how to rerun only the first failed history
+/// (nothing when every history passed, or with --quiet).
+fn rerun_hint(report: &Report) {
+    if let Some(first) = report.results.iter().find(|r| r.failure.is_some()) {
+        if !quiet() {
+            eprintln!("hint: rerun just this one: add `--filter '{}'` (drop any --shard)", first.id);
+        }
+    }
 }
 
 /// Writes the shrunk counterexample of each divergence not listed as known, as two histories.

@@ -701,7 +701,28 @@ fn cases() -> Vec<Case> {
         case("create-name-too-long", Store, "`create` of a directory whose name is 256 bytes", 2, "the name is 256 bytes long; a file name holds at most 255", |t| {
             Setup::new(args!["create", t.join("x".repeat(256)), "--type", "core:kvstore"])
         }),
+        case("audit-not-a-store", Store, "`audit` of a directory that holds neither state.db nor log.db", 2, "<tmp>/plain: not a store (neither state.db nor log.db is present)", |t| {
+            std::fs::create_dir(t.join("plain")).unwrap();
+            Setup::new(args!["audit", t.join("plain")])
+        }),
+        case("audit-half-a-store", Store, "`audit` of a store directory whose log.db was removed", 2, "<tmp>/s/log.db: missing; a store directory holds both state.db and log.db", |t| {
+            let d = store_copy(t, "s");
+            std::fs::remove_file(d.join("log.db")).unwrap();
+            Setup::new(args!["audit", &d]).keeping(&d)
+        }),
         // ---- history files
+        case(
+            "history-is-a-store",
+            History,
+            "the history argument of `apply` is a store directory",
+            2,
+            "<tmp>/other: a directory, not a history file (it is a store directory; `lattice-conform record` exports a store's log as a history)",
+            |t| {
+                let other = store_copy(t, "other");
+                let dir = example_store(t);
+                Setup::new(args!["apply", &dir, &other]).keeping(&dir).keeping(&other)
+            },
+        ),
         case("history-bom", History, "the history file starts with a UTF-8 byte-order mark", 2, "history.json: starts with a UTF-8 byte-order mark", |t| {
             apply_text(t, &format!("\u{feff}{}", std::fs::read_to_string(example()).unwrap()))
         }),

@@ -1665,7 +1665,7 @@ fn cases() -> Vec<Case> {
                     let h = lattice_conform::history::History { store_id: id, store_type: "test:ids".into(), schema_version: 1, provenance: None, delivery: Default::default(), ops };
                     corpus::add_history(&t.join("corpus"), "leak", &h).unwrap();
                     Setup::new(args![
-                        "--wasm-memory-mib", "64", "certify", "--type", "test:ids", "--baseline", &good, "--candidate", &leaky, "--bundled", t.join("corpus"),
+                        "certify", "--wasm-memory-mib", "64", "--type", "test:ids", "--baseline", &good, "--candidate", &leaky, "--bundled", t.join("corpus"),
                         "--cases", "0", "--out", t.join("cert.json"), "--counterexample", t.join("cx.json"), "--json"
                     ])
                 },

@@ -347,3 +347,64 @@ fn verify_list_prints_the_selection_without_replaying_and_a_failure_hints_how_to
     assert!(alone.stdout.contains(id), "{}", alone.stdout);
     assert!(run(&["verify", "--build", "native-fault:forget-one-head", "--quiet"], 1).stderr.lines().all(|l| !l.starts_with("hint:")));
 }
+
+#[test]
+fn wasm_limit_flags_are_offered_by_the_commands_that_run_guests_and_only_by_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let help = |cmd: &[&str]| {
+        let args: Vec<&str> = cmd.iter().copied().chain(["--help"]).collect();
+        run_at(tmp.path(), &args).expect(0).stdout
+    };
+    let runs_guests: [&[&str]; 14] = [
+        &["verify"],
+        &["certify"],
+        &["record"],
+        &["migrate"],
+        &["create"],
+        &["apply"],
+        &["open"],
+        &["rebuild"],
+        &["dump"],
+        &["audit"],
+        &["bless"],
+        &["corpus", "add"],
+        &["wasm", "add"],
+        &["wasm", "list"],
+    ];
+    for cmd in runs_guests {
+        let text = help(cmd);
+        let section = text.split("Wasm guest limits:").nth(1).unwrap_or_else(|| panic!("{cmd:?} has no Wasm section:\n{text}"));
+        for flag in ["--wasm-fuel", "--wasm-memory-mib", "--wasm-write-mib", "--wasm-row-writes", "--wasm-watchdog-ms"] {
+            assert!(section.contains(flag), "{cmd:?} lists {flag} under Wasm guest limits:\n{text}");
+        }
+        assert!(!section.contains("--build") && !section.contains("--json"), "only the limits are in that section: {cmd:?}\n{text}");
+    }
+    let runs_none: [&[&str]; 9] = [
+        &["faults"],
+        &["report", "merge"],
+        &["gen"],
+        &["peek"],
+        &["history", "show"],
+        &["corpus", "stats"],
+        &["corpus", "adequacy"],
+        &["wasm", "digest"],
+        &["serve-build"],
+    ];
+    for cmd in runs_none {
+        assert!(!help(cmd).contains("--wasm-"), "{cmd:?} offers no Wasm limit:\n{}", help(cmd));
+    }
+    assert!(!help(&[]).contains("--wasm-fuel"), "nor does the top level");
+    // Given anyway: a usage error; and a variable a guest-less command never reads is no error.
+    let out = run_at(tmp.path(), &["faults", "--wasm-fuel", "5"]).expect(2);
+    assert!(out.stderr.contains("unexpected argument '--wasm-fuel'"), "{}", out.stderr);
+    let out = Command::new(env!("CARGO_BIN_EXE_lattice-conform")).arg("faults").env("LATTICE_WASM_FUEL", "abc").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_lattice-conform"))
+        .args(["verify", "--list"])
+        .current_dir(tmp.path())
+        .env("LATTICE_WASM_FUEL", "abc")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "verify still checks it");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("$LATTICE_WASM_FUEL"));
+}

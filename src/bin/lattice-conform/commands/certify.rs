@@ -53,6 +53,9 @@ pub(crate) struct CertifyArgs {
     /// Print the result as JSON on standard output (docs/FORMAT.md §17.7; with --check, §17.6).
     #[arg(long)]
     json: bool,
+    /// Limits of the Wasm guests this command runs.
+    #[command(flatten, next_help_heading = "Wasm guest limits")]
+    pub(crate) limits: WasmLimitArgs,
 }
 
 pub(crate) fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {

@@ -65,6 +65,9 @@ pub(crate) enum CorpusCommand {
         /// file's stem.
         #[arg(long)]
         id: Option<String>,
+        /// Limits of the Wasm guests this command runs.
+        #[command(flatten, next_help_heading = "Wasm guest limits")]
+        limits: WasmLimitArgs,
     },
 }
 

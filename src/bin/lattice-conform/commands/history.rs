@@ -26,6 +26,9 @@ pub(crate) struct RecordArgs {
     /// corpus, JSON up to 100,000 ops and binary above.
     #[arg(long, value_enum)]
     format: Option<Form>,
+    /// Limits of the Wasm guests this command runs.
+    #[command(flatten, next_help_heading = "Wasm guest limits")]
+    pub(crate) limits: WasmLimitArgs,
 }
 
 pub(crate) fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()> {

@@ -76,6 +76,9 @@ pub(crate) struct VerifyArgs {
     /// and exit 0 without replaying anything or reading the goldens.
     #[arg(long, conflicts_with_all = ["migrations", "orders", "record_known", "output", "repeat"])]
     list: bool,
+    /// Limits of the Wasm guests this command runs.
+    #[command(flatten, next_help_heading = "Wasm guest limits")]
+    pub(crate) limits: WasmLimitArgs,
 }
 
 #[derive(Subcommand)]

@@ -1600,6 +1600,14 @@ fn cases() -> Vec<Case> {
         case("args-bad-uuid", Args, "`create --id` is not a UUID", 2, "invalid value 'not-a-uuid' for '--id <ID>'", |t| {
             Setup::new(args!["create", t.join("s"), "--type", "core:kvstore", "--id", "not-a-uuid"])
         }),
+        case(
+            "args-wasm-flag-without-guests",
+            Args,
+            "`report merge --wasm-fuel 5`: a Wasm limit given to a command that runs no Wasm guest",
+            2,
+            "unexpected argument '--wasm-fuel' found",
+            |t| Setup::new(args!["report", "merge", t.join("a.json"), "--wasm-fuel", "5"]),
+        ),
         case("args-wasm-fuel-not-a-number", Args, "`--wasm-fuel abc`", 2, "invalid value 'abc' for '--wasm-fuel <UNITS>'", |t| {
             let (c, g) = tiny_corpus(t);
             Setup::new(args!["verify", "--corpus", &c, "--golden", &g, "--wasm-fuel", "abc"])

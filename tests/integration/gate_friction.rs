@@ -408,3 +408,24 @@ fn wasm_limit_flags_are_offered_by_the_commands_that_run_guests_and_only_by_them
     assert_eq!(out.status.code(), Some(2), "verify still checks it");
     assert!(String::from_utf8_lossy(&out.stderr).contains("$LATTICE_WASM_FUEL"));
 }
+
+#[test]
+fn a_run_stopped_by_its_first_failure_says_how_many_histories_it_did_not_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let run = |args: &[&str], code: i32| run_at(t, args).expect(code);
+    run(&["gen", "--type", "core:kvstore", "--histories", "6", "--ops", "20", "--out", "corpus"], 0);
+    run(&["bless"], 0);
+    run(&["bless", "--accept"], 0);
+    let fault = "native-fault:forget-one-head";
+    let stopped = run(&["verify", "--build", fault, "--jobs", "1", "--format", "json"], 1);
+    let v: Value = serde_json::from_str(&stopped.stdout).unwrap();
+    let (results, not_run) = (v["results"].as_array().unwrap().len(), v["not_run"].as_array().unwrap().len());
+    assert!(not_run > 0, "the fault fails an early history: {v}");
+    let want = format!(
+        "error: 1 of {results} histories failed ({not_run} more not run: verify stops at the first failure; --keep-going runs every one)"
+    );
+    assert!(stopped.stderr.contains(&want), "{}", stopped.stderr);
+    let all = run(&["verify", "--build", fault, "--keep-going"], 1);
+    assert!(!all.stderr.contains("not run"), "{}", all.stderr);
+}

@@ -302,7 +302,11 @@ pub(crate) fn finish_report(report: &Report, format: Format, output: Option<&Pat
         eprintln!("{}", lattice_conform::report::EMPTY_SHARD);
     }
     if report.failed() > 0 {
-        anyhow::bail!(CheckFailed(format!("{} of {} histories failed", report.failed(), report.results.len())));
+        let not_run = match report.not_run.len() {
+            0 => String::new(),
+            n => format!(" ({n} more not run: verify stops at the first failure; --keep-going runs every one)"),
+        };
+        anyhow::bail!(CheckFailed(format!("{} of {} histories failed{not_run}", report.failed(), report.results.len())));
     }
     if report.convergence_failures() > 0 {
         anyhow::bail!(CheckFailed(format!("{} convergence failures (unknown or stale divergences)", report.convergence_failures())));

@@ -429,3 +429,18 @@ fn a_run_stopped_by_its_first_failure_says_how_many_histories_it_did_not_run() {
     let all = run(&["verify", "--build", fault, "--keep-going"], 1);
     assert!(!all.stderr.contains("not run"), "{}", all.stderr);
 }
+
+#[test]
+fn a_checkpoint_failure_is_worded_as_a_checkpoint_not_as_the_first_divergent_op() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let run = |args: &[&str], code: i32| run_at(t, args).expect(code);
+    run(&["gen", "--type", "core:kvstore", "--histories", "3", "--ops", "100", "--out", "corpus"], 0);
+    run(&["bless"], 0);
+    run(&["bless", "--accept"], 0);
+    let out = run(&["verify", "--build", "native-fault:forget-one-head"], 1);
+    let fail = out.stdout.lines().find(|l| l.starts_with("FAIL ")).unwrap();
+    assert!(fail.contains("(100 ops): state hash at the checkpoint after 64 ops: expected "), "{fail}");
+    let op: u64 = out.stdout.split("first divergent op: #").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(op < 64, "the divergent op ({op}) comes before the checkpoint the headline names");
+}

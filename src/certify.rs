@@ -26,9 +26,12 @@ use crate::registry::Registry;
 use crate::verify::Divergence;
 
 const CERT_TAG: &str = "lattice-conform/certificate";
-/// Version 2: a `.wasm` build's `build` is its path relative to the certificate's directory
-/// (version 1: as given, relative to the working directory). Both are read.
-const CERT_VERSION: u32 = 2;
+/// Version 3: every path — a `.wasm` build's `build` and a corpus's `path` — is relative to the
+/// certificate's directory. Version 2: `.wasm` builds relative to the certificate, corpora as
+/// given (relative to the working directory); version 1: both as given. All three are read.
+const CERT_VERSION: u32 = 3;
+/// The first version whose corpus paths are relative to the certificate's directory.
+const CERT_CORPUS_RELATIVE: u32 = 3;
 /// The oldest certificate version `check` still reads.
 const CERT_OLDEST: u32 = 1;
 /// The `format` of `certify --json`'s output.
@@ -152,6 +155,9 @@ pub enum CertifyError {
     Replica(String, #[source] ReplicaError),
     #[error("{input} `{recorded}` cannot be found: looked {}", .looked.join("; "))]
     MissingInput { input: String, recorded: String, looked: Vec<String> },
+    /// The reason names the file.
+    #[error("not a certificate this build can check: {0}")]
+    NotACertificate(String),
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -270,20 +276,20 @@ pub fn to_text(c: &Certificate) -> String {
 }
 
 /// Parses the text of a certificate file read from `path` (named in errors): the current version,
-/// or version 1 (same fields; `check` then also looks for a `.wasm` build in the working
-/// directory).
+/// or versions 1 and 2 (same fields; `check` then also looks for a `.wasm` build (version 1) or a
+/// corpus (versions 1 and 2) relative to the working directory).
 pub fn parse_certificate(text: &str, path: &Path) -> Result<Certificate, String> {
     match crate::versioned::check(text, path, CERT_TAG, CERT_VERSION) {
         Ok(()) => {}
         Err(crate::versioned::VersionError::TooOld { found, .. }) if found >= CERT_OLDEST => {}
         Err(e) => return Err(e.to_string()),
     }
-    serde_json::from_str(text).map_err(|e| e.to_string())
+    serde_json::from_str(text).map_err(|e| crate::versioned::json_error(path, &e).to_string())
 }
 
-/// `cert` as written to `out`: each `.wasm` build recorded by its path relative to `out`'s
-/// directory (created if missing), so `check` finds it wherever the certificate and its builds
-/// are moved together.
+/// `cert` as written to `out`: each `.wasm` build and each corpus recorded by its path relative
+/// to `out`'s directory (created if missing), so `check` finds them from any working directory,
+/// and wherever the certificate and its inputs are moved together.
 pub fn located_at(mut cert: Certificate, out: &Path) -> Result<Certificate, CertifyError> {
     let dir = parent_dir(out);
     std::fs::create_dir_all(dir).map_err(|e| CertifyError::Io(dir.to_path_buf(), e))?;
@@ -293,7 +299,35 @@ pub fn located_at(mut cert: Certificate, out: &Path) -> Result<Certificate, Cert
             id.build = rel.display().to_string();
         }
     }
+    for c in &mut cert.corpora {
+        let path = PathBuf::from(&c.path);
+        let rel = relative_dir(&path, dir).map_err(|e| CertifyError::Io(path.clone(), e))?;
+        c.path = rel.display().to_string();
+    }
     Ok(cert)
+}
+
+/// The directory `target` as a path relative to the directory `base` (`.` when they are the
+/// same), both with their symbolic links resolved.
+fn relative_dir(target: &Path, base: &Path) -> std::io::Result<PathBuf> {
+    let t = std::fs::canonicalize(target)?;
+    let b = std::fs::canonicalize(base)?;
+    let out = relative_between(&t, &b);
+    Ok(if out.as_os_str().is_empty() { PathBuf::from(".") } else { out })
+}
+
+/// The path from the directory `base` to `target`, both absolute and canonical.
+fn relative_between(target: &Path, base: &Path) -> PathBuf {
+    let (tc, bc): (Vec<_>, Vec<_>) = (target.components().collect(), base.components().collect());
+    let common = tc.iter().zip(&bc).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..bc.len() {
+        out.push("..");
+    }
+    for c in &tc[common..] {
+        out.push(c);
+    }
+    out
 }
 
 /// The directory a file path is in (`.` for a bare name).
@@ -307,15 +341,7 @@ fn relative_path(target: &Path, base: &Path) -> std::io::Result<PathBuf> {
     let name = target.file_name().ok_or_else(|| std::io::Error::other("not a file name"))?;
     let t = std::fs::canonicalize(parent_dir(target))?;
     let b = std::fs::canonicalize(base)?;
-    let (tc, bc): (Vec<_>, Vec<_>) = (t.components().collect(), b.components().collect());
-    let common = tc.iter().zip(&bc).take_while(|(x, y)| x == y).count();
-    let mut out = PathBuf::new();
-    for _ in common..bc.len() {
-        out.push("..");
-    }
-    for c in &tc[common..] {
-        out.push(c);
-    }
+    let mut out = relative_between(&t, &b);
     out.push(name);
     Ok(out)
 }
@@ -405,16 +431,18 @@ pub struct CheckReport {
     /// Why it no longer holds, one sentence each (empty when it holds).
     pub changes: Vec<String>,
     /// Where each build and corpus was found (in the certificate's order: baseline, candidate,
-    /// then the corpora); empty when the file does not parse.
+    /// then the corpora).
     pub inputs: Vec<Found>,
 }
 
 /// Re-derives a certificate from its own recorded inputs and says whether it still holds, naming
 /// what changed. Inputs are found first: a `.wasm` build relative to the certificate's directory
 /// (a version-1 certificate: then relative to the working directory), else in the Wasm cache by
-/// its recorded digest; a corpus at its recorded path, else relative to the certificate's
-/// directory. `Err` (unusable input, exit 2) when the certificate cannot be read, an input cannot
-/// be found anywhere, or a build implements another type or schema than the certificate records.
+/// its recorded digest; a corpus relative to the certificate's directory (versions 1 and 2: at
+/// its recorded path, else relative to the certificate's directory). `Err` (unusable input, exit
+/// 2) when the certificate cannot be read or is not a certificate of a version this build reads,
+/// an input cannot be found anywhere, or a build implements another type or schema than the
+/// certificate records.
 pub fn check(path: &Path, registry: &Registry) -> Result<CheckReport, CertifyError> {
     let text = std::fs::read_to_string(path).map_err(|e| CertifyError::ReadCertificate(path.to_path_buf(), e))?;
     let mut report = CheckReport {
@@ -425,14 +453,11 @@ pub fn check(path: &Path, registry: &Registry) -> Result<CheckReport, CertifyErr
         changes: Vec::new(),
         inputs: Vec::new(),
     };
-    let cert = match parse_certificate(&text, path) {
-        Ok(c) => c,
-        Err(e) => {
-            report.changes.push(format!("the certificate does not parse: {e}"));
-            return Ok(report);
-        }
-    };
-    let legacy = cert.format_version < CERT_VERSION;
+    // Not a certificate of a version this build reads (not JSON, another kind of file, a newer
+    // or older version, fields missing or unknown): unusable input, never "no longer holds".
+    let cert = parse_certificate(&text, path).map_err(CertifyError::NotACertificate)?;
+    let legacy = cert.format_version < 2;
+    let corpus_relative = cert.format_version >= CERT_CORPUS_RELATIVE;
     let dir = parent_dir(path);
     let changes = &mut report.changes;
     let canonical = to_text(&cert);
@@ -464,7 +489,7 @@ pub fn check(path: &Path, registry: &Registry) -> Result<CheckReport, CertifyErr
     }
     let mut corpora = Vec::new();
     for c in &cert.corpora {
-        let found = locate_corpus(&c.path, dir)?;
+        let found = locate_corpus(&c.path, dir, corpus_relative)?;
         let digest = corpus::digest_file(&found.join(corpus::MANIFEST))?;
         if digest != c.manifest_blake3 {
             changes.push(format!("corpus manifest digest changed: {}: {} -> {digest}", c.path, c.manifest_blake3));
@@ -600,13 +625,22 @@ fn locate_build(
     }
 }
 
-/// Finds a recorded corpus: at its path (from the working directory), else relative to the
-/// certificate's directory; a corpus is a directory with a manifest.
-fn locate_corpus(recorded: &str, cert_dir: &Path) -> Result<PathBuf, CertifyError> {
+/// Finds a recorded corpus; a corpus is a directory with a manifest. Version 3 (`relative`): a
+/// relative path is relative to the certificate's directory. Older versions: at its path (from
+/// the working directory), else relative to the certificate's directory.
+fn locate_corpus(recorded: &str, cert_dir: &Path, relative: bool) -> Result<PathBuf, CertifyError> {
     let p = PathBuf::from(recorded);
-    let mut places = vec![p.clone()];
-    if p.is_relative() && cert_dir != Path::new(".") {
-        places.push(cert_dir.join(&p));
+    let in_cert_dir = if cert_dir == Path::new(".") { p.clone() } else { cert_dir.join(&p) };
+    let mut places = Vec::new();
+    if p.is_absolute() {
+        places.push(p.clone());
+    } else if relative {
+        places.push(in_cert_dir);
+    } else {
+        places.push(p.clone());
+        if !places.contains(&in_cert_dir) {
+            places.push(in_cert_dir);
+        }
     }
     match places.iter().find(|d| d.join(corpus::MANIFEST).is_file()) {
         Some(found) => Ok(found.clone()),

@@ -104,6 +104,8 @@ pub enum GoldenError {
     Version(#[from] crate::versioned::VersionError),
     #[error(transparent)]
     Corpus(#[from] CorpusError),
+    #[error("{golden}: not a golden directory of the corpus {corpus}: {why} (is --golden or --corpus wrong?)")]
+    NotThisCorpus { golden: PathBuf, corpus: PathBuf, why: String },
 }
 
 /// Replays `history` with `logic` and records its golden.
@@ -557,6 +559,65 @@ pub fn review_state(corpus_dir: &Path, golden_dir: &Path) -> Result<ReviewState,
     state.pending.sort();
     state.orphans.sort();
     Ok(state)
+}
+
+/// How deep below a golden directory [`check_belongs`] looks for golden files (goldens lie at
+/// `<type>/<name>.json` and `migrations/<pair>/<name>.json`).
+const BELONGS_DEPTH: usize = 3;
+
+/// Refuses a golden directory that is not the corpus's (docs/FORMAT.md §12.1): one that holds a
+/// `MANIFEST.json` (a corpus directory), or that holds golden files of which none — accepted or
+/// pending — is at the place of a history or a migration case of the corpus. A missing or empty
+/// golden directory belongs to any corpus (goldens are about to be blessed into it). A corpus
+/// whose manifest does not load is not judged here: the command reports that in its own words.
+/// Cheap: one `stat` per listed history until a golden is found; the directory is walked only
+/// when none is.
+pub fn check_belongs(corpus_dir: &Path, golden_dir: &Path) -> Result<(), GoldenError> {
+    let refuse = |why: String| GoldenError::NotThisCorpus { golden: golden_dir.to_path_buf(), corpus: corpus_dir.to_path_buf(), why };
+    if golden_dir.join(corpus::MANIFEST).is_file() {
+        return Err(refuse(format!("it holds a {} and is a corpus directory itself", corpus::MANIFEST)));
+    }
+    let Ok(manifest) = corpus::Manifest::load(corpus_dir, false) else { return Ok(()) };
+    let mut expected: Vec<PathBuf> = manifest.files.iter().map(|e| path_for(golden_dir, e)).collect();
+    expected.extend(crate::migrate::migration_golden_paths(corpus_dir, golden_dir).unwrap_or_default());
+    let pending = |p: &Path| {
+        let mut s = p.as_os_str().to_os_string();
+        s.push(PENDING_SUFFIX);
+        PathBuf::from(s)
+    };
+    if expected.iter().any(|p| p.is_file() || pending(p).is_file()) {
+        return Ok(());
+    }
+    let mut found = Vec::new();
+    golden_files(golden_dir, BELONGS_DEPTH, &mut found);
+    found.sort();
+    match found.first() {
+        None => Ok(()),
+        Some(first) => Err(refuse(format!(
+            "none of its {} golden file(s) (e.g. {}) is the golden of one of the {} histories listed in {} or of their migration cases",
+            found.len(),
+            first.display(),
+            manifest.files.len(),
+            corpus_dir.join(corpus::MANIFEST).display()
+        ))),
+    }
+}
+
+/// The golden files (`*.json`, `*.json.pending`; hidden ones skipped) in `dir` and down to
+/// `depth` levels below it. Unreadable directories are passed over.
+fn golden_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        match e.file_type() {
+            Ok(k) if k.is_dir() && depth > 0 => golden_files(&e.path(), depth - 1, out),
+            Ok(k) if k.is_file() && (name.ends_with(".json") || name.ends_with(PENDING_SUFFIX)) => out.push(e.path()),
+            _ => {}
+        }
+    }
 }
 
 /// Writes the pending goldens of one newly listed history: its golden and, when a migration

@@ -7,6 +7,10 @@
 //! [`sweep`] finds such files — named so, and with no lock held — and removes them. A file whose
 //! lock is held belongs to a writer at work and is left alone, so a sweep never disturbs another
 //! run. Files of other programs (tempfile's default `.tmpXXXXXX`, say) are never touched.
+//!
+//! A temporary file is created with mode `0666` less the process umask, as `open(2)` and a
+//! shell redirection create files (tempfile's own default, `0600`, would make every report,
+//! certificate and golden private whatever the umask), and keeps that mode when renamed.
 
 use std::path::{Path, PathBuf};
 
@@ -18,15 +22,24 @@ pub const PREFIX: &str = ".lattice-tmp.";
 /// Longest part of the final name kept in a temporary name (so it stays under 255 bytes).
 const NAME_BYTES: usize = 200;
 
-/// A new temporary file beside `path` (created in `path`'s directory, which must exist), locked.
+/// The mode a new file is created with before the umask applies (docs/FORMAT.md §11.4).
+const MODE: u32 = 0o666;
+
+/// A new temporary file beside `path` (created in `path`'s directory, which must exist), locked,
+/// with mode [`MODE`] less the process umask.
 pub fn temp_for(path: &Path) -> std::io::Result<NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map_or_else(|| "file".to_string(), |n| n.to_string_lossy().into_owned());
     let mut cut = name.len().min(NAME_BYTES);
     while !name.is_char_boundary(cut) {
         cut -= 1;
     }
-    let tmp = tempfile::Builder::new().prefix(&format!("{PREFIX}{}.", &name[..cut])).rand_bytes(6).tempfile_in(parent)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("{PREFIX}{}.", &name[..cut]))
+        .rand_bytes(6)
+        .permissions(std::fs::Permissions::from_mode(MODE))
+        .tempfile_in(parent)?;
     tmp.as_file().try_lock().map_err(std::io::Error::from)?;
     Ok(tmp)
 }

@@ -879,11 +879,14 @@ pub fn compare(expected: &Golden, actual: &Golden) -> Option<String> {
             return Some(format!("checkpoint positions: expected one after {} ops, got one after {}", e.after_ops, a.after_ops));
         }
         if e.state_hash != a.state_hash {
-            return Some(format!("state hash after {} ops: expected {}, got {}", e.after_ops, e.state_hash, a.state_hash));
+            return Some(format!(
+                "state hash at the checkpoint after {} ops: expected {}, got {}",
+                e.after_ops, e.state_hash, a.state_hash
+            ));
         }
         if e.observed_hash != a.observed_hash {
             return Some(format!(
-                "observed hash after {} ops: expected {}, got {} (the state hashes agree: this build changes what readers see)",
+                "observed hash at the checkpoint after {} ops: expected {}, got {} (the state hashes agree: this build changes what readers see)",
                 e.after_ops, e.observed_hash, a.observed_hash
             ));
         }

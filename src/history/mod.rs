@@ -80,6 +80,8 @@ pub const DECODED_MAX_PAYLOAD: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HistoryError {
+    #[error("{path}: a directory, not a history file{}", if *.store { " (it is a store directory; `lattice-conform record` exports a store's log as a history)" } else { "" })]
+    IsADirectory { path: PathBuf, store: bool },
     #[error("{path}: cannot read")]
     Io {
         path: PathBuf,
@@ -310,6 +312,10 @@ pub fn form_of(path: &Path) -> std::io::Result<Form> {
 /// Opens a history file of either form (told apart by its first bytes, §10.6) as a stream.
 pub fn open(path: &Path) -> Result<OpStream, HistoryError> {
     let io = |source| HistoryError::Io { path: path.to_path_buf(), source };
+    if path.is_dir() {
+        let store = ["state.db", "log.db"].iter().any(|f| path.join(f).is_file());
+        return Err(HistoryError::IsADirectory { path: path.to_path_buf(), store });
+    }
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut head = [0u8; 8];
     let n = file.read(&mut head).map_err(io)?;

@@ -50,6 +50,8 @@ pub enum StoreError {
     NameTooLong { path: PathBuf, len: usize },
     #[error("{path}: not a directory (a store is a directory holding state.db and log.db)")]
     NotADirectory { path: PathBuf },
+    #[error("{path}: missing; a store directory holds both state.db and log.db")]
+    FileMissing { path: PathBuf },
     #[error("{path}: log entry {index} does not decode: {reason}")]
     BadLogEntry { path: PathBuf, index: u64, reason: String },
     #[error("{path}: log entry {index} cannot be replayed: {reason}; the log was altered after it was written")]

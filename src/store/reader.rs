@@ -270,6 +270,12 @@ fn audit_facts_uncontained(dir: &Path) -> Result<AuditFacts, StoreError> {
     use super::layout::{read_bytes, read_hash, read_opt, K_ACC, K_CREATED_AS, K_HASH};
     peek::check_dir(dir)?;
     let (state_path, log_path) = (dir.join(STATE_FILE), dir.join(LOG_FILE));
+    match (state_path.exists(), log_path.exists()) {
+        (false, false) => return Err(StoreError::NotAStore { path: dir.to_path_buf() }),
+        (false, true) => return Err(StoreError::FileMissing { path: state_path }),
+        (true, false) => return Err(StoreError::FileMissing { path: log_path }),
+        (true, true) => {}
+    }
     let state_db = open_ro(&state_path)?;
     let txn = state_db.begin_read().at(&state_path)?;
     let meta = open_ro_table(&txn, META, &state_path)?;

@@ -71,7 +71,7 @@ impl Kind {
             Kind::History => "`apply` of a history file that does not load or does not fit the store (§10). Unless the case says otherwise, the target is the store of `examples/kv-example.json`, and it is left byte-identical.",
             Kind::Corpus => "`verify` and `bless` on a corpus of one history (the example, with its golden) whose manifest, history or golden is bad (§11, §12); nothing is written.",
             Kind::Build => "`--build` arguments that do not resolve to a usable build, and `wasm add` of modules that are not usable guests (docs/WASM_ABI.md); the cache is not created.",
-            Kind::Certificate => "`certify --check` of a certificate that cannot be read (exit 2) or no longer holds (exit 1, §17.6).",
+            Kind::Certificate => "`certify --check` of a file that cannot be read or is not a certificate of a version this build reads (exit 2), or of a certificate that no longer holds (exit 1, §17.6).",
             Kind::Migration => "`migrate` from a source that cannot be used or to a destination that exists (§14.4); nothing is written.",
             Kind::Report => "`report merge` of verify reports that cannot be combined (§13.5).",
             Kind::Args => "Arguments the command line refuses before reading any input.",
@@ -701,7 +701,28 @@ fn cases() -> Vec<Case> {
         case("create-name-too-long", Store, "`create` of a directory whose name is 256 bytes", 2, "the name is 256 bytes long; a file name holds at most 255", |t| {
             Setup::new(args!["create", t.join("x".repeat(256)), "--type", "core:kvstore"])
         }),
+        case("audit-not-a-store", Store, "`audit` of a directory that holds neither state.db nor log.db", 2, "<tmp>/plain: not a store (neither state.db nor log.db is present)", |t| {
+            std::fs::create_dir(t.join("plain")).unwrap();
+            Setup::new(args!["audit", t.join("plain")])
+        }),
+        case("audit-half-a-store", Store, "`audit` of a store directory whose log.db was removed", 2, "<tmp>/s/log.db: missing; a store directory holds both state.db and log.db", |t| {
+            let d = store_copy(t, "s");
+            std::fs::remove_file(d.join("log.db")).unwrap();
+            Setup::new(args!["audit", &d]).keeping(&d)
+        }),
         // ---- history files
+        case(
+            "history-is-a-store",
+            History,
+            "the history argument of `apply` is a store directory",
+            2,
+            "<tmp>/other: a directory, not a history file (it is a store directory; `lattice-conform record` exports a store's log as a history)",
+            |t| {
+                let other = store_copy(t, "other");
+                let dir = example_store(t);
+                Setup::new(args!["apply", &dir, &other]).keeping(&dir).keeping(&other)
+            },
+        ),
         case("history-bom", History, "the history file starts with a UTF-8 byte-order mark", 2, "history.json: starts with a UTF-8 byte-order mark", |t| {
             apply_text(t, &format!("\u{feff}{}", std::fs::read_to_string(example()).unwrap()))
         }),
@@ -1070,6 +1091,43 @@ fn cases() -> Vec<Case> {
                 })
             },
         ),
+        case(
+            "verify-golden-of-another-corpus",
+            Corpus,
+            "`--golden` names the golden directory of another corpus (none of its goldens is for a history of this one)",
+            2,
+            "<tmp>/other: not a golden directory of the corpus <tmp>/corpus: none of its 1 golden file(s) (e.g. <tmp>/other/core__kvstore/someone-else.json) is the golden of one of the 1 histories listed in <tmp>/corpus/MANIFEST.json or of their migration cases (is --golden or --corpus wrong?)",
+            |t| {
+                let (c, g) = tiny_corpus(t);
+                std::fs::create_dir_all(t.join("other/core__kvstore")).unwrap();
+                std::fs::copy(g.join(CORPUS_HISTORY), t.join("other/core__kvstore/someone-else.json")).unwrap();
+                Setup::new(args!["verify", "--corpus", &c, "--golden", t.join("other")])
+            },
+        ),
+        case(
+            "verify-golden-is-the-corpus",
+            Corpus,
+            "`--golden` names the corpus directory itself",
+            2,
+            "<tmp>/corpus: not a golden directory of the corpus <tmp>/corpus: it holds a MANIFEST.json and is a corpus directory itself",
+            |t| {
+                let (c, _) = tiny_corpus(t);
+                Setup::new(args!["verify", "--corpus", &c, "--golden", &c])
+            },
+        ),
+        case(
+            "bless-golden-of-another-corpus",
+            Corpus,
+            "`bless --golden` names the golden directory of another corpus (no pending golden is written into it)",
+            2,
+            "<tmp>/other: not a golden directory of the corpus <tmp>/corpus",
+            |t| {
+                let (c, g) = tiny_corpus(t);
+                std::fs::create_dir_all(t.join("other/core__kvstore")).unwrap();
+                std::fs::copy(g.join(CORPUS_HISTORY), t.join("other/core__kvstore/someone-else.json")).unwrap();
+                Setup::new(args!["bless", "--corpus", &c, "--golden", t.join("other")])
+            },
+        ),
         // ---- builds and Wasm modules
         case(
             "build-not-a-spec",
@@ -1293,7 +1351,7 @@ fn cases() -> Vec<Case> {
             Certificate,
             "the corpus the certificate names was deleted",
             2,
-            "corpus `<tmp>/corpus` cannot be found: looked for <tmp>/corpus/MANIFEST.json",
+            "corpus `corpus` cannot be found: looked for <tmp>/corpus/MANIFEST.json",
             |t| {
                 let cert = real_certificate(t, OsStr::new("native"));
                 std::fs::remove_dir_all(t.join("corpus")).unwrap();
@@ -1328,16 +1386,39 @@ fn cases() -> Vec<Case> {
                 Setup::new(a).keeping(&d)
             },
         ),
-        case("certificate-not-json", Certificate, "the certificate is plain text", 1, "the certificate does not parse", |t| {
+        case("certificate-not-json", Certificate, "the certificate is plain text", 2, "not a certificate this build can check", |t| {
             certificate_text(t, "certified, honest\n")
         }),
         case(
             "certificate-too-new",
             Certificate,
-            "the certificate's `format_version` is 3",
-            1,
-            "format_version 3 is newer than this build reads (2)",
-            |t| certificate_edited(t, |v| v["format_version"] = json!(3)),
+            "the certificate's `format_version` is 4",
+            2,
+            "format_version 4 is newer than this build reads (3)",
+            |t| certificate_edited(t, |v| v["format_version"] = json!(4)),
+        ),
+        case(
+            "certificate-is-a-history",
+            Certificate,
+            "the file given to `--check` is a history file, not a certificate",
+            2,
+            "not a certificate this build can check: <tmp>/example.json: `format` is \"lattice-conform/history\"",
+            |t| {
+                std::fs::copy(example(), t.join("example.json")).unwrap();
+                Setup::new(args!["certify", "--check", t.join("example.json")])
+            },
+        ),
+        case(
+            "certificate-field-missing",
+            Certificate,
+            "the certificate lacks its `seed` field",
+            2,
+            "missing field `seed`",
+            |t| {
+                certificate_edited(t, |v| {
+                    v.as_object_mut().unwrap().remove("seed");
+                })
+            },
         ),
         // ---- migrations
         case(
@@ -1519,6 +1600,14 @@ fn cases() -> Vec<Case> {
         case("args-bad-uuid", Args, "`create --id` is not a UUID", 2, "invalid value 'not-a-uuid' for '--id <ID>'", |t| {
             Setup::new(args!["create", t.join("s"), "--type", "core:kvstore", "--id", "not-a-uuid"])
         }),
+        case(
+            "args-wasm-flag-without-guests",
+            Args,
+            "`report merge --wasm-fuel 5`: a Wasm limit given to a command that runs no Wasm guest",
+            2,
+            "unexpected argument '--wasm-fuel' found",
+            |t| Setup::new(args!["report", "merge", t.join("a.json"), "--wasm-fuel", "5"]),
+        ),
         case("args-wasm-fuel-not-a-number", Args, "`--wasm-fuel abc`", 2, "invalid value 'abc' for '--wasm-fuel <UNITS>'", |t| {
             let (c, g) = tiny_corpus(t);
             Setup::new(args!["verify", "--corpus", &c, "--golden", &g, "--wasm-fuel", "abc"])
@@ -1584,7 +1673,7 @@ fn cases() -> Vec<Case> {
                     let h = lattice_conform::history::History { store_id: id, store_type: "test:ids".into(), schema_version: 1, provenance: None, delivery: Default::default(), ops };
                     corpus::add_history(&t.join("corpus"), "leak", &h).unwrap();
                     Setup::new(args![
-                        "--wasm-memory-mib", "64", "certify", "--type", "test:ids", "--baseline", &good, "--candidate", &leaky, "--bundled", t.join("corpus"),
+                        "certify", "--wasm-memory-mib", "64", "--type", "test:ids", "--baseline", &good, "--candidate", &leaky, "--bundled", t.join("corpus"),
                         "--cases", "0", "--out", t.join("cert.json"), "--counterexample", t.join("cx.json"), "--json"
                     ])
                 },

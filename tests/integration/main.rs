@@ -11,6 +11,7 @@ mod concurrency;
 mod converge;
 mod corpus;
 mod fuzz_inputs;
+mod gate_friction;
 mod gen;
 mod hostile;
 mod kill;

@@ -95,12 +95,17 @@ fn certify_check_finds_moved_builds_beside_the_certificate_or_in_the_cache_and_n
     assert_eq!(v["candidate"].as_str(), Some("cand.wasm"), "recorded relative to the certificate");
     assert!(v["histories"].as_u64().unwrap() >= 3 && v["counterexample"].is_null(), "{v}");
     let cert: Value = serde_json::from_str(&std::fs::read_to_string(bundle.join("cert.json")).unwrap()).unwrap();
-    assert_eq!((cert["format_version"].as_u64(), cert["candidate"]["build"].as_str()), (Some(2), Some("cand.wasm")));
+    assert_eq!((cert["format_version"].as_u64(), cert["candidate"]["build"].as_str()), (Some(3), Some("cand.wasm")));
+    assert_eq!(cert["corpora"][0]["path"].as_str(), Some("../corpus"), "recorded relative to the certificate");
 
-    // Move the certificate and its build elsewhere; check from a third directory.
+    // Move the certificate, its build and its corpus elsewhere, keeping their relative places;
+    // check from a third directory.
     let moved = t.join("elsewhere/deeper");
     std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
     std::fs::rename(&bundle, &moved).unwrap();
+    let corpus = t.join("elsewhere/corpus");
+    std::fs::rename(t.join("corpus"), &corpus).unwrap();
+    let c = corpus.display().to_string();
     let cert_path = moved.join("cert.json");
     let cp = cert_path.display().to_string();
     let check = |cache: Option<&Path>| run_at(t, cache, &["certify", "--check", &cp, "--json"]);
@@ -154,7 +159,7 @@ fn certify_check_finds_moved_builds_beside_the_certificate_or_in_the_cache_and_n
     let old_manifest = digest(&manifest);
     run(&["gen", "--type", "core:kvstore", "--histories", "4", "--ops", "20", "--out", &c]).expect(0);
     let v = json(&check(None).expect(1));
-    let want = format!("corpus manifest digest changed: {c}: {old_manifest} -> {}", digest(&manifest));
+    let want = format!("corpus manifest digest changed: ../corpus: {old_manifest} -> {}", digest(&manifest));
     assert_eq!(v["changes"][0].as_str(), Some(want.as_str()), "{v}");
 }
 
@@ -379,7 +384,11 @@ fn a_version_1_certificate_is_still_checked_with_its_build_relative_to_the_worki
     let text = std::fs::read_to_string(t.join("certs/cert.json")).unwrap();
     assert!(text.contains("\"build\": \"../bundle/cand.wasm\""), "{text}");
     // What version 1 wrote: the same fields, the path as given (relative to the working directory).
-    let v1 = text.replace("\"format_version\": 2", "\"format_version\": 1").replace("../bundle/cand.wasm", "bundle/cand.wasm");
+    let v1 = text
+        .replace("\"format_version\": 3", "\"format_version\": 1")
+        .replace("../bundle/cand.wasm", "bundle/cand.wasm")
+        .replace("\"path\": \"../corpus\"", &format!("\"path\": \"{c}\""));
+    assert!(v1.contains("\"format_version\": 1") && v1.contains(&c), "{v1}");
     std::fs::write(t.join("certs/cert.json"), &v1).unwrap();
     let v = json(&run_at(t, None, &["certify", "--check", "certs/cert.json", "--json"]).expect(0));
     assert_eq!(v["inputs"][1]["found"].as_str(), Some("bundle/cand.wasm"), "{v}");

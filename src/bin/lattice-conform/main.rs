@@ -53,8 +53,6 @@ use commands::{certify::*, corpus::*, history::*, migrate::*, store::*, verify::
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    #[command(flatten)]
-    limits: WasmLimitArgs,
     /// Print failures and errors only: no progress bars, no summaries of work that succeeded.
     #[arg(long, short = 'q', global = true)]
     quiet: bool,
@@ -73,6 +71,9 @@ enum Command {
         /// Store id; a random v4 UUID if omitted.
         #[arg(long)]
         id: Option<Uuid>,
+        /// Limits of the Wasm guests this command runs.
+        #[command(flatten, next_help_heading = "Wasm guest limits")]
+        limits: WasmLimitArgs,
     },
     /// Apply the ops of a history file to the store in DIR, resuming after ops already logged.
     Apply {
@@ -83,6 +84,9 @@ enum Command {
         /// Create DIR with the history's identity if it does not exist.
         #[arg(long)]
         create: bool,
+        /// Limits of the Wasm guests this command runs.
+        #[command(flatten, next_help_heading = "Wasm guest limits")]
+        limits: WasmLimitArgs,
     },
     /// Print a store's identity without opening its logic or writing anything.
     Peek {
@@ -115,6 +119,9 @@ enum Command {
         /// Print the result as one JSON object on stdout (and nothing else there).
         #[arg(long)]
         json: bool,
+        /// Limits of the Wasm guests this command runs.
+        #[command(flatten, next_help_heading = "Wasm guest limits")]
+        limits: WasmLimitArgs,
     },
     /// Recreate state.db from log.db (the replaced state.db is kept as state.db.before-rebuild).
     Rebuild {
@@ -124,6 +131,9 @@ enum Command {
         /// (those ops are then lost from the rebuilt store; the old state.db is still kept).
         #[arg(long)]
         force: bool,
+        /// Limits of the Wasm guests this command runs.
+        #[command(flatten, next_help_heading = "Wasm guest limits")]
+        limits: WasmLimitArgs,
     },
     /// Print the decoded contents of a store's data table.
     Dump {
@@ -132,6 +142,9 @@ enum Command {
         /// Print the rows as JSON (each decoded beside its hex).
         #[arg(long)]
         json: bool,
+        /// Limits of the Wasm guests this command runs.
+        #[command(flatten, next_help_heading = "Wasm guest limits")]
+        limits: WasmLimitArgs,
     },
     /// Generate op histories into a corpus directory (deterministic: same arguments, same bytes).
     Gen(GenArgs),
@@ -167,6 +180,9 @@ enum Command {
         /// Bless the migration goldens instead of the history goldens.
         #[arg(long)]
         migrations: bool,
+        /// Limits of the Wasm guests this command runs.
+        #[command(flatten, next_help_heading = "Wasm guest limits")]
+        limits: WasmLimitArgs,
     },
     /// Replay corpus histories through a build and compare them with the goldens.
     Verify(VerifyArgs),
@@ -182,6 +198,9 @@ enum Command {
         /// Print the findings as JSON on standard output (docs/FORMAT.md §14.6).
         #[arg(long)]
         json: bool,
+        /// Limits of the Wasm guests this command runs.
+        #[command(flatten, next_help_heading = "Wasm guest limits")]
+        limits: WasmLimitArgs,
     },
     /// Certify a hot-fix build as hash-equivalent to its baseline, or check a certificate.
     Certify(CertifyArgs),
@@ -218,12 +237,35 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The Wasm limit flags of a command that runs Wasm guests (`None`: it runs none).
+    fn wasm_limit_args(&self) -> Option<&WasmLimitArgs> {
+        match self {
+            Command::Create { limits, .. }
+            | Command::Apply { limits, .. }
+            | Command::Open { limits, .. }
+            | Command::Rebuild { limits, .. }
+            | Command::Dump { limits, .. }
+            | Command::Bless { limits, .. }
+            | Command::Audit { limits, .. }
+            | Command::Corpus(CorpusCommand::Add { limits, .. })
+            | Command::Wasm(WasmCommand::Add { limits, .. } | WasmCommand::List { limits, .. }) => Some(limits),
+            Command::Verify(args) => Some(&args.limits),
+            Command::Migrate(args) => Some(&args.limits),
+            Command::Certify(args) => Some(&args.limits),
+            Command::Record(args) => Some(&args.limits),
+            _ => None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = Cli::parse();
     QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     lattice_conform::progress::enable(lattice_conform::progress::wanted(cli.quiet));
-    let limits = match wasm_limits(&cli.limits) {
+    // Only the commands that run Wasm guests take the limit flags; the others run none.
+    let limits = match cli.command.wasm_limit_args().map_or(Ok(Limits::default()), wasm_limits) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -279,30 +321,30 @@ fn exit_code(e: &anyhow::Error) -> i32 {
 fn run(command: Command, limits: Limits) -> anyhow::Result<()> {
     let registry = with_wasm_env(Registry::with_reference_types().with_wasm_limits(limits));
     match command {
-        Command::Create { dir, store_type, id } => create(&registry, &dir, &store_type, id.unwrap_or_else(Uuid::new_v4)),
-        Command::Apply { dir, history, create } => apply(&registry, &dir, &history, create),
+        Command::Create { dir, store_type, id, .. } => create(&registry, &dir, &store_type, id.unwrap_or_else(Uuid::new_v4)),
+        Command::Apply { dir, history, create, .. } => apply(&registry, &dir, &history, create),
         Command::Peek { dir, json } => peek(&dir, json),
-        Command::Open { dir, verify, deep, verify_history: true, build, json } => {
+        Command::Open { dir, verify, deep, verify_history: true, build, json, .. } => {
             verify_history(&registry, &dir, &build, json)?;
             open(&registry, &dir, verify, deep, json)
         }
         Command::Open { dir, verify, deep, json, .. } => open(&registry, &dir, verify, deep, json),
-        Command::Rebuild { dir, force } => rebuild(&registry, &dir, force),
-        Command::Dump { dir, json } => dump(&registry, &dir, json),
+        Command::Rebuild { dir, force, .. } => rebuild(&registry, &dir, force),
+        Command::Dump { dir, json, .. } => dump(&registry, &dir, json),
         Command::HoldOpen { dir } => hold_open(&registry, &dir),
         Command::History(cmd) => history_command(cmd),
         Command::Certify(args) => certify(&registry, args),
         Command::Record(args) => record(&registry, args),
         Command::Migrate(args) => migrate(&registry, args),
-        Command::Audit { dir, json } => audit(&registry, &dir, json),
+        Command::Audit { dir, json, .. } => audit(&registry, &dir, json),
         Command::Gen(args) => gen(args),
         Command::Corpus(CorpusCommand::Stats { corpus }) => corpus_stats(&corpus),
         Command::Corpus(CorpusCommand::Adequacy(args)) => adequacy(&registry, args),
-        Command::Corpus(CorpusCommand::Add { history, corpus, golden, id }) => {
+        Command::Corpus(CorpusCommand::Add { history, corpus, golden, id, .. }) => {
             corpus_add(&registry, &history, &corpus, &golden, id.as_deref())
         }
         Command::Faults { json } => faults(json),
-        Command::Bless { corpus, golden, store_type, accept, reject, migrations } => {
+        Command::Bless { corpus, golden, store_type, accept, reject, migrations, .. } => {
             bless(&registry, &corpus, &golden, store_type.as_deref(), review_of(accept, reject), migrations)
         }
         Command::Verify(args) => verify(&registry, args),

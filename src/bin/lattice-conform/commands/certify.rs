@@ -36,20 +36,26 @@ pub(crate) struct CertifyArgs {
     /// Where to write the certificate.
     #[arg(long, default_value = "certificate.json")]
     out: PathBuf,
-    /// Where to write the shrunk counterexample history on divergence.
+    /// Where to write the shrunk counterexample history on divergence (a counterexample left
+    /// there by an earlier run is replaced, saying so on standard error).
     #[arg(long, default_value = "certify-counterexample.json")]
     counterexample: PathBuf,
-    /// Replace --out and --counterexample if they exist.
+    /// Replace --out and --counterexample if they exist (a file at --counterexample that is not
+    /// a history file needs it).
     #[arg(long)]
     force: bool,
     /// Re-derive this certificate; exit 0 if it still holds, 1 if not (naming what changed), 2
-    /// if an input it records cannot be found. Its `.wasm` builds are looked for relative to the
-    /// certificate's directory, then by digest in the Wasm cache ($LATTICE_WASM_CACHE).
+    /// if the file is not a certificate this build reads or an input it records cannot be found.
+    /// Its `.wasm` builds and corpora are looked for relative to the certificate's directory;
+    /// builds then by digest in the Wasm cache ($LATTICE_WASM_CACHE).
     #[arg(long)]
     check: Option<PathBuf>,
     /// Print the result as JSON on standard output (docs/FORMAT.md §17.7; with --check, §17.6).
     #[arg(long)]
     json: bool,
+    /// Limits of the Wasm guests this command runs.
+    #[command(flatten, next_help_heading = "Wasm guest limits")]
+    pub(crate) limits: WasmLimitArgs,
 }
 
 pub(crate) fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<()> {
@@ -67,7 +73,7 @@ pub(crate) fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<
         return Ok(());
     }
     lattice_conform::output::check_file(&args.out, args.force)?;
-    lattice_conform::output::check_file(&args.counterexample, args.force)?;
+    let stale_counterexample = earlier_counterexample(&args.counterexample, args.force)?;
     let baseline: lattice_conform::build::BuildSpec = args.baseline.expect("clap").parse()?;
     let candidate: lattice_conform::build::BuildSpec = args.candidate.expect("clap").parse()?;
     let store_type = match args.store_type {
@@ -102,6 +108,9 @@ pub(crate) fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<
         }
         c::Verdict::Diverged { source, history, divergence, shrinking } => {
             lattice_conform::corpus::write_atomic(&args.counterexample, history.to_json().as_bytes())?;
+            if stale_counterexample {
+                eprintln!("note: replaced {}, a counterexample left by an earlier run", args.counterexample.display());
+            }
             let mut text = String::new();
             lattice_conform::report::divergence_text(&mut text, &divergence);
             let mut head = format!(
@@ -124,6 +133,22 @@ pub(crate) fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<
             anyhow::bail!(CheckFailed(format!("{} is not hash-equivalent to {}", opts.candidate, opts.baseline)))
         }
     }
+}
+
+/// Checks `--counterexample` before the run: not inside a store, and an existing file only when
+/// it is a history file (a counterexample an earlier failed run left, which this run replaces if
+/// it diverges; `Ok(true)`) or with `--force`. Anything else there is refused (exit 2), so a
+/// mistyped path never destroys an unrelated file.
+fn earlier_counterexample(path: &Path, force: bool) -> anyhow::Result<bool> {
+    lattice_conform::output::check_dir(path)?;
+    if force || path.symlink_metadata().is_err() {
+        return Ok(false);
+    }
+    let is_history = path.is_file() && lattice_conform::history::History::load(path).is_ok();
+    if !is_history {
+        lattice_conform::output::check_file(path, false)?;
+    }
+    Ok(true)
 }
 
 /// The store type `certify` runs when `--type` is left out: the one the builds declare, which

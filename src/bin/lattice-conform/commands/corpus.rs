@@ -65,6 +65,9 @@ pub(crate) enum CorpusCommand {
         /// file's stem.
         #[arg(long)]
         id: Option<String>,
+        /// Limits of the Wasm guests this command runs.
+        #[command(flatten, next_help_heading = "Wasm guest limits")]
+        limits: WasmLimitArgs,
     },
 }
 
@@ -221,6 +224,7 @@ pub(crate) fn bless(
 ) -> anyhow::Result<()> {
     use lattice_conform::golden as g;
     lattice_conform::output::check_dir(golden)?;
+    lattice_conform::golden::check_belongs(corpus, golden)?;
     sweep(golden, 2)?;
     let what = if migrations { "bless --migrations" } else { "bless" };
     if let Some((review, patterns)) = review {
@@ -271,6 +275,7 @@ pub(crate) fn print_blessed(done: &[lattice_conform::golden::Blessed]) {
 pub(crate) fn corpus_add(registry: &Registry, history: &Path, corpus: &Path, golden: &Path, id: Option<&str>) -> anyhow::Result<()> {
     lattice_conform::output::check_dir(corpus)?;
     lattice_conform::output::check_dir(golden)?;
+    lattice_conform::golden::check_belongs(corpus, golden)?;
     sweep(corpus, 1)?;
     sweep(golden, 2)?;
     let (entry, blessed) = lattice_conform::golden::add_to_corpus(corpus, golden, history, id, registry)?;

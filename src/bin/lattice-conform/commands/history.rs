@@ -26,6 +26,9 @@ pub(crate) struct RecordArgs {
     /// corpus, JSON up to 100,000 ops and binary above.
     #[arg(long, value_enum)]
     format: Option<Form>,
+    /// Limits of the Wasm guests this command runs.
+    #[command(flatten, next_help_heading = "Wasm guest limits")]
+    pub(crate) limits: WasmLimitArgs,
 }
 
 pub(crate) fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()> {
@@ -37,6 +40,9 @@ pub(crate) fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()
     }
     if let Some(out) = &args.out {
         sweep(out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")), 0)?;
+    }
+    if let (Some(c), Some(g)) = (&args.corpus, &args.golden) {
+        lattice_conform::golden::check_belongs(c, g)?;
     }
     if let Some(c) = &args.corpus {
         sweep(c, 1)?;

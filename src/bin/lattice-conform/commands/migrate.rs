@@ -34,6 +34,9 @@ pub(crate) struct MigrateArgs {
     /// Test support: stop after K ops and wait to be killed.
     #[arg(long, hide = true)]
     stall_after: Option<usize>,
+    /// Limits of the Wasm guests this command runs.
+    #[command(flatten, next_help_heading = "Wasm guest limits")]
+    pub(crate) limits: WasmLimitArgs,
 }
 
 pub(crate) fn migrate(registry: &Registry, args: MigrateArgs) -> anyhow::Result<()> {

@@ -72,6 +72,13 @@ pub(crate) struct VerifyArgs {
     /// or goldens of no history of the corpus (orphans); by default these fail the run (exit 1).
     #[arg(long)]
     allow_pending: bool,
+    /// Print the ids of the histories selected (by --type, --filter and --shard), one per line,
+    /// and exit 0 without replaying anything or reading the goldens.
+    #[arg(long, conflicts_with_all = ["migrations", "orders", "record_known", "output", "repeat"])]
+    list: bool,
+    /// Limits of the Wasm guests this command runs.
+    #[command(flatten, next_help_heading = "Wasm guest limits")]
+    pub(crate) limits: WasmLimitArgs,
 }
 
 #[derive(Subcommand)]
@@ -91,9 +98,20 @@ pub(crate) enum ReportCommand {
 }
 
 pub(crate) fn verify(registry: &Registry, args: VerifyArgs) -> anyhow::Result<()> {
+    if args.list {
+        let opts = verify_options(registry, args)?;
+        let mut out = std::io::stdout().lock();
+        for entry in lattice_conform::verify::select(&opts)? {
+            writeln!(out, "{}", entry.id())?;
+        }
+        return Ok(());
+    }
     if let Some(out) = &args.output {
         lattice_conform::output::check_dir(out)?;
     }
+    // Another corpus's goldens (or the corpus itself as --golden) are unusable input, said in one
+    // line before any history is replayed, not hundreds of orphans and missing goldens.
+    lattice_conform::golden::check_belongs(&args.corpus, &args.golden)?;
     // Pending goldens and orphans fail the run before anything is replayed; a scan that cannot
     // run (no manifest, …) leaves the error to the verify run, which reports it in its words.
     let review = (!args.allow_pending).then(|| lattice_conform::golden::review_state(&args.corpus, &args.golden));
@@ -152,27 +170,19 @@ pub(crate) fn verify_run(registry: &Registry, args: VerifyArgs) -> anyhow::Resul
         lattice_conform::verify::bind_migrations(&mut report, &args.corpus, &args.golden)?;
         return finish_report(&report, args.format, args.output.as_deref());
     }
-    let mut opts = VerifyOptions::new(Path::new("."));
-    opts.corpus = args.corpus;
-    opts.golden = args.golden;
-    // A `cas:` prefix is resolved once, so the report names the whole digest.
-    opts.build = args.build.parse::<lattice_conform::build::BuildSpec>()?.resolve(registry)?;
-    opts.store_type = match args.store_type {
-        Some(t) => Some(t),
-        None => opts.build.declared_type(registry)?,
-    };
-    opts.filter = args.filter;
-    opts.shard = args.shard.as_deref().map(lattice_conform::verify::parse_shard).transpose()?;
-    opts.jobs = args.jobs.unwrap_or(opts.jobs).max(1);
-    opts.keep_going = args.keep_going;
-    opts.repeat = args.repeat;
-    opts.progress = lattice_conform::progress::enabled();
+    let (orders, order_seed, format) = (args.orders, args.order_seed, args.format);
+    let (known, record_known, counterexamples, output) =
+        (args.known.clone(), args.record_known.clone(), args.counterexamples.clone(), args.output.clone());
+    let opts = verify_options(registry, args)?;
+    let args = RunArgs { orders, order_seed, format, known, record_known, counterexamples, output };
     if args.orders > 0 {
         lattice_conform::output::check_dir(&args.counterexamples)?;
     }
     let mut report = lattice_conform::verify::verify(&opts, registry)?;
     if args.orders == 0 {
-        return finish_report(&report, args.format, args.output.as_deref());
+        let shown = finish_report(&report, args.format, args.output.as_deref());
+        rerun_hint(&report);
+        return shown;
     }
     let known_path = args.known.clone().unwrap_or_else(|| opts.corpus.join("known-divergences.json"));
     let known = if args.known.is_some() || known_path.exists() {
@@ -199,7 +209,51 @@ pub(crate) fn verify_run(registry: &Registry, args: VerifyArgs) -> anyhow::Resul
     }
     write_counterexamples(&run, &args.counterexamples, &opts)?;
     report.convergence = Some(run.summary());
-    finish_report(&report, args.format, args.output.as_deref())
+    let shown = finish_report(&report, args.format, args.output.as_deref());
+    rerun_hint(&report);
+    shown
+}
+
+/// What `verify_run` needs of its arguments besides the selection.
+struct RunArgs {
+    orders: u32,
+    order_seed: u64,
+    format: Format,
+    known: Option<PathBuf>,
+    record_known: Option<String>,
+    counterexamples: PathBuf,
+    output: Option<PathBuf>,
+}
+
+/// The selection and run options of `verify` (not `--migrations`): the build resolved (a `cas:`
+/// prefix once, so the report names the whole digest), the type defaulting to the one it
+/// declares.
+fn verify_options(registry: &Registry, args: VerifyArgs) -> anyhow::Result<VerifyOptions> {
+    let mut opts = VerifyOptions::new(Path::new("."));
+    opts.corpus = args.corpus;
+    opts.golden = args.golden;
+    opts.build = args.build.parse::<lattice_conform::build::BuildSpec>()?.resolve(registry)?;
+    opts.store_type = match args.store_type {
+        Some(t) => Some(t),
+        None => opts.build.declared_type(registry)?,
+    };
+    opts.filter = args.filter;
+    opts.shard = args.shard.as_deref().map(lattice_conform::verify::parse_shard).transpose()?;
+    opts.jobs = args.jobs.unwrap_or(opts.jobs).max(1);
+    opts.keep_going = args.keep_going;
+    opts.repeat = args.repeat;
+    opts.progress = lattice_conform::progress::enabled();
+    Ok(opts)
+}
+
+/// On standard error, after a failed run's report: how to rerun only the first failed history
+/// (nothing when every history passed, or with --quiet).
+fn rerun_hint(report: &Report) {
+    if let Some(first) = report.results.iter().find(|r| r.failure.is_some()) {
+        if !quiet() {
+            eprintln!("hint: rerun just this one: add `--filter '{}'` (drop any --shard)", first.id);
+        }
+    }
 }
 
 /// Writes the shrunk counterexample of each divergence not listed as known, as two histories.
@@ -248,7 +302,11 @@ pub(crate) fn finish_report(report: &Report, format: Format, output: Option<&Pat
         eprintln!("{}", lattice_conform::report::EMPTY_SHARD);
     }
     if report.failed() > 0 {
-        anyhow::bail!(CheckFailed(format!("{} of {} histories failed", report.failed(), report.results.len())));
+        let not_run = match report.not_run.len() {
+            0 => String::new(),
+            n => format!(" ({n} more not run: verify stops at the first failure; --keep-going runs every one)"),
+        };
+        anyhow::bail!(CheckFailed(format!("{} of {} histories failed{not_run}", report.failed(), report.results.len())));
     }
     if report.convergence_failures() > 0 {
         anyhow::bail!(CheckFailed(format!("{} convergence failures (unknown or stale divergences)", report.convergence_failures())));

@@ -2,24 +2,24 @@
 
 use crate::*;
 
-/// Limits of Wasm guests, for every command (each falls back to its environment variable, then
-/// to the default; docs/WASM_ABI.md §6).
+/// Limits of Wasm guests, for the commands that run them (each falls back to its environment
+/// variable, then to the default; docs/WASM_ABI.md §6).
 #[derive(clap::Args)]
 pub(crate) struct WasmLimitArgs {
     /// Fuel per op for Wasm guests, host calls included [env: LATTICE_WASM_FUEL; default 1000000000].
-    #[arg(long, global = true, value_name = "UNITS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(u64).range(1..))]
     wasm_fuel: Option<u64>,
     /// Memory cap of a Wasm guest in MiB, 1 to 4096 [env: LATTICE_WASM_MEMORY_MIB; default 256].
-    #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
     wasm_memory_mib: Option<u64>,
     /// Bytes one op of a Wasm guest may write, in MiB [env: LATTICE_WASM_WRITE_MIB; default 64].
-    #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1048576))]
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1048576))]
     wasm_write_mib: Option<u64>,
     /// `put`/`delete` calls one op of a Wasm guest may make [env: LATTICE_WASM_ROW_WRITES; default 262144].
-    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     wasm_row_writes: Option<u64>,
     /// Wall-clock watchdog per op of a Wasm guest, in ms [env: LATTICE_WASM_WATCHDOG_MS; default 5000].
-    #[arg(long, global = true, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     wasm_watchdog_ms: Option<u64>,
 }
 
@@ -35,12 +35,18 @@ pub(crate) enum WasmCommand {
         /// The cache directory (default: $LATTICE_WASM_CACHE).
         #[arg(long)]
         cache: Option<PathBuf>,
+        /// Limits of the Wasm guests this command runs.
+        #[command(flatten, next_help_heading = "Wasm guest limits")]
+        limits: WasmLimitArgs,
     },
     /// List the registered modules: store type, schema version, digest.
     List {
         /// The cache directory (default: $LATTICE_WASM_CACHE).
         #[arg(long)]
         cache: Option<PathBuf>,
+        /// Limits of the Wasm guests this command runs.
+        #[command(flatten, next_help_heading = "Wasm guest limits")]
+        limits: WasmLimitArgs,
     },
     /// Print the blake3 digest of each FILE (b3sum format: digest, two spaces, name).
     Digest {
@@ -95,8 +101,8 @@ pub(crate) fn wasm_cache(cache: Option<PathBuf>, limits: Limits) -> anyhow::Resu
 
 pub(crate) fn wasm_command(cmd: WasmCommand, limits: Limits) -> anyhow::Result<()> {
     match cmd {
-        WasmCommand::Add { file, cache } => wasm_add(&wasm_cache(cache, limits)?, &file),
-        WasmCommand::List { cache } => wasm_list(&wasm_cache(cache, limits)?),
+        WasmCommand::Add { file, cache, .. } => wasm_add(&wasm_cache(cache, limits)?, &file),
+        WasmCommand::List { cache, .. } => wasm_list(&wasm_cache(cache, limits)?),
         WasmCommand::Digest { files } => wasm_digest(&files),
     }
 }

@@ -34,7 +34,10 @@ fn build_file(dir: &Path, name: &str, args: &[&str], op_timeout_ms: u64) -> Stri
 
 /// Each failing history of a `verify --keep-going --format json` run: id → (first divergent op,
 /// what the build did there, the failure summary without the build-specific tail).
-fn failures(build: &str, store_type: Option<&str>) -> BTreeMap<String, (Option<u64>, Option<String>, String)> {
+type Failures = BTreeMap<String, (Option<u64>, Option<String>, String)>;
+
+/// Over the histories `filter` selects (all: `None`), and the ids of those that passed.
+fn failures_among(build: &str, store_type: Option<&str>, filter: Option<&str>) -> (Failures, Vec<String>) {
     let corpus = root().join("corpus");
     let golden = root().join("golden");
     let head = ["verify", "--keep-going", "--format", "json", "--build", build, "--corpus"];
@@ -43,10 +46,20 @@ fn failures(build: &str, store_type: Option<&str>) -> BTreeMap<String, (Option<u
     if let Some(t) = store_type {
         args.extend([Path::new("--type"), Path::new(t)]);
     }
+    if let Some(f) = filter {
+        args.extend([Path::new("--filter"), Path::new(f)]);
+    }
     let out = run(args);
     assert!(out.code == 0 || out.code == 1, "{build}: exit {}\n{}", out.code, out.stderr);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    report["results"]
+    let passed = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["failure"].is_null())
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let failed = report["results"]
         .as_array()
         .unwrap()
         .iter()
@@ -56,7 +69,8 @@ fn failures(build: &str, store_type: Option<&str>) -> BTreeMap<String, (Option<u
             let summary = r["failure"]["summary"].as_str().unwrap().split("; the reference build agrees").next().unwrap().to_string();
             (r["id"].as_str().unwrap().to_string(), (d["op_index"].as_u64(), d["candidate"].as_str().map(String::from), summary))
         })
-        .collect()
+        .collect();
+    (failed, passed)
 }
 
 #[test]
@@ -87,10 +101,17 @@ fn every_served_fault_fails_on_the_same_histories_at_the_same_ops_as_in_process(
     for f in served {
         // A fault of one type's rules is run on that type's histories (others it cannot reach).
         let only = matches!(f.layer, Layer::Apply | Layer::Read).then_some(f.store_type);
-        let in_process = failures(&format!("native-fault:{}", f.name), only);
+        let (in_process, passed) = failures_among(&format!("native-fault:{}", f.name), only, None);
         assert!(!in_process.is_empty(), "{} fails some history in process", f.name);
+        // Served, over every history it fails in process and 12 it passes (the served runs are
+        // the slow half of this test): it must fail exactly those, at the same ops.
+        let mut ids: Vec<&str> = in_process.keys().map(String::as_str).collect();
+        ids.extend(passed.iter().step_by((passed.len() / 12).max(1)).take(12).map(String::as_str));
+        let filter = format!("{{{}}}", ids.join(","));
         let b = build_file(tmp.path(), f.name, &["--build", &format!("native-fault:{}", f.name)], 10_000);
-        assert_eq!(failures(&b, only), in_process, "{} over the protocol", f.name);
+        let (served, served_passed) = failures_among(&b, only, Some(&filter));
+        assert_eq!(served, in_process, "{} over the protocol", f.name);
+        assert_eq!(served_passed.len(), ids.len() - in_process.len(), "{}: the sampled passing histories ran", f.name);
     }
 }
 

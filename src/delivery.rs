@@ -144,15 +144,25 @@ pub fn receive_with(
 /// whether or not it is ready — witnessing runs once the whole batch is in
 /// ([`witness_pending`]).
 pub fn receive_floating(ints: &mut dyn Intentions, store_id: &Uuid, op: &Op, arrival: u64) -> Result<Arrival, HostError> {
-    let id = op_id(store_id, op);
-    if let Err(e) = op.validate() {
-        return Ok(Arrival::Refused(Rejection { op_id: id, kind: RejectKind::MalformedOp, reason: e.to_string() }));
-    }
-    if ints.get(&id)?.is_some() {
-        return Ok(Arrival::Redelivered(id));
-    }
+    let id = match admit(ints, store_id, op)? {
+        Ok(id) => id,
+        Err(arrival) => return Ok(arrival),
+    };
     ints.add_floating(&id, arrival, op)?;
     Ok(Arrival::Received { id, witnessed: vec![] })
+}
+
+/// The first two steps of receiving (§4.1): `op`'s id if it is to be received, else how its
+/// arrival ends — refused (not valid) or a redelivery.
+pub(crate) fn admit(ints: &mut dyn Intentions, store_id: &Uuid, op: &Op) -> Result<Result<OpId, Arrival>, HostError> {
+    let id = op_id(store_id, op);
+    if let Err(e) = op.validate() {
+        return Ok(Err(Arrival::Refused(Rejection { op_id: id, kind: RejectKind::MalformedOp, reason: e.to_string() })));
+    }
+    if ints.get(&id)?.is_some() {
+        return Ok(Err(Arrival::Redelivered(id)));
+    }
+    Ok(Ok(id))
 }
 
 /// Witnesses every ready floating op, in passes (§4.2): what a batch runs once after receiving.

@@ -27,8 +27,7 @@ use lattice_logic::HostError;
 use uuid::Uuid;
 
 use crate::delivery::{Arrival, Intentions, Status, Witnessed};
-use crate::kernel::{RejectKind, Rejection};
-use crate::op::{op_id, Op, OpId, ZERO_HASH};
+use crate::op::{Op, OpId, ZERO_HASH};
 
 /// The received ops, in memory. `known`, `witness_tips` and the waiter maps are only ever looked
 /// up, never iterated, so hash maps keep replay fast without touching determinism; `floating`,
@@ -90,13 +89,10 @@ impl MemIntentions {
     /// Receives `op` as `receive` does with no fault: refused, redelivered, or kept and then
     /// witnessed with what became ready.
     pub(crate) fn receive(&mut self, store_id: &Uuid, op: &Op, arrival: u64) -> Result<Arrival, HostError> {
-        let id = op_id(store_id, op);
-        if let Err(e) = op.validate() {
-            return Ok(Arrival::Refused(Rejection { op_id: id, kind: RejectKind::MalformedOp, reason: e.to_string() }));
-        }
-        if self.known.get(&id)?.is_some() {
-            return Ok(Arrival::Redelivered(id));
-        }
+        let id = match crate::delivery::admit(self, store_id, op)? {
+            Ok(id) => id,
+            Err(arrival) => return Ok(arrival),
+        };
         self.add_floating(&id, arrival, op)?;
         Ok(Arrival::Received { id, witnessed: self.witness_ready()? })
     }

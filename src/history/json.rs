@@ -126,8 +126,7 @@ impl State<'_> {
 
     /// Sends the queued ops, if any.
     fn flush<E: serde::de::Error>(&self) -> Result<(), E> {
-        let ops = std::mem::take(&mut self.batch.borrow_mut().0);
-        self.batch.borrow_mut().1 = 0;
+        let (ops, _) = std::mem::take(&mut *self.batch.borrow_mut());
         if ops.is_empty() {
             return Ok(());
         }

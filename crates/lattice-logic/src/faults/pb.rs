@@ -233,12 +233,7 @@ mod tests {
     fn op_groups(n: usize) -> Vec<u8> {
         let op = [&PUT_K_V[2..], &vec![0x2b; n], &vec![0x2c; n]].concat();
         let mut out = vec![0x0a];
-        let mut len = op.len();
-        while len >= 0x80 {
-            out.push((len as u8) | 0x80);
-            len >>= 7;
-        }
-        out.push(len as u8);
+        prost::encoding::encode_varint(op.len() as u64, &mut out);
         [out, op].concat()
     }
 

@@ -336,6 +336,18 @@ fn a_build_of_another_schema_is_refused_everywhere_naming_both() {
     assert!(m.stderr.contains(&format!("the store {} is `core:logstore` schema 1", store.display())), "{}", m.stderr);
 }
 
+/// `dir/corpus`, holding one `test:ids` history `name` of `n` ops (store id `id`): three authors
+/// taking turns, each op's payload its index and `1 2 3`.
+fn ids_corpus(dir: &Path, id: u128, name: &str, n: u64) -> PathBuf {
+    let corpus = dir.join("corpus");
+    let id = Uuid::from_u128(id);
+    let mut c = Chains::new(id);
+    let ops = (0..n).map(|i| c.next(author(1 + (i % 3) as u8), i + 1, vec![], vec![i as u8, 1, 2, 3]).0).collect();
+    let h = History { store_id: id, store_type: "test:ids".into(), schema_version: 1, provenance: None, delivery: Default::default(), ops };
+    lattice_conform::corpus::add_history(&corpus, name, &h).unwrap();
+    corpus
+}
+
 #[test]
 fn a_guest_keeping_state_between_calls_gets_a_fresh_instance_per_replay() {
     let tmp = tempfile::tempdir().unwrap();
@@ -343,12 +355,7 @@ fn a_guest_keeping_state_between_calls_gets_a_fresh_instance_per_replay() {
     let stateful = write(tmp.path(), "stateful.wasm", &guest("test:ids", 1, STATEFUL, ""));
     // A corpus of one 30-op history; the instance's 20th apply is op #19 of any fresh replay (an
     // instance reused from an earlier replay would reach it sooner).
-    let corpus = tmp.path().join("corpus");
-    let id = Uuid::from_u128(0x7374_6174);
-    let mut c = Chains::new(id);
-    let ops = (0..30u64).map(|i| c.next(author(1 + (i % 3) as u8), i + 1, vec![], vec![i as u8, 1, 2, 3]).0).collect();
-    let h = History { store_id: id, store_type: "test:ids".into(), schema_version: 1, provenance: None, delivery: Default::default(), ops };
-    lattice_conform::corpus::add_history(&corpus, "long", &h).unwrap();
+    let corpus = ids_corpus(tmp.path(), 0x7374_6174, "long", 30);
     let cx = tmp.path().join("cx.json");
     let args: Vec<OsString> = vec![
         "certify".into(),
@@ -443,12 +450,7 @@ fn certify_of_a_leaking_guest_stops_shrinking_at_the_replay_cap_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let good = write(tmp.path(), "good.wasm", &guest("test:ids", 1, PUT_ID, ""));
     let leaky = write(tmp.path(), "leaky.wasm", &guest("test:ids", 1, LEAK, ""));
-    let corpus = tmp.path().join("corpus");
-    let id = Uuid::from_u128(0x6c65_616b);
-    let mut c = Chains::new(id);
-    let ops = (0..100u64).map(|i| c.next(author(1 + (i % 3) as u8), i + 1, vec![], vec![i as u8, 1, 2, 3]).0).collect();
-    let h = History { store_id: id, store_type: "test:ids".into(), schema_version: 1, provenance: None, delivery: Default::default(), ops };
-    lattice_conform::corpus::add_history(&corpus, "leak", &h).unwrap();
+    let corpus = ids_corpus(tmp.path(), 0x6c65_616b, "leak", 100);
     let cx = tmp.path().join("cx.json");
     let args: Vec<OsString> = vec![
         "certify".into(),

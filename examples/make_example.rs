@@ -57,6 +57,7 @@ fn main() {
         schema_version: 1,
         provenance: None,
         delivery: Default::default(),
+        expect: Vec::new(),
         ops: b.ops,
     };
     print!("{}", history.to_json());

@@ -305,7 +305,7 @@ fn load_migration_golden(opts: &AdequacyOptions, m: &KvToV2, entry: &ManifestEnt
     let bad = |reason: String| AdequacyError::MigrationGolden { path: path.clone(), reason };
     if !path.exists() {
         return Err(bad(format!(
-            "missing migration golden for history `{}` (run `lattice-conform bless --migrations`, review, then `bless --migrations --accept`)",
+            "missing migration golden for history `{}` (run `lattice-conform bless`, review, then `bless --accept`)",
             entry.id()
         )));
     }

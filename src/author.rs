@@ -80,6 +80,98 @@ pub struct Intent {
     /// The replica restarts (closes and reopens from its files) before this op is delivered.
     #[serde(default)]
     pub restart: bool,
+    /// Reads a reader must see once this op has been delivered (docs/FORMAT.md §10.10): read
+    /// objects without `after`, which is this op's position.
+    #[serde(default)]
+    pub expect: Vec<crate::expect::Read>,
+}
+
+/// The expected-read flags of `history add`, each naming a key (or the log); [`ExpectFlags::reads`]
+/// merges them into one read per key, keys in the order the flags below are listed.
+#[derive(Clone, Debug, Default)]
+pub struct ExpectFlags {
+    /// `KEY=VALUE`: the value read.
+    pub value: Vec<String>,
+    /// `KEY`: no value (no row, a tombstone, a removed key).
+    pub no_value: Vec<String>,
+    /// `KEY`: no row a reader sees.
+    pub absent: Vec<String>,
+    /// `KEY`: a tombstone (core:kvstore).
+    pub tombstone: Vec<String>,
+    /// `KEY`: more than one head (core:kvstore).
+    pub conflicted: Vec<String>,
+    /// `KEY`: one head at most (core:kvstore).
+    pub not_conflicted: Vec<String>,
+    /// `KEY=N`: the number of heads (core:kvstore).
+    pub heads: Vec<String>,
+    /// `KEY=N`: the conflict counter (core:kvstore-v2).
+    pub conflicts: Vec<String>,
+    /// The whole log, entry by entry (core:logstore).
+    pub log: Vec<String>,
+    /// The number of log entries (core:logstore).
+    pub entries: Option<u64>,
+}
+
+impl ExpectFlags {
+    /// The reads the flags ask for; a key given two different answers for one field is an error.
+    pub fn reads(&self) -> Result<Vec<crate::expect::Read>, String> {
+        use crate::expect::Read;
+        /// The read of `key` (the same bytes however written), added when new.
+        fn slot<'a>(reads: &'a mut Vec<Read>, flag: &str, key: &str) -> Result<&'a mut Read, String> {
+            let want = crate::expect::bytes(key).map_err(|e| format!("{flag} {key}: {e}"))?;
+            let same = |r: &Read| r.key.as_deref().and_then(|k| crate::expect::bytes(k).ok()).as_deref() == Some(&want[..]);
+            let i = match reads.iter().position(same) {
+                Some(i) => i,
+                None => {
+                    reads.push(Read { key: Some(key.to_string()), ..Read::default() });
+                    reads.len() - 1
+                }
+            };
+            Ok(&mut reads[i])
+        }
+        fn put<T: PartialEq + std::fmt::Debug>(slot: &mut Option<T>, v: T, flag: &str, key: &str) -> Result<(), String> {
+            match slot {
+                Some(old) if *old != v => Err(format!("{flag} {key}: the key is already expected to read {old:?} there")),
+                _ => {
+                    *slot = Some(v);
+                    Ok(())
+                }
+            }
+        }
+        fn split<'s>(flag: &str, spec: &'s str) -> Result<(&'s str, &'s str), String> {
+            spec.split_once('=').ok_or_else(|| format!("{flag} `{spec}`: expected KEY=…"))
+        }
+        let mut reads: Vec<Read> = Vec::new();
+        for spec in &self.value {
+            let (k, v) = split("--expect", spec)?;
+            put(&mut slot(&mut reads, "--expect", k)?.value, Some(v.to_string()), "--expect", k)?;
+        }
+        type Apply = fn(&mut Read, &str, &str) -> Result<(), String>;
+        let keyed: [(&str, &Vec<String>, Apply); 5] = [
+            ("--expect-no-value", &self.no_value, |r, f, k| put(&mut r.value, None, f, k)),
+            ("--expect-absent", &self.absent, |r, f, k| put(&mut r.exists, false, f, k)),
+            ("--expect-tombstone", &self.tombstone, |r, f, k| put(&mut r.tombstone, true, f, k)),
+            ("--expect-conflicted", &self.conflicted, |r, f, k| put(&mut r.conflicted, true, f, k)),
+            ("--expect-not-conflicted", &self.not_conflicted, |r, f, k| put(&mut r.conflicted, false, f, k)),
+        ];
+        for (flag, keys, apply) in keyed {
+            for k in keys {
+                apply(slot(&mut reads, flag, k)?, flag, k)?;
+            }
+        }
+        for (flag, specs) in [("--expect-heads", &self.heads), ("--expect-conflicts", &self.conflicts)] {
+            for spec in specs {
+                let (k, n) = split(flag, spec)?;
+                let n: u32 = n.parse().map_err(|_| format!("{flag} `{spec}`: `{n}` is not a whole number"))?;
+                let r = slot(&mut reads, flag, k)?;
+                put(if flag == "--expect-heads" { &mut r.heads } else { &mut r.conflicts }, n, flag, k)?;
+            }
+        }
+        if !self.log.is_empty() || self.entries.is_some() {
+            reads.push(Read { log: (!self.log.is_empty()).then(|| self.log.clone()), entries: self.entries, ..Read::default() });
+        }
+        Ok(reads)
+    }
 }
 
 /// A script of intents (`history build`).
@@ -132,6 +224,7 @@ pub fn empty(store_type: &str, store_id: Uuid) -> Result<History, AuthorError> {
         schema_version: 1,
         provenance: None,
         delivery: Default::default(),
+        expect: Vec::new(),
         ops: vec![],
     })
 }
@@ -184,11 +277,21 @@ impl Authoring {
         op.validate().map_err(|e| format!("the op is not valid: {e}"))?;
         let id = op_id(&self.history.store_id, &op);
         let delivery = self.planned(intent)?;
+        let after = self.history.ops.len() as u64 + 1;
+        let mut expect = self.history.expect.clone();
+        for (i, e) in intent.expect.iter().enumerate() {
+            if e.after.is_some() {
+                return Err(format!("expect[{i}]: `after` is implied (the reads are taken after this op)"));
+            }
+            e.check_shape(&self.history.store_type).map_err(|why| format!("expect[{i}]: {why}"))?;
+            expect.push(crate::expect::Read { after: Some(after), ..e.canonical() });
+        }
         if let Some(r) = &mut self.replay {
             r.deliver(&op);
         }
         self.history.ops.push(op.clone());
         self.history.delivery = delivery;
+        self.history.expect = expect;
         Ok((id, op))
     }
 

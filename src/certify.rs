@@ -234,7 +234,10 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
         let id = source.rsplit_once(": ").map_or(source.as_str(), |(_, id)| id);
         crate::converge::orders(h, id, opts.orders, opts.seed).into_iter().enumerate().map(move |(k, order)| {
             let ops = order.iter().map(|&i| h.ops[i].clone()).collect();
-            (format!("{source} in delivery order {k}"), History { ops, provenance: None, delivery: Default::default(), ..h.clone() })
+            (
+                format!("{source} in delivery order {k}"),
+                History { ops, provenance: None, delivery: Default::default(), expect: Vec::new(), ..h.clone() },
+            )
         })
     });
     for (source, h) in reordered.chain((0..opts.cases).filter_map(|i| generated_case(opts, &histories, i))) {
@@ -688,6 +691,7 @@ fn load_prefix(dir: &Path, entry: &ManifestEntry, n: u64) -> Result<History, Cer
         schema_version: header.schema_version,
         provenance: None,
         delivery: header.delivery.clamped(ops.len() as u64),
+        expect: Vec::new(),
         ops,
     })
 }
@@ -939,6 +943,7 @@ mod tests {
             schema_version: 1,
             provenance: None,
             delivery: Default::default(),
+            expect: Vec::new(),
             ops: vec![a, b.clone(), b, c],
         }
     }

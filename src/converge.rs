@@ -421,6 +421,7 @@ pub fn counterexample_histories(h: &History, c: &Counterexample) -> (History, Hi
         // Orders deliver every op on its own: a batch or restart plan names positions of the
         // history's own order.
         delivery: Default::default(),
+        expect: Vec::new(),
         ops: order.iter().map(|i| ops[i].clone()).collect(),
     };
     (make(&c.order_a), make(&c.order_b))
@@ -650,6 +651,7 @@ mod tests {
             schema_version: 1,
             provenance: None,
             delivery: Default::default(),
+            expect: Vec::new(),
             ops: vec![filler, a, b, c],
         };
         let logic = kv_replicas();
@@ -680,6 +682,7 @@ mod tests {
             schema_version: 1,
             provenance: None,
             delivery: Default::default(),
+            expect: Vec::new(),
             ops,
         };
         let logic = kv_replicas();
@@ -704,6 +707,7 @@ mod tests {
             schema_version: 1,
             provenance: None,
             delivery: Default::default(),
+            expect: Vec::new(),
             ops: vec![a1, a2, b1],
         };
         let mut r = rng(5, "x");

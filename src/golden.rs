@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::{self, CorpusError, ManifestEntry};
+use crate::expect::{Read, Unmet};
 use crate::history::History;
 use crate::kernel::RejectKind;
 use crate::replay::{HostFaults, MemStore};
@@ -22,7 +23,7 @@ use crate::store::Logic;
 /// Deliveries between two checkpoints.
 pub const CHECKPOINT_INTERVAL: u64 = 64;
 const GOLDEN_TAG: &str = "lattice-conform/golden";
-const GOLDEN_VERSION: u32 = 3;
+const GOLDEN_VERSION: u32 = 4;
 /// Suffix of a golden waiting for review.
 pub const PENDING_SUFFIX: &str = ".pending";
 
@@ -57,6 +58,11 @@ pub struct Golden {
     pub final_state_hash: String,
     /// What readers see at the end (docs/FORMAT.md, "Observed state").
     pub final_observed_hash: String,
+    /// What a reader sees at the end, key by key (or the whole log), for a small end state
+    /// (docs/FORMAT.md §12.2); written by `bless` for review, not compared by `verify` (the
+    /// observed hash covers it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reads: Option<Vec<Read>>,
 }
 
 /// The op at which projection stalled (by arrival index) and why.
@@ -94,7 +100,7 @@ pub enum GoldenError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: missing migration golden for history `{history}` (run `lattice-conform bless --migrations`, review, then `bless --migrations --accept`)")]
+    #[error("{path}: missing migration golden for history `{history}` (run `lattice-conform bless`, review, then `bless --accept`)")]
     MissingMigration { path: PathBuf, history: String },
     #[error("pattern `{pattern}` matches no pending golden (pending: {pending})")]
     NoPendingMatch { pattern: String, pending: String },
@@ -119,7 +125,8 @@ pub fn compute_with(history: &History, logic: Logic, faults: HostFaults, entry: 
     compute_streamed(&history.header(), history.ops.iter().cloned(), logic, faults, entry)
 }
 
-/// [`compute_with`] over ops as they are read (a history stream), holding none of them.
+/// [`compute_with`] over ops as they are read (a history stream), holding none of them; with the
+/// end state's reads (§12.2), as `bless` writes it.
 pub fn compute_streamed(
     header: &crate::history::Header,
     ops: impl Iterator<Item = crate::op::Op>,
@@ -127,8 +134,25 @@ pub fn compute_streamed(
     faults: HostFaults,
     entry: &ManifestEntry,
 ) -> Golden {
+    compute_checked(header, ops, logic, faults, entry).golden
+}
+
+/// A golden and the history's expectations (§10.10) the run did not meet.
+pub struct Computed {
+    pub golden: Golden,
+    pub unmet: Vec<Unmet>,
+}
+
+/// [`compute_streamed`] that also checks the history's expected reads.
+pub fn compute_checked(
+    header: &crate::history::Header,
+    ops: impl Iterator<Item = crate::op::Op>,
+    logic: Logic,
+    faults: HostFaults,
+    entry: &ManifestEntry,
+) -> Computed {
     let mut store = MemStore::new(header.identity(), logic).with_faults(faults);
-    compute_on(header, ops, &mut store, entry).expect("an in-memory replica never fails")
+    compute_expecting(header, ops, &mut store, entry, true).expect("an in-memory replica never fails")
 }
 
 /// The golden of the ops delivered to `replica` (any build: in memory, or an outside process
@@ -139,7 +163,22 @@ pub fn compute_on(
     store: &mut dyn Replica,
     entry: &ManifestEntry,
 ) -> Result<Golden, ReplicaError> {
-    let (cps, done) = crate::replica::run_plan(store, ops, &header.delivery, CHECKPOINT_INTERVAL)?;
+    compute_expecting(header, ops, store, entry, false).map(|c| c.golden)
+}
+
+/// [`compute_on`] that also reads the history's expectations at their points, and, with
+/// `reads`, the end state's reads when the history is small (§12.2).
+pub fn compute_expecting(
+    header: &crate::history::Header,
+    ops: impl Iterator<Item = crate::op::Op>,
+    store: &mut dyn Replica,
+    entry: &ManifestEntry,
+    reads: bool,
+) -> Result<Computed, ReplicaError> {
+    let mut unmet = Vec::new();
+    let stops = crate::expect::stops(&header.expect);
+    let mut at_stop = |r: &mut dyn Replica, at: u64| check_expected(&header.store_type, &header.expect, at, r, &mut unmet);
+    let (cps, done) = crate::replica::run_plan_stopping(store, ops, &header.delivery, CHECKPOINT_INTERVAL, &stops, &mut at_stop)?;
     let checkpoints = cps
         .into_iter()
         .map(|(after_ops, state, observed)| Checkpoint { after_ops, state_hash: state.to_string(), observed_hash: observed.to_string() })
@@ -147,8 +186,12 @@ pub fn compute_on(
     let observed = store.observed_hash()?.to_string();
     let state_hash = store.state_hash()?.to_string();
     let (counts, stall, floating) = (store.counts(), store.stall(), store.floating()?);
+    let reads = match reads && done <= crate::expect::GOLDEN_READS_MAX_OPS {
+        true => crate::expect::reads_of(&header.store_type, &store.views()?),
+        false => None,
+    };
     store.finish()?;
-    Ok(Golden {
+    let golden = Golden {
         format: GOLDEN_TAG.into(),
         format_version: GOLDEN_VERSION,
         history: entry.id(),
@@ -166,7 +209,33 @@ pub fn compute_on(
         checkpoints,
         final_state_hash: state_hash,
         final_observed_hash: observed,
-    })
+        reads,
+    };
+    Ok(Computed { golden, unmet })
+}
+
+/// The history's expectations read from `replica` at their points: called by the plan runner
+/// each time `at` ops have been delivered and some expectation reads there.
+fn check_expected(
+    store_type: &str,
+    expect: &[Read],
+    at: u64,
+    replica: &mut dyn Replica,
+    unmet: &mut Vec<Unmet>,
+) -> Result<(), ReplicaError> {
+    let due: Vec<(usize, &Read)> = expect.iter().enumerate().filter(|(_, e)| e.after == Some(at)).collect();
+    if due.is_empty() {
+        return Ok(());
+    }
+    let views = replica.views()?;
+    for (index, e) in due {
+        let differences = crate::expect::check(store_type, e, &views);
+        if !differences.is_empty() {
+            let expected = Read { after: None, ..e.clone() }.describe();
+            unmet.push(Unmet { index: index as u64, after: at, expected, differences });
+        }
+    }
+    Ok(())
 }
 
 /// Path of the accepted golden of a corpus entry under `golden_dir`: the entry's path with a
@@ -247,7 +316,10 @@ pub fn bless_one(golden_dir: &Path, entry: &ManifestEntry, golden: &Golden) -> R
     let accepted = path_for(golden_dir, entry);
     let (action, replaced) = bless_text(&accepted, &to_text(golden))?;
     let detail = match (action, replaced) {
-        (BlessAction::New, _) => vec![summary(golden)],
+        (BlessAction::New, _) => {
+            let reads = golden.reads.iter().flatten().map(|r| format!("reads {}", r.describe()));
+            reads.chain([summary(golden)]).collect()
+        }
         (BlessAction::Changed, Some(text)) => match parse(&text, &accepted) {
             Ok(old) => diff_lines(&old, golden),
             Err(e) => vec![format!("the accepted golden does not load ({e}); the pending one replaces it whole"), summary(golden)],
@@ -298,7 +370,11 @@ fn short(hash: &str) -> &str {
 /// The review of a changed golden: one line per field that differs, old → new, and where the
 /// checkpoints say so, the span of ops in which the state first differs.
 pub fn diff_lines(old: &Golden, new: &Golden) -> Vec<String> {
-    let mut out = Vec::new();
+    // What a reader sees first (small end states only), then the hashes.
+    let mut out = match (&old.reads, &new.reads) {
+        (None, None) => Vec::new(),
+        (o, n) => crate::expect::diff_reads(o.as_deref(), n.as_deref()),
+    };
     if old.history_blake3 != new.history_blake3 {
         out.push(format!("history: {} → {} (the history file changed)", short(&old.history_blake3), short(&new.history_blake3)));
     }
@@ -409,29 +485,55 @@ pub fn bless_all(
     registry: &crate::registry::Registry,
 ) -> Result<Vec<Blessed>, BlessError> {
     let manifest = corpus::Manifest::load(corpus_dir, false)?;
-    let mut out = Vec::new();
     let selected: Vec<&ManifestEntry> = manifest.files.iter().filter(|e| store_type.is_none_or(|t| t == e.store_type)).collect();
     let bar = crate::progress::bar("bless", selected.len() as u64, "histories");
+    // Every golden is computed before any is written: a history whose expected reads the
+    // reference build contradicts refuses the whole bless.
+    let mut computed = Vec::with_capacity(selected.len());
+    let mut contradicted = Vec::new();
     for entry in selected {
-        out.push(bless_entry(corpus_dir, golden_dir, entry, registry)?);
+        let c = compute_entry(corpus_dir, entry, registry)?;
+        if !c.unmet.is_empty() {
+            contradicted.push((entry.id(), c.unmet));
+        } else {
+            computed.push((entry, c.golden));
+        }
         bar.inc(1);
+    }
+    if !contradicted.is_empty() {
+        return Err(BlessError::Contradicted(contradicted));
+    }
+    let mut out = Vec::with_capacity(computed.len());
+    for (entry, golden) in computed {
+        out.push(bless_one(golden_dir, entry, &golden)?);
     }
     Ok(out)
 }
 
-/// Computes the golden of one listed history and writes it as pending when new or changed.
+/// The reference build's golden of one listed history, with the history's expected reads it
+/// does not meet.
+fn compute_entry(corpus_dir: &Path, entry: &ManifestEntry, registry: &crate::registry::Registry) -> Result<Computed, BlessError> {
+    let mut stream = corpus::open_checked(corpus_dir, entry)?;
+    let header = stream.header().clone();
+    let logic = registry.resolve(&header.identity())?;
+    let computed = compute_checked(&header, stream.ops(), logic, HostFaults::default(), entry);
+    stream.finish()?;
+    Ok(computed)
+}
+
+/// Computes the golden of one listed history and writes it as pending when new or changed;
+/// refused, writing nothing, when the reference build contradicts the history's expected reads.
 pub fn bless_entry(
     corpus_dir: &Path,
     golden_dir: &Path,
     entry: &ManifestEntry,
     registry: &crate::registry::Registry,
 ) -> Result<Blessed, BlessError> {
-    let mut stream = corpus::open_checked(corpus_dir, entry)?;
-    let header = stream.header().clone();
-    let logic = registry.resolve(&header.identity())?;
-    let golden = compute_streamed(&header, stream.ops(), logic, HostFaults::default(), entry);
-    stream.finish()?;
-    Ok(bless_one(golden_dir, entry, &golden)?)
+    let c = compute_entry(corpus_dir, entry, registry)?;
+    if !c.unmet.is_empty() {
+        return Err(BlessError::Contradicted(vec![(entry.id(), c.unmet)]));
+    }
+    Ok(bless_one(golden_dir, entry, &c.golden)?)
 }
 
 /// What `bless --accept` / `bless --reject` does to a pending golden.
@@ -648,6 +750,24 @@ pub enum BlessError {
     /// (The registry's error is part of the message, not a source, so it is said once.)
     #[error("{path}: {reason}")]
     Header { path: PathBuf, reason: crate::registry::RegistryError },
+    /// Histories whose expected reads (docs/FORMAT.md §10.10) the reference build does not meet.
+    #[error("{}", contradicted_text(.0))]
+    Contradicted(Vec<(String, Vec<Unmet>)>),
+}
+
+fn contradicted_text(c: &[(String, Vec<Unmet>)]) -> String {
+    let mut lines = vec![format!(
+        "refused: the reference build contradicts the expected reads of {} histor{}, so its golden{} would record a mistake; nothing written (fix the build, or the expectation if it is wrong)",
+        c.len(),
+        if c.len() == 1 { "y" } else { "ies" },
+        if c.len() == 1 { "" } else { "s" }
+    )];
+    for (id, unmet) in c {
+        for u in unmet {
+            lines.push(format!("  {id}: {u}"));
+        }
+    }
+    lines.join("\n")
 }
 
 impl From<crate::migrate::MigrationGoldenError> for BlessError {
@@ -728,6 +848,7 @@ mod tests {
             checkpoints,
             final_state_hash: hashes[hashes.len() - 1].repeat(64),
             final_observed_hash: "0".repeat(64),
+            reads: None,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod decode;
 pub mod delivery;
 pub mod diff;
 pub mod exit;
+pub mod expect;
 pub mod fault;
 pub mod golden;
 #[doc(hidden)]

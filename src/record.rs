@@ -110,7 +110,7 @@ pub const CORPUS_JSON_MAX_OPS: u64 = 100_000;
 /// `record --corpus`: [`record_to`] into the corpus at `corpus_dir` as `name` (in `form`, default
 /// JSON up to [`CORPUS_JSON_MAX_OPS`] ops and binary above), listed in its manifest, with its
 /// goldens written as *pending* (the history's and, when a migration starts from its type, the
-/// migration's) for review with `bless --accept` / `bless --migrations --accept`.
+/// migration's) for review with `bless --accept`.
 pub fn record_to_corpus(
     dir: &Path,
     registry: &Registry,

@@ -105,9 +105,27 @@ pub fn run_plan(
     plan: &crate::history::Delivery,
     every: u64,
 ) -> Result<(Vec<Checkpoint>, u64), ReplicaError> {
+    run_plan_stopping(replica, ops, plan, every, &[], &mut |_, _| Ok(()))
+}
+
+/// [`run_plan`] that also calls `at_stop(replica, n)` when `n` ops have been delivered, for each
+/// `n` in `stops` (ascending): before the restarts due there, and never inside a batch (a stop
+/// there is taken when the batch ends). The expected reads of a history are read this way.
+pub fn run_plan_stopping(
+    replica: &mut dyn Replica,
+    ops: impl Iterator<Item = Op>,
+    plan: &crate::history::Delivery,
+    every: u64,
+    stops: &[u64],
+    at_stop: &mut dyn FnMut(&mut dyn Replica, u64) -> Result<(), ReplicaError>,
+) -> Result<(Vec<Checkpoint>, u64), ReplicaError> {
     let mut ops = ops.peekable();
     let (mut walk, mut at, mut checkpoints) = (plan.walk(), 0u64, Vec::new());
+    let mut stops = stops.iter().copied().peekable();
     loop {
+        while stops.next_if(|s| *s <= at).is_some() {
+            at_stop(replica, at)?;
+        }
         match walk.next(at) {
             Step::Restart => replica.restart()?,
             _ if ops.peek().is_none() => return Ok((checkpoints, at)),
@@ -120,6 +138,7 @@ pub fn run_plan(
                 }
             }
             Step::Each { until } => {
+                let until = [until, stops.peek().copied()].into_iter().flatten().min();
                 let room = until.map_or(DELIVER_CHUNK as u64, |m| (m - at).min(DELIVER_CHUNK as u64));
                 let chunk: Vec<Op> = ops.by_ref().take(room as usize).collect();
                 checkpoints.extend(replica.deliver_checkpointed(&chunk, every)?);

@@ -74,6 +74,17 @@ fn failure_text(out: &mut String, r: &crate::verify::HistoryResult, f: &crate::v
     if let Some(d) = &f.divergence {
         divergence_text(out, d);
     }
+    unmet_text(out, &f.expectations);
+}
+
+/// One line per expected read a build missed (docs/FORMAT.md §10.10).
+fn unmet_text(out: &mut String, unmet: &[crate::expect::Unmet]) {
+    for u in unmet {
+        writeln!(out, "  expected after {} ops (expect[{}]): {}", u.after, u.index, u.expected).unwrap();
+        for d in &u.differences {
+            writeln!(out, "    {d}").unwrap();
+        }
+    }
 }
 
 fn convergence_text(out: &mut String, c: &crate::converge::Summary) {
@@ -249,6 +260,7 @@ fn testcase(out: &mut String, r: &HistoryResult, time: &str) {
             if let Some(d) = &f.divergence {
                 divergence_text(&mut body, d);
             }
+            unmet_text(&mut body, &f.expectations);
             writeln!(out, ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>", xml(&f.summary), xml(&body)).unwrap();
         }
     }

@@ -487,6 +487,7 @@ pub fn generate(scenario: &Scenario, seed: u64, index: u32, ops: u32) -> History
             schema_version: 1,
             provenance: Some(provenance),
             delivery,
+            expect: Vec::new(),
             ops,
         };
     }
@@ -499,6 +500,7 @@ pub fn generate(scenario: &Scenario, seed: u64, index: u32, ops: u32) -> History
         schema_version: 1,
         provenance: Some(provenance),
         delivery: Default::default(),
+        expect: Vec::new(),
         ops,
     }
 }

@@ -126,6 +126,29 @@ pub struct Expect {
     pub floating: Option<Vec<String>>,
 }
 
+impl Expect {
+    /// The part of this read a reader sees (docs/FORMAT.md §10.10), as the history's expected
+    /// read after its last op: the key's value, existence, tombstone, conflict and head count, or
+    /// the log. The head order, the stall and the floating set are not reads; the test suite
+    /// checks them ([`check`]). `None` when nothing is left.
+    pub fn as_read(&self, after: u64) -> Option<crate::expect::Read> {
+        let canon = |t: &String| bytes(t).map(|b| crate::expect::text(&b)).unwrap_or_else(|_| t.clone());
+        let read = crate::expect::Read {
+            after: Some(after),
+            key: self.get.as_ref().map(canon),
+            exists: self.get.as_ref().and(self.exists),
+            value: self.get.as_ref().and(self.value.as_ref()).map(|v| v.as_ref().map(canon)),
+            tombstone: self.get.as_ref().and(self.tombstone),
+            conflicted: self.get.as_ref().and(self.conflicted),
+            heads: self.get.as_ref().and(self.heads.as_ref()).map(|h| h.len() as u32),
+            log: self.log.as_ref().map(|l| l.iter().map(canon).collect()),
+            ..crate::expect::Read::default()
+        };
+        let checks = crate::expect::Read { after: None, key: None, ..read.clone() } != crate::expect::Read::default();
+        checks.then_some(read)
+    }
+}
+
 /// `Some(x)` for a field that is present, even as `null`.
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
@@ -216,12 +239,14 @@ impl Scenario {
             ops: delivered.len() as u32,
             tags: vec!["lattice-test".to_string()],
         };
+        let after = delivered.len() as u64;
         let history = History {
             store_id,
             store_type: self.store_type.clone(),
             schema_version: 1,
             provenance: Some(provenance),
             delivery: Default::default(),
+            expect: self.expect.iter().filter_map(|e| e.as_read(after)).collect(),
             ops: delivered,
         };
         let labels = ids.into_iter().map(|(label, id)| (id, label.to_string())).collect();
@@ -290,13 +315,7 @@ pub fn missing_id(name: &str) -> OpId {
     *h.finalize().as_bytes()
 }
 
-/// Text as bytes: `hex:` followed by hex digits, or the UTF-8 text itself.
-pub fn bytes(text: &str) -> Result<Vec<u8>, String> {
-    match text.strip_prefix("hex:") {
-        Some(h) => hex::decode(h).map_err(|e| format!("`{text}`: {e}")),
-        None => Ok(text.as_bytes().to_vec()),
-    }
-}
+pub use crate::expect::bytes;
 
 /// Every scenario's history with its name, in file order.
 pub fn histories(file: &TestFile) -> Vec<(String, History)> {

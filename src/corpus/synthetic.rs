@@ -82,6 +82,7 @@ pub fn write_history(
             tags: vec!["synthetic".to_string()],
         }),
         delivery: Default::default(),
+        expect: Vec::new(),
     };
     let mut w = crate::history::HistoryWriter::create(path, form, &header, u64::from(n))?;
     for op in ops(u64::from(n), kind, id) {

@@ -14,7 +14,7 @@ use crate::op::Op;
 /// starts this way), `LCH`, CR LF, ^Z, LF (so line-ending conversion or a text-mode copy shows).
 pub const MAGIC: [u8; 8] = [0x89, b'L', b'C', b'H', 0x0D, 0x0A, 0x1A, 0x0A];
 /// The binary history format version this build reads and writes.
-pub const BINARY_VERSION: u32 = 2;
+pub const BINARY_VERSION: u32 = 3;
 /// The largest header body a reader accepts.
 pub const MAX_HEADER: u32 = 1 << 20;
 /// The shortest canonical op encoding (no deps, empty payload).
@@ -35,10 +35,16 @@ pub(super) fn header_bytes(header: &Header, ops: u64) -> Vec<u8> {
     body.extend_from_slice(header.store_type.as_bytes());
     body.extend_from_slice(&(prov.len() as u32).to_le_bytes());
     body.extend_from_slice(&prov);
-    // Version 2 adds the delivery plan after the provenance; a history without one stays version 1.
-    let version = super::version_for(&header.delivery);
-    if version == 2 {
+    // Version 2 adds the delivery plan after the provenance, version 3 the expected reads after
+    // the plan (then always written, possibly empty); a history without either stays version 1.
+    let version = super::version_for(&header.delivery, &header.expect);
+    if version >= 2 {
         body.extend_from_slice(&header.delivery.to_bytes());
+    }
+    if version >= 3 {
+        let expect = serde_json::to_vec(&header.expect).expect("reads serialize");
+        body.extend_from_slice(&(expect.len() as u32).to_le_bytes());
+        body.extend_from_slice(&expect);
     }
     let mut out = Vec::with_capacity(PREAMBLE as usize + body.len());
     out.extend_from_slice(&MAGIC);
@@ -284,17 +290,36 @@ fn parse_header(b: &[u8], version: u32) -> Result<(Header, u64), (usize, String)
         if let Err(e) = d.check_len(ops) {
             return Err((at, e));
         }
-        if d.is_plain() {
+        if d.is_plain() && version == 2 {
             return Err((at, "a version-2 header with an empty delivery plan (write version 1)".into()));
         }
         delivery = d;
         at += used;
     }
+    let mut expect = Vec::new();
+    if version >= 3 {
+        let len_at = at;
+        let len = b.get(at..at + 4).ok_or_else(|| (at, "ends inside the expected reads' length".to_string()))?;
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        at += 4;
+        let text = b.get(at..at + len).ok_or_else(|| (len_at, format!("the expected reads ({len} bytes) run past the header")))?;
+        expect = serde_json::from_slice::<Vec<super::ExpectedRead>>(text)
+            .map_err(|e| (at, format!("the expected reads are not the JSON array of §10.10: {e}")))?;
+        if expect.is_empty() {
+            return Err((len_at, "a version-3 header with no expected reads (write version 1 or 2)".into()));
+        }
+        crate::expect::check_list(&expect, &store_type, &delivery.batch_ranges(), Some(ops)).map_err(|e| (at, e))?;
+        at += len;
+    }
     if at != b.len() {
-        let after = if version >= 2 { "the delivery plan" } else { "the provenance" };
+        let after = match version {
+            1 => "the provenance",
+            2 => "the delivery plan",
+            _ => "the expected reads",
+        };
         return Err((at, format!("{} bytes follow {after} inside the header", b.len() - at)));
     }
-    Ok((Header { store_id, store_type, schema_version, provenance, delivery }, ops))
+    Ok((Header { store_id, store_type, schema_version, provenance, delivery, expect }, ops))
 }
 
 #[cfg(test)]

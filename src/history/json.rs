@@ -137,7 +137,8 @@ impl State<'_> {
     }
 }
 
-const FIELDS: &[&str] = &["format", "format_version", "store_id", "store_type", "schema_version", "provenance", "delivery", "ops"];
+const FIELDS: &[&str] =
+    &["format", "format_version", "store_id", "store_type", "schema_version", "provenance", "delivery", "expect", "ops"];
 
 struct FileSeed<'a> {
     state: &'a State<'a>,
@@ -163,6 +164,7 @@ struct Seen {
     schema_version: Option<u64>,
     provenance: Option<Option<Provenance>>,
     delivery: Option<super::Delivery>,
+    expect: Option<Vec<super::ExpectedRead>>,
     ops: bool,
     /// The first unknown field, when it came before `format_version` (then a newer version wins).
     unknown: Option<String>,
@@ -176,6 +178,7 @@ impl Seen {
             schema_version: self.schema_version?,
             provenance: self.provenance.clone().flatten(),
             delivery: self.delivery.clone().unwrap_or_default(),
+            expect: self.expect.clone().unwrap_or_default(),
         })
     }
 }
@@ -231,16 +234,36 @@ impl<'de> Visitor<'de> for FileVisitor<'_> {
                     if seen.ops {
                         return Err(st.fail(HistoryError::BadDelivery { path, reason: "`delivery` must come before `ops`".into() }));
                     }
-                    if seen.version != Some(2) {
+                    if seen.version.is_none_or(|v| v < 2) {
                         return Err(st.fail(HistoryError::BadDelivery {
                             path,
-                            reason: "`delivery` needs \"format_version\": 2 (given before it)".into(),
+                            reason: "`delivery` needs \"format_version\": 2 or later (given before it)".into(),
                         }));
                     }
                     if let Err(reason) = d.check() {
                         return Err(st.fail(HistoryError::BadDelivery { path, reason }));
                     }
                     set(&mut seen.delivery, d, "delivery")?;
+                }
+                "expect" => {
+                    let e: Vec<super::ExpectedRead> = map.next_value()?;
+                    if seen.ops {
+                        return Err(st.fail(HistoryError::BadExpect { path, reason: "`expect` must come before `ops`".into() }));
+                    }
+                    if seen.version.is_none_or(|v| v < 3) {
+                        return Err(st.fail(HistoryError::BadExpect {
+                            path,
+                            reason: "`expect` needs \"format_version\": 3 (given before it)".into(),
+                        }));
+                    }
+                    // Checked again, whole, when the ops have been read (`OpStream::finish`).
+                    if let Some(ty) = &seen.store_type {
+                        let batches = seen.delivery.as_ref().map(super::Delivery::batch_ranges).unwrap_or_default();
+                        if let Err(reason) = crate::expect::check_list(&e, ty, &batches, None) {
+                            return Err(st.fail(HistoryError::BadExpect { path, reason }));
+                        }
+                    }
+                    set(&mut seen.expect, e, "expect")?;
                 }
                 "provenance" => {
                     let p: Option<Provenance> = map.next_value()?;
@@ -354,6 +377,8 @@ struct HeaderJson<'a> {
     provenance: Option<&'a Provenance>,
     #[serde(skip_serializing_if = "super::Delivery::is_plain")]
     delivery: &'a super::Delivery,
+    #[serde(skip_serializing_if = "<[super::ExpectedRead]>::is_empty")]
+    expect: &'a [super::ExpectedRead],
     ops: [u8; 0],
 }
 
@@ -391,12 +416,13 @@ impl JsonSink {
 fn head_text(header: &Header) -> String {
     let h = HeaderJson {
         format: FORMAT_TAG,
-        format_version: super::version_for(&header.delivery),
+        format_version: super::version_for(&header.delivery, &header.expect),
         store_id: header.store_id,
         store_type: &header.store_type,
         schema_version: header.schema_version,
         provenance: header.provenance.as_ref(),
         delivery: &header.delivery,
+        expect: &header.expect,
         ops: [],
     };
     let text = serde_json::to_string_pretty(&h).expect("a header always serializes");

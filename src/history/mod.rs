@@ -26,18 +26,22 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::expect::Read as ExpectedRead;
 use crate::op::{op_id, Hlc, Op, OpId};
 use crate::store::StoreIdentity;
 
 /// The `format` tag every history file carries.
 pub const FORMAT_TAG: &str = "lattice-conform/history";
 /// The newest history format version this build reads and writes: 2 adds the delivery plan
-/// (§10.9). A history without one is written as version 1, so its bytes stay what they were.
-pub const FORMAT_VERSION: u32 = 2;
+/// (§10.9), 3 the expected reads (§10.10). A history is written in the oldest version that holds
+/// it, so a history without either keeps the bytes it had.
+pub const FORMAT_VERSION: u32 = 3;
 
-/// The version a history with this plan is written in.
-pub fn version_for(delivery: &Delivery) -> u32 {
-    if delivery.is_plain() {
+/// The version a history with this plan and these expectations is written in.
+pub fn version_for(delivery: &Delivery, expect: &[ExpectedRead]) -> u32 {
+    if !expect.is_empty() {
+        3
+    } else if delivery.is_plain() {
         1
     } else {
         2
@@ -54,6 +58,8 @@ pub struct History {
     pub provenance: Option<Provenance>,
     /// Batches and restarts (§10.9); empty: every op delivered on its own.
     pub delivery: Delivery,
+    /// Expected reads (§10.10), checked by `verify` for every build.
+    pub expect: Vec<ExpectedRead>,
     pub ops: Vec<Op>,
 }
 
@@ -94,6 +100,8 @@ pub enum HistoryError {
     BadOp { path: PathBuf, index: usize, field: &'static str, reason: String },
     #[error("{path}: {reason}")]
     BadDelivery { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    BadExpect { path: PathBuf, reason: String },
     #[error("{path}: {}at byte {offset}: {reason}", op.map(|i| format!("op {i}, ")).unwrap_or_default())]
     Binary { path: PathBuf, offset: u64, op: Option<u64>, reason: String },
     #[error("{path}: the history reader stopped without a result (a bug: please report it)")]
@@ -120,6 +128,8 @@ struct FileJson {
     provenance: Option<Provenance>,
     #[serde(default, skip_serializing_if = "Delivery::is_plain")]
     delivery: Delivery,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    expect: Vec<ExpectedRead>,
     ops: Vec<OpJson>,
 }
 
@@ -154,6 +164,7 @@ impl History {
             schema_version: id.schema_version,
             provenance: None,
             delivery: Default::default(),
+            expect: Vec::new(),
             ops,
         }
     }
@@ -171,6 +182,7 @@ impl History {
             schema_version: self.schema_version,
             provenance: self.provenance.clone(),
             delivery: self.delivery.clone(),
+            expect: self.expect.clone(),
         }
     }
 
@@ -199,6 +211,7 @@ impl History {
             schema_version: header.schema_version,
             provenance: header.provenance,
             delivery: header.delivery,
+            expect: header.expect,
             ops,
         })
     }
@@ -219,12 +232,13 @@ impl History {
         let ops = self.ops.iter().map(|op| op_json(op, op_id(&self.store_id, op), &self.store_type)).collect();
         let file = FileJson {
             format: FORMAT_TAG.into(),
-            format_version: version_for(&self.delivery),
+            format_version: version_for(&self.delivery, &self.expect),
             store_id: self.store_id,
             store_type: self.store_type.clone(),
             schema_version: self.schema_version,
             provenance: self.provenance.clone(),
             delivery: self.delivery.clone(),
+            expect: self.expect.clone(),
             ops,
         };
         let mut s = serde_json::to_string_pretty(&file).expect("a history always serializes");
@@ -242,6 +256,8 @@ pub struct Header {
     pub provenance: Option<Provenance>,
     /// Batches and restarts (§10.9).
     pub delivery: Delivery,
+    /// Expected reads (§10.10).
+    pub expect: Vec<ExpectedRead>,
 }
 
 impl Header {
@@ -258,6 +274,7 @@ impl Header {
             schema_version: id.schema_version,
             provenance: None,
             delivery: Delivery::default(),
+            expect: Vec::new(),
         }
     }
 }
@@ -414,6 +431,10 @@ impl OpStream {
         let blake3 = self.blake3.take().ok_or_else(|| HistoryError::ReaderLost { path: self.path.clone() })?;
         if let Err(reason) = self.header.delivery.check_len(self.yielded) {
             return Err(HistoryError::BadDelivery { path: self.path.clone(), reason });
+        }
+        let h = &self.header;
+        if let Err(reason) = crate::expect::check_list(&h.expect, &h.store_type, &h.delivery.batch_ranges(), Some(self.yielded)) {
+            return Err(HistoryError::BadExpect { path: self.path.clone(), reason });
         }
         Ok(Finished { header: self.header, ops: self.yielded, blake3 })
     }
@@ -689,6 +710,7 @@ mod tests {
             schema_version: 1,
             provenance: None,
             delivery: Delivery::default(),
+            expect: Vec::new(),
             ops: vec![op],
         }
     }
@@ -821,6 +843,40 @@ mod tests {
         assert_eq!(err, "h.json: op 0, field `prev`: expected 64 hex digits (32 bytes), found 62 characters");
     }
 
+    /// Expected reads make a history version 3 in both forms and round-trip; bad ones are named
+    /// with their index: past the last op, out of order, inside a batch, a field of another type,
+    /// `expect` in a version-2 file or after `ops`, and a version-3 binary header with none.
+    #[test]
+    fn expected_reads_are_version_3_in_both_forms_and_bad_ones_are_named() {
+        use crate::expect::Read;
+        let mut h = sample();
+        h.expect = vec![Read { after: Some(1), log: Some(vec!["hex:ab".into()]), entries: Some(1), ..Read::default() }];
+        let json = h.to_json();
+        assert!(json.contains("\"format_version\": 3"), "{json}");
+        assert_eq!(History::parse(&json, Path::new("h")).unwrap(), h);
+        assert_eq!(History::from_bytes(h.to_binary(), Path::new("h.lch")).unwrap(), h);
+        assert_eq!(u32::from_le_bytes(h.to_binary()[8..12].try_into().unwrap()), 3, "binary version 3");
+        let bad = |from: &str, to: &str| {
+            assert!(json.contains(from), "{from}");
+            History::parse(&json.replacen(from, to, 1), Path::new("h")).unwrap_err().to_string()
+        };
+        let err = bad("\"after\": 1", "\"after\": 2");
+        assert!(err.contains("expect[0]: after 2 ops, but the history has 1 ops"), "{err}");
+        let err = bad("\"entries\": 1", "\"entries\": 1, \"conflicts\": 1");
+        assert!(err.contains("expect[0]: `conflicts` is not a read of core:logstore"), "{err}");
+        let err = bad("\"format_version\": 3", "\"format_version\": 2");
+        assert!(err.contains("`expect` needs \"format_version\": 3"), "{err}");
+        let err = bad("\"expect\": [", "\"expect\": [{\"after\": 1, \"entries\": 1}, {\"after\": 0, \"entries\": 0},");
+        assert!(err.contains("expect[1]: `after` 0 is below the expectation before it (1)"), "{err}");
+        // A version-3 binary header must hold reads.
+        let mut plain = sample();
+        plain.expect.clear();
+        let mut bin = plain.to_binary();
+        bin[8..12].copy_from_slice(&3u32.to_le_bytes());
+        let err = History::from_bytes(bin, Path::new("h.lch")).unwrap_err().to_string();
+        assert!(err.contains("ends inside the delivery plan") || err.contains("cut short"), "{err}");
+    }
+
     #[test]
     fn stated_id_must_match_and_newer_formats_are_refused() {
         let text = sample().to_json();
@@ -829,8 +885,8 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_str(&tampered).unwrap();
         v["ops"][0].as_object_mut().unwrap().remove("decoded");
         assert!(matches!(History::parse(&v.to_string(), Path::new("h")), Err(HistoryError::BadOp { field: "id", .. })));
-        let newer = text.replace("\"format_version\": 1", "\"format_version\": 3, \"new_field\": true");
-        assert!(matches!(History::parse(&newer, Path::new("h")), Err(HistoryError::Version(VersionError::TooNew { found: 3, .. }))));
+        let newer = text.replace("\"format_version\": 1", "\"format_version\": 4, \"new_field\": true");
+        assert!(matches!(History::parse(&newer, Path::new("h")), Err(HistoryError::Version(VersionError::TooNew { found: 4, .. }))));
         let id = op_id(&Uuid::from_bytes([9; 16]), &sample().ops[0]);
         let upper = text.replace(&hex::encode(id), &hex::encode_upper(id));
         assert_eq!(History::parse(&upper, Path::new("h")).unwrap(), sample(), "hex is case-insensitive, `id` included");

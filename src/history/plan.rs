@@ -97,6 +97,11 @@ impl Delivery {
         Ok(())
     }
 
+    /// The batches as (start, len).
+    pub fn batch_ranges(&self) -> Vec<(u64, u64)> {
+        self.batches.iter().map(|b| (b.start, b.len)).collect()
+    }
+
     /// Checks that the plan names no op past the `ops` the history holds.
     pub fn check_len(&self, ops: u64) -> Result<(), String> {
         if let Some((i, b)) = self.batches.iter().enumerate().find(|(_, b)| b.start + b.len > ops) {

@@ -253,7 +253,7 @@ pub fn bless_migrations(
 ) -> Result<Vec<crate::golden::Blessed>, MigrationGoldenError> {
     let mut out = Vec::new();
     let cases = migration_cases(corpus_dir)?;
-    let bar = crate::progress::bar("bless --migrations", cases.len() as u64, "histories");
+    let bar = crate::progress::bar("bless (migrations)", cases.len() as u64, "histories");
     for (m, e) in cases {
         out.push(bless_migration(corpus_dir, golden_dir, m.as_ref(), &e, registry)?);
         bar.inc(1);
@@ -324,7 +324,7 @@ pub fn migration_golden_paths(corpus_dir: &Path, golden_dir: &Path) -> Result<Ve
     Ok(migration_candidates(corpus_dir, golden_dir)?.into_iter().map(|c| c.accepted).collect())
 }
 
-/// `bless --migrations --accept` / `--reject`.
+/// `bless --migrations --accept` / `--reject` (only the migration goldens).
 pub fn review_migrations(
     corpus_dir: &Path,
     golden_dir: &Path,
@@ -373,6 +373,7 @@ pub fn verify_migrations(
                 actual.source_state_hash
             ),
             divergence: None,
+            expectations: Vec::new(),
         });
         report.results.push(crate::verify::HistoryResult { id, store_type: e.store_type.clone(), ops, failure });
     }

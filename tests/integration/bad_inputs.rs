@@ -1670,7 +1670,7 @@ fn cases() -> Vec<Case> {
                     let id = uuid::Uuid::from_u128(0x6c65_616b);
                     let mut c = Chains::new(id);
                     let ops = (0..100u64).map(|i| c.next(author(1 + (i % 3) as u8), i + 1, vec![], vec![i as u8]).0).collect();
-                    let h = lattice_conform::history::History { store_id: id, store_type: "test:ids".into(), schema_version: 1, provenance: None, delivery: Default::default(), ops };
+                    let h = lattice_conform::history::History { store_id: id, store_type: "test:ids".into(), schema_version: 1, provenance: None, delivery: Default::default(), expect: Vec::new(), ops };
                     corpus::add_history(&t.join("corpus"), "leak", &h).unwrap();
                     Setup::new(args![
                         "certify", "--wasm-memory-mib", "64", "--type", "test:ids", "--baseline", &good, "--candidate", &leaky, "--bundled", t.join("corpus"),

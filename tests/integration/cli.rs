@@ -262,6 +262,7 @@ fn write_history(path: &Path, store_type: &str, store_id: uuid::Uuid, ops: Vec<l
         schema_version: 1,
         provenance: None,
         delivery: Default::default(),
+        expect: Vec::new(),
         ops,
     };
     std::fs::write(path, h.to_json()).unwrap();

@@ -268,7 +268,15 @@ fn cache_with(tmp: &Path, wasm: &[u8], store_type: &str, n: u8) -> (PathBuf, Pat
     let id = Uuid::from_u128(0x686f_7374);
     let mut c = Chains::new(id);
     let ops = (0..n).map(|i| c.next(author(1), i as u64 + 1, vec![], vec![i]).0).collect();
-    let h = History { store_id: id, store_type: store_type.into(), schema_version: 1, provenance: None, delivery: Default::default(), ops };
+    let h = History {
+        store_id: id,
+        store_type: store_type.into(),
+        schema_version: 1,
+        provenance: None,
+        delivery: Default::default(),
+        expect: Vec::new(),
+        ops,
+    };
     (cache.clone(), write(tmp, "history.json", h.to_json().as_bytes()))
 }
 
@@ -343,7 +351,15 @@ fn ids_corpus(dir: &Path, id: u128, name: &str, n: u64) -> PathBuf {
     let id = Uuid::from_u128(id);
     let mut c = Chains::new(id);
     let ops = (0..n).map(|i| c.next(author(1 + (i % 3) as u8), i + 1, vec![], vec![i as u8, 1, 2, 3]).0).collect();
-    let h = History { store_id: id, store_type: "test:ids".into(), schema_version: 1, provenance: None, delivery: Default::default(), ops };
+    let h = History {
+        store_id: id,
+        store_type: "test:ids".into(),
+        schema_version: 1,
+        provenance: None,
+        delivery: Default::default(),
+        expect: Vec::new(),
+        ops,
+    };
     lattice_conform::corpus::add_history(&corpus, name, &h).unwrap();
     corpus
 }

@@ -573,6 +573,7 @@ fn cli_wasm_add_list_digest_and_open_a_store_of_a_wasm_only_type() {
         schema_version: 1,
         provenance: None,
         delivery: Default::default(),
+        expect: Vec::new(),
         ops,
     };
     std::fs::write(&hist, h.to_json()).unwrap();

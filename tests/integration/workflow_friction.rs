@@ -260,6 +260,7 @@ fn store_with_deletes(tmp: &Path) -> PathBuf {
         schema_version: 1,
         provenance: None,
         delivery: Default::default(),
+        expect: Vec::new(),
         ops: vec![first, deletes, concurrent],
     };
     let file = tmp.join("deletes.json");

@@ -170,14 +170,16 @@ enum Command {
         #[arg(long = "type")]
         store_type: Option<String>,
         /// Accept the pending goldens whose id (`<store_type>/<name>`) or name matches one of
-        /// these globs (none: every pending golden); a pattern matching none is an error.
+        /// these globs (none: every pending golden) — a history's golden and its migration
+        /// goldens alike; a pattern matching none is an error.
         #[arg(long, num_args = 0.., value_name = "ID|GLOB", conflicts_with = "reject")]
         accept: Option<Vec<String>>,
         /// Reject (delete) the pending goldens matching these globs (none: every pending golden);
         /// the accepted goldens stay as they are.
         #[arg(long, num_args = 0.., value_name = "ID|GLOB")]
         reject: Option<Vec<String>>,
-        /// Bless the migration goldens instead of the history goldens.
+        /// Only the migration goldens (by default `bless` computes and reviews the history goldens
+        /// and the migration goldens together).
         #[arg(long)]
         migrations: bool,
         /// Limits of the Wasm guests this command runs.
@@ -312,6 +314,10 @@ fn exit_code(e: &anyhow::Error) -> i32 {
     if e.downcast_ref::<CheckFailed>().is_some() {
         return exit::CHECK_FAILED;
     }
+    // The reference build contradicts a fixture's expected reads: a check, not bad input.
+    if matches!(e.downcast_ref::<lattice_conform::golden::BlessError>(), Some(lattice_conform::golden::BlessError::Contradicted(_))) {
+        return exit::CHECK_FAILED;
+    }
     match store_err {
         Some(s) if s.is_check_failure() => exit::CHECK_FAILED,
         _ => exit::INPUT_ERROR,
@@ -332,7 +338,7 @@ fn run(command: Command, limits: Limits) -> anyhow::Result<()> {
         Command::Rebuild { dir, force, .. } => rebuild(&registry, &dir, force),
         Command::Dump { dir, json, .. } => dump(&registry, &dir, json),
         Command::HoldOpen { dir } => hold_open(&registry, &dir),
-        Command::History(cmd) => history_command(cmd),
+        Command::History(cmd) => history_command(&registry, cmd),
         Command::Certify(args) => certify(&registry, args),
         Command::Record(args) => record(&registry, args),
         Command::Migrate(args) => migrate(&registry, args),

@@ -220,19 +220,23 @@ pub(crate) fn bless(
     golden: &Path,
     store_type: Option<&str>,
     review: Option<(lattice_conform::golden::Review, Vec<String>)>,
-    migrations: bool,
+    migrations_only: bool,
 ) -> anyhow::Result<()> {
     use lattice_conform::golden as g;
+    use lattice_conform::migrate;
     lattice_conform::output::check_dir(golden)?;
     lattice_conform::golden::check_belongs(corpus, golden)?;
     sweep(golden, 2)?;
-    let what = if migrations { "bless --migrations" } else { "bless" };
+    let what = if migrations_only { "bless --migrations" } else { "bless" };
+    // A migration case belongs to its source history: `--type` selects it by that type.
+    let of_type =
+        |id: &str| store_type.is_none_or(|t| id.strip_prefix("migration:").unwrap_or(id).split_once('/').is_some_and(|(ty, _)| ty == t));
     if let Some((review, patterns)) = review {
-        let done = if migrations {
-            lattice_conform::migrate::review_migrations(corpus, golden, review, &patterns)?
-        } else {
-            g::review(corpus, golden, store_type, review, &patterns)?
-        };
+        // One review over both kinds: a history's id (or name) matches its golden and its
+        // migration goldens alike.
+        let mut candidates = if migrations_only { Vec::new() } else { g::candidates(corpus, golden, store_type)? };
+        candidates.extend(migrate::migration_candidates(corpus, golden)?.into_iter().filter(|c| of_type(&c.id)));
+        let done = g::review_pending(&candidates, review, &patterns)?;
         for (id, action) in &done {
             println!("{:<9} {id}", action.as_str());
         }
@@ -240,11 +244,8 @@ pub(crate) fn bless(
         say!("{what}: {}", if done.is_empty() { "nothing pending".to_string() } else { format!("{} {verb}", done.len()) });
         return Ok(());
     }
-    let done = if migrations {
-        lattice_conform::migrate::bless_migrations(corpus, golden, registry)?
-    } else {
-        g::bless_all(corpus, golden, store_type, registry)?
-    };
+    let mut done = if migrations_only { Vec::new() } else { g::bless_all(corpus, golden, store_type, registry)? };
+    done.extend(migrate::bless_migrations(corpus, golden, registry)?.into_iter().filter(|b| of_type(&b.id)));
     print_blessed(&done);
     let mut counts = std::collections::BTreeMap::new();
     for b in &done {
@@ -253,9 +254,8 @@ pub(crate) fn bless(
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     say!("{what}: {}", if summary.is_empty() { "nothing to do".to_string() } else { summary.join(", ") });
     if done.iter().any(|b| b.action != BlessAction::Unchanged) {
-        let flag = if migrations { " --migrations" } else { "" };
         say!(
-            "review the .pending files under {}, then run `lattice-conform bless{flag} --accept [ID|GLOB]…` (or `--reject`)",
+            "review the .pending files under {}, then run `lattice-conform bless --accept [ID|GLOB]…` (or `--reject`); a history's id accepts its migration goldens too",
             golden.display()
         );
     }
@@ -283,15 +283,6 @@ pub(crate) fn corpus_add(registry: &Registry, history: &Path, corpus: &Path, gol
     if !quiet() {
         print_blessed(&blessed);
     }
-    say!(
-        "review the pending goldens under {}, then run `lattice-conform bless --accept {}`{}",
-        golden.display(),
-        entry.id(),
-        if blessed.iter().any(|b| b.id.starts_with("migration:")) {
-            format!(" and `lattice-conform bless --migrations --accept {}`", entry.id())
-        } else {
-            String::new()
-        }
-    );
+    say!("review the pending goldens under {}, then run `lattice-conform bless --accept {}`", golden.display(), entry.id());
     Ok(())
 }

@@ -134,7 +134,7 @@ pub(crate) fn review_state_ok(state: &lattice_conform::golden::ReviewState, corp
     let mut why = Vec::new();
     if !state.pending.is_empty() {
         why.push(format!(
-            "{} pending golden(s) not yet reviewed (run `lattice-conform bless --accept` or `--reject`, with `--migrations` for migration goldens):{}",
+            "{} pending golden(s) not yet reviewed (run `lattice-conform bless --accept` or `--reject`):{}",
             state.pending.len(),
             list(&state.pending)
         ));

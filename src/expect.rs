@@ -384,7 +384,7 @@ pub struct Unmet {
 
 impl std::fmt::Display for Unmet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "expectation {} (after {} ops: {}): {}", self.index, self.after, self.expected, self.differences.join("; "))
+        write!(f, "expect[{}] after {} ops ({}): {}", self.index, self.after, self.expected, self.differences.join("; "))
     }
 }
 

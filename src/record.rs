@@ -86,22 +86,58 @@ pub struct Recorded {
     pub identity: crate::store::StoreIdentity,
     pub check: DeepCheck,
     pub written: Written,
+    /// `record --corpus` over a listed history with expected reads (docs/FORMAT.md §10.10): how
+    /// many it carried over (their ops are the recorded log's first ops) and how many it dropped.
+    pub expect_kept: usize,
+    pub expect_dropped: usize,
 }
 
 /// [`record`] straight into a history file at `out` in `form`, streaming the log: memory does
 /// not grow with the log's length beyond what the replay keeps. The file appears (atomically)
 /// only if every check passed.
 pub fn record_to(dir: &Path, registry: &Registry, out: &Path, form: Form) -> Result<Recorded, RecordError> {
+    record_expecting(dir, registry, out, form, Vec::new())
+}
+
+/// [`record_to`] writing `expect` (already checked against the log) as the history's expected reads.
+fn record_expecting(
+    dir: &Path,
+    registry: &Registry,
+    out: &Path,
+    form: Form,
+    expect: Vec<crate::expect::Read>,
+) -> Result<Recorded, RecordError> {
     let reader = StoreReader::open(dir)?;
     let identity = reader.identity().clone();
-    let mut writer = HistoryWriter::create(out, form, &Header::of(&identity), reader.log_len())?;
+    let header = Header { expect, ..Header::of(&identity) };
+    let mut writer = HistoryWriter::create(out, form, &header, reader.log_len())?;
     let bar = crate::progress::bar("record", reader.log_len(), "ops");
     let check = deep_check(dir, &reader, registry, &mut |op| {
         bar.inc(1);
         writer.push(op).map_err(RecordError::from)
     })?;
     let written = writer.finish()?;
-    Ok(Recorded { identity, check, written })
+    Ok(Recorded { identity, check, written, expect_kept: 0, expect_dropped: 0 })
+}
+
+/// The expected reads of the history listed at `rel` (if any) that still hold their place in the
+/// log of the store at `dir`: those whose first `after` ops are the log's first `after` entries.
+/// Returns them and how many were dropped.
+fn carried_expectations(dir: &Path, corpus_dir: &Path, rel: &str) -> Result<(Vec<crate::expect::Read>, usize), RecordError> {
+    let listed = crate::corpus::Manifest::load(corpus_dir, true).ok().is_some_and(|m| m.files.iter().any(|e| e.path == rel));
+    let old = match listed.then(|| crate::history::History::load(&corpus_dir.join(rel))) {
+        Some(Ok(h)) if !h.expect.is_empty() => h,
+        _ => return Ok((Vec::new(), 0)),
+    };
+    let reach = old.expect.iter().filter_map(|e| e.after).max().unwrap_or(0) as usize;
+    let reader = StoreReader::open(dir)?;
+    let mut log = Vec::with_capacity(reach);
+    for op in reader.log_stream()?.take(reach) {
+        log.push(op?);
+    }
+    let agree = old.ops.iter().zip(&log).take_while(|(a, b)| a == b).count();
+    let (kept, dropped): (Vec<_>, Vec<_>) = old.expect.into_iter().partition(|e| e.after.is_some_and(|n| n as usize <= agree));
+    Ok((kept, dropped.len()))
 }
 
 /// Above this many ops, [`record_to_corpus`] writes the binary form unless told otherwise.
@@ -123,7 +159,10 @@ pub fn record_to_corpus(
     let form = form.unwrap_or(if ops > CORPUS_JSON_MAX_OPS { Form::Binary } else { Form::Json });
     let identity = crate::store::peek_info(dir)?;
     let rel = crate::corpus::history_path(corpus_dir, &identity.store_type, name, form)?;
-    let r = record_to(dir, registry, &corpus_dir.join(&rel), form)?;
+    let (expect, dropped) = carried_expectations(dir, corpus_dir, &rel)?;
+    let kept = expect.len();
+    let mut r = record_expecting(dir, registry, &corpus_dir.join(&rel), form, expect)?;
+    (r.expect_kept, r.expect_dropped) = (kept, dropped);
     let entry = crate::corpus::entry_of(&rel, &r.identity.store_type, &r.written);
     let blessed = crate::golden::bless_and_list(corpus_dir, golden_dir, &entry, registry)?;
     Ok((r, entry, blessed))

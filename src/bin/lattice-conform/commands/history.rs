@@ -58,6 +58,15 @@ pub(crate) fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()
     if let (Some(c), Some(g), Some(name)) = (&args.corpus, &args.golden, &args.name) {
         let (r, entry, blessed) = lattice_conform::record::record_to_corpus(&args.dir, registry, c, g, name, args.format)?;
         say!("recorded {} ops as {} with pending goldens", r.written.ops, entry.id());
+        if r.expect_kept > 0 {
+            say!("kept the {} expected read(s) of the history it replaces", r.expect_kept);
+        }
+        if r.expect_dropped > 0 {
+            say!(
+                "note: dropped {} expected read(s) of the history it replaces: the ops before them are not the recorded log's first ops",
+                r.expect_dropped
+            );
+        }
         if !quiet() {
             print_blessed(&blessed);
         }

@@ -128,15 +128,16 @@ impl Read {
             logstore::STORE_TYPE => &["log", "entries"],
             other => return Err(format!("expected reads are defined for core:kvstore, core:kvstore-v2 and core:logstore, not `{other}`")),
         };
+        let keyed = store_type != logstore::STORE_TYPE;
+        if self.key.is_some() && !keyed {
+            return Err(format!("`key` given, but a {store_type} read is of the whole log"));
+        }
         let checks = self.checks();
         if let Some(bad) = checks.iter().find(|c| !allowed.contains(c)) {
             return Err(format!("`{bad}` is not a read of {store_type} (it reads {})", allowed.join(", ")));
         }
-        let keyed = store_type != logstore::STORE_TYPE;
-        match (&self.key, keyed) {
-            (None, true) => return Err(format!("no `key`: a {store_type} read names the key it reads")),
-            (Some(_), false) => return Err(format!("`key` given, but a {store_type} read is of the whole log")),
-            _ => {}
+        if self.key.is_none() && keyed {
+            return Err(format!("no `key`: a {store_type} read names the key it reads"));
         }
         if checks.is_empty() {
             return Err(format!("checks nothing (give at least one of {})", allowed.join(", ")));

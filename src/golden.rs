@@ -809,7 +809,12 @@ pub fn bless_and_list(
     let listed_before = corpus::Manifest::load(corpus_dir, true)?.files.iter().any(|e| e.path == entry.path);
     let done = bless_new_entry(corpus_dir, golden_dir, entry, registry).and_then(|b| Ok(corpus::list_entry(corpus_dir, entry).map(|_| b)?));
     if done.is_err() && !listed_before {
-        let _ = std::fs::remove_file(corpus_dir.join(&entry.path));
+        let copy = corpus_dir.join(&entry.path);
+        let _ = std::fs::remove_file(&copy);
+        // The type directory, when this history was its first (removing a non-empty one fails).
+        if let Some(dir) = copy.parent().filter(|d| *d != corpus_dir) {
+            let _ = std::fs::remove_dir(dir);
+        }
         let _ = std::fs::remove_file(pending_path(&path_for(golden_dir, entry)));
         for m in crate::migrate::migrations().into_iter().filter(|m| m.source_type() == entry.store_type) {
             if let Ok(p) = crate::migrate::migration_golden_path(golden_dir, m.as_ref(), entry) {

@@ -742,7 +742,7 @@ fn cases() -> Vec<Case> {
             History,
             "`format_version` is 9 (and the file has a field version 2 does not know)",
             2,
-            "format_version 9 is newer than this build reads (2); upgrade lattice-conform",
+            "format_version 9 is newer than this build reads (3); upgrade lattice-conform",
             |t| {
                 apply_edited(t, &[], |v| {
                     v["format_version"] = json!(9);
@@ -892,10 +892,10 @@ fn cases() -> Vec<Case> {
         case(
             "history-bin-too-new",
             History,
-            "a binary history of format version 3",
+            "a binary history of format version 4",
             2,
-            "at byte 8: binary history format version 3 is newer than this build reads (2)",
-            |t| apply_binary(t, |b| b[8] = 3),
+            "at byte 8: binary history format version 4 is newer than this build reads (3)",
+            |t| apply_binary(t, |b| b[8] = 4),
         ),
         case(
             "history-convert-unknown-form",
@@ -947,6 +947,71 @@ fn cases() -> Vec<Case> {
                 let text = r#"{"format":"lattice-conform/history-script","format_version":1,"store_type":"core:kvstore","ops":[{"author":"a","puts":["k=v"]}]}"#;
                 std::fs::write(&s, text).unwrap();
                 Setup::new(args!["history", "build", &s, t.join("out.json")])
+            },
+        ),
+        case(
+            "history-add-expect-conflict",
+            History,
+            "`history add` expecting two different values of one key (`--expect k=1 --expect-no-value k`)",
+            2,
+            "--expect-no-value k: the key is already expected to read Some(\"1\") there",
+            |t| {
+                run(args!["history", "new", t.join("h.json"), "--type", "core:kvstore"]).expect(0);
+                Setup::new(args!["history", "add", t.join("h.json"), "--author", "alice", "--put", "k=1", "--expect", "k=1", "--expect-no-value", "k"])
+            },
+        ),
+        case(
+            "history-add-expect-wrong-type",
+            History,
+            "`history add --expect-heads` on a `core:kvstore-v2` history (it has no heads to read)",
+            2,
+            "expect[0]: `heads` is not a read of core:kvstore-v2 (it reads exists, value, conflicts)",
+            |t| {
+                run(args!["history", "new", t.join("h.json"), "--type", "core:kvstore-v2"]).expect(0);
+                Setup::new(args!["history", "add", t.join("h.json"), "--author", "alice", "--put", "k=1", "--expect-heads", "k=1"])
+            },
+        ),
+        case(
+            "history-expect-past-end",
+            History,
+            "a history whose expected read is taken after more ops than it has",
+            2,
+            "expect[0]: after 5 ops, but the history has 1 ops",
+            |t| {
+                let h = t.join("h.json");
+                run(args!["history", "new", &h, "--type", "core:kvstore"]).expect(0);
+                run(args!["history", "add", &h, "--author", "alice", "--put", "k=1", "--expect", "k=1"]).expect(0);
+                edit_text(&h, |s| s.replace("\"after\": 1", "\"after\": 5"));
+                Setup::new(args!["history", "show", &h])
+            },
+        ),
+        case(
+            "history-expect-in-version-2",
+            History,
+            "`expect` in a history that says `\"format_version\": 2`",
+            2,
+            "`expect` needs \"format_version\": 3 (given before it)",
+            |t| {
+                let h = t.join("h.json");
+                run(args!["history", "new", &h, "--type", "core:kvstore"]).expect(0);
+                run(args!["history", "add", &h, "--author", "alice", "--put", "k=1", "--expect", "k=1"]).expect(0);
+                edit_text(&h, |s| s.replace("\"format_version\": 3", "\"format_version\": 2"));
+                Setup::new(args!["history", "show", &h])
+            },
+        ),
+        case(
+            "corpus-add-contradicted-expectation",
+            Corpus,
+            "`corpus add` of a fixture whose expected read the reference build contradicts (`--expect k=2` after a put of 1)",
+            1,
+            "refused: the reference build contradicts the expected reads of 1 history",
+            |t| {
+                let h = t.join("h.json");
+                run(args!["history", "new", &h, "--type", "core:kvstore"]).expect(0);
+                run(args!["history", "add", &h, "--author", "alice", "--put", "k=1", "--expect", "k=2"]).expect(0);
+                std::fs::create_dir_all(t.join("c")).unwrap();
+                std::fs::create_dir_all(t.join("g")).unwrap();
+                Setup::new(args!["corpus", "add", &h, "--corpus", t.join("c"), "--golden", t.join("g")])
             },
         ),
         // ---- corpus, manifest, golden
@@ -1475,7 +1540,7 @@ fn cases() -> Vec<Case> {
             Report,
             "the second report is of format_version 2 (written before reports named their inputs)",
             2,
-            "shard-2.json: too old: a verify report of format_version 2, but this build reads format_version 4",
+            "shard-2.json: too old: a verify report of format_version 2, but this build reads format_version 5",
             |t| merge_with_edited(t, |b| edit_json(b, |v| v["format_version"] = json!(2))),
         ),
         case(

@@ -221,7 +221,7 @@ fn bad_history_inputs_are_clear_errors_with_exit_2_and_leave_the_store_alone() {
     assert!(err.contains("the history is for the store") || err.contains("field `id`"), "{err}");
     // A file written by a newer format version.
     assert!(apply(&text.replace("\"format_version\": 1", "\"format_version\": 9"))
-        .contains("format_version 9 is newer than this build reads (2)"));
+        .contains("format_version 9 is newer than this build reads (3)"));
     assert_eq!(digests(&dir), before);
 }
 

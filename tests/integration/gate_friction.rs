@@ -291,7 +291,7 @@ fn a_golden_directory_of_another_corpus_or_the_corpus_itself_is_refused_up_front
     let out = run(&["verify", "--corpus", "a", "--golden", "ga"], 1);
     assert!(out.stderr.contains("1 golden(s) of no history in a (orphans"), "{}", out.stderr);
     run(&["bless", "--corpus", "a", "--golden", "fresh"], 0);
-    assert_eq!(modes(&t.join("fresh")).len(), 3, "three pending goldens");
+    assert_eq!(modes(&t.join("fresh")).len(), 6, "three pending history goldens and their three migration goldens");
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod cli;
 mod concurrency;
 mod converge;
 mod corpus;
+mod expect;
 mod fuzz_inputs;
 mod gate_friction;
 mod gen;

@@ -168,7 +168,8 @@ fn corpus_add_writes_pending_goldens_and_bless_shows_diffs_and_reviews_by_glob()
     }
     let added = run_in(t, ["corpus", "add", "fix-a.json"]).expect(0);
     assert!(added.stdout.contains("added fix-a.json as core:kvstore/fix-a (3 ops)"), "{}", added.stdout);
-    assert!(added.stdout.contains("bless --migrations --accept core:kvstore/fix-a"), "{}", added.stdout);
+    // One command reviews the history's golden and its migration golden.
+    assert!(added.stdout.ends_with("then run `lattice-conform bless --accept core:kvstore/fix-a`\n"), "{}", added.stdout);
     run_in(t, ["corpus", "add", "fix-b.json"]).expect(0);
     let mig = "migrations/core__kvstore-to-core__kvstore-v2";
     assert_eq!(
@@ -198,30 +199,34 @@ fn corpus_add_writes_pending_goldens_and_bless_shows_diffs_and_reviews_by_glob()
     let bless = run_in(t, ["bless"]).expect(0);
     assert!(bless.stdout.contains(&format!("changed   core:kvstore/{gen_id}\n")), "{}", bless.stdout);
     assert!(bless.stdout.contains(&format!("    final state hash: {} → {old_hash}\n", "1".repeat(64))), "{}", bless.stdout);
-    assert!(bless.stdout.contains("new       core:kvstore/fix-a\n    3 ops (3 applied"), "{}", bless.stdout);
+    // A new golden's review shows what a reader sees first, then the counts and hashes.
+    assert!(
+        bless.stdout.contains("new       core:kvstore/fix-a\n    reads \"greeting\": no value tombstone not conflicted 1 head\n    reads \"k\": \"2\" conflicted 2 heads\n    3 ops (3 applied"),
+        "{}",
+        bless.stdout
+    );
     assert!(bless.stdout.contains(&format!("    first divergence: within ops 0..{}", json(&original)["ops"])), "{}", bless.stdout);
-    assert!(bless.stdout.contains("bless: 1 changed, 2 new, 1 unchanged"), "{}", bless.stdout);
+    // The migration goldens are blessed in the same run.
+    assert!(bless.stdout.contains("new       migration:core:kvstore/fix-b\n"), "{}", bless.stdout);
+    assert!(bless.stdout.contains("bless: 1 changed, 4 new, 3 unchanged"), "{}", bless.stdout);
 
     // A pattern matching no pending golden: exit 2 naming it, nothing accepted.
     let before = pending(t);
     let none = run_in(t, ["bless", "--accept", "core:kvstore/fix-a", "*nothing*"]).expect(2);
     assert!(none.stderr.contains("pattern `*nothing*` matches no pending golden"), "{}", none.stderr);
     assert_eq!(pending(t), before);
-    // Glob accept and name reject act only on what they match.
+    // `--migrations` reviews only the migration goldens; a glob accept and a name reject act on
+    // what they match, the history's golden and its migration golden alike.
+    let macc = run_in(t, ["bless", "--migrations", "--accept", "fix-a"]).expect(0);
+    assert_eq!(macc.stdout, "accepted  migration:core:kvstore/fix-a\nbless --migrations: 1 accepted\n");
     let acc = run_in(t, ["bless", "--accept", "*/fix-a"]).expect(0);
     assert_eq!(acc.stdout, "accepted  core:kvstore/fix-a\nbless: 1 accepted\n");
     let rej = run_in(t, ["bless", "--reject", "fix-b"]).expect(0);
-    assert_eq!(rej.stdout, "rejected  core:kvstore/fix-b\nbless: 1 rejected\n");
+    assert_eq!(rej.stdout, "rejected  core:kvstore/fix-b\nrejected  migration:core:kvstore/fix-b\nbless: 2 rejected\n");
     assert!(t.join("golden/core__kvstore/fix-a.json").exists());
     assert!(!t.join("golden/core__kvstore/fix-b.json").exists());
     assert_eq!(std::fs::read_to_string(&accepted).unwrap(), original.replace(&old_hash, &"1".repeat(64)), "not matched: untouched");
-    assert_eq!(
-        pending(t),
-        [format!("core__kvstore/{gen_id}.json.pending"), format!("{mig}/fix-a.json.pending"), format!("{mig}/fix-b.json.pending")]
-    );
-    // Migration goldens review the same way.
-    let macc = run_in(t, ["bless", "--migrations", "--accept", "fix-a"]).expect(0);
-    assert_eq!(macc.stdout, "accepted  migration:core:kvstore/fix-a\nbless --migrations: 1 accepted\n");
+    assert_eq!(pending(t), [format!("core__kvstore/{gen_id}.json.pending")]);
     run_in(t, ["bless", "--accept"]).expect(0);
     assert_eq!(std::fs::read_to_string(&accepted).unwrap(), original);
 
@@ -246,9 +251,17 @@ fn verify_fails_on_pending_and_orphan_goldens_unless_allowed() {
     assert!(out.stderr.contains("2 pending golden(s) not yet reviewed"), "{}", out.stderr);
     assert!(out.stderr.contains("core__kvstore/fix.json.pending"), "{}", out.stderr);
     assert!(out.stderr.contains("core__kvstore-to-core__kvstore-v2/fix.json.pending"), "{}", out.stderr);
-    // The history golden accepted, the migration one still pending: verify checks the history
-    // goldens and passes only with --allow-pending.
+    // The history golden accepted, the migration one still pending (`bless --accept` of the
+    // history's id would take both): verify checks the history goldens and passes only with
+    // --allow-pending.
+    run_in(t, ["bless", "--accept", "core__kvstore/fix.json"]).expect(2);
     run_in(t, ["bless", "--accept", "core:kvstore/fix"]).expect(0);
+    run_in(t, ["bless"]).expect(0);
+    std::fs::rename(
+        t.join("golden/migrations/core__kvstore-to-core__kvstore-v2/fix.json"),
+        t.join("golden/migrations/core__kvstore-to-core__kvstore-v2/fix.json.pending"),
+    )
+    .unwrap();
     let out = run_in(t, ["verify"]).expect(1);
     assert!(out.stderr.contains("1 pending golden(s)"), "{}", out.stderr);
     let ok = run_in(t, ["verify", "--allow-pending"]).expect(0);
@@ -273,7 +286,7 @@ fn record_corpus_writes_pending_goldens_that_verify_after_review() {
     run(["apply".as_ref(), store.as_os_str(), h.as_os_str(), "--create".as_ref()]).expect(0);
     let rec = run_in(t, ["record", "store", "--corpus", "c", "--golden", "g", "--name", "prod"]).expect(0);
     assert!(rec.stdout.contains("recorded 3 ops as core:kvstore/prod with pending goldens"), "{}", rec.stdout);
-    assert!(rec.stdout.contains("`lattice-conform bless --migrations --accept core:kvstore/prod`"), "{}", rec.stdout);
+    assert!(rec.stdout.ends_with("then run `lattice-conform bless --accept core:kvstore/prod`\n"), "{}", rec.stdout);
     let (accepted, migration) = (t.join("g/core__kvstore/prod.json"), t.join("g/migrations/core__kvstore-to-core__kvstore-v2/prod.json"));
     for p in [&accepted, &migration] {
         assert!(!p.exists(), "{} accepted without review", p.display());
@@ -282,15 +295,13 @@ fn record_corpus_writes_pending_goldens_that_verify_after_review() {
         assert!(Path::new(&pending).exists(), "{}", p.display());
     }
     run_in(t, ["verify", "--corpus", "c", "--golden", "g"]).expect(1);
-    run_in(t, ["bless", "--corpus", "c", "--golden", "g", "--accept"]).expect(0);
-    // The migration golden is still pending; the hint names `bless --migrations`.
-    let out = run_in(t, ["verify", "--corpus", "c", "--golden", "g", "--migrations"]).expect(1);
-    assert!(out.stderr.contains("with `--migrations` for migration goldens"), "{}", out.stderr);
-    run_in(t, ["bless", "--corpus", "c", "--golden", "g", "--migrations", "--accept"]).expect(0);
+    // One accept reviews both.
+    let acc = run_in(t, ["bless", "--corpus", "c", "--golden", "g", "--accept"]).expect(0);
+    assert!(acc.stdout.ends_with("bless: 2 accepted\n"), "{}", acc.stdout);
     run_in(t, ["verify", "--corpus", "c", "--golden", "g", "--migrations"]).expect(0);
     run_in(t, ["verify", "--corpus", "c", "--golden", "g"]).expect(0);
     // A missing migration golden names `bless --migrations`.
     std::fs::remove_file(&migration).unwrap();
     let out = run_in(t, ["verify", "--corpus", "c", "--golden", "g", "--migrations"]).expect(2);
-    assert!(out.stderr.contains("run `lattice-conform bless --migrations`"), "{}", out.stderr);
+    assert!(out.stderr.contains("(run `lattice-conform bless`, review, then `bless --accept`)"), "{}", out.stderr);
 }

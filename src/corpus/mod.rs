@@ -33,6 +33,9 @@ pub enum CorpusError {
     },
     #[error(transparent)]
     Version(#[from] crate::versioned::VersionError),
+    /// The corpus directory is missing, not a directory, or has no manifest.
+    #[error("{path}: {reason}")]
+    NotACorpus { path: PathBuf, reason: &'static str },
     #[error("{path}: blake3 is {actual} but the manifest says {expected}; the file was changed after it was listed")]
     DigestMismatch { path: PathBuf, expected: String, actual: String },
     #[error("{path}: the manifest lists it as `{listed}` but the file says `{found}`")]
@@ -110,7 +113,16 @@ impl Manifest {
         if allow_missing && !path.exists() {
             return Ok(Manifest { format: MANIFEST_TAG.into(), format_version: MANIFEST_VERSION, files: vec![] });
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| CorpusError::Io { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| match std::fs::metadata(dir) {
+            Err(_) => CorpusError::NotACorpus { path: dir.to_path_buf(), reason: "no such corpus directory" },
+            Ok(m) if !m.is_dir() => {
+                CorpusError::NotACorpus { path: dir.to_path_buf(), reason: "not a directory (a corpus is a directory holding MANIFEST.json)" }
+            }
+            Ok(_) if !path.exists() => {
+                CorpusError::NotACorpus { path: dir.to_path_buf(), reason: "not a corpus directory (it holds no MANIFEST.json)" }
+            }
+            Ok(_) => CorpusError::Io { path: path.clone(), source },
+        })?;
         crate::versioned::check(&text, &path, MANIFEST_TAG, MANIFEST_VERSION)?;
         let m: Manifest = serde_json::from_str(&text).map_err(|e| crate::versioned::json_error(&path, &e))?;
         Ok(m)
@@ -433,6 +445,7 @@ pub struct PreparedAdd {
 /// can name a directory, and an id `<store_type>/<name>` the corpus does not list yet. Nothing is
 /// written.
 pub fn prepare_add(dir: &Path, src: &Path, name: Option<&str>) -> Result<PreparedAdd, CorpusError> {
+    crate::history::check_path(src)?;
     let bytes = std::fs::read(src).map_err(|source| CorpusError::Io { path: src.to_path_buf(), source })?;
     let done = crate::history::OpStream::from_bytes(bytes.clone(), src)?.finish()?;
     let name = match name {

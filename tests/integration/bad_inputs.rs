@@ -710,7 +710,50 @@ fn cases() -> Vec<Case> {
             std::fs::remove_file(d.join("log.db")).unwrap();
             Setup::new(args!["audit", &d]).keeping(&d)
         }),
+        case("rebuild-not-a-store", Store, "`rebuild` of a directory that holds neither state.db nor log.db", 2, "<tmp>/plain: not a store (neither state.db nor log.db is present)", |t| {
+            std::fs::create_dir(t.join("plain")).unwrap();
+            Setup::new(args!["rebuild", t.join("plain")])
+        }),
+        case("dump-not-a-store", Store, "`dump` of a directory that holds neither state.db nor log.db", 2, "<tmp>/plain: not a store (neither state.db nor log.db is present)", |t| {
+            std::fs::create_dir(t.join("plain")).unwrap();
+            Setup::new(args!["dump", t.join("plain")])
+        }),
+        case("peek-a-file", Store, "`peek` of a regular file given as the store directory", 2, "<tmp>/file: not a directory (a store is a directory holding state.db and log.db)", |t| {
+            std::fs::write(t.join("file"), "not a store\n").unwrap();
+            Setup::new(args!["peek", t.join("file")])
+        }),
         // ---- history files
+        case("history-missing", History, "the history argument of `apply` names nothing", 2, "<tmp>/nope.json: no such history file", |t| {
+            let dir = example_store(t);
+            Setup::new(args!["apply", &dir, t.join("nope.json")]).keeping(&dir)
+        }),
+        case("history-show-a-directory", History, "`history show` of a plain directory", 2, "<tmp>/plain: a directory, not a history file", |t| {
+            std::fs::create_dir(t.join("plain")).unwrap();
+            Setup::new(args!["history", "show", t.join("plain")])
+        }),
+        case(
+            "corpus-add-a-store",
+            History,
+            "`corpus add` of a store directory",
+            2,
+            "<tmp>/s: a directory, not a history file (it is a store directory; `lattice-conform record` exports a store's log as a history)",
+            |t| {
+                let d = store_copy(t, "s");
+                Setup::new(args!["corpus", "add", &d, "--corpus", t.join("c"), "--golden", t.join("g")]).keeping(&d)
+            },
+        ),
+        case(
+            "history-add-missing",
+            History,
+            "`history add` to a history file that does not exist",
+            2,
+            "<tmp>/h.json: no such history file (`lattice-conform history new <tmp>/h.json --type T` makes an empty one)",
+            |t| Setup::new(args!["history", "add", t.join("h.json"), "--author", "alice", "--put", "k=v"]),
+        ),
+        case("history-build-script-is-a-directory", History, "`history build` of a directory given as the script", 2, "<tmp>/plain: a directory, not a `history build` script", |t| {
+            std::fs::create_dir(t.join("plain")).unwrap();
+            Setup::new(args!["history", "build", t.join("plain"), t.join("out.json")])
+        }),
         case(
             "history-is-a-store",
             History,
@@ -950,9 +993,13 @@ fn cases() -> Vec<Case> {
             },
         ),
         // ---- corpus, manifest, golden
-        case("corpus-missing", Corpus, "`verify --corpus` names a directory that does not exist", 2, "MANIFEST.json", |t| {
+        case("corpus-missing", Corpus, "`verify --corpus` names a directory that does not exist", 2, "<tmp>/nope: no such corpus directory", |t| {
             let g = t.join("golden");
             Setup::new(args!["verify", "--corpus", t.join("nope"), "--golden", &g])
+        }),
+        case("corpus-no-manifest", Corpus, "`verify --corpus` names a directory without MANIFEST.json", 2, "<tmp>/plain: not a corpus directory (it holds no MANIFEST.json)", |t| {
+            std::fs::create_dir(t.join("plain")).unwrap();
+            Setup::new(args!["verify", "--corpus", t.join("plain"), "--golden", t.join("golden")])
         }),
         case("manifest-not-json", Corpus, "MANIFEST.json is cut off mid-file", 2, "MANIFEST.json: invalid JSON", |t| {
             verify_edited(t, &[], |c, _| edit_text(&c.join("MANIFEST.json"), |s| s[..s.len() / 2].to_string()))

@@ -86,11 +86,19 @@ struct Setup {
     stores: Vec<PathBuf>,
     /// The Wasm cache the run gets as `LATTICE_WASM_CACHE` (none: the variable is unset).
     wasm_cache: Option<PathBuf>,
+    /// The run's working directory (none: the test's).
+    cwd: Option<PathBuf>,
 }
 
 impl Setup {
     fn new(args: Vec<OsString>) -> Setup {
-        Setup { args, stores: Vec::new(), wasm_cache: None }
+        Setup { args, stores: Vec::new(), wasm_cache: None, cwd: None }
+    }
+
+    /// Runs in `dir`.
+    fn in_dir(mut self, dir: &Path) -> Setup {
+        self.cwd = Some(dir.to_path_buf());
+        self
     }
 
     /// Runs with `LATTICE_WASM_CACHE` = `cache`.
@@ -1641,6 +1649,31 @@ fn cases() -> Vec<Case> {
         case("args-unknown-command", Args, "an unknown subcommand", 2, "unrecognized subcommand 'frobnicate'", |_| {
             Setup::new(args!["frobnicate"])
         }),
+        case(
+            "args-certify-corpus-twice",
+            Args,
+            "`certify --corpus A --corpus B`: the old sense of `--corpus` (extra corpora after ./corpus)",
+            2,
+            "certify replays one corpus (--corpus DIR) and then the --extra-corpus ones",
+            |t| {
+                let mut a = args!["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", "native"];
+                a.extend(args!["--corpus", t.join("a"), "--corpus", t.join("b"), "--out", t.join("cert.json")]);
+                Setup::new(a)
+            },
+        ),
+        case(
+            "args-certify-corpus-ambiguous",
+            Args,
+            "`certify --corpus recorded` run where ./corpus is another corpus (it used to mean ./corpus, then recorded)",
+            2,
+            "--corpus recorded: ambiguous here",
+            |t| {
+                tiny_corpus(t);
+                let mut a = args!["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", "native"];
+                a.extend(args!["--corpus", "recorded", "--out", "cert.json"]);
+                Setup::new(a).in_dir(t)
+            },
+        ),
         case("args-completions-unknown-shell", Args, "`completions tcsh` (a shell clap_complete does not support)", 2, "invalid value 'tcsh' for '<SHELL>'", |_| {
             Setup::new(args!["completions", "tcsh"])
         }),
@@ -1868,6 +1901,9 @@ fn run_case(c: &Case) -> Result<Row, String> {
     let run_it = || {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lattice-conform"));
         cmd.args(&setup.args).env_remove("LATTICE_WASM_CACHE");
+        if let Some(dir) = &setup.cwd {
+            cmd.current_dir(dir);
+        }
         if let Some(cache) = &setup.wasm_cache {
             cmd.env("LATTICE_WASM_CACHE", cache);
         }
@@ -1906,8 +1942,11 @@ fn run_case(c: &Case) -> Result<Row, String> {
     }
     let first = stderr.lines().next().unwrap_or("").to_string();
     let command: Vec<String> = setup.args.iter().map(|a| shell_word(&normalise(&a.to_string_lossy(), t))).collect();
-    let env =
+    let mut env =
         setup.wasm_cache.as_ref().map_or(String::new(), |c| format!("LATTICE_WASM_CACHE={} ", normalise(&c.display().to_string(), t)));
+    if let Some(dir) = &setup.cwd {
+        env = format!("cd {}; {env}", normalise(&dir.display().to_string(), t));
+    }
     let line = format!(
         "| {} | {} | {} | {} |",
         c.what.replace('|', "\\|"),

@@ -146,7 +146,8 @@ pub(crate) fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<
 /// `--bundled` or given more than once, or given once, without `--extra-corpus`, while `./corpus`
 /// holds another corpus (which the old meaning would have replayed first).
 fn main_corpus(corpus: &[PathBuf], bundled: Option<PathBuf>, extra: &[PathBuf]) -> anyhow::Result<PathBuf> {
-    const HINT: &str = "certify's --corpus names the corpus, as in `verify`, and the extra corpora it used to add are now --extra-corpus DIR";
+    const HINT: &str =
+        "certify's --corpus names the corpus, as in `verify`, and the extra corpora it used to add are now --extra-corpus DIR";
     let extras = |dirs: &[PathBuf]| dirs.iter().map(|p| format!(" --extra-corpus {}", p.display())).collect::<String>();
     let given = |dirs: &[PathBuf]| dirs.iter().map(|p| format!("--corpus {}", p.display())).collect::<Vec<_>>().join(" ");
     let one = match (corpus, bundled) {

@@ -115,9 +115,10 @@ impl Manifest {
         }
         let text = std::fs::read_to_string(&path).map_err(|source| match std::fs::metadata(dir) {
             Err(_) => CorpusError::NotACorpus { path: dir.to_path_buf(), reason: "no such corpus directory" },
-            Ok(m) if !m.is_dir() => {
-                CorpusError::NotACorpus { path: dir.to_path_buf(), reason: "not a directory (a corpus is a directory holding MANIFEST.json)" }
-            }
+            Ok(m) if !m.is_dir() => CorpusError::NotACorpus {
+                path: dir.to_path_buf(),
+                reason: "not a directory (a corpus is a directory holding MANIFEST.json)",
+            },
             Ok(_) if !path.exists() => {
                 CorpusError::NotACorpus { path: dir.to_path_buf(), reason: "not a corpus directory (it holds no MANIFEST.json)" }
             }
@@ -247,9 +248,50 @@ pub fn coverage_table(cov: &Coverage) -> String {
     out
 }
 
+/// For unit tests: a private copy of the repository's corpus (its manifest and every history it
+/// lists, each checked against its listed digest; copied again if a writer was caught half way),
+/// so that a fixture added or regenerated while the tests run changes nothing they read. The copy
+/// is `<returned dir>/corpus`.
+#[cfg(test)]
+pub(crate) fn repository_corpus_copy() -> tempfile::TempDir {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let mut last = String::new();
+    for _ in 0..5 {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("corpus");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(repo.join(MANIFEST), dir.join(MANIFEST)).unwrap();
+        let manifest = Manifest::load(&dir, false).unwrap();
+        let copied = manifest.files.iter().try_for_each(|e| {
+            let bytes = std::fs::read(repo.join(&e.path)).map_err(|err| format!("{}: {err}", e.path))?;
+            check_digest(&dir.join(&e.path), &e.blake3, blake3::hash(&bytes).to_hex().to_string()).map_err(|err| err.to_string())?;
+            write_atomic(&dir.join(&e.path), &bytes).map_err(|err| err.to_string())
+        });
+        match copied {
+            Ok(()) => return tmp,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("no consistent copy of the corpus: {last}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The copy unit tests read is outside the repository and holds every listed history.
+    #[test]
+    fn the_corpus_unit_tests_read_is_a_private_copy() {
+        let copy = repository_corpus_copy();
+        let dir = copy.path().join("corpus");
+        assert!(!dir.starts_with(env!("CARGO_MANIFEST_DIR")), "{}", dir.display());
+        let manifest = Manifest::load(&dir, false).unwrap();
+        assert!(manifest.files.len() > 100, "{}", manifest.files.len());
+        for e in &manifest.files {
+            load_checked(&dir, e).unwrap();
+        }
+    }
 
     #[test]
     fn type_dirs_are_portable_and_reversible() {

@@ -1901,9 +1901,9 @@ fn run_case(c: &Case) -> Result<Row, String> {
     let run_it = || {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lattice-conform"));
         cmd.args(&setup.args).env_remove("LATTICE_WASM_CACHE");
-        if let Some(dir) = &setup.cwd {
-            cmd.current_dir(dir);
-        }
+        // In the case's own directory, or the private copy of the fixtures: never the working
+        // tree, whose corpus a command's defaults would read.
+        cmd.current_dir(setup.cwd.as_deref().unwrap_or(crate::util::fixtures()));
         if let Some(cache) = &setup.wasm_cache {
             cmd.env("LATTICE_WASM_CACHE", cache);
         }

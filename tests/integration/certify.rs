@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use lattice_conform::history::History;
 
-use crate::util::{run, Run};
+use crate::util::{fixtures, run, Run};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,7 +38,7 @@ fn the_identical_guest_certifies_and_any_edit_to_certificate_or_candidate_breaks
     let tmp = tempfile::tempdir().unwrap();
     let candidate = tmp.path().join("candidate.wasm");
     std::fs::copy(guest("core-kvstore-small"), &candidate).unwrap();
-    let corpus = root().join("corpus");
+    let corpus = fixtures().join("corpus");
     let out = run_in(tmp.path(), &certify_args(&corpus, &candidate, "20")).expect(0);
     assert!(out.stdout.starts_with("equivalent on "), "{}", out.stdout);
     let cert = tmp.path().join("certificate.json");
@@ -72,7 +72,7 @@ fn the_identical_guest_certifies_and_any_edit_to_certificate_or_candidate_breaks
 fn the_behaviour_changing_guest_is_rejected_with_a_small_counterexample_that_verify_confirms() {
     let tmp = tempfile::tempdir().unwrap();
     let faulty = guest("core-kvstore-forget-one-head");
-    let out = run_in(tmp.path(), &certify_args(&root().join("corpus"), &faulty, "20")).expect(1);
+    let out = run_in(tmp.path(), &certify_args(&fixtures().join("corpus"), &faulty, "20")).expect(1);
     let cx = tmp.path().join("certify-counterexample.json");
     let history = History::load(&cx).unwrap();
     assert!(history.ops.len() <= 3, "shrunk to {} ops; the bound is 3 (two concurrent puts and the merge)", history.ops.len());
@@ -110,7 +110,7 @@ fn the_behaviour_changing_guest_is_rejected_with_a_small_counterexample_that_ver
 /// A store built by the baseline from a bundled history the faulty guest gets wrong.
 fn baseline_store(tmp: &Path) -> PathBuf {
     let dir = tmp.join("store");
-    let history = root().join("corpus/core__kvstore/concurrent-writers-s1-001.json");
+    let history = fixtures().join("corpus/core__kvstore/concurrent-writers-s1-001.json");
     run([OsStr::new("apply"), dir.as_os_str(), history.as_os_str(), OsStr::new("--create")]).expect(0);
     dir
 }

@@ -16,18 +16,14 @@ use lattice_conform::replay::MemStore;
 use lattice_conform::store::Store;
 use uuid::Uuid;
 
-use crate::util::{digests, example_store, fresh_store, run, tamper_str_table, Run};
+use crate::util::{digests, example_store, fixtures, fresh_store, run, tamper_str_table, Run};
 
 const V2: &str = "core:kvstore-v2";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A store on disk holding the valid prefix of a bundled history (negative histories stop
 /// before the op projection stalls at, so the source is not stalled).
 fn source_from(entry: &corpus::ManifestEntry, dir: &Path) -> PathBuf {
-    let h = corpus::load_checked(&root().join("corpus"), entry).unwrap();
+    let h = corpus::load_checked(&fixtures().join("corpus"), entry).unwrap();
     let id = h.identity();
     let mut probe = MemStore::new(id, Arc::new(KvStore));
     for op in &h.ops {
@@ -42,7 +38,7 @@ fn source_from(entry: &corpus::ManifestEntry, dir: &Path) -> PathBuf {
 #[test]
 fn all_five_checks_pass_on_every_bundled_kvstore_history_and_match_the_migration_goldens() {
     let registry = Registry::with_reference_types();
-    let manifest = Manifest::load(&root().join("corpus"), false).unwrap();
+    let manifest = Manifest::load(&fixtures().join("corpus"), false).unwrap();
     let entries: Vec<_> = manifest.files.iter().filter(|e| e.store_type == "core:kvstore").collect();
     assert!(entries.len() >= 40);
     for e in entries {
@@ -55,11 +51,12 @@ fn all_five_checks_pass_on_every_bundled_kvstore_history_and_match_the_migration
         for c in &checks {
             assert!(c.ok, "{}: check `{}` failed: {}", e.id(), c.name, c.detail);
         }
-        let golden_path = migrate::migration_golden_path(&root().join("golden"), &KvToV2::default(), e).unwrap();
+        let golden_path = migrate::migration_golden_path(&fixtures().join("golden"), &KvToV2::default(), e).unwrap();
         let golden: MigrationGolden = serde_json::from_str(&std::fs::read_to_string(golden_path).unwrap()).unwrap();
         // A history that batches ops (FORMAT §10.9) reaches its golden only when delivered by its
         // plan; `apply` delivers each op on its own, so its store is another store.
-        let planned = !lattice_conform::history::History::load(&root().join("corpus").join(&e.path)).unwrap().delivery.batches.is_empty();
+        let planned =
+            !lattice_conform::history::History::load(&fixtures().join("corpus").join(&e.path)).unwrap().delivery.batches.is_empty();
         if planned {
             continue;
         }
@@ -264,7 +261,7 @@ fn dry_run_runs_every_check_and_leaves_nothing_behind() {
 
 #[test]
 fn verify_migrations_passes_on_the_bundled_goldens_and_fails_on_an_edited_one() {
-    let (corpus, golden) = (root().join("corpus"), root().join("golden"));
+    let (corpus, golden) = (fixtures().join("corpus"), fixtures().join("golden"));
     let args = |g: &Path| {
         [
             OsStr::new("verify"),
@@ -303,7 +300,11 @@ fn verify_migrations_passes_on_the_bundled_goldens_and_fails_on_an_edited_one() 
     let out = run(args(&copy)).expect(1);
     assert!(out.stdout.contains(&format!("FAIL migration:{}", e.id())), "{}", out.stdout);
     // The reference migration agrees with the build: the golden changed, and no op is named.
-    assert!(out.stdout.contains("the reference migration agrees with this build on every migration op, so the golden is what changed"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("the reference migration agrees with this build on every migration op, so the golden is what changed"),
+        "{}",
+        out.stdout
+    );
     assert!(!out.stdout.contains("first divergent"), "{}", out.stdout);
 }
 
@@ -312,10 +313,11 @@ fn verify_migrations_passes_on_the_bundled_goldens_and_fails_on_an_edited_one() 
 /// target stores; the run stops at the first failing case unless --keep-going.
 #[test]
 fn verify_migrations_shows_the_key_diff_of_a_broken_migration_and_stops_at_the_first_failure() {
-    let (corpus, golden) = (root().join("corpus"), root().join("golden"));
+    let (corpus, golden) = (fixtures().join("corpus"), fixtures().join("golden"));
     let cases = Manifest::load(&corpus, false).unwrap().files.iter().filter(|e| e.store_type == "core:kvstore").count();
     let args = |extra: &[&str]| {
-        let mut a: Vec<std::ffi::OsString> = ["verify", "--migrations", "--build", "native-fault:migrate-drops-first-key"].map(Into::into).to_vec();
+        let mut a: Vec<std::ffi::OsString> =
+            ["verify", "--migrations", "--build", "native-fault:migrate-drops-first-key"].map(Into::into).to_vec();
         a.extend([OsStr::new("--corpus"), corpus.as_os_str(), OsStr::new("--golden"), golden.as_os_str()].map(Into::into));
         a.extend(extra.iter().map(Into::into));
         a

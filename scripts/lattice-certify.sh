@@ -21,7 +21,7 @@ cd "$OUT_DIR"
 rm -f certify-counterexample.json
 set +e
 "$ROOT/target/release/lattice-conform" certify --baseline "exec:$OUT_DIR/baseline.build.json" \
-  --candidate "exec:$OUT_DIR/candidate.build.json" --bundled "$ROOT/corpus" --out "$OUT_DIR/certificate.json" --force "$@"
+  --candidate "exec:$OUT_DIR/candidate.build.json" --corpus "$ROOT/corpus" --out "$OUT_DIR/certificate.json" --force "$@"
 rc=$?
 echo "== certify exit $rc; outputs in $OUT_DIR"
 exit $rc

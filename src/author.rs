@@ -190,6 +190,12 @@ pub struct Script {
 impl Script {
     /// Reads and checks a script file (format tag and version first, then the strict parse).
     pub fn load(path: &Path) -> Result<Script, AuthorError> {
+        let bad = |reason: &str| Err(AuthorError::Bad { path: path.to_path_buf(), reason: reason.into() });
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => return bad("a directory, not a `history build` script"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return bad("no such script file"),
+            _ => {}
+        }
         let text = std::fs::read_to_string(path).map_err(|source| AuthorError::Io { path: path.to_path_buf(), source })?;
         crate::versioned::check(&text, path, SCRIPT_TAG, SCRIPT_VERSION)?;
         Ok(serde_json::from_str(&text).map_err(|e| crate::versioned::json_error(path, &e))?)

@@ -221,8 +221,6 @@ impl Intentions for MemIntentions {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
     use crate::delivery;
     use crate::history::{History, Step};
@@ -274,7 +272,8 @@ mod tests {
 
     #[test]
     fn the_indexed_walk_witnesses_what_the_rule_does_on_every_corpus_history_and_reordering() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+        let copy = crate::corpus::repository_corpus_copy();
+        let dir = copy.path().join("corpus");
         let manifest = crate::corpus::Manifest::load(&dir, false).unwrap();
         let mut cascades = 0;
         for e in &manifest.files {

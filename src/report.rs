@@ -38,7 +38,7 @@ pub fn human(report: &Report) -> String {
         }
     }
     if !report.not_run.is_empty() {
-        writeln!(out, "stopped after the first failure: {} histories not run (use --keep-going to run them)", report.not_run.len())
+        writeln!(out, "stopped after the first failure: {} {} not run (use --keep-going to run them)", report.not_run.len(), units(report))
             .unwrap();
     }
     if report.is_empty_shard() {
@@ -72,9 +72,28 @@ pub fn failures_only(report: &Report) -> String {
 fn failure_text(out: &mut String, r: &crate::verify::HistoryResult, f: &crate::verify::Failure) {
     writeln!(out, "FAIL {} ({} ops): {}", r.id, r.ops, f.summary).unwrap();
     if let Some(d) = &f.divergence {
-        divergence_text(out, d);
+        divergence_text_as(out, d, op_word(&r.id));
     }
     unmet_text(out, &f.expectations);
+}
+
+/// What a report's results are: `histories`, or the `cases` of `verify --migrations`.
+pub fn units(report: &Report) -> &'static str {
+    if report.selection.kind == "migrations" {
+        "cases"
+    } else {
+        "histories"
+    }
+}
+
+/// What the divergence of a result names: an op of the history, or of a migration case's
+/// migration (docs/FORMAT.md §15.5).
+fn op_word(id: &str) -> &'static str {
+    if id.starts_with("migration:") {
+        "migration op"
+    } else {
+        "op"
+    }
 }
 
 /// One line per expected read a build missed (docs/FORMAT.md §10.10).
@@ -135,9 +154,14 @@ fn convergence_text(out: &mut String, c: &crate::converge::Summary) {
 }
 
 pub fn divergence_text(out: &mut String, d: &Divergence) {
+    divergence_text_as(out, d, "op")
+}
+
+/// [`divergence_text`], naming the op `what` (`op`, or `migration op` for a migration case).
+fn divergence_text_as(out: &mut String, d: &Divergence, what: &str) {
     writeln!(
         out,
-        "  first divergent op: #{} (id {}), author {}, hlc {}.{}",
+        "  first divergent {what}: #{} (id {}), author {}, hlc {}.{}",
         d.op_index,
         &d.op_id[..16],
         &d.author[..16],
@@ -258,7 +282,7 @@ fn testcase(out: &mut String, r: &HistoryResult, time: &str) {
         Some(f) => {
             let mut body = String::new();
             if let Some(d) = &f.divergence {
-                divergence_text(&mut body, d);
+                divergence_text_as(&mut body, d, op_word(&r.id));
             }
             unmet_text(&mut body, &f.expectations);
             writeln!(out, ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>", xml(&f.summary), xml(&body)).unwrap();

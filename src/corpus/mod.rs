@@ -33,6 +33,9 @@ pub enum CorpusError {
     },
     #[error(transparent)]
     Version(#[from] crate::versioned::VersionError),
+    /// The corpus directory is missing, not a directory, or has no manifest.
+    #[error("{path}: {reason}")]
+    NotACorpus { path: PathBuf, reason: &'static str },
     #[error("{path}: blake3 is {actual} but the manifest says {expected}; the file was changed after it was listed")]
     DigestMismatch { path: PathBuf, expected: String, actual: String },
     #[error("{path}: the manifest lists it as `{listed}` but the file says `{found}`")]
@@ -110,7 +113,17 @@ impl Manifest {
         if allow_missing && !path.exists() {
             return Ok(Manifest { format: MANIFEST_TAG.into(), format_version: MANIFEST_VERSION, files: vec![] });
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| CorpusError::Io { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| match std::fs::metadata(dir) {
+            Err(_) => CorpusError::NotACorpus { path: dir.to_path_buf(), reason: "no such corpus directory" },
+            Ok(m) if !m.is_dir() => CorpusError::NotACorpus {
+                path: dir.to_path_buf(),
+                reason: "not a directory (a corpus is a directory holding MANIFEST.json)",
+            },
+            Ok(_) if !path.exists() => {
+                CorpusError::NotACorpus { path: dir.to_path_buf(), reason: "not a corpus directory (it holds no MANIFEST.json)" }
+            }
+            Ok(_) => CorpusError::Io { path: path.clone(), source },
+        })?;
         crate::versioned::check(&text, &path, MANIFEST_TAG, MANIFEST_VERSION)?;
         let m: Manifest = serde_json::from_str(&text).map_err(|e| crate::versioned::json_error(&path, &e))?;
         Ok(m)
@@ -235,9 +248,50 @@ pub fn coverage_table(cov: &Coverage) -> String {
     out
 }
 
+/// For unit tests: a private copy of the repository's corpus (its manifest and every history it
+/// lists, each checked against its listed digest; copied again if a writer was caught half way),
+/// so that a fixture added or regenerated while the tests run changes nothing they read. The copy
+/// is `<returned dir>/corpus`.
+#[cfg(test)]
+pub(crate) fn repository_corpus_copy() -> tempfile::TempDir {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let mut last = String::new();
+    for _ in 0..5 {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("corpus");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(repo.join(MANIFEST), dir.join(MANIFEST)).unwrap();
+        let manifest = Manifest::load(&dir, false).unwrap();
+        let copied = manifest.files.iter().try_for_each(|e| {
+            let bytes = std::fs::read(repo.join(&e.path)).map_err(|err| format!("{}: {err}", e.path))?;
+            check_digest(&dir.join(&e.path), &e.blake3, blake3::hash(&bytes).to_hex().to_string()).map_err(|err| err.to_string())?;
+            write_atomic(&dir.join(&e.path), &bytes).map_err(|err| err.to_string())
+        });
+        match copied {
+            Ok(()) => return tmp,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("no consistent copy of the corpus: {last}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The copy unit tests read is outside the repository and holds every listed history.
+    #[test]
+    fn the_corpus_unit_tests_read_is_a_private_copy() {
+        let copy = repository_corpus_copy();
+        let dir = copy.path().join("corpus");
+        assert!(!dir.starts_with(env!("CARGO_MANIFEST_DIR")), "{}", dir.display());
+        let manifest = Manifest::load(&dir, false).unwrap();
+        assert!(manifest.files.len() > 100, "{}", manifest.files.len());
+        for e in &manifest.files {
+            load_checked(&dir, e).unwrap();
+        }
+    }
 
     #[test]
     fn type_dirs_are_portable_and_reversible() {
@@ -433,6 +487,7 @@ pub struct PreparedAdd {
 /// can name a directory, and an id `<store_type>/<name>` the corpus does not list yet. Nothing is
 /// written.
 pub fn prepare_add(dir: &Path, src: &Path, name: Option<&str>) -> Result<PreparedAdd, CorpusError> {
+    crate::history::check_path(src)?;
     let bytes = std::fs::read(src).map_err(|source| CorpusError::Io { path: src.to_path_buf(), source })?;
     let done = crate::history::OpStream::from_bytes(bytes.clone(), src)?.finish()?;
     let name = match name {

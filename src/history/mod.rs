@@ -88,6 +88,8 @@ pub const DECODED_MAX_PAYLOAD: usize = 4096;
 pub enum HistoryError {
     #[error("{path}: a directory, not a history file{}", if *.store { " (it is a store directory; `lattice-conform record` exports a store's log as a history)" } else { "" })]
     IsADirectory { path: PathBuf, store: bool },
+    #[error("{path}: no such history file")]
+    NotFound { path: PathBuf },
     #[error("{path}: cannot read")]
     Io {
         path: PathBuf,
@@ -326,13 +328,24 @@ pub fn form_of(path: &Path) -> std::io::Result<Form> {
     Ok(Form::of_bytes(&first[..n]))
 }
 
+/// Refuses a history path that cannot be a history file, in words rather than an OS error: a
+/// directory (a store directory said so) or nothing at all (docs/FORMAT.md §10.2).
+pub fn check_path(path: &Path) -> Result<(), HistoryError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            let store = ["state.db", "log.db"].iter().any(|f| path.join(f).is_file());
+            Err(HistoryError::IsADirectory { path: path.to_path_buf(), store })
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(HistoryError::NotFound { path: path.to_path_buf() }),
+        Err(source) => Err(HistoryError::Io { path: path.to_path_buf(), source }),
+    }
+}
+
 /// Opens a history file of either form (told apart by its first bytes, §10.6) as a stream.
 pub fn open(path: &Path) -> Result<OpStream, HistoryError> {
     let io = |source| HistoryError::Io { path: path.to_path_buf(), source };
-    if path.is_dir() {
-        let store = ["state.db", "log.db"].iter().any(|f| path.join(f).is_file());
-        return Err(HistoryError::IsADirectory { path: path.to_path_buf(), store });
-    }
+    check_path(path)?;
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut head = [0u8; 8];
     let n = file.read(&mut head).map_err(io)?;

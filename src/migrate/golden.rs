@@ -163,10 +163,7 @@ pub fn compute_migration_golden_streamed(
         target: registry.opener(m.target_type())?.logic(),
         faults: HostFaults::default(),
     };
-    let mut source = MemStore::new(header.identity(), build.source.clone());
-    crate::replica::run_plan(&mut source, ops, &header.delivery, crate::golden::CHECKPOINT_INTERVAL)
-        .expect("an in-memory replica never fails");
-    migration_golden_of(m, entry, &source, &build)
+    migration_golden_of(m, entry, &replay_source(header, ops, &build), &build)
 }
 
 /// What a migration golden is computed with: the source's and the target's logic and the host
@@ -184,12 +181,7 @@ pub fn compute_migration_golden_with(
     history: &crate::history::History,
     build: &GoldenBuild,
 ) -> Result<MigrationGolden, MigrateError> {
-    let identity = history.identity();
-    let mut source = MemStore::new(identity, build.source.clone()).with_faults(build.faults);
-    let ops = history.ops.iter().cloned();
-    crate::replica::run_plan(&mut source, ops, &history.delivery, crate::golden::CHECKPOINT_INTERVAL)
-        .expect("an in-memory replica never fails");
-    migration_golden_of(m, entry, &source, build)
+    migration_golden_of(m, entry, &replay_source(&history.header(), history.ops.iter().cloned(), build), build)
 }
 
 /// The migration golden of a replayed source.
@@ -337,21 +329,26 @@ pub fn review_migrations(
 /// Checks every migration golden; results use ids `migration:<store_type>/<name>`.
 ///
 /// `fault` seeds a [`MigrationFault`] into the `core:kvstore` → `core:kvstore-v2` migration
-/// (`verify --migrations --build native-fault:NAME`); the report names that build.
+/// (`verify --migrations --build native-fault:NAME`); the report names that build. A failing case
+/// gets the first migration op at which the reference migration and this one leave the target
+/// in different states, with the decoded key diff (docs/FORMAT.md §15.5). Without `keep_going`
+/// the run stops at the first failing case, and the cases after it are reported as not run.
 pub fn verify_migrations(
     corpus_dir: &Path,
     golden_dir: &Path,
     registry: &Registry,
     fault: Option<(&str, MigrationFault)>,
+    keep_going: bool,
 ) -> Result<crate::verify::Report, MigrationGoldenError> {
     let build = fault.map_or_else(|| "native".to_string(), |(name, _)| format!("native-fault:{name}"));
     let mut report = crate::verify::Report::new(build, vec![]);
-    for (m, e) in migration_cases(corpus_dir)? {
+    let cases = migration_cases(corpus_dir)?;
+    for (n, (reference, e)) in cases.iter().enumerate() {
         let m: Arc<dyn Migration> = match fault {
-            Some((_, f)) if m.source_type() == kv::STORE_TYPE => Arc::new(KvToV2 { fault: Some(f) }),
-            _ => m,
+            Some((_, f)) if reference.source_type() == kv::STORE_TYPE => Arc::new(KvToV2 { fault: Some(f) }),
+            _ => reference.clone(),
         };
-        let path = migration_golden_path(golden_dir, m.as_ref(), &e)?;
+        let path = migration_golden_path(golden_dir, m.as_ref(), e)?;
         let id = format!("migration:{}", e.id());
         if !path.exists() {
             return Err(crate::golden::GoldenError::MissingMigration { path, history: id }.into());
@@ -359,23 +356,113 @@ pub fn verify_migrations(
         let text = std::fs::read_to_string(&path).map_err(|source| crate::golden::GoldenError::Io { path: path.clone(), source })?;
         crate::versioned::check(&text, &path, MIGRATION_GOLDEN_TAG, MIGRATION_GOLDEN_VERSION)?;
         let expected: MigrationGolden = serde_json::from_str(&text).map_err(|err| crate::versioned::json_error(&path, &err))?;
-        let mut stream = crate::corpus::open_checked(corpus_dir, &e)?;
+        let mut stream = crate::corpus::open_checked(corpus_dir, e)?;
         let header = stream.header().clone();
-        let actual = compute_migration_golden_streamed(m.as_ref(), &e, &header, stream.ops(), registry)?;
+        let golden_build = GoldenBuild {
+            source: registry.resolve(&header.identity()).map_err(MigrateError::from)?,
+            target: registry.opener(m.target_type()).map_err(MigrateError::from)?.logic(),
+            faults: HostFaults::default(),
+        };
+        let source = replay_source(&header, stream.ops(), &golden_build);
         let ops = stream.finish()?.ops;
-        let failure = (expected != actual).then(|| crate::verify::Failure {
-            summary: format!(
-                "{}: expected {}, got {} (source {} → {})",
-                expected.migration,
-                expected.outcome(),
-                actual.outcome(),
-                expected.source_state_hash,
-                actual.source_state_hash
-            ),
-            divergence: None,
-            expectations: Vec::new(),
+        let actual = migration_golden_of(m.as_ref(), e, &source, &golden_build)?;
+        let failure = (expected != actual).then(|| {
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = source.rows().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let divergence = migration_lockstep(reference.as_ref(), m.as_ref(), &rows, &golden_build.target);
+            let found = match &divergence {
+                Some(d) => format!("; the reference migration and this build first differ at migration op {}", d.op_index),
+                None => "; the reference migration agrees with this build on every migration op, so the golden is what changed (re-run `lattice-conform bless` and review)".to_string(),
+            };
+            crate::verify::Failure {
+                summary: format!(
+                    "{}: expected {}, got {} (source {} → {}){found}",
+                    expected.migration,
+                    expected.outcome(),
+                    actual.outcome(),
+                    expected.source_state_hash,
+                    actual.source_state_hash
+                ),
+                divergence,
+                expectations: Vec::new(),
+            }
         });
-        report.results.push(crate::verify::HistoryResult { id, store_type: e.store_type.clone(), ops, failure });
+        let failed = failure.is_some();
+        report.results.push(crate::verify::HistoryResult { id: id.clone(), store_type: e.store_type.clone(), ops, failure });
+        if failed && !keep_going {
+            report.not_run = cases[n + 1..]
+                .iter()
+                .map(|(_, e)| crate::verify::NotRun {
+                    id: format!("migration:{}", e.id()),
+                    store_type: e.store_type.clone(),
+                    reason: format!("not run: verification stopped at the first failure ({id}); use --keep-going to run every case"),
+                })
+                .collect();
+            report.not_run.sort_by(|a, b| a.id.cmp(&b.id));
+            break;
+        }
     }
     Ok(report)
+}
+
+/// The source state of a migration golden: the history replayed by its plan with the source
+/// logic (projection ends where it stalls, if it does).
+fn replay_source(header: &crate::history::Header, ops: impl Iterator<Item = crate::op::Op>, build: &GoldenBuild) -> MemStore {
+    let mut source = MemStore::new(header.identity(), build.source.clone()).with_faults(build.faults);
+    crate::replica::run_plan(&mut source, ops, &header.delivery, crate::golden::CHECKPOINT_INTERVAL)
+        .expect("an in-memory replica never fails");
+    source
+}
+
+/// Migrates `rows` with the reference migration and with the candidate, each into a fresh target
+/// store (the golden target id, the migration author), delivering their ops side by side: the
+/// first index at which the two deliveries' outcomes, state hashes or observed hashes differ, with
+/// the candidate's op there (the reference's when the candidate has no op at that index) and the
+/// decoded key diffs of the two target states after it. `None` when every index agrees.
+fn migration_lockstep(
+    reference: &dyn Migration,
+    candidate: &dyn Migration,
+    rows: &[(Vec<u8>, Vec<u8>)],
+    target: &store::Logic,
+) -> Option<crate::verify::Divergence> {
+    use crate::lockstep::delivered_text;
+    let (id, author) = (golden_target_id(), default_author());
+    let target_type = candidate.target_type();
+    let identity = StoreIdentity { store_id: id, store_type: target_type.into(), schema_version: target.schema_version() };
+    let (rp, cp) = (reference.payloads(rows), candidate.payloads(rows));
+    let (rops, cops) = (chain(&rp, id, author), chain(&cp, id, author));
+    let (mut r, mut c) = (MemStore::new(identity.clone(), target.clone()), MemStore::new(identity, target.clone()));
+    let step = |store: &mut MemStore, m: &dyn Migration, ops: &[crate::op::Op], payloads: &[Vec<u8>], i: usize| match ops.get(i) {
+        Some(op) => {
+            let d = store.deliver(op);
+            let text = delivered_text(&d, store.stall(), true);
+            format!("{text} ({} keys)", m.payload_keys(&payloads[i]).len())
+        }
+        None => format!("no migration op {i} (the migration has {} ops)", ops.len()),
+    };
+    for i in 0..rops.len().max(cops.len()) {
+        let (ro, co) = (step(&mut r, reference, &rops, &rp, i), step(&mut c, candidate, &cops, &cp, i));
+        if ro == co && r.state_hash() == c.state_hash() && r.observed_hash() == c.observed_hash() {
+            continue;
+        }
+        let op = cops.get(i).or_else(|| rops.get(i)).expect("one of them has op i");
+        return Some(crate::verify::Divergence {
+            op_index: i as u64,
+            op_id: hex::encode(crate::op::op_id(&id, op)),
+            author: hex::encode(op.author),
+            wall_ms: op.hlc.wall_ms,
+            counter: op.hlc.counter,
+            payload: (op.payload.len() <= crate::history::DECODED_MAX_PAYLOAD)
+                .then(|| crate::decode::decode_payload(target_type, &op.payload))
+                .flatten(),
+            reference: ro,
+            candidate: co,
+            reference_state_hash: r.state_hash().to_string(),
+            candidate_state_hash: c.state_hash().to_string(),
+            reference_observed_hash: r.observed_hash().to_string(),
+            candidate_observed_hash: c.observed_hash().to_string(),
+            diff: crate::diff::diff_rows(target_type, r.rows(), c.rows()),
+            read_diff: crate::diff::diff_views(target_type, &r.views().clone(), &c.views().clone()),
+        });
+    }
+    None
 }

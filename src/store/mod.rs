@@ -512,6 +512,12 @@ impl Store {
 fn log_facts(dir: &Path, held: Option<&DirLock>) -> Result<(StoreIdentity, u64), StoreError> {
     let log_path = dir.join(LOG_FILE);
     match error::contain(&log_path, || log_identity_and_count(&open_ro(&log_path)?, &log_path)) {
+        // Said in words, not as the OS error of a missing file.
+        Err(e) if layout::is_not_found(&e) => Err(if dir.join(STATE_FILE).exists() {
+            StoreError::FileMissing { path: log_path }
+        } else {
+            StoreError::NotAStore { path: dir.to_path_buf() }
+        }),
         Err(StoreError::NotClosedCleanly { .. }) => {
             let _lock = if held.is_none() { Some(lock_writer(dir)?) } else { None };
             error::contain(&log_path, || log_identity_and_count(&open_rw(&log_path)?, &log_path))

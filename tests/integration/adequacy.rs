@@ -3,7 +3,6 @@
 //! `verify`. The whole catalogue against the whole corpus is the release gate `.ci/run` runs with
 //! the release binary (a debug build takes minutes over it).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use lattice_conform::adequacy::{self, AdequacyOptions};
@@ -14,11 +13,7 @@ use lattice_conform::registry::Registry;
 use lattice_conform::store::Logic;
 use lattice_conform::verify::Field;
 
-use crate::util::run_in;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::util::{fixtures, run_in};
 
 /// `core:kvstore` that writes one extra row when a batch touches the key `"never in a corpus"`:
 /// a fault the bundled corpus cannot catch, since no history writes that key.
@@ -57,7 +52,7 @@ const SURVIVOR: Fault = Fault {
 };
 
 fn options(filter: &str, faults: Vec<Fault>) -> AdequacyOptions {
-    let mut opts = AdequacyOptions::new(root());
+    let mut opts = AdequacyOptions::new(fixtures());
     opts.filter = Some(filter.into());
     opts.faults = faults;
     opts
@@ -84,7 +79,7 @@ fn a_deliberately_surviving_fault_fails_the_run_and_is_named_beside_killed_ones(
 fn the_cli_exits_1_naming_a_fault_the_selected_histories_cannot_catch() {
     // No single-author history has two ops with the same HLC, so `>` versus `>=` never shows.
     let out = run_in(
-        root(),
+        fixtures(),
         [
             "corpus",
             "adequacy",
@@ -106,19 +101,19 @@ fn the_cli_exits_1_naming_a_fault_the_selected_histories_cannot_catch() {
     assert_eq!(report["faults"][1]["kills"], report["histories"]);
     // Killed by every selected history, but not by as many as asked: weak, exit 1.
     let weak = run_in(
-        root(),
+        fixtures(),
         ["corpus", "adequacy", "--filter", "core:kvstore/single-author-*", "--fault", "hash-omits-tips", "--min-kills", "5"],
     )
     .expect(1);
     assert!(weak.stdout.contains("killed by fewer than 5: hash-omits-tips"), "{}", weak.stdout);
     assert!(weak.stderr.contains("1 killed by fewer than 5 histories (hash-omits-tips)"), "{}", weak.stderr);
-    let unknown = run_in(root(), ["corpus", "adequacy", "--fault", "nope"]).expect(2);
+    let unknown = run_in(fixtures(), ["corpus", "adequacy", "--fault", "nope"]).expect(2);
     assert!(unknown.stderr.contains("--fault nope: no such fault"), "{}", unknown.stderr);
 }
 
 #[test]
 fn faults_lists_the_catalogue_and_every_fault_is_a_build() {
-    let out = run_in(root(), ["faults", "--json"]).expect(0);
+    let out = run_in(fixtures(), ["faults", "--json"]).expect(0);
     let listed: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(listed.len(), CATALOGUE.len());
     assert!(CATALOGUE.len() >= 25);
@@ -126,14 +121,14 @@ fn faults_lists_the_catalogue_and_every_fault_is_a_build() {
         assert_eq!((line["name"].as_str(), line["layer"].as_str()), (Some(f.name), Some(f.layer.as_str())));
         assert!(!f.description.is_empty());
     }
-    let human = run_in(root(), ["faults"]).expect(0);
+    let human = run_in(fixtures(), ["faults"]).expect(0);
     assert!(human.stdout.lines().any(|l| l.starts_with("migrate-chunk-128") && l.contains("core:kvstore")), "{}", human.stdout);
 }
 
 #[test]
 fn a_host_fault_is_a_build_verify_catches() {
     let out = run_in(
-        root(),
+        fixtures(),
         ["verify", "--build", "native-fault:stall-skips-op", "--filter", "core:kvstore/malformed-payload-s1-016", "--format", "json"],
     )
     .expect(1);
@@ -155,12 +150,13 @@ fn a_changed_witness_order_or_a_decoder_without_prosts_nesting_limit_fails_verif
     ] {
         let filter = format!("core:kvstore/{family}-s1-00[0-3]");
         let build = format!("native-fault:{fault}");
-        let out = run_in(root(), ["verify", "--build", build.as_str(), "--filter", filter.as_str(), "--keep-going", "--format", "json"])
-            .expect(1);
+        let out =
+            run_in(fixtures(), ["verify", "--build", build.as_str(), "--filter", filter.as_str(), "--keep-going", "--format", "json"])
+                .expect(1);
         let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         let failed = report["results"].as_array().unwrap().iter().filter(|r| !r["failure"].is_null()).count();
         assert!(failed >= 1, "{fault}: no {family} history fails");
         // The reference build passes the same histories.
-        run_in(root(), ["verify", "--filter", filter.as_str()]).expect(0);
+        run_in(fixtures(), ["verify", "--filter", filter.as_str()]).expect(0);
     }
 }

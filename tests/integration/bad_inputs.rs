@@ -86,11 +86,19 @@ struct Setup {
     stores: Vec<PathBuf>,
     /// The Wasm cache the run gets as `LATTICE_WASM_CACHE` (none: the variable is unset).
     wasm_cache: Option<PathBuf>,
+    /// The run's working directory (none: the test's).
+    cwd: Option<PathBuf>,
 }
 
 impl Setup {
     fn new(args: Vec<OsString>) -> Setup {
-        Setup { args, stores: Vec::new(), wasm_cache: None }
+        Setup { args, stores: Vec::new(), wasm_cache: None, cwd: None }
+    }
+
+    /// Runs in `dir`.
+    fn in_dir(mut self, dir: &Path) -> Setup {
+        self.cwd = Some(dir.to_path_buf());
+        self
     }
 
     /// Runs with `LATTICE_WASM_CACHE` = `cache`.
@@ -710,7 +718,50 @@ fn cases() -> Vec<Case> {
             std::fs::remove_file(d.join("log.db")).unwrap();
             Setup::new(args!["audit", &d]).keeping(&d)
         }),
+        case("rebuild-not-a-store", Store, "`rebuild` of a directory that holds neither state.db nor log.db", 2, "<tmp>/plain: not a store (neither state.db nor log.db is present)", |t| {
+            std::fs::create_dir(t.join("plain")).unwrap();
+            Setup::new(args!["rebuild", t.join("plain")])
+        }),
+        case("dump-not-a-store", Store, "`dump` of a directory that holds neither state.db nor log.db", 2, "<tmp>/plain: not a store (neither state.db nor log.db is present)", |t| {
+            std::fs::create_dir(t.join("plain")).unwrap();
+            Setup::new(args!["dump", t.join("plain")])
+        }),
+        case("peek-a-file", Store, "`peek` of a regular file given as the store directory", 2, "<tmp>/file: not a directory (a store is a directory holding state.db and log.db)", |t| {
+            std::fs::write(t.join("file"), "not a store\n").unwrap();
+            Setup::new(args!["peek", t.join("file")])
+        }),
         // ---- history files
+        case("history-missing", History, "the history argument of `apply` names nothing", 2, "<tmp>/nope.json: no such history file", |t| {
+            let dir = example_store(t);
+            Setup::new(args!["apply", &dir, t.join("nope.json")]).keeping(&dir)
+        }),
+        case("history-show-a-directory", History, "`history show` of a plain directory", 2, "<tmp>/plain: a directory, not a history file", |t| {
+            std::fs::create_dir(t.join("plain")).unwrap();
+            Setup::new(args!["history", "show", t.join("plain")])
+        }),
+        case(
+            "corpus-add-a-store",
+            History,
+            "`corpus add` of a store directory",
+            2,
+            "<tmp>/s: a directory, not a history file (it is a store directory; `lattice-conform record` exports a store's log as a history)",
+            |t| {
+                let d = store_copy(t, "s");
+                Setup::new(args!["corpus", "add", &d, "--corpus", t.join("c"), "--golden", t.join("g")]).keeping(&d)
+            },
+        ),
+        case(
+            "history-add-missing",
+            History,
+            "`history add` to a history file that does not exist",
+            2,
+            "<tmp>/h.json: no such history file (`lattice-conform history new <tmp>/h.json --type T` makes an empty one)",
+            |t| Setup::new(args!["history", "add", t.join("h.json"), "--author", "alice", "--put", "k=v"]),
+        ),
+        case("history-build-script-is-a-directory", History, "`history build` of a directory given as the script", 2, "<tmp>/plain: a directory, not a `history build` script", |t| {
+            std::fs::create_dir(t.join("plain")).unwrap();
+            Setup::new(args!["history", "build", t.join("plain"), t.join("out.json")])
+        }),
         case(
             "history-is-a-store",
             History,
@@ -1015,9 +1066,13 @@ fn cases() -> Vec<Case> {
             },
         ),
         // ---- corpus, manifest, golden
-        case("corpus-missing", Corpus, "`verify --corpus` names a directory that does not exist", 2, "MANIFEST.json", |t| {
+        case("corpus-missing", Corpus, "`verify --corpus` names a directory that does not exist", 2, "<tmp>/nope: no such corpus directory", |t| {
             let g = t.join("golden");
             Setup::new(args!["verify", "--corpus", t.join("nope"), "--golden", &g])
+        }),
+        case("corpus-no-manifest", Corpus, "`verify --corpus` names a directory without MANIFEST.json", 2, "<tmp>/plain: not a corpus directory (it holds no MANIFEST.json)", |t| {
+            std::fs::create_dir(t.join("plain")).unwrap();
+            Setup::new(args!["verify", "--corpus", t.join("plain"), "--golden", t.join("golden")])
         }),
         case("manifest-not-json", Corpus, "MANIFEST.json is cut off mid-file", 2, "MANIFEST.json: invalid JSON", |t| {
             verify_edited(t, &[], |c, _| edit_text(&c.join("MANIFEST.json"), |s| s[..s.len() / 2].to_string()))
@@ -1659,6 +1714,31 @@ fn cases() -> Vec<Case> {
         case("args-unknown-command", Args, "an unknown subcommand", 2, "unrecognized subcommand 'frobnicate'", |_| {
             Setup::new(args!["frobnicate"])
         }),
+        case(
+            "args-certify-corpus-twice",
+            Args,
+            "`certify --corpus A --corpus B`: the old sense of `--corpus` (extra corpora after ./corpus)",
+            2,
+            "certify replays one corpus (--corpus DIR) and then the --extra-corpus ones",
+            |t| {
+                let mut a = args!["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", "native"];
+                a.extend(args!["--corpus", t.join("a"), "--corpus", t.join("b"), "--out", t.join("cert.json")]);
+                Setup::new(a)
+            },
+        ),
+        case(
+            "args-certify-corpus-ambiguous",
+            Args,
+            "`certify --corpus recorded` run where ./corpus is another corpus (it used to mean ./corpus, then recorded)",
+            2,
+            "--corpus recorded: ambiguous here",
+            |t| {
+                tiny_corpus(t);
+                let mut a = args!["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", "native"];
+                a.extend(args!["--corpus", "recorded", "--out", "cert.json"]);
+                Setup::new(a).in_dir(t)
+            },
+        ),
         case("args-completions-unknown-shell", Args, "`completions tcsh` (a shell clap_complete does not support)", 2, "invalid value 'tcsh' for '<SHELL>'", |_| {
             Setup::new(args!["completions", "tcsh"])
         }),
@@ -1886,6 +1966,9 @@ fn run_case(c: &Case) -> Result<Row, String> {
     let run_it = || {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lattice-conform"));
         cmd.args(&setup.args).env_remove("LATTICE_WASM_CACHE");
+        // In the case's own directory, or the private copy of the fixtures: never the working
+        // tree, whose corpus a command's defaults would read.
+        cmd.current_dir(setup.cwd.as_deref().unwrap_or(crate::util::fixtures()));
         if let Some(cache) = &setup.wasm_cache {
             cmd.env("LATTICE_WASM_CACHE", cache);
         }
@@ -1924,8 +2007,11 @@ fn run_case(c: &Case) -> Result<Row, String> {
     }
     let first = stderr.lines().next().unwrap_or("").to_string();
     let command: Vec<String> = setup.args.iter().map(|a| shell_word(&normalise(&a.to_string_lossy(), t))).collect();
-    let env =
+    let mut env =
         setup.wasm_cache.as_ref().map_or(String::new(), |c| format!("LATTICE_WASM_CACHE={} ", normalise(&c.display().to_string(), t)));
+    if let Some(dir) = &setup.cwd {
+        env = format!("cd {}; {env}", normalise(&dir.display().to_string(), t));
+    }
     let line = format!(
         "| {} | {} | {} | {} |",
         c.what.replace('|', "\\|"),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use lattice_conform::history::History;
 
-use crate::util::{run, Run};
+use crate::util::{fixtures, run, Run};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,7 +38,7 @@ fn the_identical_guest_certifies_and_any_edit_to_certificate_or_candidate_breaks
     let tmp = tempfile::tempdir().unwrap();
     let candidate = tmp.path().join("candidate.wasm");
     std::fs::copy(guest("core-kvstore-small"), &candidate).unwrap();
-    let corpus = root().join("corpus");
+    let corpus = fixtures().join("corpus");
     let out = run_in(tmp.path(), &certify_args(&corpus, &candidate, "20")).expect(0);
     assert!(out.stdout.starts_with("equivalent on "), "{}", out.stdout);
     let cert = tmp.path().join("certificate.json");
@@ -72,7 +72,7 @@ fn the_identical_guest_certifies_and_any_edit_to_certificate_or_candidate_breaks
 fn the_behaviour_changing_guest_is_rejected_with_a_small_counterexample_that_verify_confirms() {
     let tmp = tempfile::tempdir().unwrap();
     let faulty = guest("core-kvstore-forget-one-head");
-    let out = run_in(tmp.path(), &certify_args(&root().join("corpus"), &faulty, "20")).expect(1);
+    let out = run_in(tmp.path(), &certify_args(&fixtures().join("corpus"), &faulty, "20")).expect(1);
     let cx = tmp.path().join("certify-counterexample.json");
     let history = History::load(&cx).unwrap();
     assert!(history.ops.len() <= 3, "shrunk to {} ops; the bound is 3 (two concurrent puts and the merge)", history.ops.len());
@@ -110,7 +110,7 @@ fn the_behaviour_changing_guest_is_rejected_with_a_small_counterexample_that_ver
 /// A store built by the baseline from a bundled history the faulty guest gets wrong.
 fn baseline_store(tmp: &Path) -> PathBuf {
     let dir = tmp.join("store");
-    let history = root().join("corpus/core__kvstore/concurrent-writers-s1-001.json");
+    let history = fixtures().join("corpus/core__kvstore/concurrent-writers-s1-001.json");
     run([OsStr::new("apply"), dir.as_os_str(), history.as_os_str(), OsStr::new("--create")]).expect(0);
     dir
 }
@@ -196,4 +196,57 @@ fn record_refuses_names_that_leave_the_corpus_and_certify_copes_with_an_empty_re
     let args: Vec<&OsStr> = args.into_iter().map(OsStr::new).chain([corpus.as_os_str()]).collect();
     let out = run_in(tmp.path(), &args).expect(0);
     assert!(out.stdout.starts_with("equivalent on 7 histories"), "{}", out.stdout);
+}
+
+/// `certify --corpus DIR` names the corpus, as in `verify`, and `--extra-corpus DIR` the corpora
+/// replayed after it; the old `--bundled DIR` still names the corpus; and argument lists written
+/// in the old sense of `--corpus` (an extra corpus after ./corpus) are refused with a hint
+/// instead of certifying on other histories.
+#[test]
+fn certify_corpus_names_the_corpus_as_verify_does_and_old_extra_corpus_usage_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let gen = |dir: &str, seed: &str| {
+        let a = ["gen", "--type", "core:kvstore", "--histories", "2", "--ops", "8", "--seed", seed, "--out", dir];
+        run_in(t, &a.map(OsStr::new)).expect(0);
+    };
+    gen("main", "1");
+    gen("recorded", "2");
+    let certify = |cwd: &Path, extra: &[&str]| {
+        let mut a = vec!["certify", "--type", "core:kvstore", "--baseline", "native", "--candidate", "native", "--cases", "1", "--force"];
+        a.extend(extra);
+        run_in(cwd, &a.into_iter().map(OsStr::new).collect::<Vec<_>>())
+    };
+    let corpora = |cert: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(t.join(cert)).unwrap()).unwrap();
+        v["corpora"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap().to_string()).collect()
+    };
+    // No ./corpus here: --corpus is the corpus, alone; --extra-corpus adds one after it.
+    certify(t, &["--corpus", "main", "--out", "a.json"]).expect(0);
+    assert_eq!(corpora("a.json"), ["main"]);
+    certify(t, &["--corpus", "main", "--extra-corpus", "recorded", "--out", "b.json"]).expect(0);
+    assert_eq!(corpora("b.json"), ["main", "recorded"]);
+    // The former name of --corpus means what it always meant.
+    certify(t, &["--bundled", "main", "--out", "c.json"]).expect(0);
+    assert_eq!(corpora("c.json"), ["main"]);
+    // The old sense: `--corpus A --corpus B` (./corpus, A, B), `--bundled M --corpus X` (M, X).
+    let twice = certify(t, &["--corpus", "main", "--corpus", "recorded", "--out", "d.json"]).expect(2);
+    assert!(twice.stderr.contains("write `--corpus corpus --extra-corpus main --extra-corpus recorded`"), "{}", twice.stderr);
+    let both = certify(t, &["--bundled", "main", "--corpus", "recorded", "--out", "d.json"]).expect(2);
+    assert!(both.stderr.contains("write `--corpus main --extra-corpus recorded`"), "{}", both.stderr);
+    // With a ./corpus of its own, `--corpus recorded` alone used to mean ./corpus then recorded:
+    // ambiguous, refused with both spellings; naming ./corpus itself, or adding --extra-corpus, is not.
+    std::fs::rename(t.join("main"), t.join("corpus")).unwrap();
+    let ambiguous = certify(t, &["--corpus", "recorded", "--out", "d.json"]).expect(2);
+    assert!(ambiguous.stderr.contains("--corpus recorded: ambiguous here"), "{}", ambiguous.stderr);
+    assert!(ambiguous.stderr.contains("`--corpus corpus --extra-corpus recorded`"), "{}", ambiguous.stderr);
+    assert!(ambiguous.stderr.contains("`--bundled recorded` to replay recorded alone"), "{}", ambiguous.stderr);
+    assert!(!t.join("d.json").exists(), "nothing certified");
+    certify(t, &["--out", "e.json"]).expect(0);
+    assert_eq!(corpora("e.json"), ["corpus"], "the default is ./corpus, as in verify");
+    certify(t, &["--corpus", "corpus", "--extra-corpus", "recorded", "--out", "f.json"]).expect(0);
+    assert_eq!(corpora("f.json"), ["corpus", "recorded"]);
+    certify(t, &["--bundled", "recorded", "--out", "g.json"]).expect(0);
+    assert_eq!(corpora("g.json"), ["recorded"]);
+    run_in(t, &["certify", "--check", "f.json"].map(OsStr::new)).expect(0);
 }

@@ -12,7 +12,7 @@ use lattice_conform::corpus::{self, Manifest, ManifestEntry};
 use lattice_conform::golden;
 use lattice_conform::verify::{shard_of, Report};
 
-use crate::util::{run_in, Run};
+use crate::util::{fixtures, run_in, Run};
 
 const WORKFLOW: &str = "docs/ci/github-actions.yml";
 const KV: &str = "core:kvstore";
@@ -115,7 +115,7 @@ fn run_step(dir: &Path, w: &Workflow, script: &str, shard: Option<u32>) -> Run {
 fn checkout() -> (tempfile::TempDir, Vec<ManifestEntry>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let real = Manifest::load(&root().join("corpus"), false).unwrap();
+    let real = Manifest::load(&fixtures().join("corpus"), false).unwrap();
     let mut per_scenario: BTreeMap<String, usize> = BTreeMap::new();
     let mut picked = Vec::new();
     for e in real.files.iter().filter(|e| e.store_type == KV && e.ops <= 200 && shard_of(&e.id(), 100) != 7) {
@@ -143,8 +143,8 @@ fn add_to(dir: &Path, m: &mut Manifest, e: &ManifestEntry) {
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(from, to).unwrap();
     };
-    copy(root().join("corpus").join(&e.path), dir.join("corpus").join(&e.path));
-    copy(golden::path_for(&root().join("golden"), e), golden::path_for(&dir.join("golden"), e));
+    copy(fixtures().join("corpus").join(&e.path), dir.join("corpus").join(&e.path));
+    copy(golden::path_for(&fixtures().join("golden"), e), golden::path_for(&dir.join("golden"), e));
     m.upsert(e.clone());
 }
 
@@ -318,7 +318,7 @@ fn merge_refuses_shards_of_other_inputs_naming_both_files_and_the_field() {
     std::fs::write(&g, &original).unwrap();
 
     // The corpus gained a history.
-    let real = Manifest::load(&root().join("corpus"), false).unwrap();
+    let real = Manifest::load(&fixtures().join("corpus"), false).unwrap();
     let extra = real.files.iter().find(|e| e.store_type == KV && e.ops <= 200 && !picked.contains(e)).unwrap();
     let manifest_before = std::fs::read(dir.join("corpus").join(corpus::MANIFEST)).unwrap();
     let mut m = Manifest::load(&dir.join("corpus"), false).unwrap();
@@ -432,9 +432,9 @@ fn every_report_names_its_inputs_and_only_durations_differ_between_runs() {
     let wasm = json(&["verify", "--type", KV, "--build", "guests/dist/core-kvstore-small.wasm", "--format", "json"]);
     assert_eq!(wasm["build_identity"], format!("wasm {}", digest_of(&root().join("guests/dist/core-kvstore-small.wasm"))));
     let m: serde_json::Value =
-        serde_json::from_str(&run_in(root(), ["verify", "--migrations", "--format", "json"]).expect(0).stdout).unwrap();
+        serde_json::from_str(&run_in(fixtures(), ["verify", "--migrations", "--format", "json"]).expect(0).stdout).unwrap();
     assert_eq!(m["selection"]["kind"], "migrations");
     assert_eq!(m["selection"]["total"].as_u64().unwrap() as usize, m["results"].as_array().unwrap().len());
-    assert_eq!(m["corpus_manifest_blake3"], digest_of(&root().join("corpus").join(corpus::MANIFEST)));
+    assert_eq!(m["corpus_manifest_blake3"], digest_of(&fixtures().join("corpus").join(corpus::MANIFEST)));
     assert_eq!(m["golden_blake3"].as_str().unwrap().len(), 64);
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::util::run_in;
+use crate::util::{fixtures, run_in};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -13,7 +13,7 @@ fn root() -> &'static Path {
 #[test]
 fn a_build_that_changes_only_reads_fails_on_the_observed_hash_with_a_read_diff() {
     let out = run_in(
-        root(),
+        fixtures(),
         [
             "verify",
             "--build",
@@ -40,7 +40,7 @@ fn a_build_that_changes_only_reads_fails_on_the_observed_hash_with_a_read_diff()
 
 #[test]
 fn every_delivery_order_of_a_convergent_type_agrees() {
-    let out = run_in(root(), ["verify", "--type", "core:logstore", "--orders", "64"]).expect(0);
+    let out = run_in(fixtures(), ["verify", "--type", "core:logstore", "--orders", "64"]).expect(0);
     assert!(out.stdout.contains("0 known divergences, 0 unknown divergences"), "{}", out.stdout);
     assert!(!out.stdout.contains("DIVERGES"), "{}", out.stdout);
 }
@@ -48,7 +48,7 @@ fn every_delivery_order_of_a_convergent_type_agrees() {
 #[test]
 fn lattices_write_time_winner_divergence_is_known_found_and_shrunk() {
     // With the committed known-divergences file: reported as known, exit 0.
-    let out = run_in(root(), ["verify", "--type", "core:kvstore", "--filter", "*convergence*", "--orders", "16"]).expect(0);
+    let out = run_in(fixtures(), ["verify", "--type", "core:kvstore", "--filter", "*convergence*", "--orders", "16"]).expect(0);
     assert!(out.stdout.contains("known divergence `kvstore-write-time-winner`"), "{}", out.stdout);
     // Without it (an empty list): found, shrunk to at most 4 ops, and written as two histories.
     let tmp = tempfile::tempdir().unwrap();
@@ -66,7 +66,7 @@ fn lattices_write_time_winner_divergence_is_known_found_and_shrunk() {
         "--counterexamples",
         cx.to_str().unwrap(),
     ];
-    let out = run_in(root(), args).expect(1);
+    let out = run_in(fixtures(), args).expect(1);
     assert!(out.stdout.contains("DIVERGES core:kvstore/convergence-"), "{}", out.stdout);
     let written: Vec<_> = std::fs::read_dir(&cx).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(written.len() >= 2 && written.len() % 2 == 0, "{written:?}");
@@ -80,7 +80,7 @@ fn lattices_write_time_winner_divergence_is_known_found_and_shrunk() {
 fn a_known_divergence_that_no_longer_diverges_fails() {
     // The bad input: a known-divergences entry whose two histories are the same order.
     let tmp = tempfile::tempdir().unwrap();
-    let a = root().join("corpus/known-divergences/kvstore-write-time-winner-a.json");
+    let a = fixtures().join("corpus/known-divergences/kvstore-write-time-winner-a.json");
     std::fs::copy(&a, tmp.path().join("a.json")).unwrap();
     let known = tmp.path().join("known.json");
     std::fs::write(
@@ -89,7 +89,7 @@ fn a_known_divergence_that_no_longer_diverges_fails() {
     )
     .unwrap();
     let out = run_in(
-        root(),
+        fixtures(),
         ["verify", "--type", "core:kvstore", "--filter", "*single-author*", "--orders", "2", "--known", known.to_str().unwrap()],
     )
     .expect(1);
@@ -98,8 +98,9 @@ fn a_known_divergence_that_no_longer_diverges_fails() {
 
 #[test]
 fn json_and_junit_reports_carry_the_convergence_verdicts() {
-    let out = run_in(root(), ["verify", "--type", "core:kvstore", "--filter", "*convergence-s1-00*", "--orders", "8", "--format", "json"])
-        .expect(0);
+    let out =
+        run_in(fixtures(), ["verify", "--type", "core:kvstore", "--filter", "*convergence-s1-00*", "--orders", "8", "--format", "json"])
+            .expect(0);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let c = &report["convergence"];
     assert_eq!((c["orders"].as_u64(), c["seed"].as_u64()), (Some(8), Some(0)));
@@ -107,9 +108,10 @@ fn json_and_junit_reports_carry_the_convergence_verdicts() {
     assert!(verdicts.contains(&"known") && verdicts.contains(&"converges"), "{verdicts:?}");
     let known = c["histories"].as_array().unwrap().iter().find(|h| h["verdict"] == "known").unwrap();
     assert!(!known["order_a"].as_array().unwrap().is_empty() && !known["reads"].as_array().unwrap().is_empty(), "{known}");
-    let xml = run_in(root(), ["verify", "--type", "core:kvstore", "--filter", "*convergence-s1-00*", "--orders", "8", "--format", "junit"])
-        .expect(0)
-        .stdout;
+    let xml =
+        run_in(fixtures(), ["verify", "--type", "core:kvstore", "--filter", "*convergence-s1-00*", "--orders", "8", "--format", "junit"])
+            .expect(0)
+            .stdout;
     assert!(xml.contains("<testsuite name=\"convergence (8 orders, seed 0)\""), "{xml}");
     assert!(xml.contains("<skipped message=\"known: kvstore-write-time-winner\"/>"), "{xml}");
 }
@@ -136,15 +138,15 @@ fn certify_with_orders_compares_reordered_histories_and_catches_a_read_only_chan
         "--counterexample",
         cx_s,
     ];
-    run_in(root(), base.iter().copied().chain(["--candidate", small_s])).expect(0);
+    run_in(fixtures(), base.iter().copied().chain(["--candidate", small_s])).expect(0);
     let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cert).unwrap()).unwrap();
     let corpus_histories = c["corpora"][0]["histories"].as_u64().unwrap();
     assert_eq!((c["orders"].as_u64(), c["histories"].as_u64()), (Some(2), Some(3 * corpus_histories)), "{c}");
-    run_in(root(), ["certify", "--check", cert_s]).expect(0);
+    run_in(fixtures(), ["certify", "--check", cert_s]).expect(0);
     // The certificate exists now: replacing it (here: with no certificate, on divergence) needs --force.
-    let refused = run_in(root(), base.iter().copied().chain(["--candidate", "native-fault:read-flips-conflicted"])).expect(2);
+    let refused = run_in(fixtures(), base.iter().copied().chain(["--candidate", "native-fault:read-flips-conflicted"])).expect(2);
     assert!(refused.stderr.contains("cert.json: already exists; pass --force"), "{}", refused.stderr);
-    let out = run_in(root(), base.iter().copied().chain(["--candidate", "native-fault:read-flips-conflicted", "--force"])).expect(1);
+    let out = run_in(fixtures(), base.iter().copied().chain(["--candidate", "native-fault:read-flips-conflicted", "--force"])).expect(1);
     assert!(counterexample.exists(), "the counterexample is written where --counterexample says");
     assert!(out.stdout.contains("read diff"), "{}", out.stdout);
 }
@@ -153,13 +155,13 @@ fn certify_with_orders_compares_reordered_histories_and_catches_a_read_only_chan
 /// its entry's occurrences replaced by `occurrences` (JSON).
 fn known_copy(tmp: &Path, occurrences: serde_json::Value) -> std::path::PathBuf {
     let committed: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root().join("corpus/known-divergences.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(fixtures().join("corpus/known-divergences.json")).unwrap()).unwrap();
     let mut file = committed.clone();
     file["divergences"][0]["occurrences"] = occurrences;
     std::fs::create_dir_all(tmp.join("known-divergences")).unwrap();
     for side in ["a", "b"] {
         let name = format!("known-divergences/kvstore-write-time-winner-{side}.json");
-        std::fs::copy(root().join("corpus").join(&name), tmp.join(&name)).unwrap();
+        std::fs::copy(fixtures().join("corpus").join(&name), tmp.join(&name)).unwrap();
     }
     let path = tmp.join("known.json");
     std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
@@ -172,7 +174,7 @@ const RECORDED: &str = "core:kvstore/{convergence-s1-00[01],witness-order-race,b
 
 fn committed_occurrences() -> serde_json::Value {
     let committed: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root().join("corpus/known-divergences.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(fixtures().join("corpus/known-divergences.json")).unwrap()).unwrap();
     committed["divergences"][0]["occurrences"].clone()
 }
 
@@ -188,13 +190,13 @@ fn known_divergences_are_matched_by_their_recorded_occurrences_and_record_known_
         a.extend(extra);
         a.into_iter().map(String::from).collect::<Vec<_>>()
     };
-    let out = run_in(root(), args(&[])).expect(1);
+    let out = run_in(fixtures(), args(&[])).expect(1);
     let recorded = committed_occurrences();
     let n = recorded.as_array().unwrap().len();
     assert!(n >= 2, "{recorded}");
     assert!(out.stdout.contains(&format!("0 known divergences, {n} unknown divergences")), "{}", out.stdout);
     // Recording them: the file gets exactly the committed occurrences, and the run passes.
-    let out = run_in(root(), args(&["--record-known", "kvstore-write-time-winner"])).expect(0);
+    let out = run_in(fixtures(), args(&["--record-known", "kvstore-write-time-winner"])).expect(0);
     assert!(
         out.stderr.contains(&format!("recorded {n} occurrence(s) of known divergence `kvstore-write-time-winner` (seed 0)")),
         "{}",
@@ -203,10 +205,10 @@ fn known_divergences_are_matched_by_their_recorded_occurrences_and_record_known_
     let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&known).unwrap()).unwrap();
     assert_eq!(written["format_version"], 2);
     assert_eq!(written["divergences"][0]["occurrences"], recorded);
-    run_in(root(), args(&[])).expect(0);
+    run_in(fixtures(), args(&[])).expect(0);
     // An unknown entry id is refused before anything runs, the file untouched.
     let before = std::fs::read(&known).unwrap();
-    let out = run_in(root(), args(&["--record-known", "nope"])).expect(2);
+    let out = run_in(fixtures(), args(&["--record-known", "nope"])).expect(2);
     assert!(out.stderr.contains("has no entry `nope`"), "{}", out.stderr);
     assert_eq!(std::fs::read(&known).unwrap(), before);
 }
@@ -226,7 +228,7 @@ fn a_divergence_that_differs_from_its_recorded_occurrence_or_a_missing_one_fails
     }));
     let known = known_copy(tmp.path(), occ);
     let out = run_in(
-        root(),
+        fixtures(),
         [
             "verify",
             "--type",
@@ -255,7 +257,7 @@ fn a_build_with_a_new_kvstore_order_dependence_fails_verify_orders() {
     // depends on arrival order, on histories where the reference does not.
     let tmp = tempfile::tempdir().unwrap();
     let out = run_in(
-        root(),
+        fixtures(),
         [
             "verify",
             "--filter",
@@ -287,7 +289,7 @@ fn a_version_1_known_divergences_file_is_refused_with_how_to_upgrade() {
     let known = tmp.path().join("known.json");
     std::fs::write(&known, r#"{"format":"lattice-conform/known-divergences","format_version":1,"divergences":[]}"#).unwrap();
     let out = run_in(
-        root(),
+        fixtures(),
         ["verify", "--type", "core:kvstore", "--filter", "*single-author*", "--orders", "2", "--known", known.to_str().unwrap()],
     )
     .expect(2);

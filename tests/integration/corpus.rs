@@ -11,7 +11,7 @@ use lattice_conform::registry::Registry;
 use lattice_conform::replay::MemStore;
 use lattice_conform::verify::{self, Report, VerifyOptions};
 
-use crate::util::{run, run_in};
+use crate::util::{copy_dir, fixtures, run, run_in};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -21,26 +21,13 @@ fn root() -> &'static Path {
 fn copy_fixtures() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     for d in ["corpus", "golden"] {
-        copy_dir(&root().join(d), &tmp.path().join(d));
+        copy_dir(&fixtures().join(d), &tmp.path().join(d));
     }
     tmp
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 fn manifest() -> Manifest {
-    Manifest::load(&root().join("corpus"), false).unwrap()
+    Manifest::load(&fixtures().join("corpus"), false).unwrap()
 }
 
 fn entry_path(dir: &Path, scenario_prefix: &str) -> (String, PathBuf) {
@@ -55,17 +42,85 @@ fn the_bundled_corpus_covers_every_scenario_with_40_histories_per_type_in_under_
     for ty in ["core:kvstore", "core:logstore"] {
         assert!(m.files.iter().filter(|e| e.store_type == ty).count() >= 40, "{ty}");
     }
-    let cov = corpus::stats(&root().join("corpus")).unwrap();
+    let cov = corpus::stats(&fixtures().join("corpus")).unwrap();
     for s in corpus::gen::scenarios() {
         assert!(cov.contains_key(&(s.store_type.to_string(), s.name.to_string())), "scenario {} not covered", s.name);
     }
-    let bytes: u64 = m.files.iter().map(|e| std::fs::metadata(root().join("corpus").join(&e.path)).unwrap().len()).sum();
+    let bytes: u64 = m.files.iter().map(|e| std::fs::metadata(fixtures().join("corpus").join(&e.path)).unwrap().len()).sum();
     assert!(bytes <= 20 << 20, "{bytes} bytes");
+}
+
+/// Issue #33: a fixture added (or a golden blessed) in the working tree while the tests run must
+/// not fail them. Every test reads one private copy of `corpus/` and `golden/`, made when the test
+/// process first asks for it: outside the repository, whole (every listed history with its digest
+/// and its golden), and where `run` runs the binary, so the commands' default `corpus` and `golden`
+/// are the copy too. No test source reaches for the working tree's fixtures by another way.
+#[test]
+fn tests_read_a_private_copy_of_the_corpus_and_goldens_never_the_working_tree() {
+    let copy = fixtures().canonicalize().unwrap();
+    let repo = crate::util::repo().canonicalize().unwrap();
+    assert!(!copy.starts_with(&repo), "the copy {} is inside the repository", copy.display());
+    assert!(copy.join("corpus/known-divergences.json").is_file() && copy.join("corpus/lattice-tests.json").is_file());
+    let m = Manifest::load(&copy.join("corpus"), false).unwrap();
+    for e in &m.files {
+        corpus::load_checked(&copy.join("corpus"), e).unwrap();
+        assert!(golden::path_for(&copy.join("golden"), e).is_file(), "{}: no golden in the copy", e.id());
+    }
+    // The binary, run as the tests run it, selects exactly the copy's histories.
+    let listed = run(["verify", "--list"]).expect(0).stdout;
+    assert_eq!(listed.lines().collect::<Vec<_>>(), m.files.iter().map(|e| e.id()).collect::<Vec<_>>());
+    // The test sources: only the helpers that make the copies name the repository's fixtures.
+    let reaches = reaches_for_the_working_tree();
+    assert!(reaches.is_empty(), "tests that read the working tree's corpus or goldens:\n{}", reaches.join("\n"));
+}
+
+/// Lines of the test sources (integration tests, and the library's unit tests) that read the
+/// repository's `corpus`/`golden` or run the binary in the repository, outside the two helpers
+/// that make the private copies (`tests/integration/util.rs`, `corpus::repository_corpus_copy`).
+fn reaches_for_the_working_tree() -> Vec<String> {
+    let repo = crate::util::repo();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo.join("tests/integration")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut dirs = vec![repo.join("src")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()) {
+            if e.is_dir() {
+                dirs.push(e);
+            } else {
+                files.push(e);
+            }
+        }
+    }
+    files.sort();
+    let allowed = [repo.join("tests/integration/util.rs"), repo.join("src/corpus/mod.rs")];
+    let mut out = Vec::new();
+    for f in files.iter().filter(|f| f.extension().is_some_and(|x| x == "rs") && !allowed.contains(f)) {
+        let text = std::fs::read_to_string(f).unwrap();
+        let name = f.strip_prefix(repo).unwrap().display().to_string();
+        for (i, line) in text.lines().enumerate() {
+            let to_fixtures = ["corpus", "golden"]
+                .iter()
+                .any(|d| ["root()", "repo()", "CARGO_MANIFEST_DIR\"))"].iter().any(|r| line.contains(&format!("{r}.join(\"{d}"))));
+            if to_fixtures {
+                out.push(format!("{name}:{}: {}", i + 1, line.trim()));
+            }
+        }
+        // The binary run in the repository (its defaults are the working tree's `corpus` and
+        // `golden`), or a library run rooted there; a call may span lines.
+        let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        for call in ["run_in(", "current_dir(", "Options::new("] {
+            for r in ["root()", "repo()"] {
+                if flat.contains(&format!("{call}{r}")) {
+                    out.push(format!("{name}: {call}{r}"));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[test]
 fn verify_passes_on_the_bundled_corpus() {
-    let out = run_in(root(), ["verify"]).expect(0);
+    let out = run_in(fixtures(), ["verify"]).expect(0);
     let n = manifest().files.len();
     assert!(out.stdout.ends_with(&format!("build native: {n} passed, 0 failed\n")), "{}", out.stdout);
 }
@@ -75,13 +130,13 @@ fn committed_goldens_are_what_the_code_computes_now() {
     // A golden change must show up here as a reviewable snapshot diff (and fail CI) before anyone
     // accepts it with `bless --accept`.
     let registry = Registry::with_reference_types();
-    let dir = root().join("corpus");
+    let dir = fixtures().join("corpus");
     let mut summary = String::new();
     for e in manifest().files {
         let h = corpus::load_checked(&dir, &e).unwrap();
         let logic = registry.opener(&h.store_type).unwrap().logic();
         let computed = golden::compute(&h, logic, &e);
-        let committed = golden::load(&golden::path_for(&root().join("golden"), &e), &e.id()).unwrap();
+        let committed = golden::load(&golden::path_for(&fixtures().join("golden"), &e), &e.id()).unwrap();
         assert_eq!(computed, committed, "{}", e.id());
         let stall = computed.stall.as_ref().map_or("-".to_string(), |h| format!("{}@{}", h.kind.as_str(), h.op_index));
         let floating = computed.floating.len();
@@ -103,7 +158,7 @@ fn gen_is_deterministic_and_check_catches_an_edited_history() {
     for f in files.iter().chain([&corpus::MANIFEST.to_string()]) {
         assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f}");
     }
-    run_in(root(), ["gen", "--check"]).expect(0);
+    run_in(fixtures(), ["gen", "--check"]).expect(0);
     let fixtures = copy_fixtures();
     let (_, rel) = entry_path(fixtures.path(), "batches");
     let file = fixtures.path().join("corpus").join(&rel);
@@ -152,7 +207,7 @@ fn first_multi_head_merge(h: &lattice_conform::history::History) -> Option<u64> 
 #[test]
 fn a_faulty_build_fails_at_the_first_divergent_op_with_the_changed_key() {
     let m = manifest();
-    let dir = root().join("corpus");
+    let dir = fixtures().join("corpus");
     let (e, h, expected) = m
         .files
         .iter()
@@ -163,7 +218,7 @@ fn a_faulty_build_fails_at_the_first_divergent_op_with_the_changed_key() {
         })
         .expect("some concurrent-writers history merges two heads");
     let filter = format!("*{}", e.name());
-    let out = run_in(root(), ["verify", "--build", "native-fault:forget-one-head", "--filter", &filter, "--format", "json"]).expect(1);
+    let out = run_in(fixtures(), ["verify", "--build", "native-fault:forget-one-head", "--filter", &filter, "--format", "json"]).expect(1);
     let report: Report = serde_json::from_str(&out.stdout).unwrap();
     let d = report.results[0].failure.as_ref().unwrap().divergence.as_ref().unwrap();
     assert_eq!(d.op_index, expected);
@@ -172,7 +227,7 @@ fn a_faulty_build_fails_at_the_first_divergent_op_with_the_changed_key() {
     for k in &d.diff {
         assert!(keys.contains(&hex::decode(&k.key.hex).unwrap()), "diff names key {} not written by the op", k.key);
     }
-    let human = run_in(root(), ["verify", "--build", "native-fault:forget-one-head", "--filter", &filter]).expect(1);
+    let human = run_in(fixtures(), ["verify", "--build", "native-fault:forget-one-head", "--filter", &filter]).expect(1);
     assert!(human.stdout.contains(&format!("first divergent op: #{expected} ")), "{}", human.stdout);
 }
 
@@ -190,7 +245,7 @@ fn a_history_whose_digest_does_not_match_the_manifest_is_exit_2() {
 
 #[test]
 fn junit_is_well_formed_with_one_testcase_per_history_and_json_round_trips() {
-    let out = run_in(root(), ["verify", "--format", "junit", "--type", "core:logstore"]).expect(0);
+    let out = run_in(fixtures(), ["verify", "--format", "junit", "--type", "core:logstore"]).expect(0);
     let mut reader = quick_xml::Reader::from_str(&out.stdout);
     let mut testcases = 0;
     loop {
@@ -201,7 +256,7 @@ fn junit_is_well_formed_with_one_testcase_per_history_and_json_round_trips() {
         }
     }
     assert_eq!(testcases, manifest().files.iter().filter(|e| e.store_type == "core:logstore").count());
-    let json = run_in(root(), ["verify", "--format", "json", "--type", "core:logstore"]).expect(0).stdout;
+    let json = run_in(fixtures(), ["verify", "--format", "json", "--type", "core:logstore"]).expect(0).stdout;
     let report: Report = serde_json::from_str(&json).unwrap();
     assert_eq!(format!("{}\n", serde_json::to_string_pretty(&report).unwrap()), json);
 }
@@ -211,7 +266,7 @@ fn shards_cover_every_history_once_and_merge_into_the_unsharded_verdict() {
     let tmp = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for i in 1..=3 {
-        let json = run_in(root(), ["verify", "--keep-going", "--format", "json", "--shard", &format!("{i}/3")]).expect(0).stdout;
+        let json = run_in(fixtures(), ["verify", "--keep-going", "--format", "json", "--shard", &format!("{i}/3")]).expect(0).stdout;
         let f = tmp.path().join(format!("shard{i}.json"));
         std::fs::write(&f, json).unwrap();
         files.push(f);
@@ -221,7 +276,7 @@ fn shards_cover_every_history_once_and_merge_into_the_unsharded_verdict() {
         .chain(files.iter().map(|f| f.as_os_str())))
     .expect(0);
     let merged: Report = serde_json::from_str(&merged.stdout).unwrap();
-    let whole: Report = serde_json::from_str(&run_in(root(), ["verify", "--keep-going", "--format", "json"]).expect(0).stdout).unwrap();
+    let whole: Report = serde_json::from_str(&run_in(fixtures(), ["verify", "--keep-going", "--format", "json"]).expect(0).stdout).unwrap();
     let mut whole_results = whole.results.clone();
     whole_results.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(merged.results, whole_results);
@@ -284,7 +339,7 @@ fn bad_history_files_in_a_corpus_are_exit_2_naming_the_problem() {
 
 #[test]
 fn a_users_own_test_can_call_verify_as_a_library() {
-    let mut opts = VerifyOptions::new(root());
+    let mut opts = VerifyOptions::new(fixtures());
     opts.store_type = Some("core:logstore".into());
     opts.filter = Some("*log-ties*".into());
     let report = verify::verify(&opts, &Registry::with_reference_types()).unwrap();

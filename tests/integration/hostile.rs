@@ -28,6 +28,8 @@ use uuid::Uuid;
 
 use crate::gen::{author, Chains};
 
+use crate::util::fixtures;
+
 /// Generous bounds for one command of a debug binary: every hostile op must stop far sooner.
 const WALL_BOUND: Duration = Duration::from_secs(60);
 const RSS_BOUND_MIB: u64 = 1024;
@@ -76,7 +78,7 @@ fn measure(name: &str, args: &[&OsStr], env: &[(&str, &OsStr)]) -> Measured {
     let tmp = tempfile::tempdir().unwrap();
     let (out, err) = (tmp.path().join("stdout"), tmp.path().join("stderr"));
     let mut cmd = Command::new(binary());
-    cmd.current_dir(root()).args(args).stdin(Stdio::null());
+    cmd.current_dir(fixtures()).args(args).stdin(Stdio::null());
     cmd.stdout(std::fs::File::create(&out).unwrap()).stderr(std::fs::File::create(&err).unwrap());
     for var in ["LATTICE_WASM_CACHE", "LATTICE_WASM_FUEL", "LATTICE_WASM_MEMORY_MIB", "LATTICE_WASM_WRITE_MIB"] {
         cmd.env_remove(var);
@@ -337,7 +339,7 @@ fn a_build_of_another_schema_is_refused_everywhere_naming_both() {
     assert!(!out.exists());
 
     let store = tmp.path().join("store");
-    let h = root().join("corpus/core__logstore/log-ties-s1-000.json");
+    let h = fixtures().join("corpus/core__logstore/log-ties-s1-000.json");
     crate::util::run(["apply".as_ref(), store.as_os_str(), h.as_os_str(), "--create".as_ref()]).expect(0);
     let args = ["open".as_ref(), store.as_os_str(), "--verify-history".as_ref(), "--build".as_ref(), v2.as_os_str()];
     let m = measure("schema-2-verify-history", &args, &[]).expect(2, named);
@@ -430,7 +432,7 @@ fn limits_reach_every_command_and_bad_values_are_usage_errors() {
 
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let h = root().join("corpus/core__logstore/log-ties-s1-000.json");
+    let h = fixtures().join("corpus/core__logstore/log-ties-s1-000.json");
     crate::util::run(["apply".as_ref(), store.as_os_str(), h.as_os_str(), "--create".as_ref()]).expect(0);
     let args = ["open".as_ref(), store.as_os_str(), "--verify-history".as_ref(), "--build".as_ref(), logstore.as_os_str()];
     measure("verify-history-default", &args, &[]).expect(0, "history verified");

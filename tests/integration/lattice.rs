@@ -11,12 +11,14 @@ use lattice_conform::replay::MemStore;
 use lattice_conform::store::Logic;
 use lattice_conform::wasm::{Limits, WasmModule, WasmOpener};
 
+use crate::util::fixtures;
+
 fn root() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn tests_file() -> TestFile {
-    TestFile::load(&root().join("corpus").join(lattice::FILE)).unwrap()
+    TestFile::load(&fixtures().join("corpus").join(lattice::FILE)).unwrap()
 }
 
 fn guest(store_type: &str) -> Logic {
@@ -49,7 +51,7 @@ fn every_lattice_scenario_reads_what_the_lattice_test_asserts_natively_and_in_wa
 #[test]
 fn every_lattice_scenario_is_a_corpus_history_built_from_the_file() {
     let file = tests_file();
-    let dir = root().join("corpus");
+    let dir = fixtures().join("corpus");
     let manifest = Manifest::load(&dir, false).unwrap();
     for (name, history) in lattice::histories(&file) {
         let entry = manifest
@@ -79,7 +81,7 @@ fn a_wrong_expectation_is_reported_naming_the_read() {
 fn a_scenario_naming_an_unknown_label_is_refused_naming_scenario_and_op() {
     // The bad input: a scenario file whose op depends on a label no earlier op has.
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("corpus").join(lattice::FILE)).unwrap();
+    let text = std::fs::read_to_string(fixtures().join("corpus").join(lattice::FILE)).unwrap();
     let bad = text.replacen(
         "\"deps\": [\n            \"a1\",\n            \"b1\"\n          ]",
         "\"deps\": [\n            \"a1\",\n            \"zz\"\n          ]",

@@ -16,18 +16,14 @@ use lattice_conform::replay::MemStore;
 use lattice_conform::store::Store;
 use uuid::Uuid;
 
-use crate::util::{digests, example_store, fresh_store, run, tamper_str_table, Run};
+use crate::util::{digests, example_store, fixtures, fresh_store, run, tamper_str_table, Run};
 
 const V2: &str = "core:kvstore-v2";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A store on disk holding the valid prefix of a bundled history (negative histories stop
 /// before the op projection stalls at, so the source is not stalled).
 fn source_from(entry: &corpus::ManifestEntry, dir: &Path) -> PathBuf {
-    let h = corpus::load_checked(&root().join("corpus"), entry).unwrap();
+    let h = corpus::load_checked(&fixtures().join("corpus"), entry).unwrap();
     let id = h.identity();
     let mut probe = MemStore::new(id, Arc::new(KvStore));
     for op in &h.ops {
@@ -42,7 +38,7 @@ fn source_from(entry: &corpus::ManifestEntry, dir: &Path) -> PathBuf {
 #[test]
 fn all_five_checks_pass_on_every_bundled_kvstore_history_and_match_the_migration_goldens() {
     let registry = Registry::with_reference_types();
-    let manifest = Manifest::load(&root().join("corpus"), false).unwrap();
+    let manifest = Manifest::load(&fixtures().join("corpus"), false).unwrap();
     let entries: Vec<_> = manifest.files.iter().filter(|e| e.store_type == "core:kvstore").collect();
     assert!(entries.len() >= 40);
     for e in entries {
@@ -55,11 +51,12 @@ fn all_five_checks_pass_on_every_bundled_kvstore_history_and_match_the_migration
         for c in &checks {
             assert!(c.ok, "{}: check `{}` failed: {}", e.id(), c.name, c.detail);
         }
-        let golden_path = migrate::migration_golden_path(&root().join("golden"), &KvToV2::default(), e).unwrap();
+        let golden_path = migrate::migration_golden_path(&fixtures().join("golden"), &KvToV2::default(), e).unwrap();
         let golden: MigrationGolden = serde_json::from_str(&std::fs::read_to_string(golden_path).unwrap()).unwrap();
         // A history that batches ops (FORMAT §10.9) reaches its golden only when delivered by its
         // plan; `apply` delivers each op on its own, so its store is another store.
-        let planned = !lattice_conform::history::History::load(&root().join("corpus").join(&e.path)).unwrap().delivery.batches.is_empty();
+        let planned =
+            !lattice_conform::history::History::load(&fixtures().join("corpus").join(&e.path)).unwrap().delivery.batches.is_empty();
         if planned {
             continue;
         }
@@ -264,7 +261,7 @@ fn dry_run_runs_every_check_and_leaves_nothing_behind() {
 
 #[test]
 fn verify_migrations_passes_on_the_bundled_goldens_and_fails_on_an_edited_one() {
-    let (corpus, golden) = (root().join("corpus"), root().join("golden"));
+    let (corpus, golden) = (fixtures().join("corpus"), fixtures().join("golden"));
     let args = |g: &Path| {
         [
             OsStr::new("verify"),
@@ -302,4 +299,64 @@ fn verify_migrations_passes_on_the_bundled_goldens_and_fails_on_an_edited_one() 
         .unwrap();
     let out = run(args(&copy)).expect(1);
     assert!(out.stdout.contains(&format!("FAIL migration:{}", e.id())), "{}", out.stdout);
+    // The reference migration agrees with the build: the golden changed, and no op is named.
+    assert!(
+        out.stdout.contains("the reference migration agrees with this build on every migration op, so the golden is what changed"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("first divergent"), "{}", out.stdout);
+}
+
+/// `verify --migrations` of a build whose migration loses a key: the failure names the first
+/// migration op where it differs from the reference migration, with the decoded key diff of the two
+/// target stores; the run stops at the first failing case unless --keep-going.
+#[test]
+fn verify_migrations_shows_the_key_diff_of_a_broken_migration_and_stops_at_the_first_failure() {
+    let (corpus, golden) = (fixtures().join("corpus"), fixtures().join("golden"));
+    let cases = Manifest::load(&corpus, false).unwrap().files.iter().filter(|e| e.store_type == "core:kvstore").count();
+    let args = |extra: &[&str]| {
+        let mut a: Vec<std::ffi::OsString> =
+            ["verify", "--migrations", "--build", "native-fault:migrate-drops-first-key"].map(Into::into).to_vec();
+        a.extend([OsStr::new("--corpus"), corpus.as_os_str(), OsStr::new("--golden"), golden.as_os_str()].map(Into::into));
+        a.extend(extra.iter().map(Into::into));
+        a
+    };
+    let out = run(args(&["--format", "json"])).expect(1);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "fail-fast: the run stops at the first failing case");
+    assert_eq!(report["not_run"].as_array().unwrap().len(), cases - 1);
+    assert_eq!(report["selection"]["selected"].as_u64(), Some(cases as u64));
+    assert!(out.stderr.contains(&format!("1 of 1 cases failed ({} more not run", cases - 1)), "{}", out.stderr);
+    let failure = &results[0]["failure"];
+    assert!(failure["summary"].as_str().unwrap().contains("first differ at migration op 0"), "{failure}");
+    let d = &failure["divergence"];
+    assert_eq!(d["op_index"], 0, "{d}");
+    assert_ne!(d["reference_state_hash"], d["candidate_state_hash"]);
+    // The first live key is gone from the target: present in the reference, absent here.
+    let diff = d["diff"].as_array().unwrap();
+    assert_eq!(diff.len(), 1, "{d}");
+    assert_eq!(diff[0]["expected"]["kind"], "kv_v2_key", "{d}");
+    assert!(diff[0]["actual"].is_null(), "{d}");
+    assert_eq!(d["read_diff"][0]["expected"]["kind"], "kv_v2_read", "{d}");
+    assert!(d["read_diff"][0]["actual"].is_null(), "{d}");
+    let key = diff[0]["key"]["utf8"].as_str().unwrap().to_string();
+    // The human report says the same in words.
+    let human = run(args(&[])).expect(1);
+    assert!(human.stdout.contains("first divergent migration op: #0"), "{}", human.stdout);
+    assert!(human.stdout.contains(&format!("key diff (reference → this build):\n    {key:?}")), "{}", human.stdout);
+    assert!(human.stdout.contains("stopped after the first failure: ") && human.stdout.contains(" cases not run"), "{}", human.stdout);
+    // --keep-going checks every case; in each that fails, the first key of the diff (the first
+    // live key) is one the reference's target has and this build's lacks (a migration of several
+    // ops also shows the key its first op now carries in the dropped key's place).
+    let all: serde_json::Value = serde_json::from_str(&run(args(&["--keep-going", "--format", "json"])).expect(1).stdout).unwrap();
+    assert_eq!(all["results"].as_array().unwrap().len(), cases);
+    assert!(all["not_run"].as_array().unwrap().is_empty());
+    let failed: Vec<_> = all["results"].as_array().unwrap().iter().filter(|r| !r["failure"].is_null()).collect();
+    assert!(failed.len() > 1, "{}", failed.len());
+    for r in failed {
+        let first = &r["failure"]["divergence"]["diff"][0];
+        assert!(first["expected"]["kind"] == "kv_v2_key" && first["actual"].is_null(), "{r}");
+    }
 }

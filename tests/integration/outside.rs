@@ -10,11 +10,7 @@ use std::time::{Duration, Instant};
 
 use lattice_conform::fault::{Layer, CATALOGUE};
 
-use crate::util::{run, run_in};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::util::{fixtures, run, run_in};
 
 /// A build file at `dir/<name>.json` running `serve-build ARGS…` of this binary.
 fn build_file(dir: &Path, name: &str, args: &[&str], op_timeout_ms: u64) -> String {
@@ -38,8 +34,8 @@ type Failures = BTreeMap<String, (Option<u64>, Option<String>, String)>;
 
 /// Over the histories `filter` selects (all: `None`), and the ids of those that passed.
 fn failures_among(build: &str, store_type: Option<&str>, filter: Option<&str>) -> (Failures, Vec<String>) {
-    let corpus = root().join("corpus");
-    let golden = root().join("golden");
+    let corpus = fixtures().join("corpus");
+    let golden = fixtures().join("golden");
     let head = ["verify", "--keep-going", "--format", "json", "--build", build, "--corpus"];
     let mut args: Vec<&Path> = head.iter().map(Path::new).collect();
     args.extend([corpus.as_path(), Path::new("--golden"), golden.as_path()]);
@@ -77,9 +73,9 @@ fn failures_among(build: &str, store_type: Option<&str>, filter: Option<&str>) -
 fn the_reference_adapter_passes_the_whole_corpus_and_reports_what_it_ran() {
     let tmp = tempfile::tempdir().unwrap();
     let b = build_file(tmp.path(), "ref", &[], 10_000);
-    let out = run_in(root(), ["verify", "--build", &b, "--format", "json"]).expect(0);
+    let out = run_in(fixtures(), ["verify", "--build", &b, "--format", "json"]).expect(0);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let native: serde_json::Value = serde_json::from_str(&run_in(root(), ["verify", "--format", "json"]).expect(0).stdout).unwrap();
+    let native: serde_json::Value = serde_json::from_str(&run_in(fixtures(), ["verify", "--format", "json"]).expect(0).stdout).unwrap();
     let ran = report["results"].as_array().unwrap().len();
     assert_eq!(ran, native["results"].as_array().unwrap().len(), "every history of every type ran");
     assert!(ran > 150);
@@ -120,11 +116,11 @@ fn a_hash_fault_cannot_be_served_and_says_why() {
     let tmp = tempfile::tempdir().unwrap();
     let hash = CATALOGUE.iter().find(|f| f.layer == Layer::Hash).unwrap();
     let b = build_file(tmp.path(), "hash", &["--build", &format!("native-fault:{}", hash.name)], 10_000);
-    let out = run_in(root(), ["verify", "--build", &b, "--type", "core:kvstore", "--filter", "core:kvstore/lattice-*"]).expect(2);
+    let out = run_in(fixtures(), ["verify", "--build", &b, "--type", "core:kvstore", "--filter", "core:kvstore/lattice-*"]).expect(2);
     assert!(out.stderr.contains("cannot be served: over the protocol the host computes the hash"), "{}", out.stderr);
     // Nor one of arrival numbering: the host numbers the deliveries it makes.
     let b = build_file(tmp.path(), "arrival", &["--build", "native-fault:arrival-counts-received"], 10_000);
-    let out = run_in(root(), ["verify", "--build", &b, "--type", "core:kvstore", "--filter", "core:kvstore/lattice-*"]).expect(2);
+    let out = run_in(fixtures(), ["verify", "--build", &b, "--type", "core:kvstore", "--filter", "core:kvstore/lattice-*"]).expect(2);
     assert!(out.stderr.contains("cannot be served: over the protocol the host numbers the deliveries"), "{}", out.stderr);
 }
 
@@ -133,7 +129,7 @@ fn certify_native_against_the_adapter_certifies_and_a_faulty_adapter_gets_a_shru
     let tmp = tempfile::tempdir().unwrap();
     let good = build_file(tmp.path(), "ref", &[], 10_000);
     let certify = |candidate: &str| {
-        let corpus = root().join("corpus");
+        let corpus = fixtures().join("corpus");
         let args: Vec<std::ffi::OsString> = ["certify", "--type", "core:kvstore", "--baseline", "native", "--cases", "8", "--bundled"]
             .iter()
             .map(Into::into)
@@ -160,12 +156,12 @@ fn repeat_catches_a_build_whose_runs_differ_and_names_the_first_differing_op() {
     let counter = tmp.path().join("counter");
     let b = build_file(tmp.path(), "alt", &["--misbehave", &format!("alternate:{}", counter.display())], 10_000);
     let args = ["verify", "--build", &b, "--type", "core:kvstore", "--filter", "core:kvstore/out-of-order-s1-011", "--repeat", "3"];
-    let out = run_in(root(), args).expect(1);
+    let out = run_in(fixtures(), args).expect(1);
     assert!(out.stdout.contains("nondeterministic build: run 1 and run 2 of 3 differ"), "{}", out.stdout);
     assert!(out.stdout.contains("first differing op 10 (witnessed 2, applied 2 vs witnessed 1, applied 1)"), "{}", out.stdout);
     // The reference adapter is deterministic: three runs agree.
     let good = build_file(tmp.path(), "ref", &[], 10_000);
-    run_in(root(), ["verify", "--build", &good, "--type", "core:kvstore", "--filter", "core:kvstore/out-of-order-*", "--repeat", "3"])
+    run_in(fixtures(), ["verify", "--build", &good, "--type", "core:kvstore", "--filter", "core:kvstore/out-of-order-*", "--repeat", "3"])
         .expect(0);
 }
 
@@ -200,13 +196,13 @@ fn misbehaving_builds_get_a_verdict_naming_the_history_and_the_ops_within_their_
         let started = Instant::now();
         let mut all = vec!["verify", "--build", &b];
         all.extend(filter);
-        let out = run_in(root(), all).expect(code);
+        let out = run_in(fixtures(), all).expect(code);
         assert!(started.elapsed() < Duration::from_secs(60), "{name} took {:?}", started.elapsed());
         for s in says {
             assert!(out.stderr.contains(s), "{name}: expected {s:?} in\n{}", out.stderr);
         }
     }
-    let out = run_in(root(), ["verify", "--build", "exec:/bin/true", "--type", "core:kvstore"]).expect(2);
+    let out = run_in(fixtures(), ["verify", "--build", "exec:/bin/true", "--type", "core:kvstore"]).expect(2);
     assert!(out.stderr.contains("it exited (exit status: 0)"), "{}", out.stderr);
 }
 
@@ -217,10 +213,10 @@ fn misbehaving_builds_get_a_verdict_naming_the_history_and_the_ops_within_their_
 fn batches_and_restarts_in_histories_catch_builds_without_batch_ingest_or_persistence() {
     let tmp = tempfile::tempdir().unwrap();
     let each = build_file(tmp.path(), "each", &["--misbehave", "batch-as-each"], 10_000);
-    let out = run_in(root(), ["verify", "--build", &each, "--keep-going", "--filter", "*batch-write-time-winner-a"]).expect(1);
+    let out = run_in(fixtures(), ["verify", "--build", &each, "--keep-going", "--filter", "*batch-write-time-winner-a"]).expect(1);
     assert!(out.stdout.contains("reference: batch of 3 (received, received, received): witnessed 3, applied 3"), "{}", out.stdout);
     let amnesia = build_file(tmp.path(), "amnesia", &["--misbehave", "amnesia"], 10_000);
-    let out = run_in(root(), ["verify", "--build", &amnesia, "--keep-going", "--filter", "*batch-restart-*"]).expect(1);
+    let out = run_in(fixtures(), ["verify", "--build", &amnesia, "--keep-going", "--filter", "*batch-restart-*"]).expect(1);
     assert!(
         out.stdout.contains("FAIL core:kvstore/batch-restart-kv") && out.stdout.contains("FAIL core:logstore/batch-restart-log"),
         "{}",
@@ -229,7 +225,7 @@ fn batches_and_restarts_in_histories_catch_builds_without_batch_ingest_or_persis
     assert!(out.stdout.contains("first divergent op: #3 "), "the op after the first restart\n{}", out.stdout);
     // The reference adapter passes the same histories, batches and restarts included.
     let good = build_file(tmp.path(), "ref", &[], 10_000);
-    run_in(root(), ["verify", "--build", &good, "--filter", "*batch-*"]).expect(0);
+    run_in(fixtures(), ["verify", "--build", &good, "--filter", "*batch-*"]).expect(0);
 }
 
 /// `verify --orders` drives any build through the replica seam: each seeded delivery order of each
@@ -242,7 +238,7 @@ fn verify_orders_through_the_protocol_gives_the_in_process_convergence_verdicts(
     let cx = tmp.path().join("cx");
     let convergence = |build: &str| {
         let args = ["verify", "--build", build, "--orders", "2", "--format", "json", "--filter", "*out-of-order*", "--counterexamples"];
-        let out = run_in(root(), args.iter().map(std::ffi::OsStr::new).chain([cx.as_os_str()])).expect(0);
+        let out = run_in(fixtures(), args.iter().map(std::ffi::OsStr::new).chain([cx.as_os_str()])).expect(0);
         let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         report["convergence"].clone()
     };

@@ -10,15 +10,11 @@ use lattice_conform::history::{self, Form, History};
 use lattice_conform::registry::Registry;
 use lattice_conform::replay::HostFaults;
 
-use crate::util::{run, run_in};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::util::{fixtures, run, run_in};
 
 #[test]
 fn the_whole_corpus_round_trips_between_json_and_binary_byte_for_byte() {
-    let dir = root().join("corpus");
+    let dir = fixtures().join("corpus");
     let manifest = Manifest::load(&dir, false).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let registry = Registry::with_reference_types();

@@ -4,8 +4,85 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use redb::{Builder, ConcurrencyMode, TableDefinition};
+
+/// The repository, for its parts no test run changes: `guests/dist`, `examples`, `docs`, `fuzz`.
+/// Its `corpus/` and `golden/` are the working tree's, which a developer may be changing while the
+/// tests run (adding a fixture, blessing): read [`fixtures`] instead.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A private copy of the repository's `corpus/` and `golden/` (`known-divergences` and
+/// `lattice-tests.json` included), made once per test process outside the repository and removed
+/// when the process exits. Every test that reads the bundled fixtures reads them here — by path,
+/// or by running the binary here so that its default `corpus` and `golden` are these — so that a
+/// fixture added, edited or blessed while the tests run changes nothing they see. The copy is
+/// checked against its own manifest (every listed history's digest), and made again if a writer
+/// was caught half way.
+pub fn fixtures() -> &'static Path {
+    static COPY: OnceLock<PathBuf> = OnceLock::new();
+    COPY.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("lattice-conform-fixtures-").tempdir().expect("a temp dir").keep();
+        for attempt in 1..=5 {
+            for d in ["corpus", "golden"] {
+                let _ = std::fs::remove_dir_all(dir.join(d));
+                copy_dir(&repo().join(d), &dir.join(d));
+            }
+            match consistent(&dir) {
+                Ok(()) => break,
+                Err(e) if attempt < 5 => {
+                    eprintln!("fixtures: the copy caught a writer half way ({e}); copying again");
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(e) => panic!("fixtures: no consistent copy of the corpus after {attempt} tries: {e}"),
+            }
+        }
+        let _ = REMOVE_AT_EXIT.set(dir.clone());
+        // SAFETY: registers a plain `extern "C" fn` with no arguments, as atexit(3) requires.
+        unsafe { libc::atexit(remove_fixtures) };
+        dir
+    })
+}
+
+/// The copy [`fixtures`] made, for [`remove_fixtures`].
+static REMOVE_AT_EXIT: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_fixtures() {
+    if let Some(dir) = REMOVE_AT_EXIT.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Every history the copy's manifest lists is there with the listed digest.
+fn consistent(dir: &Path) -> Result<(), String> {
+    let corpus = dir.join("corpus");
+    let manifest = lattice_conform::corpus::Manifest::load(&corpus, false).map_err(|e| e.to_string())?;
+    for e in &manifest.files {
+        let bytes = std::fs::read(corpus.join(&e.path)).map_err(|err| format!("{}: {err}", e.path))?;
+        if blake3::hash(&bytes).to_hex().as_str() != e.blake3 {
+            return Err(format!("{}: not the listed digest", e.path));
+        }
+    }
+    Ok(())
+}
+
+/// Copies the directory tree `from` to `to` (regular files and directories).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    let mut entries: Vec<_> = std::fs::read_dir(from).unwrap().map(|e| e.unwrap()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
 
 /// The outcome of one run of the binary.
 pub struct Run {
@@ -23,13 +100,14 @@ impl Run {
     }
 }
 
-/// Runs `lattice-conform ARGS` and captures everything.
+/// Runs `lattice-conform ARGS` and captures everything, in [`fixtures`] (so a command's default
+/// `corpus` and `golden` are the private copy, never the working tree's).
 pub fn run<I, S>(args: I) -> Run
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    run_in(Path::new("."), args)
+    run_in(fixtures(), args)
 }
 
 /// Runs `lattice-conform ARGS` in the directory `dir` and captures everything.
@@ -67,7 +145,7 @@ pub fn fresh_store(tmp: &Path, name: &str) -> PathBuf {
 
 /// The bundled example history.
 pub fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kv-example.json")
+    repo().join("examples/kv-example.json")
 }
 
 /// Builds a store from the example history under `tmp` and returns its directory.

@@ -22,7 +22,7 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use crate::gen::{author, delete, put, Chains};
-use crate::util::{run, Run};
+use crate::util::{fixtures, run, Run};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -104,7 +104,8 @@ fn a_store_on_disk_applied_through_wasm_has_the_native_hash() {
 }
 
 fn verify_report(build: BuildSpec, store_type: &str, registry: &Registry) -> Report {
-    let opts = VerifyOptions { build, store_type: Some(store_type.to_string()), keep_going: true, jobs: 2, ..VerifyOptions::new(root()) };
+    let opts =
+        VerifyOptions { build, store_type: Some(store_type.to_string()), keep_going: true, jobs: 2, ..VerifyOptions::new(fixtures()) };
     verify::verify(&opts, registry).unwrap()
 }
 
@@ -534,7 +535,7 @@ fn the_open_flow_uses_a_wasm_opener_when_no_native_one_is_registered() {
 
 fn run_env(cache: &Path, args: &[&std::ffi::OsStr]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_lattice-conform"))
-        .current_dir(root())
+        .current_dir(fixtures())
         .env("LATTICE_WASM_CACHE", cache)
         .args(args)
         .output()

@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use crate::util::{run_in, Run};
+use crate::util::{fixtures, run_in, Run};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,7 +15,7 @@ fn guest(name: &str) -> PathBuf {
 }
 
 fn at_root<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Run {
-    run_in(root(), args)
+    run_in(fixtures(), args)
 }
 
 /// The ids of a JSON verify report's results.
@@ -120,8 +120,8 @@ fn json_output_is_pure_json_on_stdout_for_every_command_that_has_it() {
     pure(&["open", s, "--verify-history", "--build", changed.to_str().unwrap(), "--json"], 1);
     pure(&["dump", s, "--json"], 0);
     pure(&["faults", "--json"], 0);
-    let corpus = root().join("corpus");
-    let golden = root().join("golden");
+    let corpus = fixtures().join("corpus");
+    let golden = fixtures().join("golden");
     let adequacy = [
         "corpus",
         "adequacy",

@@ -15,7 +15,7 @@ use lattice_logic::kvstore as kv;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::util::{example_store, Run};
+use crate::util::{example_store, fixtures, Run};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -167,7 +167,7 @@ fn certify_check_finds_moved_builds_beside_the_certificate_or_in_the_cache_and_n
 fn certify_json_reports_a_divergence_as_pure_json() {
     let tmp = tempfile::tempdir().unwrap();
     let faulty = guest("core-kvstore-forget-one-head").display().to_string();
-    let corpus = root().join("corpus").display().to_string();
+    let corpus = fixtures().join("corpus").display().to_string();
     let args = [
         "certify",
         "--type",
@@ -350,7 +350,7 @@ fn audit_json_lists_the_findings_of_a_swapped_type() {
 fn verify_history_json_is_pure_and_a_refusal_blames_the_build_not_the_store() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let history = root().join("corpus/core__kvstore/concurrent-writers-s1-001.json");
+    let history = fixtures().join("corpus/core__kvstore/concurrent-writers-s1-001.json");
     run(&[OsStr::new("apply"), dir.as_os_str(), history.as_os_str(), OsStr::new("--create")]).expect(0);
     let d = dir.display().to_string();
     let faulty = guest("core-kvstore-forget-one-head").display().to_string();

@@ -14,12 +14,16 @@ pub(crate) struct CertifyArgs {
     /// The hot-fix build to certify against --baseline (same forms).
     #[arg(long, required_unless_present = "check")]
     candidate: Option<String>,
-    /// The bundled corpus (phase 1).
-    #[arg(long, default_value = "corpus")]
-    bundled: PathBuf,
-    /// More corpora to replay in phase 1 (e.g. recorded production histories).
-    #[arg(long)]
+    /// The corpus directory (histories and MANIFEST.json), as in `verify`; phase 1 replays it
+    /// first. Default: `corpus`.
+    #[arg(long, value_name = "DIR")]
     corpus: Vec<PathBuf>,
+    /// More corpora replayed after --corpus in phase 1 (e.g. recorded production histories).
+    #[arg(long, value_name = "DIR")]
+    extra_corpus: Vec<PathBuf>,
+    /// The former name of --corpus (it always named the corpus).
+    #[arg(long, value_name = "DIR", hide = true)]
+    bundled: Option<PathBuf>,
     /// Generated cases in phase 2.
     #[arg(long, default_value_t = 200)]
     cases: u32,
@@ -84,7 +88,7 @@ pub(crate) fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<
         store_type,
         baseline,
         candidate,
-        corpora: std::iter::once(args.bundled).chain(args.corpus).collect(),
+        corpora: std::iter::once(main_corpus(&args.corpus, args.bundled, &args.extra_corpus)?).chain(args.extra_corpus).collect(),
         cases: args.cases,
         seed: args.seed,
         max_ops: args.max_ops,
@@ -133,6 +137,44 @@ pub(crate) fn certify(registry: &Registry, args: CertifyArgs) -> anyhow::Result<
             anyhow::bail!(CheckFailed(format!("{} is not hash-equivalent to {}", opts.candidate, opts.baseline)))
         }
     }
+}
+
+/// The corpus phase 1 replays first: `--corpus` (as in `verify`), its former name `--bundled`,
+/// or `corpus`. Until `--extra-corpus` existed, `--corpus DIR` (repeatable) added DIR *after*
+/// that corpus; arguments that may be written in that sense are refused with a hint instead of
+/// silently certifying on other histories (docs/FORMAT.md §17.1): `--corpus` together with
+/// `--bundled` or given more than once, or given once, without `--extra-corpus`, while `./corpus`
+/// holds another corpus (which the old meaning would have replayed first).
+fn main_corpus(corpus: &[PathBuf], bundled: Option<PathBuf>, extra: &[PathBuf]) -> anyhow::Result<PathBuf> {
+    const HINT: &str =
+        "certify's --corpus names the corpus, as in `verify`, and the extra corpora it used to add are now --extra-corpus DIR";
+    let extras = |dirs: &[PathBuf]| dirs.iter().map(|p| format!(" --extra-corpus {}", p.display())).collect::<String>();
+    let given = |dirs: &[PathBuf]| dirs.iter().map(|p| format!("--corpus {}", p.display())).collect::<Vec<_>>().join(" ");
+    let one = match (corpus, bundled) {
+        ([], Some(b)) => return Ok(b),
+        ([], None) => return Ok(PathBuf::from("corpus")),
+        (many, Some(b)) => anyhow::bail!(
+            "--bundled {b} {}: {HINT}; write `--corpus {b}{}` for the corpus {b} followed by the others",
+            given(many),
+            extras(many),
+            b = b.display()
+        ),
+        ([one], None) => one.clone(),
+        (many, None) => anyhow::bail!(
+            "{}: certify replays one corpus (--corpus DIR) and then the --extra-corpus ones; {HINT}: write `--corpus corpus{}` for what this used to mean",
+            given(many),
+            extras(many)
+        ),
+    };
+    let default = Path::new("corpus");
+    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    if extra.is_empty() && default.join(lattice_conform::corpus::MANIFEST).is_file() && !same(&one, default) {
+        anyhow::bail!(
+            "--corpus {dir}: ambiguous here: {HINT}, and ./corpus holds another corpus. Write `--corpus corpus --extra-corpus {dir}` to replay ./corpus and then {dir} (what `--corpus {dir}` used to mean), or `--bundled {dir}` to replay {dir} alone",
+            dir = one.display()
+        );
+    }
+    Ok(one)
 }
 
 /// Checks `--counterexample` before the run: not inside a store, and an existing file only when

@@ -178,6 +178,14 @@ pub(crate) fn history_command(registry: &Registry, cmd: HistoryCommand) -> anyho
         }
         HistoryCommand::Add { file, author: name, put, delete, append, deps, hlc, batch, restart, expect } => {
             lattice_conform::output::check_file(&file, true)?;
+            if let Err(history::HistoryError::NotFound { .. }) = history::check_path(&file) {
+                anyhow::bail!(
+                    "{}: no such history file (`lattice-conform history new {} --type T` makes an empty one)",
+                    file.display(),
+                    file.display()
+                );
+            }
+            history::check_path(&file)?;
             let form = history::form_of(&file).map_err(|source| history::HistoryError::Io { path: file.clone(), source })?;
             let mut a = author::Authoring::new(history::History::load(&file)?)?;
             let bad = |reason| author::AuthorError::Bad { path: file.clone(), reason };

@@ -32,7 +32,7 @@ pub(crate) struct VerifyArgs {
     /// merge`) or `junit` XML.
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
-    /// Verify every history even after a failure.
+    /// Verify every history (with --migrations: every case) even after a failure.
     #[arg(long)]
     keep_going: bool,
     /// Run each history N times, each in a fresh replica (a fresh process for `exec:` builds);
@@ -166,7 +166,7 @@ pub(crate) fn verify_run(registry: &Registry, args: VerifyArgs) -> anyhow::Resul
                 "--migrations --build {other}: migrations run natively; use `native` or `native-fault:NAME` with a migration fault"
             ),
         };
-        let mut report = lattice_conform::migrate::verify_migrations(&args.corpus, &args.golden, registry, fault)?;
+        let mut report = lattice_conform::migrate::verify_migrations(&args.corpus, &args.golden, registry, fault, args.keep_going)?;
         lattice_conform::verify::bind_migrations(&mut report, &args.corpus, &args.golden)?;
         return finish_report(&report, args.format, args.output.as_deref());
     }
@@ -306,7 +306,8 @@ pub(crate) fn finish_report(report: &Report, format: Format, output: Option<&Pat
             0 => String::new(),
             n => format!(" ({n} more not run: verify stops at the first failure; --keep-going runs every one)"),
         };
-        anyhow::bail!(CheckFailed(format!("{} of {} histories failed{not_run}", report.failed(), report.results.len())));
+        let units = lattice_conform::report::units(report);
+        anyhow::bail!(CheckFailed(format!("{} of {} {units} failed{not_run}", report.failed(), report.results.len())));
     }
     if report.convergence_failures() > 0 {
         anyhow::bail!(CheckFailed(format!("{} convergence failures (unknown or stale divergences)", report.convergence_failures())));

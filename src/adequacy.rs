@@ -23,8 +23,9 @@ use crate::converge;
 use crate::corpus::{self, CorpusError, Manifest, ManifestEntry};
 use crate::fault::{Fault, Layer};
 use crate::golden::{self, Golden, GoldenError};
+use crate::golden::{migration_golden_path, GoldenBuild, MigrationGolden};
 use crate::history::History;
-use crate::migrate::{self, GoldenBuild, KvToV2, MigrateError, Migration, MigrationGolden};
+use crate::migrate::{KvToV2, MigrateError, Migration};
 use crate::registry::{Registry, RegistryError};
 use crate::replay::{HostFaults, MemStore};
 use crate::store::Logic;
@@ -301,7 +302,7 @@ fn source_migration(store_type: &str) -> Option<KvToV2> {
 }
 
 fn load_migration_golden(opts: &AdequacyOptions, m: &KvToV2, entry: &ManifestEntry) -> Result<MigrationGolden, AdequacyError> {
-    let path = migrate::migration_golden_path(&opts.golden, m, entry)?;
+    let path = migration_golden_path(&opts.golden, m, entry)?;
     let bad = |reason: String| AdequacyError::MigrationGolden { path: path.clone(), reason };
     if !path.exists() {
         return Err(bad(format!(
@@ -350,7 +351,7 @@ fn caught(opts: &AdequacyOptions, registry: &Registry, fault: &Fault, case: &Cas
             faults,
         };
         // A faulty build may refuse its own migration ops: that is caught, not an input error.
-        let differs = match migrate::compute_migration_golden_with(&m, &case.entry, &case.history, &build) {
+        let differs = match crate::golden::compute_migration_golden_with(&m, &case.entry, &case.history, &build) {
             Ok(actual) => actual != *expected,
             Err(_) => true,
         };

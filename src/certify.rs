@@ -13,7 +13,6 @@
 
 use crate::corpus::ManifestEntry;
 use crate::replica::{ReplicaError, ReplicaFactory};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -21,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use crate::build::{BuildError, BuildSpec};
 use crate::corpus::{self, gen, CorpusError, Manifest};
 use crate::history::History;
+pub use crate::lockstep::rechain;
+use crate::lockstep::Divergence;
 use crate::op::{op_id, Op, OpId};
 use crate::registry::Registry;
-use crate::verify::Divergence;
 
 const CERT_TAG: &str = "lattice-conform/certificate";
 /// Version 3: every path — a `.wasm` build's `build` and a corpus's `path` — is relative to the
@@ -254,7 +254,7 @@ pub fn certify(opts: &CertifyOptions, registry: &Registry) -> Result<Verdict, Ce
     Ok(Verdict::Equivalent(Certificate {
         format: CERT_TAG.into(),
         format_version: CERT_VERSION,
-        tool: crate::verify::tool_id(),
+        tool: crate::report::tool_id(),
         store_type: opts.store_type.clone(),
         schema_version: schema,
         baseline: build_id(&opts.baseline)?,
@@ -467,7 +467,7 @@ pub fn check(path: &Path, registry: &Registry) -> Result<CheckReport, CertifyErr
     if canonical != text {
         changes.push(format!("the file was edited: {}", first_difference(&text, &canonical)));
     }
-    let tool = crate::verify::tool_id();
+    let tool = crate::report::tool_id();
     if cert.tool != tool {
         changes.push(format!("tool version changed: {} -> {tool}", cert.tool));
     }
@@ -739,38 +739,6 @@ fn mutate(h: &History, r: u64, max_ops: usize) -> History {
     }
     let ops = rechain(h, &ops);
     History { delivery: h.delivery.clamped(ops.len() as u64), ops, provenance: None, ..h.clone() }
-}
-
-/// Repairs `prev` links and `causal_deps` after ops of `h` were edited or removed. `ops` pairs
-/// each kept op (possibly edited) with its id in `h`. A `prev` or dep that named an op of `h` is
-/// pointed at that op's new id (a `prev` at the author's previous kept op, or zero if none; a dep
-/// naming a removed op is dropped); links to ids outside `h` — injected faults — are kept.
-pub fn rechain(h: &History, ops: &[(OpId, Op)]) -> Vec<Op> {
-    let known: std::collections::BTreeSet<OpId> = h.ops.iter().map(|op| op_id(&h.store_id, op)).collect();
-    let mut renamed: BTreeMap<OpId, OpId> = BTreeMap::new();
-    let mut rebuilt: BTreeMap<OpId, Op> = BTreeMap::new();
-    let mut tips: BTreeMap<[u8; 32], OpId> = BTreeMap::new();
-    let mut out = Vec::with_capacity(ops.len());
-    for (original, op) in ops {
-        if let Some(again) = rebuilt.get(original) {
-            // A redelivered op stays a redelivery of the rebuilt op.
-            out.push(again.clone());
-            continue;
-        }
-        let mut op = op.clone();
-        if known.contains(&op.prev) {
-            op.prev = tips.get(&op.author).copied().unwrap_or(crate::op::ZERO_HASH);
-        }
-        op.causal_deps = op.causal_deps.iter().filter_map(|d| if known.contains(d) { renamed.get(d).copied() } else { Some(*d) }).collect();
-        op.causal_deps.sort();
-        op.causal_deps.dedup();
-        let new = op_id(&h.store_id, &op);
-        renamed.insert(*original, new);
-        tips.insert(op.author, new);
-        rebuilt.insert(*original, op.clone());
-        out.push(op);
-    }
-    out
 }
 
 /// The ops of `h` paired with their ids.

@@ -312,7 +312,7 @@ fn rebuilt(h: &History, keep: &BTreeSet<usize>) -> BTreeMap<usize, Op> {
         topo.push(i);
     }
     let pairs: Vec<(OpId, Op)> = topo.iter().map(|&i| (ids[i], h.ops[i].clone())).collect();
-    topo.into_iter().zip(crate::certify::rechain(h, &pairs)).collect()
+    topo.into_iter().zip(crate::lockstep::rechain(h, &pairs)).collect()
 }
 
 /// Removes ops (from both orders at once, re-linking the rest) while the orders still disagree:
@@ -526,43 +526,6 @@ impl Run {
     pub fn unknown(&self) -> impl Iterator<Item = &(String, Convergence)> {
         self.histories.iter().filter(|(_, c)| matches!(c, Convergence::Diverges(x) if x.known.is_none()))
     }
-}
-
-/// Runs the check on every history `opts` selects, with `opts`' build; `known` is the
-/// known-divergences file and where it was read from.
-pub fn run(
-    opts: &crate::verify::VerifyOptions,
-    registry: &crate::registry::Registry,
-    orders: u32,
-    seed: u64,
-    known: Option<(&Path, &KnownDivergences)>,
-) -> Result<Run, anyhow::Error> {
-    let entries = crate::verify::select(opts)?;
-    let mut histories = Vec::with_capacity(entries.len());
-    let mut types = BTreeSet::new();
-    for e in &entries {
-        let h = crate::corpus::load_checked(&opts.corpus, e)?;
-        if !opts.build.is_exec() {
-            let logic = opts.build.logic(&h.store_type, registry)?;
-            opts.build.check_identity(&logic, &h.store_type, h.schema_version, &format!("history `{}`", e.id()))?;
-        }
-        let f = opts.build.factory(&h.store_type, registry)?;
-        types.insert(h.store_type.clone());
-        let unusable = |e2: ReplicaError| anyhow::anyhow!("history `{}`: build {} is unusable: {e2}", e.id(), opts.build);
-        histories.push((e.id(), check(&h, &e.id(), f.as_ref(), orders, seed, known.map(|(_, k)| k)).map_err(unusable)?));
-    }
-    let mut run = Run { orders, seed, histories, stale_known: vec![] };
-    if let Some((path, file)) = known {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        for k in file.divergences.iter().filter(|k| types.contains(&k.store_type)) {
-            let f = opts.build.factory(&k.store_type, registry)?;
-            if !known_still_diverges(dir, k, f.as_ref())? {
-                run.stale_known.push(k.id.clone());
-            }
-        }
-        run.stale_known.extend(stale_occurrences(file, &run));
-    }
-    Ok(run)
 }
 
 /// What `file` records for history `id` under `seed`, if anything: `known divergence ID records

@@ -144,7 +144,7 @@ pub fn apply_op_with(
             ApplyError::CorruptState(m) => reject(RejectKind::CorruptState, m),
             ApplyError::Refused(m) => reject(RejectKind::Refused, m),
             ApplyError::Host(_) => {
-                let reason = crate::wasm::failure_of(logic).unwrap_or_else(|| "storage failed under the store logic".into());
+                let reason = crate::wasm::failure_of(logic as &dyn Any).unwrap_or_else(|| "storage failed under the store logic".into());
                 reject(RejectKind::HostFailure, reason)
             }
         };

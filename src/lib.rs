@@ -12,6 +12,7 @@ pub mod certify;
 pub mod converge;
 pub mod corpus;
 pub mod decode;
+pub mod deep;
 pub mod delivery;
 pub mod diff;
 pub mod exit;

@@ -3,11 +3,13 @@
 //! `verify` (explaining a golden mismatch), `certify`, `record` and `open --verify-history`;
 //! none of them owns it, and nothing here knows about goldens or reports.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::diff::{diff_rows, diff_views, KeyDiff};
 use crate::history::{Header, History, Step};
-use crate::op::{op_id, Op};
+use crate::op::{op_id, Op, OpId};
 use crate::replay::{Delivered, HostFaults, MemStore, Stall};
 use crate::replica::{Replica, ReplicaError, FRAME_OPS};
 use crate::store::Logic;
@@ -200,4 +202,36 @@ pub fn delivered_text(d: &Delivered, stall: Option<&Stall>, explain: bool) -> St
             s => format!("witnessed {witnessed}, applied {applied}, stalled ({})", s.map_or("?", |s| s.kind.as_str())),
         },
     }
+}
+
+/// Repairs `prev` links and `causal_deps` after ops of `h` were edited or removed. `ops` pairs
+/// each kept op (possibly edited) with its id in `h`. A `prev` or dep that named an op of `h` is
+/// pointed at that op's new id (a `prev` at the author's previous kept op, or zero if none; a dep
+/// naming a removed op is dropped); links to ids outside `h` — injected faults — are kept.
+pub fn rechain(h: &History, ops: &[(OpId, Op)]) -> Vec<Op> {
+    let known: std::collections::BTreeSet<OpId> = h.ops.iter().map(|op| op_id(&h.store_id, op)).collect();
+    let mut renamed: BTreeMap<OpId, OpId> = BTreeMap::new();
+    let mut rebuilt: BTreeMap<OpId, Op> = BTreeMap::new();
+    let mut tips: BTreeMap<[u8; 32], OpId> = BTreeMap::new();
+    let mut out = Vec::with_capacity(ops.len());
+    for (original, op) in ops {
+        if let Some(again) = rebuilt.get(original) {
+            // A redelivered op stays a redelivery of the rebuilt op.
+            out.push(again.clone());
+            continue;
+        }
+        let mut op = op.clone();
+        if known.contains(&op.prev) {
+            op.prev = tips.get(&op.author).copied().unwrap_or(crate::op::ZERO_HASH);
+        }
+        op.causal_deps = op.causal_deps.iter().filter_map(|d| if known.contains(d) { renamed.get(d).copied() } else { Some(*d) }).collect();
+        op.causal_deps.sort();
+        op.causal_deps.dedup();
+        let new = op_id(&h.store_id, &op);
+        renamed.insert(*original, new);
+        tips.insert(op.author, new);
+        rebuilt.insert(*original, op.clone());
+        out.push(op);
+    }
+    out
 }

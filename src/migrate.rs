@@ -21,8 +21,8 @@ use crate::op::{op_id, Hlc, Op, ZERO_HASH};
 use crate::registry::{Registry, RegistryError};
 use crate::store::{self, Store, StoreError, StoreIdentity, StoreReader};
 
-mod golden;
-pub use golden::*;
+mod memory;
+pub use memory::*;
 
 /// Most target entries per migration op.
 pub const ENTRIES_PER_OP: usize = 256;
@@ -771,7 +771,7 @@ pub fn audit(dir: &Path, registry: &Registry) -> Result<Vec<Finding>, MigrateErr
     }
     // The contents too: a store whose identity is in order must also replay to what it stores.
     if out.is_empty() {
-        if let Err(e) = crate::record::verify_deep(dir, registry) {
+        if let Err(e) = crate::deep::verify_deep(dir, registry) {
             out.push(Finding { what: format!("deep verification failed: {e}") });
         }
     }

@@ -11,13 +11,14 @@
 use std::path::Path;
 
 use crate::build::{BuildError, BuildSpec};
+use crate::deep::{deep_check, DeepError};
+pub use crate::deep::{verify_deep, DeepCheck};
 use crate::history::{Form, Header, History, HistoryError, HistoryWriter, Written};
-use crate::op::Op;
+use crate::lockstep::Divergence;
 use crate::registry::Registry;
-use crate::replay::{Delivered, MemStore};
+use crate::replay::MemStore;
 use crate::store::{StoreError, StoreReader};
 use crate::stream::UntilErr;
-use crate::verify::Divergence;
 
 /// Failures of `record` and `verify_history`.
 #[derive(Debug, thiserror::Error)]
@@ -29,40 +30,18 @@ pub enum RecordError {
     Build(#[from] BuildError),
     #[error(transparent)]
     History(#[from] HistoryError),
-    #[error(
-        "{dir}: replaying its log stalls {replayed}, but the store records {stored}: the store is corrupt or was built by another logic"
-    )]
-    StallMismatch { dir: std::path::PathBuf, replayed: String, stored: String },
-    #[error("{dir}: replaying its log gives state hash {replayed}, but the store says {stored}: the store is corrupt or was built by another logic")]
-    LogMismatch { dir: std::path::PathBuf, replayed: String, stored: String },
-    #[error("{dir}: replaying its log leaves {replayed} ops floating, but state.db holds {stored}: the store is corrupt")]
-    FloatingMismatch { dir: std::path::PathBuf, replayed: u64, stored: u64 },
+    #[error(transparent)]
+    Deep(#[from] DeepError),
     #[error(transparent)]
     Corpus(#[from] crate::corpus::CorpusError),
     #[error(transparent)]
     Bless(#[from] crate::golden::BlessError),
 }
 
-/// What a deep verification ([`verify_deep`]) checked, for a store that passed it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct DeepCheck {
-    /// Log entries read, decoded and replayed (positions `0..log_entries`, contiguous).
-    pub log_entries: u64,
-    /// The state hash: stored, recomputed from the tables, and reached by the replay.
-    pub state_hash: String,
-    /// Received ops still floating, in `state.db` and in the replay.
-    pub floating: u64,
-    /// The log entry projection stalled at, in both, if it did.
-    pub stall: Option<u64>,
-    /// Entries a concurrent writer had logged past the snapshot checked (not part of it).
-    pub logged_ahead: u64,
-}
-
 impl RecordError {
     /// Whether this is a failed check on a readable store (exit 1) rather than bad input (exit 2).
     pub fn is_check_failure(&self) -> bool {
-        matches!(self, RecordError::LogMismatch { .. } | RecordError::StallMismatch { .. } | RecordError::FloatingMismatch { .. })
-            || matches!(self, RecordError::Store(s) if s.is_check_failure())
+        matches!(self, RecordError::Deep(d) if d.is_check_failure()) || matches!(self, RecordError::Store(s) if s.is_check_failure())
     }
 }
 
@@ -73,7 +52,7 @@ impl RecordError {
 pub fn record(dir: &Path, registry: &Registry) -> Result<History, RecordError> {
     let reader = StoreReader::open(dir)?;
     let mut ops = Vec::new();
-    deep_check(dir, &reader, registry, &mut |op| {
+    deep_check::<RecordError>(dir, &reader, registry, &mut |op| {
         ops.push(op.clone());
         Ok(())
     })?;
@@ -166,78 +145,6 @@ pub fn record_to_corpus(
     let entry = crate::corpus::entry_of(&rel, &r.identity.store_type, &r.written);
     let blessed = crate::golden::bless_and_list(corpus_dir, golden_dir, &entry, registry)?;
     Ok((r, entry, blessed))
-}
-
-/// Deep verification of the store in `dir`, from one consistent snapshot (see [`StoreReader`]):
-/// the stored state hash equals the hash recomputed from the tables; `log.db` holds every entry
-/// the state reflects at contiguous positions from 0, each decodes and is accepted on arrival as
-/// it was the first time (no entry over the limits, no second copy); and replaying those entries
-/// from genesis with the registered logic reaches the stored state hash, the stored stall and
-/// the same number of floating ops. It catches a `state.db` from another replica of the same
-/// store and a truncated or damaged `log.db`, which the plain `verify` (tables against the stored
-/// hash) cannot see.
-pub fn verify_deep(dir: &Path, registry: &Registry) -> Result<DeepCheck, RecordError> {
-    let reader = StoreReader::open(dir)?;
-    deep_check(dir, &reader, registry, &mut |_| Ok(()))
-}
-
-/// The deep check, handing each log entry to `sink` as it is replayed.
-fn deep_check(
-    dir: &Path,
-    reader: &StoreReader,
-    registry: &Registry,
-    sink: &mut dyn FnMut(&Op) -> Result<(), RecordError>,
-) -> Result<DeepCheck, RecordError> {
-    let stored = reader.verify()?;
-    let id = reader.identity().clone();
-    let logic = registry.resolve(&id).map_err(BuildError::from)?;
-    let log_path = dir.join("log.db");
-    let mut mem = MemStore::new(id, logic);
-    let mut entries = 0u64;
-    for (index, op) in (0u64..).zip(reader.log_stream()?) {
-        let op = op?;
-        let reason = match mem.deliver(&op) {
-            Delivered::Refused(r) => r.reason,
-            Delivered::Redelivered => "a second copy of an op already logged earlier".to_string(),
-            Delivered::Skipped => "not delivered (its batch aborted)".to_string(),
-            Delivered::Received { .. } => {
-                sink(&op)?;
-                entries += 1;
-                continue;
-            }
-        };
-        return Err(StoreError::UnreplayableLogEntry { path: log_path, index, reason }.into());
-    }
-    let outcome = mem.outcome();
-    let stall_text = |s: Option<(u64, &str)>| s.map_or("nowhere".to_string(), |(i, k)| format!("at log entry {i} ({k})"));
-    let replayed_stall = outcome.stall.as_ref().map(|s| (s.op_index, s.kind.as_str()));
-    let stored_stall = reader.paused().map(|p| (p.op_index, p.kind.as_str()));
-    if replayed_stall != stored_stall {
-        return Err(RecordError::StallMismatch {
-            dir: dir.to_path_buf(),
-            replayed: stall_text(replayed_stall),
-            stored: stall_text(stored_stall),
-        });
-    }
-    if outcome.state_hash != stored {
-        return Err(RecordError::LogMismatch {
-            dir: dir.to_path_buf(),
-            replayed: outcome.state_hash.to_string(),
-            stored: stored.to_string(),
-        });
-    }
-    let floating = reader.floating_count()?;
-    if outcome.floating.len() as u64 != floating {
-        return Err(RecordError::FloatingMismatch { dir: dir.to_path_buf(), replayed: outcome.floating.len() as u64, stored: floating });
-    }
-    let check = DeepCheck {
-        log_entries: entries,
-        state_hash: stored.to_string(),
-        floating,
-        stall: replayed_stall.map(|(i, _)| i),
-        logged_ahead: reader.logged_ahead(),
-    };
-    Ok(check)
 }
 
 /// What `verify_history` found when the build does not reproduce the store.

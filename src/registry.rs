@@ -15,7 +15,7 @@ use lattice_logic::logstore::LogStore;
 use lattice_logic::StoreLogic;
 
 use crate::store::{self, Logic, Store, StoreError, StoreIdentity, StoreReader};
-use crate::wasm::{Limits, WasmCache, WasmError};
+use crate::wasm::{Limits, WasmCache, WasmError, WasmOpener};
 
 /// Builds the logic for one store type and schema version.
 pub trait StoreOpener: Send + Sync {
@@ -24,6 +24,25 @@ pub trait StoreOpener: Send + Sync {
     /// A short description of where the logic comes from, e.g. `native`.
     fn describe(&self) -> String;
     fn logic(&self) -> Logic;
+}
+
+/// A Wasm module's opener: each [`StoreOpener::logic`] call gets its own instance.
+impl StoreOpener for WasmOpener {
+    fn store_type(&self) -> &str {
+        self.module().store_type()
+    }
+
+    fn schema_version(&self) -> u64 {
+        self.module().schema_version()
+    }
+
+    fn describe(&self) -> String {
+        format!("wasm {}", self.module().digest())
+    }
+
+    fn logic(&self) -> Logic {
+        self.wasm_logic()
+    }
 }
 
 /// An opener backed by a native constructor.

@@ -150,13 +150,22 @@ pub fn replay(identity: StoreIdentity, logic: Logic, ops: &[Op]) -> ReplayOutcom
     MemStore::replayed(identity, logic, ops).outcome()
 }
 
+/// `logic` for a new store: a new instance of the same module under the same limits if `logic` is
+/// a Wasm build, else `logic` itself (native logics keep no state).
+fn fresh_instance(logic: Logic) -> Logic {
+    match crate::wasm::fresh_instance_of(&*logic as &dyn std::any::Any) {
+        Some(wasm) => wasm,
+        None => logic,
+    }
+}
+
 impl MemStore {
     /// An empty store. A Wasm `logic` gets a fresh instance for this store (the ABI's promise:
     /// one instance per store), so no replay sees state an earlier one left in a guest.
     pub fn new(identity: StoreIdentity, logic: Logic) -> MemStore {
         MemStore {
             identity,
-            logic: crate::wasm::fresh_instance(&logic),
+            logic: fresh_instance(logic),
             faults: HostFaults::default(),
             data: MemTable::default(),
             tips: Tips::default(),
@@ -390,7 +399,7 @@ impl MemStore {
                 Err(e) => {
                     let why = match e {
                         lattice_logic::ApplyError::Host(_) => {
-                            crate::wasm::failure_of(self.logic.as_ref()).unwrap_or_else(|| format!("{e:?}"))
+                            crate::wasm::failure_of(self.logic.as_ref() as &dyn std::any::Any).unwrap_or_else(|| format!("{e:?}"))
                         }
                         e => format!("{e:?}"),
                     };

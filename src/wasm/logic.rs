@@ -1,9 +1,10 @@
-//! [`WasmLogic`]: a [`StoreLogic`] whose `apply` runs in a Wasm guest; [`WasmOpener`]: the
-//! [`StoreOpener`] that hands one out per store.
+//! [`WasmLogic`]: a [`StoreLogic`] whose `apply` runs in a Wasm guest; [`WasmOpener`]: one module
+//! under its limits, which hands out a `WasmLogic` per store (the registry makes it a
+//! `StoreOpener`: this module knows nothing of stores, the kernel or the registry).
 //!
 //! The guest instance sits behind a mutex (the kernel calls `apply(&self, …)` and a logic is shared
 //! between threads) and is created on first use. One `WasmLogic` is one instance: every store —
-//! on disk, or in memory for a replay ([`fresh_instance`], called by `MemStore::new`) — gets its
+//! on disk, or in memory for a replay ([`fresh_instance_of`], called by `MemStore::new`) — gets its
 //! own, so a guest that (against the ABI) keeps state between calls cannot carry it from one
 //! replay into another. Any failure of a guest call — a trap, running out
 //! of fuel, the memory cap, a bad pointer — rejects the op as `host_failure` (the kernel rolls it
@@ -18,8 +19,6 @@ use lattice_logic::{ApplyError, Dag, HostError, Op, OpId, StoreLogic, Table};
 
 use super::engine::{Limits, WasmModule};
 use super::guest::{Failure, Guest, Status};
-use crate::registry::StoreOpener;
-use crate::store::Logic;
 
 /// A store logic implemented by a Wasm module.
 pub struct WasmLogic {
@@ -117,28 +116,26 @@ impl StoreLogic for WasmLogic {
     }
 }
 
-/// `logic` for a new store: a new instance of the same module under the same limits if `logic` is
-/// a Wasm build, else `logic` itself (native logics keep no state).
-pub fn fresh_instance(logic: &Logic) -> Logic {
-    match (&**logic as &dyn Any).downcast_ref::<WasmLogic>() {
-        Some(w) => Arc::new(WasmLogic::new(w.module.clone(), w.limits)),
-        None => logic.clone(),
-    }
-}
-
 /// Why the Wasm guest behind `logic` failed its last call, if `logic` is a Wasm build that failed
 /// (the kernel puts it in the rejection's reason, in place of a bare "host failure").
-pub fn failure_of(logic: &dyn crate::kernel::HostLogic) -> Option<String> {
-    (logic as &dyn Any).downcast_ref::<WasmLogic>().and_then(WasmLogic::last_failure)
+/// `logic` is a store's logic seen as [`Any`], so that this module needs nothing of the kernel.
+pub fn failure_of(logic: &dyn Any) -> Option<String> {
+    logic.downcast_ref::<WasmLogic>().and_then(WasmLogic::last_failure)
 }
 
-/// The limits of `logic` if it is a Wasm build.
-pub fn limits_of(logic: &Logic) -> Option<Limits> {
-    (&**logic as &dyn Any).downcast_ref::<WasmLogic>().map(WasmLogic::limits)
+/// The limits of `logic` (a store's logic seen as [`Any`]) if it is a Wasm build.
+pub fn limits_of(logic: &dyn Any) -> Option<Limits> {
+    logic.downcast_ref::<WasmLogic>().map(WasmLogic::limits)
 }
 
-/// Opens stores of one type with one Wasm module; each [`StoreOpener::logic`] call gets its own
-/// instance.
+/// A new instance of the same module under the same limits, if `logic` (a store's logic seen as
+/// [`Any`]) is a Wasm build (the replay gives every new store its own instance).
+pub fn fresh_instance_of(logic: &dyn Any) -> Option<Arc<WasmLogic>> {
+    logic.downcast_ref::<WasmLogic>().map(|w| Arc::new(WasmLogic::new(w.module.clone(), w.limits)))
+}
+
+/// Opens stores of one type with one Wasm module; each logic it hands out ([`WasmOpener::wasm_logic`],
+/// the registry's `StoreOpener::logic`) is an instance of its own.
 #[derive(Clone, Debug)]
 pub struct WasmOpener {
     module: Arc<WasmModule>,
@@ -161,23 +158,5 @@ impl WasmOpener {
     /// A fresh logic with its concrete type (for callers that want [`WasmLogic::last_failure`]).
     pub fn wasm_logic(&self) -> Arc<WasmLogic> {
         Arc::new(WasmLogic::new(self.module.clone(), self.limits))
-    }
-}
-
-impl StoreOpener for WasmOpener {
-    fn store_type(&self) -> &str {
-        self.module.store_type()
-    }
-
-    fn schema_version(&self) -> u64 {
-        self.module.schema_version()
-    }
-
-    fn describe(&self) -> String {
-        format!("wasm {}", self.module.digest())
-    }
-
-    fn logic(&self) -> Logic {
-        self.wasm_logic()
     }
 }

@@ -32,7 +32,7 @@ use std::str::FromStr;
 pub use cas::{RegistryEntry, WasmCache};
 pub use engine::{Limits, WasmModule};
 pub use guest::{Failure, FailureKind};
-pub use logic::{failure_of, fresh_instance, limits_of, WasmLogic, WasmOpener};
+pub use logic::{failure_of, fresh_instance_of, limits_of, WasmLogic, WasmOpener};
 
 /// The blake3 digest of a module's bytes: its content address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,7 +1,7 @@
-//! The crate's module graph, read from its own `crate::…` paths (test code and comments left out): which
-//! top-level modules import each other in a circle. Issue #27 wants none; until the remaining
-//! knots are untied, this test is a ratchet — every circle must lie inside one of the knots listed
-//! in ARCHITECTURE.md ("Known import knots"), so no new module joins one and no new circle forms.
+//! The crate's module graph, read from its own `crate::…` paths (test code and comments left out),
+//! against ARCHITECTURE.md's "Layers" (issue #27): no two modules import each other in a circle, no
+//! module imports from a layer above its own unless ARCHITECTURE.md lists that import (at most
+//! two), nothing below the engines reaches goldens or reports, and nothing outside the CLI prints.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -130,23 +130,115 @@ fn knots(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<BTreeSet<String>> {
     t.out
 }
 
-/// The knots ARCHITECTURE.md lists under "Known import knots": one per line, `- knot: a, b, c`.
-fn allowed() -> Vec<BTreeSet<String>> {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md")).unwrap();
-    doc.lines()
-        .filter_map(|l| l.trim().strip_prefix("- knot: "))
-        .map(|l| l.split(',').map(|m| m.trim().trim_matches('`').to_string()).collect())
+fn architecture_md() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md")).unwrap()
+}
+
+/// ARCHITECTURE.md's layers: `- layer N, name: `a`, `b`` lines, module → layer number.
+fn layers() -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    for l in architecture_md().lines() {
+        let Some(rest) = l.trim().strip_prefix("- layer ") else { continue };
+        let (head, modules) = rest.split_once(':').expect("`- layer N, name: modules`");
+        let n: u32 = head.split(',').next().unwrap().trim().parse().expect("a layer number");
+        for m in modules.split(',') {
+            let m = m.trim().trim_matches('`').to_string();
+            assert!(out.insert(m.clone(), n).is_none(), "module `{m}` is listed in two layers");
+        }
+    }
+    out
+}
+
+/// The imports ARCHITECTURE.md allows to climb a layer: `- upward: `a` → `b`: why` lines.
+fn allowed_upward() -> BTreeSet<(String, String)> {
+    architecture_md()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- upward: "))
+        .map(|l| {
+            let (from, rest) = l.split_once('→').expect("`- upward: `a` → `b`: why`");
+            let to = rest.split(':').next().unwrap();
+            (from.trim().trim_matches('`').to_string(), to.trim().trim_matches('`').to_string())
+        })
         .collect()
 }
 
 #[test]
-fn every_import_circle_lies_inside_a_known_knot() {
+fn no_module_imports_another_in_a_circle() {
     let g = graph();
     assert!(g.len() > 20 && g.contains_key("replay") && g["replay"].contains("delivery"), "the graph was read: {g:?}");
-    let allowed = allowed();
-    assert!(!allowed.is_empty(), "ARCHITECTURE.md lists the known knots");
-    let outside: Vec<BTreeSet<String>> = knots(&g).into_iter().filter(|k| !allowed.iter().any(|a| k.is_subset(a))).collect();
-    assert!(outside.is_empty(), "modules importing each other in a circle outside the known knots: {outside:?}; known: {allowed:?}");
+    let circles = knots(&g);
+    assert!(circles.is_empty(), "modules importing each other in a circle: {circles:?}");
+}
+
+#[test]
+fn the_circle_finder_finds_a_circle() {
+    let g: BTreeMap<String, BTreeSet<String>> = [("a", vec!["b"]), ("b", vec!["c"]), ("c", vec!["a"]), ("d", vec!["a"])]
+        .into_iter()
+        .map(|(m, deps)| (m.to_string(), deps.into_iter().map(String::from).collect()))
+        .collect();
+    let found = knots(&g);
+    assert_eq!(found, vec![["a", "b", "c"].into_iter().map(String::from).collect::<BTreeSet<_>>()]);
+}
+
+#[test]
+fn every_import_stays_in_its_layer_or_goes_down() {
+    let (g, layers, upward) = (graph(), layers(), allowed_upward());
+    assert!(layers.len() > 20, "ARCHITECTURE.md lists the layers: {layers:?}");
+    assert!(upward.len() <= 2, "at most two upward imports (issue #27): {upward:?}");
+    let unlisted: Vec<&String> = g.keys().filter(|m| !layers.contains_key(*m)).collect();
+    assert!(unlisted.is_empty(), "modules missing from ARCHITECTURE.md's layers: {unlisted:?}");
+    let gone: Vec<&String> = layers.keys().filter(|m| !g.contains_key(*m)).collect();
+    assert!(gone.is_empty(), "ARCHITECTURE.md lists modules that do not exist: {gone:?}");
+    let mut climbing = vec![];
+    for (from, deps) in &g {
+        for to in deps {
+            if layers[to] > layers[from] && !upward.contains(&(from.clone(), to.clone())) {
+                climbing.push(format!("{from} (layer {}) → {to} (layer {})", layers[from], layers[to]));
+            }
+        }
+    }
+    assert!(climbing.is_empty(), "imports that climb a layer without being listed in ARCHITECTURE.md: {climbing:?}");
+    let top = *layers.values().max().unwrap();
+    let below: Vec<String> = g
+        .iter()
+        .filter(|(m, _)| layers[*m] < top)
+        .flat_map(|(m, deps)| {
+            deps.iter().filter(|d| ["golden", "report", "verify"].contains(&d.as_str())).map(move |d| format!("{m} → {d}"))
+        })
+        .collect();
+    assert!(below.is_empty(), "nothing below the engines knows about goldens or reports: {below:?}");
+}
+
+#[test]
+fn nothing_outside_the_cli_prints() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    // The two hooks ARCHITECTURE.md names; each must still be there (or the exception is stale).
+    let allowed = ["migrate.rs", "outside/serve.rs"];
+    let mut printing = BTreeSet::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
+            if p.is_dir() {
+                if rel != "bin" {
+                    stack.push(p);
+                }
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(&text);
+                let prints = code
+                    .lines()
+                    .map(|l| l.split("//").next().unwrap_or(""))
+                    .any(|l| ["print!(", "println!(", "eprint!(", "eprintln!("].iter().any(|m| l.contains(m)));
+                if prints {
+                    printing.insert(rel);
+                }
+            }
+        }
+    }
+    let expected: BTreeSet<String> = allowed.iter().map(|s| s.to_string()).collect();
+    assert_eq!(printing, expected, "library files that print (only the CLI may, beside the two named hooks)");
 }
 
 #[test]

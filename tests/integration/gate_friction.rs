@@ -292,6 +292,12 @@ fn a_golden_directory_of_another_corpus_or_the_corpus_itself_is_refused_up_front
     assert!(out.stderr.contains("1 golden(s) of no history in a (orphans"), "{}", out.stderr);
     run(&["bless", "--corpus", "a", "--golden", "fresh"], 0);
     assert_eq!(modes(&t.join("fresh")).len(), 6, "three pending history goldens and their three migration goldens");
+    // A golden directory holding only a pending golden of a history not listed (what a `corpus
+    // add` or `record --corpus` killed before listing leaves) is not another corpus's: the rerun
+    // gets in.
+    std::fs::create_dir_all(t.join("half/core__kvstore")).unwrap();
+    std::fs::copy(t.join("ga").join(&golden), t.join("half/core__kvstore/killed-before-listing.json.pending")).unwrap();
+    run(&["bless", "--corpus", "a", "--golden", "half"], 0);
 }
 
 #[test]

@@ -8,8 +8,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use lattice_conform::corpus::{self, Manifest};
+use lattice_conform::golden::{migration_golden_path, MigrationGolden};
 use lattice_conform::lattice_logic::kvstore::{encode_payload, Entry, KvStore};
-use lattice_conform::migrate::{self, FailPoint, KvToV2, MigrateError, MigrateOptions, MigrationGolden};
+use lattice_conform::migrate::{self, FailPoint, KvToV2, MigrateError, MigrateOptions};
 use lattice_conform::op::{op_id, Hlc, Op, ZERO_HASH};
 use lattice_conform::registry::Registry;
 use lattice_conform::replay::MemStore;
@@ -51,7 +52,7 @@ fn all_five_checks_pass_on_every_bundled_kvstore_history_and_match_the_migration
         for c in &checks {
             assert!(c.ok, "{}: check `{}` failed: {}", e.id(), c.name, c.detail);
         }
-        let golden_path = migrate::migration_golden_path(&fixtures().join("golden"), &KvToV2::default(), e).unwrap();
+        let golden_path = migration_golden_path(&fixtures().join("golden"), &KvToV2::default(), e).unwrap();
         let golden: MigrationGolden = serde_json::from_str(&std::fs::read_to_string(golden_path).unwrap()).unwrap();
         // A history that batches ops (FORMAT §10.9) reaches its golden only when delivered by its
         // plan; `apply` delivers each op on its own, so its store is another store.
@@ -288,12 +289,12 @@ fn verify_migrations_passes_on_the_bundled_goldens_and_fails_on_an_edited_one() 
     let manifest = Manifest::load(&corpus, false).unwrap();
     let e = manifest.files.iter().find(|e| e.store_type == "core:kvstore").unwrap();
     for entry in manifest.files.iter().filter(|e| e.store_type == "core:kvstore") {
-        let from = migrate::migration_golden_path(&golden, &KvToV2::default(), entry).unwrap();
-        let to = migrate::migration_golden_path(&copy, &KvToV2::default(), entry).unwrap();
+        let from = migration_golden_path(&golden, &KvToV2::default(), entry).unwrap();
+        let to = migration_golden_path(&copy, &KvToV2::default(), entry).unwrap();
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(from, to).unwrap();
     }
-    let edited = migrate::migration_golden_path(&copy, &KvToV2::default(), e).unwrap();
+    let edited = migration_golden_path(&copy, &KvToV2::default(), e).unwrap();
     let g: MigrationGolden = serde_json::from_str(&std::fs::read_to_string(&edited).unwrap()).unwrap();
     std::fs::write(&edited, std::fs::read_to_string(&edited).unwrap().replace(g.target_state_hash.as_deref().unwrap(), &"0".repeat(64)))
         .unwrap();

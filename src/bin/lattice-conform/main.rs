@@ -304,7 +304,9 @@ fn quiet_on_closed_stdout() {
 }
 
 fn exit_code(e: &anyhow::Error) -> i32 {
-    if e.downcast_ref::<lattice_conform::record::RecordError>().is_some_and(|r| r.is_check_failure()) {
+    if e.downcast_ref::<lattice_conform::record::RecordError>().is_some_and(|r| r.is_check_failure())
+        || e.downcast_ref::<lattice_conform::deep::DeepError>().is_some_and(|d| d.is_check_failure())
+    {
         return exit::CHECK_FAILED;
     }
     let store_err = e.downcast_ref::<StoreError>().or_else(|| match e.downcast_ref::<OpenError>() {

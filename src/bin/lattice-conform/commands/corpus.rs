@@ -223,7 +223,6 @@ pub(crate) fn bless(
     migrations_only: bool,
 ) -> anyhow::Result<()> {
     use lattice_conform::golden as g;
-    use lattice_conform::migrate;
     lattice_conform::output::check_dir(golden)?;
     lattice_conform::golden::check_belongs(corpus, golden)?;
     sweep(golden, 2)?;
@@ -235,7 +234,7 @@ pub(crate) fn bless(
         // One review over both kinds: a history's id (or name) matches its golden and its
         // migration goldens alike.
         let mut candidates = if migrations_only { Vec::new() } else { g::candidates(corpus, golden, store_type)? };
-        candidates.extend(migrate::migration_candidates(corpus, golden)?.into_iter().filter(|c| of_type(&c.id)));
+        candidates.extend(g::migration_candidates(corpus, golden)?.into_iter().filter(|c| of_type(&c.id)));
         let done = g::review_pending(&candidates, review, &patterns)?;
         for (id, action) in &done {
             println!("{:<9} {id}", action.as_str());
@@ -245,7 +244,7 @@ pub(crate) fn bless(
         return Ok(());
     }
     let mut done = if migrations_only { Vec::new() } else { g::bless_all(corpus, golden, store_type, registry)? };
-    done.extend(migrate::bless_migrations(corpus, golden, registry)?.into_iter().filter(|b| of_type(&b.id)));
+    done.extend(g::bless_migrations(corpus, golden, registry)?.into_iter().filter(|b| of_type(&b.id)));
     print_blessed(&done);
     let mut counts = std::collections::BTreeMap::new();
     for b in &done {

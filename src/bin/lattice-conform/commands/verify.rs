@@ -166,7 +166,7 @@ pub(crate) fn verify_run(registry: &Registry, args: VerifyArgs) -> anyhow::Resul
                 "--migrations --build {other}: migrations run natively; use `native` or `native-fault:NAME` with a migration fault"
             ),
         };
-        let mut report = lattice_conform::migrate::verify_migrations(&args.corpus, &args.golden, registry, fault, args.keep_going)?;
+        let mut report = lattice_conform::golden::verify_migrations(&args.corpus, &args.golden, registry, fault, args.keep_going)?;
         lattice_conform::verify::bind_migrations(&mut report, &args.corpus, &args.golden)?;
         return finish_report(&report, args.format, args.output.as_deref());
     }
@@ -199,8 +199,13 @@ pub(crate) fn verify_run(registry: &Registry, args: VerifyArgs) -> anyhow::Resul
             anyhow::bail!("--record-known {id}: {} has no entry `{id}` (entries: {})", known_path.display(), ids.join(", "));
         }
     }
-    let mut run =
-        lattice_conform::converge::run(&opts, registry, args.orders, args.order_seed, known.as_ref().map(|k| (known_path.as_path(), k)))?;
+    let mut run = lattice_conform::verify::run_orders(
+        &opts,
+        registry,
+        args.orders,
+        args.order_seed,
+        known.as_ref().map(|k| (known_path.as_path(), k)),
+    )?;
     if let (Some(id), Some(mut file)) = (&args.record_known, known) {
         let n = file.record(id, &run).expect("the entry was checked above");
         corpus::write_atomic(&known_path, file.to_json().as_bytes())?;

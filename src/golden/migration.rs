@@ -1,7 +1,7 @@
 //! Migration goldens (docs/FORMAT.md §15): the expected outcome of migrating the state each
 //! corpus history reaches — a target state hash, or, for a state no migration op can carry (a
 //! value too large for an op of its own), the reason it is not migratable. Computed, blessed and
-//! verified here; a golden is always computable, so `corpus add`, `record --corpus` and `bless
+//! verified here (the migrations themselves are `crate::migrate`); a golden is always computable, so `corpus add`, `record --corpus` and `bless
 //! --migrations` never stop at a history that cannot be migrated.
 
 use std::path::{Path, PathBuf};
@@ -11,86 +11,12 @@ use lattice_logic::kvstore as kv;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{chain, default_author, migrations, KvToV2, MigrateError, Migration, MigrationFault};
+use crate::migrate::{
+    chain, default_author, golden_target_id, migrations, target_hash_with, KvToV2, MigrateError, Migration, MigrationFault, NotMigratable,
+};
 use crate::registry::Registry;
 use crate::replay::{HostFaults, MemStore};
 use crate::store::{self, StoreIdentity};
-
-/// The golden target store id: fixed so migration goldens are reproducible.
-pub fn golden_target_id() -> Uuid {
-    Uuid::from_u128(0x6c61_7474_6963_4500_8000_0000_0000_0002)
-}
-
-/// The target state hash a migration gives for the state `rows` (in memory, same kernel).
-pub fn target_hash_in_memory(
-    m: &dyn Migration,
-    rows: &[(Vec<u8>, Vec<u8>)],
-    id: Uuid,
-    author: [u8; 32],
-    registry: &Registry,
-) -> Result<String, MigrateError> {
-    target_hash_with(m, rows, id, author, registry.opener(m.target_type())?.logic(), HostFaults::default())
-        .map_err(|n| MigrateError::TargetRefused { dst: PathBuf::from(m.target_type()), index: n.op_index, reason: n.to_string() })
-}
-
-/// [`target_hash_in_memory`] with the target's logic and host faults given; a migration op the
-/// target refuses on arrival or stalls on makes the state [`NotMigratable`].
-fn target_hash_with(
-    m: &dyn Migration,
-    rows: &[(Vec<u8>, Vec<u8>)],
-    id: Uuid,
-    author: [u8; 32],
-    logic: store::Logic,
-    faults: HostFaults,
-) -> Result<String, NotMigratable> {
-    let identity = StoreIdentity { store_id: id, store_type: m.target_type().into(), schema_version: logic.schema_version() };
-    let mut target = MemStore::new(identity, logic).with_faults(faults);
-    let payloads = m.payloads(rows);
-    for (index, op) in chain(&payloads, id, author).iter().enumerate() {
-        let reason = match target.deliver(op) {
-            crate::replay::Delivered::Refused(r) => format!("refused on arrival: {}", r.reason),
-            _ => match target.stall() {
-                Some(stall) => format!("projection stalled ({}): {}", stall.kind.as_str(), stall.reason),
-                None => continue,
-            },
-        };
-        let keys = m.payload_keys(&payloads[index]);
-        return Err(NotMigratable {
-            op_index: index as u64,
-            key: keys.first().map_or_else(String::new, hex::encode),
-            keys: keys.len() as u64,
-            reason,
-        });
-    }
-    Ok(target.state_hash().to_string())
-}
-
-/// Why a source state cannot be migrated: the first migration op (§14.3) the target refuses on
-/// arrival or stalls on — e.g. one value too large for an op of its own (docs/FORMAT.md §15.2).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NotMigratable {
-    /// The migration op's index (0-based) among the migration's ops.
-    pub op_index: u64,
-    /// The first source key the op carries, lowercase hex (empty when it carries none).
-    pub key: String,
-    /// How many source keys the op carries.
-    pub keys: u64,
-    /// What the target said.
-    pub reason: String,
-}
-
-impl std::fmt::Display for NotMigratable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let key = hex::decode(&self.key).map(|k| crate::decode::Bytes::new(&k)).ok();
-        let shown = key.as_ref().and_then(|b| b.utf8.as_ref().map(|u| format!("{u:?}"))).unwrap_or_else(|| format!("hex:{}", self.key));
-        write!(f, "not migratable: key {shown}")?;
-        if self.keys > 1 {
-            write!(f, " (and {} more keys in its op)", self.keys - 1)?;
-        }
-        write!(f, ", migration op {} {}", self.op_index, self.reason)
-    }
-}
 
 /// The expected outcome of migrating one corpus history's final state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,7 +142,7 @@ pub enum MigrationGoldenError {
     #[error(transparent)]
     Migrate(#[from] MigrateError),
     #[error(transparent)]
-    Golden(#[from] crate::golden::GoldenError),
+    Golden(#[from] super::GoldenError),
     #[error(transparent)]
     Corpus(#[from] crate::corpus::CorpusError),
     #[error(transparent)]
@@ -238,11 +164,7 @@ fn migration_cases(corpus_dir: &Path) -> Result<Vec<MigrationCase>, MigrationGol
 
 /// Blesses the migration goldens of every source history of the corpus: each is computed and
 /// written as pending when new or changed (with review lines: the fields that change).
-pub fn bless_migrations(
-    corpus_dir: &Path,
-    golden_dir: &Path,
-    registry: &Registry,
-) -> Result<Vec<crate::golden::Blessed>, MigrationGoldenError> {
+pub fn bless_migrations(corpus_dir: &Path, golden_dir: &Path, registry: &Registry) -> Result<Vec<super::Blessed>, MigrationGoldenError> {
     let mut out = Vec::new();
     let cases = migration_cases(corpus_dir)?;
     let bar = crate::progress::bar("bless (migrations)", cases.len() as u64, "histories");
@@ -259,7 +181,7 @@ pub fn bless_migrations_of(
     golden_dir: &Path,
     entry: &crate::corpus::ManifestEntry,
     registry: &Registry,
-) -> Result<Vec<crate::golden::Blessed>, MigrationGoldenError> {
+) -> Result<Vec<super::Blessed>, MigrationGoldenError> {
     let mut out = Vec::new();
     for m in migrations().into_iter().filter(|m| m.source_type() == entry.store_type) {
         out.push(bless_migration(corpus_dir, golden_dir, m.as_ref(), entry, registry)?);
@@ -273,8 +195,8 @@ fn bless_migration(
     m: &dyn Migration,
     e: &crate::corpus::ManifestEntry,
     registry: &Registry,
-) -> Result<crate::golden::Blessed, MigrationGoldenError> {
-    use crate::golden::BlessAction;
+) -> Result<super::Blessed, MigrationGoldenError> {
+    use super::BlessAction;
     let path = migration_golden_path(golden_dir, m, e)?;
     let mut stream = crate::corpus::open_checked(corpus_dir, e)?;
     let header = stream.header().clone();
@@ -282,7 +204,7 @@ fn bless_migration(
     stream.finish()?;
     let mut text = serde_json::to_string_pretty(&g).expect("a migration golden serializes");
     text.push('\n');
-    let (action, replaced) = crate::golden::bless_text(&path, &text)?;
+    let (action, replaced) = super::bless_text(&path, &text)?;
     let detail = match (action, replaced) {
         (BlessAction::New, _) => vec![format!(
             "{}: source state {} ({} keys) → {}",
@@ -291,18 +213,18 @@ fn bless_migration(
             g.source_keys,
             g.target_state_hash.as_deref().and_then(|h| h.get(..16)).map_or_else(|| g.outcome(), |h| format!("target state {h}"))
         )],
-        (BlessAction::Changed, Some(old)) => crate::golden::diff_json_fields(&old, &text),
+        (BlessAction::Changed, Some(old)) => super::diff_json_fields(&old, &text),
         _ => vec![],
     };
-    Ok(crate::golden::Blessed { id: format!("migration:{}", e.id()), action, detail })
+    Ok(super::Blessed { id: format!("migration:{}", e.id()), action, detail })
 }
 
 /// The migration goldens of a corpus as review candidates: id `migration:<store_type>/<name>`,
 /// aliases `<store_type>/<name>` and `<name>`.
-pub fn migration_candidates(corpus_dir: &Path, golden_dir: &Path) -> Result<Vec<crate::golden::Candidate>, MigrationGoldenError> {
+pub fn migration_candidates(corpus_dir: &Path, golden_dir: &Path) -> Result<Vec<super::Candidate>, MigrationGoldenError> {
     let mut out = Vec::new();
     for (m, e) in migration_cases(corpus_dir)? {
-        out.push(crate::golden::Candidate {
+        out.push(super::Candidate {
             id: format!("migration:{}", e.id()),
             aliases: vec![e.id(), e.name().to_string()],
             accepted: migration_golden_path(golden_dir, m.as_ref(), &e)?,
@@ -320,10 +242,10 @@ pub fn migration_golden_paths(corpus_dir: &Path, golden_dir: &Path) -> Result<Ve
 pub fn review_migrations(
     corpus_dir: &Path,
     golden_dir: &Path,
-    review: crate::golden::Review,
+    review: super::Review,
     patterns: &[String],
-) -> Result<Vec<(String, crate::golden::BlessAction)>, MigrationGoldenError> {
-    Ok(crate::golden::review_pending(&migration_candidates(corpus_dir, golden_dir)?, review, patterns)?)
+) -> Result<Vec<(String, super::BlessAction)>, MigrationGoldenError> {
+    Ok(super::review_pending(&migration_candidates(corpus_dir, golden_dir)?, review, patterns)?)
 }
 
 /// Checks every migration golden; results use ids `migration:<store_type>/<name>`.
@@ -339,9 +261,9 @@ pub fn verify_migrations(
     registry: &Registry,
     fault: Option<(&str, MigrationFault)>,
     keep_going: bool,
-) -> Result<crate::verify::Report, MigrationGoldenError> {
+) -> Result<crate::report::Report, MigrationGoldenError> {
     let build = fault.map_or_else(|| "native".to_string(), |(name, _)| format!("native-fault:{name}"));
-    let mut report = crate::verify::Report::new(build, vec![]);
+    let mut report = crate::report::Report::new(build, vec![]);
     let cases = migration_cases(corpus_dir)?;
     for (n, (reference, e)) in cases.iter().enumerate() {
         let m: Arc<dyn Migration> = match fault {
@@ -351,9 +273,9 @@ pub fn verify_migrations(
         let path = migration_golden_path(golden_dir, m.as_ref(), e)?;
         let id = format!("migration:{}", e.id());
         if !path.exists() {
-            return Err(crate::golden::GoldenError::MissingMigration { path, history: id }.into());
+            return Err(super::GoldenError::MissingMigration { path, history: id }.into());
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| crate::golden::GoldenError::Io { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| super::GoldenError::Io { path: path.clone(), source })?;
         crate::versioned::check(&text, &path, MIGRATION_GOLDEN_TAG, MIGRATION_GOLDEN_VERSION)?;
         let expected: MigrationGolden = serde_json::from_str(&text).map_err(|err| crate::versioned::json_error(&path, &err))?;
         let mut stream = crate::corpus::open_checked(corpus_dir, e)?;
@@ -373,7 +295,7 @@ pub fn verify_migrations(
                 Some(d) => format!("; the reference migration and this build first differ at migration op {}", d.op_index),
                 None => "; the reference migration agrees with this build on every migration op, so the golden is what changed (re-run `lattice-conform bless` and review)".to_string(),
             };
-            crate::verify::Failure {
+            crate::report::Failure {
                 summary: format!(
                     "{}: expected {}, got {} (source {} → {}){found}",
                     expected.migration,
@@ -387,11 +309,11 @@ pub fn verify_migrations(
             }
         });
         let failed = failure.is_some();
-        report.results.push(crate::verify::HistoryResult { id: id.clone(), store_type: e.store_type.clone(), ops, failure });
+        report.results.push(crate::report::HistoryResult { id: id.clone(), store_type: e.store_type.clone(), ops, failure });
         if failed && !keep_going {
             report.not_run = cases[n + 1..]
                 .iter()
-                .map(|(_, e)| crate::verify::NotRun {
+                .map(|(_, e)| crate::report::NotRun {
                     id: format!("migration:{}", e.id()),
                     store_type: e.store_type.clone(),
                     reason: format!("not run: verification stopped at the first failure ({id}); use --keep-going to run every case"),
@@ -408,8 +330,7 @@ pub fn verify_migrations(
 /// logic (projection ends where it stalls, if it does).
 fn replay_source(header: &crate::history::Header, ops: impl Iterator<Item = crate::op::Op>, build: &GoldenBuild) -> MemStore {
     let mut source = MemStore::new(header.identity(), build.source.clone()).with_faults(build.faults);
-    crate::replica::run_plan(&mut source, ops, &header.delivery, crate::golden::CHECKPOINT_INTERVAL)
-        .expect("an in-memory replica never fails");
+    crate::replica::run_plan(&mut source, ops, &header.delivery, super::CHECKPOINT_INTERVAL).expect("an in-memory replica never fails");
     source
 }
 
@@ -423,7 +344,7 @@ fn migration_lockstep(
     candidate: &dyn Migration,
     rows: &[(Vec<u8>, Vec<u8>)],
     target: &store::Logic,
-) -> Option<crate::verify::Divergence> {
+) -> Option<crate::lockstep::Divergence> {
     use crate::lockstep::delivered_text;
     let (id, author) = (golden_target_id(), default_author());
     let target_type = candidate.target_type();
@@ -445,7 +366,7 @@ fn migration_lockstep(
             continue;
         }
         let op = cops.get(i).or_else(|| rops.get(i)).expect("one of them has op i");
-        return Some(crate::verify::Divergence {
+        return Some(crate::lockstep::Divergence {
             op_index: i as u64,
             op_id: hex::encode(crate::op::op_id(&id, op)),
             author: hex::encode(op.author),

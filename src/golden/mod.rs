@@ -8,6 +8,14 @@
 //! accepted file, and accepted explicitly (`bless --accept`): an accepted golden is never
 //! silently overwritten. Normative: docs/FORMAT.md, "Golden file".
 
+pub mod migration;
+
+pub use migration::{
+    bless_migrations, compute_migration_golden, compute_migration_golden_streamed, compute_migration_golden_with, migration_candidates,
+    migration_golden_path, migration_golden_paths, review_migrations, verify_migrations, GoldenBuild, MigrationGolden,
+    MigrationGoldenError,
+};
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -633,7 +641,7 @@ impl ReviewState {
 pub fn review_state(corpus_dir: &Path, golden_dir: &Path) -> Result<ReviewState, BlessError> {
     let manifest = corpus::Manifest::load(corpus_dir, false)?;
     let mut expected: std::collections::BTreeSet<PathBuf> = manifest.files.iter().map(|e| path_for(golden_dir, e)).collect();
-    expected.extend(crate::migrate::migration_golden_paths(corpus_dir, golden_dir)?);
+    expected.extend(migration::migration_golden_paths(corpus_dir, golden_dir)?);
     let mut state = ReviewState::default();
     let mut dirs = vec![golden_dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
@@ -681,7 +689,7 @@ pub fn check_belongs(corpus_dir: &Path, golden_dir: &Path) -> Result<(), GoldenE
     }
     let Ok(manifest) = corpus::Manifest::load(corpus_dir, false) else { return Ok(()) };
     let mut expected: Vec<PathBuf> = manifest.files.iter().map(|e| path_for(golden_dir, e)).collect();
-    expected.extend(crate::migrate::migration_golden_paths(corpus_dir, golden_dir).unwrap_or_default());
+    expected.extend(migration::migration_golden_paths(corpus_dir, golden_dir).unwrap_or_default());
     let pending = |p: &Path| {
         let mut s = p.as_os_str().to_os_string();
         s.push(PENDING_SUFFIX);
@@ -705,8 +713,10 @@ pub fn check_belongs(corpus_dir: &Path, golden_dir: &Path) -> Result<(), GoldenE
     }
 }
 
-/// The golden files (`*.json`, `*.json.pending`; hidden ones skipped) in `dir` and down to
-/// `depth` levels below it. Unreadable directories are passed over.
+/// The accepted golden files (`*.json`; hidden ones skipped) in `dir` and down to `depth` levels
+/// below it. Unreadable directories are passed over. Pending goldens do not count: a pending
+/// golden of a history not (yet) listed is what a `corpus add` or `record --corpus` killed before
+/// listing leaves, and its rerun must be let in to complete it.
 fn golden_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
@@ -716,7 +726,7 @@ fn golden_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
         }
         match e.file_type() {
             Ok(k) if k.is_dir() && depth > 0 => golden_files(&e.path(), depth - 1, out),
-            Ok(k) if k.is_file() && (name.ends_with(".json") || name.ends_with(PENDING_SUFFIX)) => out.push(e.path()),
+            Ok(k) if k.is_file() && name.ends_with(".json") => out.push(e.path()),
             _ => {}
         }
     }
@@ -731,7 +741,7 @@ pub fn bless_new_entry(
     registry: &crate::registry::Registry,
 ) -> Result<Vec<Blessed>, BlessError> {
     let mut out = vec![bless_entry(corpus_dir, golden_dir, entry, registry)?];
-    out.extend(crate::migrate::bless_migrations_of(corpus_dir, golden_dir, entry, registry)?);
+    out.extend(migration::bless_migrations_of(corpus_dir, golden_dir, entry, registry)?);
     Ok(out)
 }
 
@@ -746,7 +756,7 @@ pub enum BlessError {
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
     #[error(transparent)]
-    Migration(#[from] Box<crate::migrate::MigrationGoldenError>),
+    Migration(#[from] Box<migration::MigrationGoldenError>),
     /// (The registry's error is part of the message, not a source, so it is said once.)
     #[error("{path}: {reason}")]
     Header { path: PathBuf, reason: crate::registry::RegistryError },
@@ -770,8 +780,8 @@ fn contradicted_text(c: &[(String, Vec<Unmet>)]) -> String {
     lines.join("\n")
 }
 
-impl From<crate::migrate::MigrationGoldenError> for BlessError {
-    fn from(e: crate::migrate::MigrationGoldenError) -> BlessError {
+impl From<migration::MigrationGoldenError> for BlessError {
+    fn from(e: migration::MigrationGoldenError) -> BlessError {
         BlessError::Migration(Box::new(e))
     }
 }
@@ -817,7 +827,7 @@ pub fn bless_and_list(
         }
         let _ = std::fs::remove_file(pending_path(&path_for(golden_dir, entry)));
         for m in crate::migrate::migrations().into_iter().filter(|m| m.source_type() == entry.store_type) {
-            if let Ok(p) = crate::migrate::migration_golden_path(golden_dir, m.as_ref(), entry) {
+            if let Ok(p) = migration::migration_golden_path(golden_dir, m.as_ref(), entry) {
                 let _ = std::fs::remove_file(pending_path(&p));
             }
         }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::verify::{Divergence, HistoryResult, NotRun, Report};
+use super::{Divergence, Failure, HistoryResult, NotRun, Report};
 
 /// Output format of `verify` and `report merge`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -69,7 +69,7 @@ pub fn failures_only(report: &Report) -> String {
     out
 }
 
-fn failure_text(out: &mut String, r: &crate::verify::HistoryResult, f: &crate::verify::Failure) {
+fn failure_text(out: &mut String, r: &HistoryResult, f: &Failure) {
     writeln!(out, "FAIL {} ({} ops): {}", r.id, r.ops, f.summary).unwrap();
     if let Some(d) = &f.divergence {
         divergence_text_as(out, d, op_word(&r.id));

@@ -64,7 +64,8 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
+            } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs") {
+                // A `tests.rs` holds a module's unit tests (`#[cfg(test)] mod tests;`): test code.
                 let Some(m) = module_of(p.strip_prefix(&src).unwrap()) else { continue };
                 let deps = imports(&std::fs::read_to_string(&p).unwrap());
                 g.entry(m.clone()).or_default().extend(deps.into_iter().filter(|d| *d != m));
@@ -213,7 +214,7 @@ fn every_import_stays_in_its_layer_or_goes_down() {
 fn nothing_outside_the_cli_prints() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     // The two hooks ARCHITECTURE.md names; each must still be there (or the exception is stale).
-    let allowed = ["migrate.rs", "outside/serve.rs"];
+    let allowed = ["migrate/mod.rs", "outside/serve.rs"];
     let mut printing = BTreeSet::new();
     let mut stack = vec![src.clone()];
     while let Some(dir) = stack.pop() {
@@ -224,7 +225,7 @@ fn nothing_outside_the_cli_prints() {
                 if rel != "bin" {
                     stack.push(p);
                 }
-            } else if p.extension().is_some_and(|x| x == "rs") {
+            } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs") {
                 let text = std::fs::read_to_string(&p).unwrap();
                 let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(&text);
                 let prints = code

@@ -41,8 +41,8 @@ work=/tmp/lattice-conform-guests
 rm -rf "$work"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/src/crates" "$work/src/guests"
-cp -r crates/lattice-logic "$work/src/crates/"
-(cd guests && cp -r Cargo.toml Cargo.lock guest-abi kvstore logstore kvstore-forget-one-head "$work/src/guests/")
+cp -r crates/lattice-logic crates/lattice-guest "$work/src/crates/"
+(cd guests && cp -r Cargo.toml Cargo.lock logic_bridge.rs kvstore logstore kvstore-forget-one-head "$work/src/guests/")
 export CARGO_TARGET_DIR="$work/target"
 export RUSTFLAGS="--remap-path-prefix=$work/src=/lattice --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
 unset CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS

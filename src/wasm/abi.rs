@@ -1,52 +1,24 @@
-//! Guest ABI version 3 (normative: docs/WASM_ABI.md): the exports a guest must have, the imports
-//! it may have, their exact signatures, and the `lattice_apply` status codes.
+//! Guest ABI version 3 (normative: docs/WASM_ABI.md), host side.
 //!
-//! [`check_interface`] runs on a compiled module before it is ever instantiated: an import outside
-//! `lattice_table` (a WASI function, a memory, a global…), a missing export or a wrong signature is
-//! refused with a message naming the item.
+//! The ABI's constants and layouts — version, export and import names and signatures, status
+//! codes, the `op_info` record, the input buffers, packed ranges, the limits on what the host reads
+//! — are defined once, in `lattice_guest::abi` (the guest SDK's core-only module, which the
+//! reference guests are built on), and re-exported here. This module adds what only the host
+//! has: the fuel each host call costs ([`cost`]) and [`check_interface`], which runs on a compiled
+//! module before it is ever instantiated: an import outside `lattice_table`/`lattice_dag` (a WASI
+//! function, a memory, a global…), a missing export or a wrong signature is refused with a
+//! message naming the item.
 
 use wasmtime::{ExternType, FuncType, Module, ValType};
 
+pub use lattice_guest::abi::{
+    apply_input_len, observe_input_len, observe_status, pack, split_apply_input, split_observe_input, status, unpack, write_apply_input,
+    write_observe_input, OpInfo, Sig, ABI_VERSION, ABI_VERSION_FN, ALLOC_FN, APPLY_FN, DAG_MODULE, DAG_OP_INFO, EXPORTS, GET_ABSENT,
+    IMPORTS, MAX_MESSAGE, MAX_STORE_TYPE, MEMORY, MESSAGE_FN, OBSERVE_FN, OP_ID_LEN, OP_INFO_LEN, SCHEMA_VERSION_FN, STORE_TYPE_FN,
+    TABLE_DELETE, TABLE_GET, TABLE_MODULE, TABLE_PUT,
+};
+
 use super::WasmError;
-
-/// The ABI version this host implements (`lattice_abi_version` must return it).
-pub const ABI_VERSION: u32 = 3;
-/// The import module of the `data` table functions.
-pub const IMPORT_MODULE: &str = "lattice_table";
-/// The import module of the op lookup.
-pub const DAG_MODULE: &str = "lattice_dag";
-/// Bytes `lattice_dag.op_info` writes: wall_ms u64 LE ‖ counter u32 LE ‖ author (32).
-pub const OP_INFO_LEN: usize = 44;
-/// The guest's exported linear memory.
-pub const MEMORY: &str = "memory";
-
-pub const ABI_VERSION_FN: &str = "lattice_abi_version";
-pub const STORE_TYPE_FN: &str = "lattice_store_type";
-pub const SCHEMA_VERSION_FN: &str = "lattice_schema_version";
-pub const ALLOC_FN: &str = "lattice_alloc";
-pub const APPLY_FN: &str = "lattice_apply";
-pub const MESSAGE_FN: &str = "lattice_message";
-pub const OBSERVE_FN: &str = "lattice_observe";
-
-/// `lattice_apply` status codes.
-pub mod status {
-    pub const OK: u32 = 0;
-    pub const MALFORMED_PAYLOAD: u32 = 1;
-    pub const CORRUPT_STATE: u32 = 2;
-    pub const HOST_ERROR: u32 = 3;
-    pub const BAD_INPUT: u32 = 4;
-    pub const REFUSED: u32 = 5;
-}
-
-/// `lattice_observe` status codes.
-pub mod observe_status {
-    /// The view is the range `lattice_message` returns.
-    pub const VIEW: u32 = 0;
-    /// Readers do not see the row.
-    pub const UNSEEN: u32 = 1;
-    /// The row does not decode (`lattice_message` says why).
-    pub const CORRUPT_STATE: u32 = 2;
-}
 
 /// Fuel charged for the host's work on a guest's behalf (docs/WASM_ABI.md §6.1), taken from the
 /// op's allowance before the work is done: a base per call plus a cost per byte the host copies,
@@ -64,52 +36,26 @@ pub mod cost {
     pub const WRITE_BYTE: u64 = 8;
 }
 
-/// `get`'s return value for an absent key.
-pub const GET_ABSENT: i64 = -1;
-/// The longest store type name a guest may declare, in bytes.
-pub const MAX_STORE_TYPE: usize = 256;
-/// The longest failure message the host reads from a guest, in bytes (longer ones are cut).
-pub const MAX_MESSAGE: usize = 64 * 1024;
-
-use ValType::{I32, I64};
-
-/// A function signature: parameter and result types.
-pub struct Sig {
-    pub params: &'static [ValType],
-    pub results: &'static [ValType],
-}
-
-/// The function exports, in the order docs/WASM_ABI.md lists them.
-pub const EXPORTS: [(&str, Sig); 7] = [
-    (ABI_VERSION_FN, Sig { params: &[], results: &[I32] }),
-    (STORE_TYPE_FN, Sig { params: &[], results: &[I64] }),
-    (SCHEMA_VERSION_FN, Sig { params: &[], results: &[I64] }),
-    (ALLOC_FN, Sig { params: &[I32], results: &[I32] }),
-    (APPLY_FN, Sig { params: &[I32, I32], results: &[I32] }),
-    (MESSAGE_FN, Sig { params: &[], results: &[I64] }),
-    (OBSERVE_FN, Sig { params: &[I32, I32], results: &[I32] }),
-];
-
-/// The functions a guest may import (each optional): module, name, signature.
-pub const IMPORTS: [(&str, &str, Sig); 4] = [
-    (IMPORT_MODULE, "get", Sig { params: &[I32, I32, I32, I32], results: &[I64] }),
-    (IMPORT_MODULE, "put", Sig { params: &[I32, I32, I32, I32], results: &[] }),
-    (IMPORT_MODULE, "delete", Sig { params: &[I32, I32], results: &[] }),
-    (DAG_MODULE, "op_info", Sig { params: &[I32, I32], results: &[I32] }),
-];
-
-impl Sig {
-    fn matches(&self, ft: &FuncType) -> bool {
-        same(self.params, ft.params()) && same(self.results, ft.results())
-    }
-
-    fn describe(&self) -> String {
-        describe(self.params.iter().cloned(), self.results.iter().cloned())
+/// The wasmtime type of an ABI value type.
+fn val_type(t: lattice_guest::abi::ValType) -> ValType {
+    match t {
+        lattice_guest::abi::ValType::I32 => ValType::I32,
+        lattice_guest::abi::ValType::I64 => ValType::I64,
     }
 }
 
-fn same(want: &[ValType], got: impl ExactSizeIterator<Item = ValType>) -> bool {
-    want.len() == got.len() && want.iter().zip(got).all(|(w, g)| ValType::eq(w, &g))
+/// Whether a function type is the signature `sig`.
+fn matches(sig: &Sig, ft: &FuncType) -> bool {
+    same(sig.params, ft.params()) && same(sig.results, ft.results())
+}
+
+/// `sig` as the ABI document writes it: `func (i32, i32) -> (i32)`.
+fn describe_sig(sig: &Sig) -> String {
+    describe(sig.params.iter().map(|&t| val_type(t)), sig.results.iter().map(|&t| val_type(t)))
+}
+
+fn same(want: &[lattice_guest::abi::ValType], got: impl ExactSizeIterator<Item = ValType>) -> bool {
+    want.len() == got.len() && want.iter().zip(got).all(|(&w, g)| ValType::eq(&val_type(w), &g))
 }
 
 fn describe(params: impl Iterator<Item = ValType>, results: impl Iterator<Item = ValType>) -> String {
@@ -119,8 +65,8 @@ fn describe(params: impl Iterator<Item = ValType>, results: impl Iterator<Item =
 
 fn val_name(t: &ValType) -> &'static str {
     match t {
-        I32 => "i32",
-        I64 => "i64",
+        ValType::I32 => "i32",
+        ValType::I64 => "i64",
         ValType::F32 => "f32",
         ValType::F64 => "f64",
         ValType::V128 => "v128",
@@ -155,14 +101,14 @@ fn check_imports(module: &Module, origin: &str) -> Result<(), WasmError> {
         let allowed = IMPORTS.iter().find(|(module, name, _)| import.module() == *module && *name == import.name());
         let Some((module, name, sig)) = allowed else { return Err(forbidden()) };
         match import.ty() {
-            ExternType::Func(ft) if sig.matches(&ft) => {}
+            ExternType::Func(ft) if matches(sig, &ft) => {}
             other => {
                 return Err(WasmError::ImportSignature {
                     origin: origin.to_string(),
                     module: module.to_string(),
                     name: name.to_string(),
                     found: extern_name(&other),
-                    expected: sig.describe(),
+                    expected: describe_sig(sig),
                 })
             }
         }
@@ -174,7 +120,7 @@ fn check_exports(module: &Module, origin: &str) -> Result<(), WasmError> {
     let memory_ok = |ty: &ExternType| matches!(ty, ExternType::Memory(m) if !m.is_64() && !m.is_shared());
     check_export(module, origin, MEMORY, "a 32-bit unshared memory", memory_ok)?;
     for (name, sig) in &EXPORTS {
-        check_export(module, origin, name, &sig.describe(), |ty| matches!(ty, ExternType::Func(ft) if sig.matches(ft)))?;
+        check_export(module, origin, name, &describe_sig(sig), |ty| matches!(ty, ExternType::Func(ft) if matches(sig, ft)))?;
     }
     Ok(())
 }
@@ -193,11 +139,6 @@ fn check_export(module: &Module, origin: &str, name: &str, expected: &str, ok: i
     }
 }
 
-/// Splits a packed `len << 32 | ptr` range.
-pub fn unpack(packed: u64) -> (u32, u32) {
-    (packed as u32, (packed >> 32) as u32)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,9 +146,9 @@ mod tests {
     #[test]
     fn signatures_read_like_the_abi_document() {
         let apply = &EXPORTS.iter().find(|(n, _)| *n == APPLY_FN).unwrap().1;
-        assert_eq!(apply.describe(), "func (i32, i32) -> (i32)");
-        assert_eq!(IMPORTS[1].2.describe(), "func (i32, i32, i32, i32) -> ()");
-        assert_eq!(IMPORTS[3].2.describe(), "func (i32, i32) -> (i32)");
+        assert_eq!(describe_sig(apply), "func (i32, i32) -> (i32)");
+        assert_eq!(describe_sig(&IMPORTS[1].2), "func (i32, i32, i32, i32) -> ()");
+        assert_eq!(describe_sig(&IMPORTS[3].2), "func (i32, i32) -> (i32)");
         assert_eq!(unpack(0x0000_000c_0000_0010), (16, 12));
     }
 }

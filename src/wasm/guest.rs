@@ -400,10 +400,10 @@ fn range(size: usize, ptr: u32, len: u32) -> Result<std::ops::Range<usize>, Stri
 /// The `lattice_table` and `lattice_dag` host functions.
 pub(crate) fn linker(engine: &Engine) -> Linker<HostState> {
     let mut l = Linker::new(engine);
-    l.func_wrap(abi::IMPORT_MODULE, "get", host_get).expect("`get` is defined once");
-    l.func_wrap(abi::IMPORT_MODULE, "put", host_put).expect("`put` is defined once");
-    l.func_wrap(abi::IMPORT_MODULE, "delete", host_delete).expect("`delete` is defined once");
-    l.func_wrap(abi::DAG_MODULE, "op_info", host_op_info).expect("`op_info` is defined once");
+    l.func_wrap(abi::TABLE_MODULE, abi::TABLE_GET, host_get).expect("`get` is defined once");
+    l.func_wrap(abi::TABLE_MODULE, abi::TABLE_PUT, host_put).expect("`put` is defined once");
+    l.func_wrap(abi::TABLE_MODULE, abi::TABLE_DELETE, host_delete).expect("`delete` is defined once");
+    l.func_wrap(abi::DAG_MODULE, abi::DAG_OP_INFO, host_op_info).expect("`op_info` is defined once");
     l
 }
 
@@ -509,7 +509,7 @@ fn host_op_info(mut caller: Caller<'_, HostState>, id_ptr: u32, dst_ptr: u32) ->
         (Some(m), Some(d)) => (m, unsafe { &mut *d.as_ptr() }),
         _ => return Err(trap(&mut caller, FailureKind::BadHostCall, "lattice_dag.op_info was called outside lattice_apply".to_string())),
     };
-    let id = guest_range(&mut caller, memory, "op_info", "op id", id_ptr, 32)?;
+    let id = guest_range(&mut caller, memory, "op_info", "op id", id_ptr, abi::OP_ID_LEN as u32)?;
     let dst = guest_range(&mut caller, memory, "op_info", "destination buffer", dst_ptr, abi::OP_INFO_LEN as u32)?;
     let id: [u8; 32] = memory.data(&caller)[id].try_into().expect("the range is 32 bytes");
     let info = match dag.op_info(&id) {
@@ -517,10 +517,8 @@ fn host_op_info(mut caller: Caller<'_, HostState>, id_ptr: u32, dst_ptr: u32) ->
         Err(_) => return Err(trap(&mut caller, FailureKind::Storage, "the op store failed under lattice_dag.op_info".to_string())),
     };
     let Some((hlc, author)) = info else { return Ok(0) };
-    let out = &mut memory.data_mut(&mut caller)[dst];
-    out[..8].copy_from_slice(&hlc.wall_ms.to_le_bytes());
-    out[8..12].copy_from_slice(&hlc.counter.to_le_bytes());
-    out[12..].copy_from_slice(&author);
+    let info = abi::OpInfo { wall_ms: hlc.wall_ms, counter: hlc.counter, author };
+    memory.data_mut(&mut caller)[dst].copy_from_slice(&info.encode());
     Ok(1)
 }
 

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use lattice_logic::{ApplyError, Dag, HostError, Op, OpId, StoreLogic, Table};
 
+use super::abi;
 use super::engine::{Limits, WasmModule};
 use super::guest::{Failure, Guest, Status};
 
@@ -78,9 +79,8 @@ impl StoreLogic for WasmLogic {
 
     fn apply(&self, id: &OpId, op: &Op, table: &mut dyn Table, dag: &mut dyn Dag) -> Result<(), ApplyError> {
         let encoded = op.encode();
-        let mut input = Vec::with_capacity(32 + encoded.len());
-        input.extend_from_slice(id);
-        input.extend_from_slice(&encoded);
+        let mut input = vec![0; abi::apply_input_len(encoded.len())];
+        abi::write_apply_input(&mut input, id, &encoded);
         let mut slot = lock(&self.guest);
         match self.run(&mut slot, &input, table, dag) {
             Ok(Status::Ok) => Ok(()),
@@ -96,10 +96,8 @@ impl StoreLogic for WasmLogic {
     }
 
     fn observe(&self, key: &[u8], row: &[u8]) -> Result<Option<Vec<u8>>, ApplyError> {
-        let mut input = Vec::with_capacity(4 + key.len() + row.len());
-        input.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        input.extend_from_slice(key);
-        input.extend_from_slice(row);
+        let mut input = vec![0; abi::observe_input_len(key.len(), row.len())];
+        abi::write_observe_input(&mut input, key, row);
         let mut slot = lock(&self.guest);
         let result = match slot.as_mut() {
             Some(g) => g.observe(&input),

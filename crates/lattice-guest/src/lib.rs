@@ -1,5 +1,6 @@
 //! The guest side of the lattice-conform Wasm ABI, version 3 (normative: `docs/WASM_ABI.md`), for
-//! authors of store logic outside this repository. Depend on it by path, implement [`Logic`] for a
+//! authors of store logic — outside this repository, and the reference guests in `guests/`, which
+//! are built on it too. Depend on it by path, implement [`Logic`] for a
 //! type, and call [`export_guest!`]: the macro emits every export the host requires, and this
 //! crate declares the host's imports (`lattice_table.get`/`put`/`delete`, `lattice_dag.op_info`)
 //! behind the safe functions of [`table`] and [`dag`]. It has no dependencies and makes no
@@ -53,30 +54,21 @@
 //! * A failure — a trap, running out of fuel (host calls are charged too), the memory cap, the
 //!   per-op write caps, the watchdog — rejects the op; the host rolls its writes back.
 //! * Extra exports are allowed and ignored; imports other than the four above are refused.
+//!
+//! The ABI's constants and layouts — version, export and import names and signatures, status
+//! codes, the `op_info` record, the input buffers, packed ranges — are in [`abi`], which uses only
+//! `core` and is the one definition the host (`lattice-conform`) checks and runs guests by.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 use std::cell::RefCell;
 
+pub mod abi;
+
 /// The ABI version this crate implements (`lattice_abi_version` returns it).
-pub const ABI_VERSION: u32 = 3;
-
-/// `lattice_apply` status codes (`docs/WASM_ABI.md` §5).
-pub mod status {
-    pub const OK: u32 = 0;
-    pub const MALFORMED_PAYLOAD: u32 = 1;
-    pub const CORRUPT_STATE: u32 = 2;
-    pub const HOST_ERROR: u32 = 3;
-    pub const BAD_INPUT: u32 = 4;
-    pub const REFUSED: u32 = 5;
-}
-
-/// `lattice_observe` status codes (`docs/WASM_ABI.md` §5.1).
-pub mod observe_status {
-    pub const VIEW: u32 = 0;
-    pub const UNSEEN: u32 = 1;
-    pub const CORRUPT_STATE: u32 = 2;
-}
+pub use abi::ABI_VERSION;
+/// `lattice_apply` and `lattice_observe` status codes (`docs/WASM_ABI.md` §5, §5.1).
+pub use abi::{observe_status, status};
 
 /// Why an op was not applied: a status code of §5 and a message for the report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,6 +175,7 @@ pub trait Logic {
     fn observe(key: &[u8], row: &[u8]) -> Result<View, String>;
 }
 
+/// The imports of `abi::IMPORTS` (Rust wants the names as literals here).
 #[cfg(target_arch = "wasm32")]
 mod host {
     #[link(wasm_import_module = "lattice_table")]
@@ -229,6 +222,7 @@ pub mod table {
                 // SAFETY: both ranges are live and in guest memory; the host writes at most
                 // `buf.len()` bytes.
                 let n = unsafe { host::get(key.as_ptr(), key.len() as u32, buf.as_mut_ptr(), buf.len() as u32) };
+                // `abi::GET_ABSENT`; the host returns no other negative value.
                 if n < 0 {
                     return None;
                 }
@@ -273,12 +267,7 @@ pub mod table {
 /// The ops the replica has received (`lattice_dag`, §4).
 pub mod dag {
     /// The HLC and author of a received op.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct OpInfo {
-        pub wall_ms: u64,
-        pub counter: u32,
-        pub author: [u8; 32],
-    }
+    pub use crate::abi::OpInfo;
 
     /// The op with id `id`, if the replica has received it (floating or witnessed).
     pub fn op_info(id: &[u8; 32]) -> Option<OpInfo> {
@@ -287,15 +276,13 @@ pub mod dag {
 
     #[cfg(target_arch = "wasm32")]
     mod imp {
-        pub fn op_info(id: &[u8; 32]) -> Option<super::OpInfo> {
-            let mut out = [0u8; 44];
-            // SAFETY: `id` is 32 live bytes, `out` 44 writable ones, both in guest memory.
+        use crate::abi::{OpInfo, OP_INFO_LEN};
+
+        pub fn op_info(id: &[u8; 32]) -> Option<OpInfo> {
+            let mut out = [0u8; OP_INFO_LEN];
+            // SAFETY: `id` is 32 live bytes, `out` OP_INFO_LEN writable ones, both in guest memory.
             let found = unsafe { crate::host::op_info(id.as_ptr(), out.as_mut_ptr()) };
-            (found == 1).then(|| super::OpInfo {
-                wall_ms: u64::from_le_bytes(out[..8].try_into().expect("8 bytes")),
-                counter: u32::from_le_bytes(out[8..12].try_into().expect("4 bytes")),
-                author: out[12..].try_into().expect("32 bytes"),
-            })
+            (found == 1).then(|| OpInfo::decode(&out))
         }
     }
 
@@ -319,9 +306,9 @@ pub mod rt {
         static MESSAGE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// `len << 32 | ptr`.
+    /// `len << 32 | ptr` ([`abi::pack`]).
     pub fn pack(ptr: *const u8, len: usize) -> u64 {
-        ((len as u64) << 32) | u64::from(ptr as usize as u32)
+        abi::pack(ptr as usize as u32, len as u32)
     }
 
     pub fn store_type<L: Logic>() -> u64 {
@@ -365,10 +352,10 @@ pub mod rt {
     /// `lattice_apply` over the `lattice_alloc` buffer (`ptr`, `len` are its address and length).
     pub fn apply<L: Logic>(_ptr: *const u8, len: u32) -> u32 {
         let input = input();
-        let result = match input.get(..32).filter(|_| input.len() == len as usize) {
+        let result = match abi::split_apply_input(&input).filter(|_| input.len() == len as usize) {
             None => Err(Failure { status: status::BAD_INPUT, message: "the input is not op id ‖ op".into() }),
-            Some(id) => match Op::decode(&input[32..]) {
-                Ok(op) => L::apply(id.try_into().expect("32 bytes"), &op),
+            Some((id, op)) => match Op::decode(op) {
+                Ok(op) => L::apply(id, &op),
                 Err(e) => Err(Failure { status: status::BAD_INPUT, message: e }),
             },
         };
@@ -387,8 +374,7 @@ pub mod rt {
     /// `lattice_observe` over the `lattice_alloc` buffer: `u32 LE key length ‖ key ‖ row`.
     pub fn observe<L: Logic>(_ptr: *const u8, len: u32) -> u32 {
         let input = input();
-        let k = input.get(..4).map(|k| u32::from_le_bytes(k.try_into().expect("4 bytes")) as usize);
-        let Some((key, row)) = k.filter(|k| input.len() == len as usize && 4 + k <= input.len()).map(|k| input[4..].split_at(k)) else {
+        let Some((key, row)) = abi::split_observe_input(&input).filter(|_| input.len() == len as usize) else {
             set_message(b"the input is not key length \xe2\x80\x96 key \xe2\x80\x96 row".to_vec());
             return observe_status::CORRUPT_STATE;
         };
@@ -486,12 +472,11 @@ pub mod testing {
 
     /// Runs `L` on one op as the host does (alloc, copy, apply); the status.
     pub fn apply<L: Logic>(id: &[u8; 32], op: &[u8]) -> u32 {
-        let len = (32 + op.len()) as u32;
+        let len = abi::apply_input_len(op.len()) as u32;
         let ptr = rt::alloc(len);
         // SAFETY: `alloc` returned a buffer of `len` bytes.
         let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len as usize) };
-        buf[..32].copy_from_slice(id);
-        buf[32..].copy_from_slice(op);
+        abi::write_apply_input(buf, id, op);
         rt::apply::<L>(ptr, len)
     }
 
@@ -558,9 +543,8 @@ mod tests {
     #[test]
     fn observe_passes_the_key_and_row_and_maps_the_view() {
         let call = |key: &[u8], row: &[u8]| {
-            let mut input = (key.len() as u32).to_le_bytes().to_vec();
-            input.extend_from_slice(key);
-            input.extend_from_slice(row);
+            let mut input = vec![0; abi::observe_input_len(key.len(), row.len())];
+            abi::write_observe_input(&mut input, key, row);
             let ptr = rt::alloc(input.len() as u32);
             // SAFETY: `alloc` returned a buffer of this length.
             unsafe { std::slice::from_raw_parts_mut(ptr, input.len()) }.copy_from_slice(&input);

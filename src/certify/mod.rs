@@ -12,7 +12,7 @@
 //! tells an input it cannot find (unusable input) from a certificate that no longer holds.
 
 use crate::corpus::ManifestEntry;
-use crate::replica::{ReplicaError, ReplicaFactory};
+use crate::replica::ReplicaError;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -20,16 +20,14 @@ use serde::{Deserialize, Serialize};
 use crate::build::{BuildError, BuildSpec};
 use crate::corpus::{self, gen, CorpusError, Manifest};
 use crate::history::History;
-pub use crate::lockstep::rechain;
+pub use crate::lockstep::{lockstep, rechain, shrink, with_ids, Shrinking, SHRINK_REPLAYS, SHRINK_SECONDS};
 use crate::lockstep::Divergence;
-use crate::op::{op_id, Op, OpId};
+use crate::op::{Op, OpId};
 use crate::registry::Registry;
 
 mod check;
 pub use check::*;
 
-mod shrink;
-pub use shrink::*;
 
 const CERT_TAG: &str = "lattice-conform/certificate";
 /// Version 3: every path — a `.wasm` build's `build` and a corpus's `path` — is relative to the
@@ -125,23 +123,6 @@ pub enum Verdict {
         shrinking: Shrinking,
     },
 }
-
-/// What shrinking a counterexample cost (docs/FORMAT.md §17.4): the replays it made and, when a
-/// cap stopped it before it was done, which one (the counterexample still diverges, but may not
-/// be minimal).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Shrinking {
-    pub replays: u32,
-    pub stopped: Option<String>,
-}
-
-/// Most replays one shrink makes. Each replays the shrunk history through both builds from a fresh
-/// replica — a fresh Wasm guest that regrows its memory, say — so the cap bounds a certify whose
-/// candidate fails late or slowly. Deterministic: the same run stops at the same replay.
-pub const SHRINK_REPLAYS: u32 = 64;
-
-/// The wall-clock safety cap of one shrink, in seconds (reported when it stops one).
-pub const SHRINK_SECONDS: u64 = 60;
 
 /// Unusable input (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -495,23 +476,6 @@ fn mutate(h: &History, r: u64, max_ops: usize) -> History {
     }
     let ops = rechain(h, &ops);
     History { delivery: h.delivery.clamped(ops.len() as u64), ops, provenance: None, ..h.clone() }
-}
-
-/// The first divergence between fresh replicas of two builds over `ops`.
-pub fn lockstep(
-    h: &crate::history::Header,
-    ops: impl Iterator<Item = Op>,
-    baseline: &dyn ReplicaFactory,
-    candidate: &dyn ReplicaFactory,
-) -> Result<Option<Divergence>, ReplicaError> {
-    let identity = h.identity();
-    let (mut b, mut c) = (baseline.open(&identity)?, candidate.open(&identity)?);
-    let d = crate::lockstep::first_divergence_of(h, ops, b.as_mut(), c.as_mut(), 0)?;
-    if d.is_none() {
-        b.finish()?;
-        c.finish()?;
-    }
-    Ok(d)
 }
 
 fn build_id(b: &BuildSpec) -> Result<BuildId, CertifyError> {

@@ -1,9 +1,32 @@
-//! Shrinking a diverging history to a small counterexample: cut after the divergent op, drop chunks of ops, cut payloads; deterministic and bounded in replays and time.
+//! Shrinking a diverging history to a small counterexample (`certify`): cut after the divergent
+//! op, drop chunks of ops, cut payloads; deterministic, and bounded in replays and time.
 
-use super::*;
+use serde::Serialize;
+
+use super::{lockstep, rechain, Divergence};
+use crate::replica::ReplicaFactory;
+use crate::history::History;
+use crate::op::{op_id, Op, OpId};
+
+/// What shrinking a counterexample cost (docs/FORMAT.md §17.4): the replays it made and, when a
+/// cap stopped it before it was done, which one (the counterexample still diverges, but may not
+/// be minimal).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Shrinking {
+    pub replays: u32,
+    pub stopped: Option<String>,
+}
+
+/// Most replays one shrink makes. Each replays the shrunk history through both builds from a fresh
+/// replica — a fresh Wasm guest that regrows its memory, say — so the cap bounds a certify whose
+/// candidate fails late or slowly. Deterministic: the same run stops at the same replay.
+pub const SHRINK_REPLAYS: u32 = 64;
+
+/// The wall-clock safety cap of one shrink, in seconds (reported when it stops one).
+pub const SHRINK_SECONDS: u64 = 60;
 
 /// The ops of `h` paired with their ids.
-pub(super) fn with_ids(h: &History) -> Vec<(OpId, Op)> {
+pub fn with_ids(h: &History) -> Vec<(OpId, Op)> {
     h.ops.iter().map(|op| (op_id(&h.store_id, op), op.clone())).collect()
 }
 

@@ -1,7 +1,8 @@
 //! Lockstep: two replicas fed the same ops side by side, compared after every delivery — the
 //! first divergent op between two builds, with a key-level diff of rows and of reads. Used by
 //! `verify` (explaining a golden mismatch), `certify`, `record` and `open --verify-history`;
-//! none of them owns it, and nothing here knows about goldens or reports.
+//! none of them owns it, and nothing here knows about goldens or reports. Also `rechain` (ops
+//! relinked after an edit) and `shrink` (a counterexample made small).
 
 use std::collections::BTreeMap;
 
@@ -11,8 +12,11 @@ use crate::diff::{diff_rows, diff_views, KeyDiff};
 use crate::history::{Header, History, Step};
 use crate::op::{op_id, Op, OpId};
 use crate::replay::{Delivered, HostFaults, MemStore, Stall};
-use crate::replica::{Replica, ReplicaError, FRAME_OPS};
+use crate::replica::{Replica, ReplicaError, ReplicaFactory, FRAME_OPS};
 use crate::store::Logic;
+
+mod shrink;
+pub use shrink::*;
 
 /// The first op at which the reference and the candidate disagree.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +206,23 @@ pub fn delivered_text(d: &Delivered, stall: Option<&Stall>, explain: bool) -> St
             s => format!("witnessed {witnessed}, applied {applied}, stalled ({})", s.map_or("?", |s| s.kind.as_str())),
         },
     }
+}
+
+/// The first divergence between fresh replicas of two builds over `ops`.
+pub fn lockstep(
+    h: &Header,
+    ops: impl Iterator<Item = Op>,
+    baseline: &dyn ReplicaFactory,
+    candidate: &dyn ReplicaFactory,
+) -> Result<Option<Divergence>, ReplicaError> {
+    let identity = h.identity();
+    let (mut b, mut c) = (baseline.open(&identity)?, candidate.open(&identity)?);
+    let d = first_divergence_of(h, ops, b.as_mut(), c.as_mut(), 0)?;
+    if d.is_none() {
+        b.finish()?;
+        c.finish()?;
+    }
+    Ok(d)
 }
 
 /// Repairs `prev` links and `causal_deps` after ops of `h` were edited or removed. `ops` pairs

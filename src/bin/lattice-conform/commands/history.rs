@@ -2,78 +2,11 @@
 
 use crate::*;
 
-#[derive(clap::Args)]
-pub(crate) struct RecordArgs {
-    /// The store's directory (read only).
-    dir: PathBuf,
-    /// Write the history here.
-    #[arg(long, required_unless_present = "corpus")]
-    out: Option<PathBuf>,
-    /// Or add it to this corpus (updating its manifest), with its goldens written as pending
-    /// under --golden (review them with `bless --accept`).
-    #[arg(long, requires_all = ["golden", "name"])]
-    corpus: Option<PathBuf>,
-    /// The golden directory for --corpus.
-    #[arg(long)]
-    golden: Option<PathBuf>,
-    /// The history's name in the corpus.
-    #[arg(long)]
-    name: Option<String>,
-    /// Replace --out if it exists.
-    #[arg(long)]
-    force: bool,
-    /// The history's form. Default: from --out's extension (`.lch` binary, otherwise JSON); in a
-    /// corpus, JSON up to 100,000 ops and binary above.
-    #[arg(long, value_enum)]
-    format: Option<Form>,
-    /// Limits of the Wasm guests this command runs.
-    #[command(flatten, next_help_heading = "Wasm guest limits")]
-    pub(crate) limits: WasmLimitArgs,
-}
+mod expect;
+mod record;
 
-pub(crate) fn record(registry: &Registry, args: RecordArgs) -> anyhow::Result<()> {
-    if let Some(out) = &args.out {
-        lattice_conform::output::check_file(out, args.force)?;
-    }
-    for dir in args.corpus.iter().chain(&args.golden) {
-        lattice_conform::output::check_dir(dir)?;
-    }
-    if let Some(out) = &args.out {
-        sweep(out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")), 0)?;
-    }
-    if let (Some(c), Some(g)) = (&args.corpus, &args.golden) {
-        lattice_conform::golden::check_belongs(c, g)?;
-    }
-    if let Some(c) = &args.corpus {
-        sweep(c, 1)?;
-    }
-    if let Some(g) = &args.golden {
-        sweep(g, 2)?;
-    }
-    if let Some(out) = &args.out {
-        let form = args.format.unwrap_or(Form::for_path(out, Some(Form::Json))?);
-        let r = lattice_conform::record::record_to(&args.dir, registry, out, form)?;
-        say!("recorded {} ops to {} ({} bytes)", r.written.ops, out.display(), r.written.bytes);
-    }
-    if let (Some(c), Some(g), Some(name)) = (&args.corpus, &args.golden, &args.name) {
-        let (r, entry, blessed) = lattice_conform::record::record_to_corpus(&args.dir, registry, c, g, name, args.format)?;
-        say!("recorded {} ops as {} with pending goldens", r.written.ops, entry.id());
-        if r.expect_kept > 0 {
-            say!("kept the {} expected read(s) of the history it replaces", r.expect_kept);
-        }
-        if r.expect_dropped > 0 {
-            say!(
-                "note: dropped {} expected read(s) of the history it replaces: the ops before them are not the recorded log's first ops",
-                r.expect_dropped
-            );
-        }
-        if !quiet() {
-            print_blessed(&blessed);
-        }
-        say!("review them under {}, then run `lattice-conform bless --accept {}`", g.display(), entry.id());
-    }
-    Ok(())
-}
+use expect::{expect_note, ExpectArgs};
+pub(crate) use record::{record, RecordArgs};
 
 #[derive(Subcommand)]
 pub(crate) enum HistoryCommand {
@@ -306,85 +239,4 @@ pub(crate) fn history_command(registry: &Registry, cmd: HistoryCommand) -> anyho
 /// The form of an existing history file, told from its first byte.
 pub(crate) fn form_of(path: &Path) -> anyhow::Result<&'static str> {
     Ok(history::form_of(path)?.extension())
-}
-
-/// The expected-read flags of `history add` (docs/FORMAT.md §10.10): checked after this op by
-/// `verify` for every build, and by `bless` against the reference build.
-#[derive(clap::Args, Debug, Default)]
-#[command(next_help_heading = "Expected reads (after this op)")]
-pub(crate) struct ExpectArgs {
-    /// KEY reads VALUE (kvstore types; repeatable; `hex:…` for bytes).
-    #[arg(long = "expect", value_name = "KEY=VALUE")]
-    value: Vec<String>,
-    /// KEY reads no value: no row, a tombstone or a removed key.
-    #[arg(long = "expect-no-value", value_name = "KEY")]
-    no_value: Vec<String>,
-    /// KEY has no row a reader sees.
-    #[arg(long = "expect-absent", value_name = "KEY")]
-    absent: Vec<String>,
-    /// KEY is a tombstone (core:kvstore).
-    #[arg(long = "expect-tombstone", value_name = "KEY")]
-    tombstone: Vec<String>,
-    /// KEY is conflicted: more than one head (core:kvstore).
-    #[arg(long = "expect-conflicted", value_name = "KEY")]
-    conflicted: Vec<String>,
-    /// KEY is not conflicted (core:kvstore).
-    #[arg(long = "expect-not-conflicted", value_name = "KEY")]
-    not_conflicted: Vec<String>,
-    /// KEY has N heads (core:kvstore).
-    #[arg(long = "expect-heads", value_name = "KEY=N")]
-    heads: Vec<String>,
-    /// KEY's conflict counter is N (core:kvstore-v2).
-    #[arg(long = "expect-conflicts", value_name = "KEY=N")]
-    conflicts: Vec<String>,
-    /// The log's entries are exactly these, in read order (core:logstore; repeatable).
-    #[arg(long = "expect-log", value_name = "TEXT")]
-    log: Vec<String>,
-    /// The log has N entries (core:logstore).
-    #[arg(long = "expect-entries", value_name = "N")]
-    entries: Option<u64>,
-}
-
-impl ExpectArgs {
-    fn flags(self: Box<Self>) -> lattice_conform::author::ExpectFlags {
-        lattice_conform::author::ExpectFlags {
-            value: self.value,
-            no_value: self.no_value,
-            absent: self.absent,
-            tombstone: self.tombstone,
-            conflicted: self.conflicted,
-            not_conflicted: self.not_conflicted,
-            heads: self.heads,
-            conflicts: self.conflicts,
-            log: self.log,
-            entries: self.entries,
-        }
-    }
-}
-
-/// After an op with expected reads: says them, and whether the reference build meets them now
-/// (a fixture of a bug the reference build still has fails until it is fixed: `bless` refuses it).
-fn expect_note(registry: &Registry, h: &history::History) -> anyhow::Result<()> {
-    let n = h.ops.len() as u64;
-    let now: Vec<(usize, &lattice_conform::expect::Read)> = h.expect.iter().enumerate().filter(|(_, e)| e.after == Some(n)).collect();
-    if now.is_empty() {
-        return Ok(());
-    }
-    for (i, e) in &now {
-        say!("expect[{i}] after {n} ops: {}", lattice_conform::expect::Read { after: None, ..(*e).clone() }.describe());
-    }
-    let logic = registry.resolve(&h.identity())?;
-    let entry =
-        lattice_conform::corpus::ManifestEntry { path: String::new(), store_type: h.store_type.clone(), ops: n, blake3: String::new() };
-    let c = lattice_conform::golden::compute_checked(&h.header(), h.ops.iter().cloned(), logic, Default::default(), &entry);
-    let missed: Vec<_> = c.unmet.iter().filter(|u| u.after == n).collect();
-    if missed.is_empty() {
-        say!("the reference build meets them");
-    } else {
-        for u in missed {
-            say!("note: the reference build does not meet expect[{}] yet: {}", u.index, u.differences.join("; "));
-        }
-        say!("note: until it does, `bless` and `corpus add` refuse this history and `verify` fails it for every build that reads the same");
-    }
-    Ok(())
 }

@@ -214,10 +214,7 @@ pub fn default_store_id(store_type: &str, name: &str) -> Uuid {
     Uuid::new_v8(h.finalize().as_bytes()[..16].try_into().expect("16 bytes"))
 }
 
-/// The file stem `default_store_id` uses: the name without `.json`/`.lch`.
-pub fn file_stem(path: &Path) -> String {
-    path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned())
-}
+pub use crate::corpus::file_stem;
 
 /// An empty history of `store_type` (schema 1, no provenance).
 pub fn empty(store_type: &str, store_id: Uuid) -> Result<History, AuthorError> {

@@ -20,14 +20,13 @@ use serde::{Deserialize, Serialize};
 use crate::build::{BuildError, BuildSpec};
 use crate::corpus::{self, gen, CorpusError, Manifest};
 use crate::history::History;
-pub use crate::lockstep::{lockstep, rechain, shrink, with_ids, Shrinking, SHRINK_REPLAYS, SHRINK_SECONDS};
 use crate::lockstep::Divergence;
+pub use crate::lockstep::{lockstep, rechain, shrink, with_ids, Shrinking, SHRINK_REPLAYS, SHRINK_SECONDS};
 use crate::op::{Op, OpId};
 use crate::registry::Registry;
 
 mod check;
 pub use check::*;
-
 
 const CERT_TAG: &str = "lattice-conform/certificate";
 /// Version 3: every path — a `.wasm` build's `build` and a corpus's `path` — is relative to the

@@ -1,7 +1,7 @@
 //! Unit tests of `certify`.
 
 use super::*;
-use crate::op::{Hlc, ZERO_HASH};
+use crate::op::{op_id, Hlc, ZERO_HASH};
 use uuid::Uuid;
 
 fn history() -> History {

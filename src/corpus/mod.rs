@@ -107,33 +107,6 @@ pub(crate) fn repository_corpus_copy() -> tempfile::TempDir {
     panic!("no consistent copy of the corpus: {last}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The copy unit tests read is outside the repository and holds every listed history.
-    #[test]
-    fn the_corpus_unit_tests_read_is_a_private_copy() {
-        let copy = repository_corpus_copy();
-        let dir = copy.path().join("corpus");
-        assert!(!dir.starts_with(env!("CARGO_MANIFEST_DIR")), "{}", dir.display());
-        let manifest = Manifest::load(&dir, false).unwrap();
-        assert!(manifest.files.len() > 100, "{}", manifest.files.len());
-        for e in &manifest.files {
-            load_checked(&dir, e).unwrap();
-        }
-    }
-
-    #[test]
-    fn type_dirs_are_portable_and_reversible() {
-        assert_eq!(type_dir("core:kvstore").unwrap(), "core__kvstore");
-        assert_eq!(type_dir("my.app-v2").unwrap(), "my.app-v2");
-        for bad in ["", "a__b", "a/b", "ä", "a b", "a_:b", "a:_b"] {
-            assert!(type_dir(bad).is_err(), "{bad:?}");
-        }
-    }
-}
-
 /// A history file checked and ready to be copied into a corpus ([`prepare_add`]).
 #[derive(Clone, Debug)]
 pub struct PreparedAdd {
@@ -155,7 +128,7 @@ pub fn prepare_add(dir: &Path, src: &Path, name: Option<&str>) -> Result<Prepare
     let done = crate::history::OpStream::from_bytes(bytes.clone(), src)?.finish()?;
     let name = match name {
         Some(n) => n.to_string(),
-        None => crate::author::file_stem(src),
+        None => file_stem(src),
     };
     let form = crate::history::Form::of_bytes(&bytes);
     let store_type = done.header.store_type.clone();
@@ -191,4 +164,37 @@ pub fn stats(dir: &Path) -> Result<Coverage, CorpusError> {
         *e = (e.0 + 1, e.1 + entry.ops);
     }
     Ok(cov)
+}
+
+/// A path's file name without its extension (`corpus/x.json` → `x`), empty if it has none: the
+/// default name of an added history and of an authored one.
+pub fn file_stem(path: &Path) -> String {
+    path.file_stem().map_or_else(String::new, |st| st.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The copy unit tests read is outside the repository and holds every listed history.
+    #[test]
+    fn the_corpus_unit_tests_read_is_a_private_copy() {
+        let copy = repository_corpus_copy();
+        let dir = copy.path().join("corpus");
+        assert!(!dir.starts_with(env!("CARGO_MANIFEST_DIR")), "{}", dir.display());
+        let manifest = Manifest::load(&dir, false).unwrap();
+        assert!(manifest.files.len() > 100, "{}", manifest.files.len());
+        for e in &manifest.files {
+            load_checked(&dir, e).unwrap();
+        }
+    }
+
+    #[test]
+    fn type_dirs_are_portable_and_reversible() {
+        assert_eq!(type_dir("core:kvstore").unwrap(), "core__kvstore");
+        assert_eq!(type_dir("my.app-v2").unwrap(), "my.app-v2");
+        for bad in ["", "a__b", "a/b", "ä", "a b", "a_:b", "a:_b"] {
+            assert!(type_dir(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -4,9 +4,9 @@
 use serde::Serialize;
 
 use super::{lockstep, rechain, Divergence};
-use crate::replica::ReplicaFactory;
 use crate::history::History;
 use crate::op::{op_id, Op, OpId};
+use crate::replica::ReplicaFactory;
 
 /// What shrinking a counterexample cost (docs/FORMAT.md §17.4): the replays it made and, when a
 /// cap stopped it before it was done, which one (the counterexample still diverges, but may not

@@ -18,9 +18,8 @@ fn module_of(rel: &Path) -> Option<String> {
 
 /// The modules `text` names as `crate::NAME`, outside its `#[cfg(test)] mod tests`.
 fn imports(text: &str) -> BTreeSet<String> {
-    let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(text);
     // Comments (doc links included) are not imports.
-    let code: String = code.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+    let code: String = without_tests(text).lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
     let mut out = BTreeSet::new();
     let mut rest = code.as_str();
     while let Some(i) = rest.find("crate::") {
@@ -48,6 +47,28 @@ fn imports(text: &str) -> BTreeSet<String> {
         }
     }
     out
+}
+
+/// `text` without its `#[cfg(test)] mod tests { … }` block (braces matched), keeping what follows
+/// it; a `mod tests;` line (tests in their own file) has no block to cut.
+fn without_tests(text: &str) -> String {
+    let marker = "#[cfg(test)]\nmod tests {";
+    let Some(start) = text.find(marker) else { return text.to_string() };
+    let mut depth = 0usize;
+    for (i, ch) in text[start + marker.len() - 1..].char_indices() {
+        match ch {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    let end = start + marker.len() - 1 + i + 1;
+                    return format!("{}{}", &text[..start], without_tests(&text[end..]));
+                }
+            }
+            _ => {}
+        }
+    }
+    text[..start].to_string()
 }
 
 fn first_name(s: &str) -> Option<String> {
@@ -227,7 +248,7 @@ fn nothing_outside_the_cli_prints() {
                 }
             } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs") {
                 let text = std::fs::read_to_string(&p).unwrap();
-                let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(&text);
+                let code = without_tests(&text);
                 let prints = code
                     .lines()
                     .map(|l| l.split("//").next().unwrap_or(""))
@@ -244,7 +265,7 @@ fn nothing_outside_the_cli_prints() {
 
 #[test]
 fn the_reader_finds_grouped_and_nested_imports_and_skips_tests() {
-    let text = "use crate::{a::b, c, d::{e, f}};\n/// [`crate::y::Y`]\nfn x() { crate::g::h(); } // crate::w\n#[cfg(test)]\nmod tests {\n use crate::z;\n}\n";
+    let text = "use crate::{a::b, c, d::{e, f}};\n/// [`crate::y::Y`]\nfn x() { crate::g::h(); } // crate::w\n#[cfg(test)]\nmod tests {\n use crate::z;\n fn t() { if true { crate::zz::f(); } }\n}\nfn after() { crate::k::g(); }\n";
     let got: Vec<String> = imports(text).into_iter().collect();
-    assert_eq!(got, ["a", "c", "d", "g"]);
+    assert_eq!(got, ["a", "c", "d", "g", "k"], "code after the tests module is read, the tests module is not");
 }

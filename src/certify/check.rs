@@ -37,6 +37,9 @@ pub struct CheckReport {
 /// an input cannot be found anywhere, or a build implements another type or schema than the
 /// certificate records.
 pub fn check(path: &Path, registry: &Registry) -> Result<CheckReport, CertifyError> {
+    if path.is_dir() {
+        return Err(CertifyError::CertificateIsADirectory(path.to_path_buf()));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| CertifyError::ReadCertificate(path.to_path_buf(), e))?;
     let mut report = CheckReport {
         format: CHECK_TAG,

@@ -133,6 +133,8 @@ pub enum CertifyError {
     Corpus(#[from] CorpusError),
     #[error("{0}: cannot read the certificate")]
     ReadCertificate(PathBuf, #[source] std::io::Error),
+    #[error("{0}: a directory, not a certificate (name the JSON file `certify --out` wrote)")]
+    CertificateIsADirectory(PathBuf),
     #[error("{0}: cannot read the build to digest it")]
     Io(PathBuf, #[source] std::io::Error),
     #[error(transparent)]

@@ -9,7 +9,7 @@ use crate::history::History;
 /// Loads a listed history, whole, after checking its digest and type against the manifest.
 pub fn load_checked(dir: &Path, entry: &ManifestEntry) -> Result<History, CorpusError> {
     let path = dir.join(&entry.path);
-    let bytes = std::fs::read(&path).map_err(|source| CorpusError::Io { path: path.clone(), source })?;
+    let bytes = std::fs::read(&path).map_err(|source| listed_io(dir, &path, source))?;
     check_digest(&path, &entry.blake3, blake3::hash(&bytes).to_hex().to_string())?;
     let history = History::from_bytes(bytes, &path)?;
     check_type(&path, entry, &history.store_type)?;
@@ -25,7 +25,7 @@ pub const STREAM_ABOVE: u64 = 8 << 20;
 /// consumer must call `finish` before trusting what it computed.
 pub fn open_checked(dir: &Path, entry: &ManifestEntry) -> Result<CheckedStream, CorpusError> {
     let path = dir.join(&entry.path);
-    let io = |source| CorpusError::Io { path: path.clone(), source };
+    let io = |source| listed_io(dir, &path, source);
     let len = std::fs::metadata(&path).map_err(io)?.len();
     let stream = if len <= STREAM_ABOVE {
         let bytes = std::fs::read(&path).map_err(io)?;
@@ -76,4 +76,13 @@ fn check_type(path: &Path, entry: &ManifestEntry, found: &str) -> Result<(), Cor
         return Err(CorpusError::TypeMismatch { path: path.to_path_buf(), listed: entry.store_type.clone(), found: found.to_string() });
     }
     Ok(())
+}
+
+/// The error of reading a listed history at `path`: one the manifest lists but that is gone is
+/// named as such (with the manifest), any other failure as what the OS said.
+fn listed_io(dir: &Path, path: &Path, source: std::io::Error) -> CorpusError {
+    match source.kind() {
+        std::io::ErrorKind::NotFound => CorpusError::ListedButMissing { path: path.to_path_buf(), manifest: dir.join(super::MANIFEST) },
+        _ => CorpusError::Io { path: path.to_path_buf(), source },
+    }
 }

@@ -32,6 +32,8 @@ use crate::history::HistoryError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CorpusError {
+    #[error("{path}: listed in {manifest} but not there: restore it, or take its entry out of the manifest")]
+    ListedButMissing { path: PathBuf, manifest: PathBuf },
     #[error("{path}: cannot read or write")]
     Io {
         path: PathBuf,

@@ -405,6 +405,9 @@ const BELONGS_DEPTH: usize = 3;
 /// when none is.
 pub fn check_belongs(corpus_dir: &Path, golden_dir: &Path) -> Result<(), GoldenError> {
     let refuse = |why: String| GoldenError::NotThisCorpus { golden: golden_dir.to_path_buf(), corpus: corpus_dir.to_path_buf(), why };
+    if golden_dir.exists() && !golden_dir.is_dir() {
+        return Err(refuse("it is a file, not a directory".into()));
+    }
     if golden_dir.join(corpus::MANIFEST).is_file() {
         return Err(refuse(format!("it holds a {} and is a corpus directory itself", corpus::MANIFEST)));
     }

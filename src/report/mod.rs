@@ -171,6 +171,9 @@ impl Report {
     /// refused as too old: it lacks the inputs `report merge` compares.
     pub fn load(path: &std::path::Path) -> Result<Report, ReportError> {
         let bad = |reason: String| ReportError::BadReport { path: path.to_path_buf(), reason };
+        if path.is_dir() {
+            return Err(bad("a directory, not a verify report (name the JSON files `verify --format json` wrote)".into()));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         match crate::versioned::check(&text, path, REPORT_TAG, REPORT_VERSION) {
             Err(crate::versioned::VersionError::TooOld { found, reads, .. }) => {

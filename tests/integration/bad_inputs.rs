@@ -1090,7 +1090,7 @@ fn cases() -> Vec<Case> {
             Corpus,
             "the manifest lists a history file that is not there",
             2,
-            "example.json: cannot read",
+            "<tmp>/corpus/core__kvstore/example.json: listed in <tmp>/corpus/MANIFEST.json but not there: restore it, or take its entry out of the manifest",
             |t| verify_edited(t, &[], |c, _| std::fs::remove_file(c.join(CORPUS_HISTORY)).unwrap()),
         ),
         case(
@@ -1233,6 +1233,17 @@ fn cases() -> Vec<Case> {
             |t| {
                 let (c, _) = tiny_corpus(t);
                 Setup::new(args!["verify", "--corpus", &c, "--golden", &c])
+            },
+        ),
+        case(
+            "verify-golden-is-a-file",
+            Corpus,
+            "`--golden` names a file (the manifest), not a directory",
+            2,
+            "<tmp>/corpus/MANIFEST.json: not a golden directory of the corpus <tmp>/corpus: it is a file, not a directory (is --golden or --corpus wrong?)",
+            |t| {
+                let (c, _) = tiny_corpus(t);
+                Setup::new(args!["verify", "--corpus", &c, "--golden", c.join("MANIFEST.json")])
             },
         ),
         case(
@@ -1479,6 +1490,17 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            "certificate-is-a-directory",
+            Certificate,
+            "`certify --check` names a directory",
+            2,
+            "<tmp>/certs: a directory, not a certificate (name the JSON file `certify --out` wrote)",
+            |t| {
+                std::fs::create_dir_all(t.join("certs")).unwrap();
+                Setup::new(args!["certify", "--check", t.join("certs")])
+            },
+        ),
+        case(
             "certificate-missing",
             Certificate,
             "the certificate file does not exist",
@@ -1590,6 +1612,17 @@ fn cases() -> Vec<Case> {
         case("report-not-json", Report, "the second report is cut off mid-file", 2, "shard-2.json: invalid JSON", |t| {
             merge_with_edited(t, |b| edit_text(b, |s| s[..s.len() / 2].to_string()))
         }),
+        case(
+            "report-is-a-directory",
+            Report,
+            "`report merge` is given a directory",
+            2,
+            "report <tmp>/reports: a directory, not a verify report (name the JSON files `verify --format json` wrote)",
+            |t| {
+                std::fs::create_dir_all(t.join("reports")).unwrap();
+                Setup::new(args!["report", "merge", t.join("reports")])
+            },
+        ),
         case(
             "report-too-old",
             Report,

@@ -120,8 +120,9 @@ struct Plan {
 }
 
 fn plan(shape: &str, n: u64, store_id: Uuid) -> Plan {
+    type Ops = Box<dyn Iterator<Item = Op>>;
     let never: fn(u64) -> bool = |_| false;
-    let (kind, count, per_op, held, ops): (Kind, u64, u64, fn(u64) -> bool, Box<dyn Iterator<Item = Op>>) = match shape {
+    let (kind, count, per_op, held, ops): (Kind, u64, u64, fn(u64) -> bool, Ops) = match shape {
         "synthetic" => (Kind::KvStore, n, 1, never, Box::new(synthetic::ops(n, Kind::KvStore, store_id))),
         "logstore" => (Kind::LogStore, n, 1, never, Box::new(synthetic::ops(n, Kind::LogStore, store_id))),
         // synthetic's authors are round-robin: ops 0..8 are the 8 geneses.

@@ -21,6 +21,9 @@ use crate::migrate::MigrationFault;
 use crate::replay::HostFaults;
 use crate::store::Logic;
 
+mod rules;
+pub use rules::*;
+
 /// `store_type` of a fault that is not specific to one store type (delivery, kernel, hash).
 pub const ANY_TYPE: &str = "*";
 
@@ -96,9 +99,6 @@ const fn f(
 
 use Injection as I;
 use Layer as L;
-
-mod rules;
-pub use rules::*;
 
 /// Every fault, in catalogue order (by layer, then store type).
 pub const CATALOGUE: &[Fault] = &[

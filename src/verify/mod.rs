@@ -24,7 +24,6 @@ use crate::converge;
 use crate::corpus::{self, CorpusError, Manifest, ManifestEntry};
 use crate::golden::{self, Golden, GoldenError};
 use crate::history::Header;
-
 use crate::registry::Registry;
 use crate::replay::MemStore;
 

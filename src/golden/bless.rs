@@ -239,6 +239,62 @@ pub fn bless_all(
     Ok(out)
 }
 
+/// [`bless_all`] and the migration goldens of the same histories (`bless`), from one replay of each
+/// history: a migration golden migrates the state the history's replay ends in, so the replay
+/// that computes the history's golden gives it. The result lists the history goldens in manifest
+/// order, then the migration goldens in [`bless_migrations`]' order (by migration, then manifest);
+/// every golden is computed before any is written, and a contradicted expected read refuses all.
+pub fn bless_all_with_migrations(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    store_type: Option<&str>,
+    registry: &crate::registry::Registry,
+) -> Result<Vec<Blessed>, BlessError> {
+    let manifest = corpus::Manifest::load(corpus_dir, false)?;
+    let selected: Vec<&ManifestEntry> = manifest.files.iter().filter(|e| store_type.is_none_or(|t| t == e.store_type)).collect();
+    let all_migrations = crate::migrate::migrations();
+    let bar = crate::progress::bar("bless", selected.len() as u64, "histories");
+    let (mut computed, mut contradicted, mut migrated) = (Vec::with_capacity(selected.len()), Vec::new(), Vec::new());
+    for (n, entry) in selected.into_iter().enumerate() {
+        let mut stream = corpus::open_checked(corpus_dir, entry)?;
+        let header = stream.header().clone();
+        let logic = registry.resolve(&header.identity())?;
+        let mut store = MemStore::new(header.identity(), logic.clone());
+        let c = compute_expecting(&header, stream.ops(), &mut store, entry, true).expect("an in-memory replica never fails");
+        stream.finish()?;
+        for (k, m) in all_migrations.iter().enumerate().filter(|(_, m)| m.source_type() == entry.store_type) {
+            let build = super::GoldenBuild {
+                source: logic.clone(),
+                target: registry
+                    .opener(m.target_type())
+                    .map_err(|e| BlessError::from(super::MigrationGoldenError::from(crate::migrate::MigrateError::from(e))))?
+                    .logic(),
+                faults: HostFaults::default(),
+            };
+            let g = super::migration::migration_golden_of(m.as_ref(), entry, &store, &build).map_err(super::MigrationGoldenError::from)?;
+            migrated.push((k, n, m.clone(), entry, g));
+        }
+        if !c.unmet.is_empty() {
+            contradicted.push((entry.id(), c.unmet));
+        } else {
+            computed.push((entry, c.golden));
+        }
+        bar.inc(1);
+    }
+    if !contradicted.is_empty() {
+        return Err(BlessError::Contradicted(contradicted));
+    }
+    let mut out = Vec::with_capacity(computed.len() + migrated.len());
+    for (entry, golden) in computed {
+        out.push(bless_one(golden_dir, entry, &golden)?);
+    }
+    migrated.sort_by_key(|(k, n, ..)| (*k, *n));
+    for (_, _, m, entry, g) in migrated {
+        out.push(super::migration::write_migration_golden(golden_dir, m.as_ref(), entry, &g)?);
+    }
+    Ok(out)
+}
+
 /// The reference build's golden of one listed history, with the history's expected reads it
 /// does not meet.
 fn compute_entry(corpus_dir: &Path, entry: &ManifestEntry, registry: &crate::registry::Registry) -> Result<Computed, BlessError> {

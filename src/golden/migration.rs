@@ -111,7 +111,7 @@ pub fn compute_migration_golden_with(
 }
 
 /// The migration golden of a replayed source.
-fn migration_golden_of(
+pub(super) fn migration_golden_of(
     m: &dyn Migration,
     entry: &crate::corpus::ManifestEntry,
     source: &MemStore,
@@ -196,12 +196,23 @@ fn bless_migration(
     e: &crate::corpus::ManifestEntry,
     registry: &Registry,
 ) -> Result<super::Blessed, MigrationGoldenError> {
-    use super::BlessAction;
-    let path = migration_golden_path(golden_dir, m, e)?;
     let mut stream = crate::corpus::open_checked(corpus_dir, e)?;
     let header = stream.header().clone();
     let g = compute_migration_golden_streamed(m, e, &header, stream.ops(), registry)?;
     stream.finish()?;
+    write_migration_golden(golden_dir, m, e, &g)
+}
+
+/// Writes migration golden `g` of `e` as pending unless the accepted one already says it, with
+/// its review lines.
+pub(super) fn write_migration_golden(
+    golden_dir: &Path,
+    m: &dyn Migration,
+    e: &crate::corpus::ManifestEntry,
+    g: &MigrationGolden,
+) -> Result<super::Blessed, MigrationGoldenError> {
+    use super::BlessAction;
+    let path = migration_golden_path(golden_dir, m, e)?;
     let mut text = serde_json::to_string_pretty(&g).expect("a migration golden serializes");
     text.push('\n');
     let (action, replaced) = super::bless_text(&path, &text)?;

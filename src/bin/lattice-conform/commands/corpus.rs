@@ -243,8 +243,11 @@ pub(crate) fn bless(
         say!("{what}: {}", if done.is_empty() { "nothing pending".to_string() } else { format!("{} {verb}", done.len()) });
         return Ok(());
     }
-    let mut done = if migrations_only { Vec::new() } else { g::bless_all(corpus, golden, store_type, registry)? };
-    done.extend(g::bless_migrations(corpus, golden, registry)?.into_iter().filter(|b| of_type(&b.id)));
+    // One replay per history gives its golden and its migration goldens alike.
+    let done = match migrations_only {
+        true => g::bless_migrations(corpus, golden, registry)?.into_iter().filter(|b| of_type(&b.id)).collect(),
+        false => g::bless_all_with_migrations(corpus, golden, store_type, registry)?,
+    };
     print_blessed(&done);
     let mut counts = std::collections::BTreeMap::new();
     for b in &done {

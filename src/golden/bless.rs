@@ -256,24 +256,8 @@ pub fn bless_all_with_migrations(
     let bar = crate::progress::bar("bless", selected.len() as u64, "histories");
     let (mut computed, mut contradicted, mut migrated) = (Vec::with_capacity(selected.len()), Vec::new(), Vec::new());
     for (n, entry) in selected.into_iter().enumerate() {
-        let mut stream = corpus::open_checked(corpus_dir, entry)?;
-        let header = stream.header().clone();
-        let logic = registry.resolve(&header.identity())?;
-        let mut store = MemStore::new(header.identity(), logic.clone());
-        let c = compute_expecting(&header, stream.ops(), &mut store, entry, true).expect("an in-memory replica never fails");
-        stream.finish()?;
-        for (k, m) in all_migrations.iter().enumerate().filter(|(_, m)| m.source_type() == entry.store_type) {
-            let build = super::GoldenBuild {
-                source: logic.clone(),
-                target: registry
-                    .opener(m.target_type())
-                    .map_err(|e| BlessError::from(super::MigrationGoldenError::from(crate::migrate::MigrateError::from(e))))?
-                    .logic(),
-                faults: HostFaults::default(),
-            };
-            let g = super::migration::migration_golden_of(m.as_ref(), entry, &store, &build).map_err(super::MigrationGoldenError::from)?;
-            migrated.push((k, n, m.clone(), entry, g));
-        }
+        let (c, goldens) = compute_with_migrations(corpus_dir, entry, &all_migrations, registry)?;
+        migrated.extend(goldens.into_iter().map(|(k, m, g)| (k, n, m, entry, g)));
         if !c.unmet.is_empty() {
             contradicted.push((entry.id(), c.unmet));
         } else {
@@ -293,6 +277,35 @@ pub fn bless_all_with_migrations(
         out.push(super::migration::write_migration_golden(golden_dir, m.as_ref(), entry, &g)?);
     }
     Ok(out)
+}
+
+/// A migration golden computed by [`compute_with_migrations`]: the migration's index in
+/// `migrations()`, the migration, the golden.
+type MigrationComputed = (usize, std::sync::Arc<dyn crate::migrate::Migration>, super::MigrationGolden);
+
+/// One replay of a listed history with the reference build: its golden (and the expected reads it
+/// does not meet), and the migration golden of each of `migrations` that starts from its type,
+/// computed from the state the replay ends in.
+fn compute_with_migrations(
+    corpus_dir: &Path,
+    entry: &ManifestEntry,
+    migrations: &[std::sync::Arc<dyn crate::migrate::Migration>],
+    registry: &crate::registry::Registry,
+) -> Result<(Computed, Vec<MigrationComputed>), BlessError> {
+    let mut stream = corpus::open_checked(corpus_dir, entry)?;
+    let header = stream.header().clone();
+    let logic = registry.resolve(&header.identity())?;
+    let mut store = MemStore::new(header.identity(), logic.clone());
+    let c = compute_expecting(&header, stream.ops(), &mut store, entry, true).expect("an in-memory replica never fails");
+    stream.finish()?;
+    let mut out = Vec::new();
+    for (k, m) in migrations.iter().enumerate().filter(|(_, m)| m.source_type() == entry.store_type) {
+        let migration_error = |e: crate::migrate::MigrateError| BlessError::from(super::MigrationGoldenError::from(e));
+        let target = registry.opener(m.target_type()).map_err(|e| migration_error(e.into()))?.logic();
+        let build = super::GoldenBuild { source: logic.clone(), target, faults: HostFaults::default() };
+        out.push((k, m.clone(), super::migration::migration_golden_of(m.as_ref(), entry, &store, &build).map_err(migration_error)?));
+    }
+    Ok((c, out))
 }
 
 /// The reference build's golden of one listed history, with the history's expected reads it
@@ -520,8 +533,15 @@ pub fn bless_new_entry(
     entry: &ManifestEntry,
     registry: &crate::registry::Registry,
 ) -> Result<Vec<Blessed>, BlessError> {
-    let mut out = vec![bless_entry(corpus_dir, golden_dir, entry, registry)?];
-    out.extend(migration::bless_migrations_of(corpus_dir, golden_dir, entry, registry)?);
+    // One replay gives the golden and the migration goldens (as `bless` does).
+    let (c, migrated) = compute_with_migrations(corpus_dir, entry, &crate::migrate::migrations(), registry)?;
+    if !c.unmet.is_empty() {
+        return Err(BlessError::Contradicted(vec![(entry.id(), c.unmet)]));
+    }
+    let mut out = vec![bless_one(golden_dir, entry, &c.golden)?];
+    for (_, m, g) in migrated {
+        out.push(super::migration::write_migration_golden(golden_dir, m.as_ref(), entry, &g)?);
+    }
     Ok(out)
 }
 

@@ -81,10 +81,7 @@ fn one_replay_blesses_exactly_what_a_replay_per_golden_kind_blesses() {
     let one = bless_all_with_migrations(&corpus, &typed, Some("core:kvstore"), &registry).unwrap();
     let mut two = bless_all(&corpus, &typed_apart, Some("core:kvstore"), &registry).unwrap();
     two.extend(
-        bless_migrations(&corpus, &typed_apart, &registry)
-            .unwrap()
-            .into_iter()
-            .filter(|b| b.id.starts_with("migration:core:kvstore/")),
+        bless_migrations(&corpus, &typed_apart, &registry).unwrap().into_iter().filter(|b| b.id.starts_with("migration:core:kvstore/")),
     );
     assert_eq!(one, two);
     assert!(one.iter().all(|b| b.id.starts_with("core:kvstore/") || b.id.starts_with("migration:core:kvstore/")), "{one:?}");

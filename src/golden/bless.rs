@@ -214,29 +214,7 @@ pub fn bless_all(
     registry: &crate::registry::Registry,
 ) -> Result<Vec<Blessed>, BlessError> {
     let manifest = corpus::Manifest::load(corpus_dir, false)?;
-    let selected: Vec<&ManifestEntry> = manifest.files.iter().filter(|e| store_type.is_none_or(|t| t == e.store_type)).collect();
-    let bar = crate::progress::bar("bless", selected.len() as u64, "histories");
-    // Every golden is computed before any is written: a history whose expected reads the
-    // reference build contradicts refuses the whole bless.
-    let mut computed = Vec::with_capacity(selected.len());
-    let mut contradicted = Vec::new();
-    for entry in selected {
-        let c = compute_entry(corpus_dir, entry, registry)?;
-        if !c.unmet.is_empty() {
-            contradicted.push((entry.id(), c.unmet));
-        } else {
-            computed.push((entry, c.golden));
-        }
-        bar.inc(1);
-    }
-    if !contradicted.is_empty() {
-        return Err(BlessError::Contradicted(contradicted));
-    }
-    let mut out = Vec::with_capacity(computed.len());
-    for (entry, golden) in computed {
-        out.push(bless_one(golden_dir, entry, &golden)?);
-    }
-    Ok(out)
+    bless_selected(corpus_dir, golden_dir, &select(&manifest, store_type), &[], registry, true)
 }
 
 /// [`bless_all`] and the migration goldens of the same histories (`bless`), from one replay of each
@@ -251,12 +229,33 @@ pub fn bless_all_with_migrations(
     registry: &crate::registry::Registry,
 ) -> Result<Vec<Blessed>, BlessError> {
     let manifest = corpus::Manifest::load(corpus_dir, false)?;
-    let selected: Vec<&ManifestEntry> = manifest.files.iter().filter(|e| store_type.is_none_or(|t| t == e.store_type)).collect();
-    let all_migrations = crate::migrate::migrations();
-    let bar = crate::progress::bar("bless", selected.len() as u64, "histories");
+    bless_selected(corpus_dir, golden_dir, &select(&manifest, store_type), &crate::migrate::migrations(), registry, true)
+}
+
+/// The manifest's entries of `store_type` (all of them without one), in manifest order.
+fn select<'a>(manifest: &'a corpus::Manifest, store_type: Option<&str>) -> Vec<&'a ManifestEntry> {
+    manifest.files.iter().filter(|e| store_type.is_none_or(|t| t == e.store_type)).collect()
+}
+
+/// Blesses the goldens of `selected` and, from the same replay, their migration goldens under
+/// `migrations` (none: history goldens only). Every golden is computed before any is written: a
+/// history whose expected reads the reference build contradicts refuses the whole bless. History
+/// goldens come first, in `selected`'s order, then migration goldens by migration, then history.
+fn bless_selected(
+    corpus_dir: &Path,
+    golden_dir: &Path,
+    selected: &[&ManifestEntry],
+    migrations: &[std::sync::Arc<dyn crate::migrate::Migration>],
+    registry: &crate::registry::Registry,
+    progress: bool,
+) -> Result<Vec<Blessed>, BlessError> {
+    let bar = match progress {
+        true => crate::progress::bar("bless", selected.len() as u64, "histories"),
+        false => indicatif::ProgressBar::hidden(),
+    };
     let (mut computed, mut contradicted, mut migrated) = (Vec::with_capacity(selected.len()), Vec::new(), Vec::new());
-    for (n, entry) in selected.into_iter().enumerate() {
-        let (c, goldens) = compute_with_migrations(corpus_dir, entry, &all_migrations, registry)?;
+    for (n, &entry) in selected.iter().enumerate() {
+        let (c, goldens) = compute_with_migrations(corpus_dir, entry, migrations, registry)?;
         migrated.extend(goldens.into_iter().map(|(k, m, g)| (k, n, m, entry, g)));
         if !c.unmet.is_empty() {
             contradicted.push((entry.id(), c.unmet));
@@ -306,32 +305,6 @@ fn compute_with_migrations(
         out.push((k, m.clone(), super::migration::migration_golden_of(m.as_ref(), entry, &store, &build).map_err(migration_error)?));
     }
     Ok((c, out))
-}
-
-/// The reference build's golden of one listed history, with the history's expected reads it
-/// does not meet.
-fn compute_entry(corpus_dir: &Path, entry: &ManifestEntry, registry: &crate::registry::Registry) -> Result<Computed, BlessError> {
-    let mut stream = corpus::open_checked(corpus_dir, entry)?;
-    let header = stream.header().clone();
-    let logic = registry.resolve(&header.identity())?;
-    let computed = compute_checked(&header, stream.ops(), logic, HostFaults::default(), entry);
-    stream.finish()?;
-    Ok(computed)
-}
-
-/// Computes the golden of one listed history and writes it as pending when new or changed;
-/// refused, writing nothing, when the reference build contradicts the history's expected reads.
-pub fn bless_entry(
-    corpus_dir: &Path,
-    golden_dir: &Path,
-    entry: &ManifestEntry,
-    registry: &crate::registry::Registry,
-) -> Result<Blessed, BlessError> {
-    let c = compute_entry(corpus_dir, entry, registry)?;
-    if !c.unmet.is_empty() {
-        return Err(BlessError::Contradicted(vec![(entry.id(), c.unmet)]));
-    }
-    Ok(bless_one(golden_dir, entry, &c.golden)?)
 }
 
 /// What `bless --accept` / `bless --reject` does to a pending golden.
@@ -534,15 +507,7 @@ pub fn bless_new_entry(
     registry: &crate::registry::Registry,
 ) -> Result<Vec<Blessed>, BlessError> {
     // One replay gives the golden and the migration goldens (as `bless` does).
-    let (c, migrated) = compute_with_migrations(corpus_dir, entry, &crate::migrate::migrations(), registry)?;
-    if !c.unmet.is_empty() {
-        return Err(BlessError::Contradicted(vec![(entry.id(), c.unmet)]));
-    }
-    let mut out = vec![bless_one(golden_dir, entry, &c.golden)?];
-    for (_, m, g) in migrated {
-        out.push(super::migration::write_migration_golden(golden_dir, m.as_ref(), entry, &g)?);
-    }
-    Ok(out)
+    bless_selected(corpus_dir, golden_dir, &[entry], &crate::migrate::migrations(), registry, false)
 }
 
 /// Failures of `bless`.

@@ -175,20 +175,6 @@ pub fn bless_migrations(corpus_dir: &Path, golden_dir: &Path, registry: &Registr
     Ok(out)
 }
 
-/// Writes the pending migration goldens of one listed history (one per migration from its type).
-pub fn bless_migrations_of(
-    corpus_dir: &Path,
-    golden_dir: &Path,
-    entry: &crate::corpus::ManifestEntry,
-    registry: &Registry,
-) -> Result<Vec<super::Blessed>, MigrationGoldenError> {
-    let mut out = Vec::new();
-    for m in migrations().into_iter().filter(|m| m.source_type() == entry.store_type) {
-        out.push(bless_migration(corpus_dir, golden_dir, m.as_ref(), entry, registry)?);
-    }
-    Ok(out)
-}
-
 fn bless_migration(
     corpus_dir: &Path,
     golden_dir: &Path,

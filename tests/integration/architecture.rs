@@ -18,8 +18,7 @@ fn module_of(rel: &Path) -> Option<String> {
 
 /// The modules `text` names as `crate::NAME`, outside its `#[cfg(test)] mod tests`.
 fn imports(text: &str) -> BTreeSet<String> {
-    // Comments (doc links included) are not imports.
-    let code: String = without_tests(text).lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+    let code = code_of(text);
     let mut out = BTreeSet::new();
     let mut rest = code.as_str();
     while let Some(i) = rest.find("crate::") {
@@ -44,6 +43,35 @@ fn imports(text: &str) -> BTreeSet<String> {
             }
         } else {
             out.extend(first_name(rest));
+        }
+    }
+    out
+}
+
+/// The code of a source file: without its tests module and its comments (doc links included),
+/// which are neither imports nor prints.
+fn code_of(text: &str) -> String {
+    without_tests(text).lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n")
+}
+
+/// Every library source file (`src/`, the CLI under `src/bin` and the unit tests in `tests.rs`
+/// files left out): its path below `src/` with `/` separators, and its text.
+fn library_files() -> Vec<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
+            if p.is_dir() {
+                if rel != "bin" {
+                    stack.push(p);
+                }
+            } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs") {
+                // A `tests.rs` holds a module's unit tests (`#[cfg(test)] mod tests;`): test code.
+                out.push((rel, std::fs::read_to_string(&p).unwrap()));
+            }
         }
     }
     out
@@ -77,21 +105,11 @@ fn first_name(s: &str) -> Option<String> {
 }
 
 fn graph() -> BTreeMap<String, BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut stack = vec![src.clone()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs") {
-                // A `tests.rs` holds a module's unit tests (`#[cfg(test)] mod tests;`): test code.
-                let Some(m) = module_of(p.strip_prefix(&src).unwrap()) else { continue };
-                let deps = imports(&std::fs::read_to_string(&p).unwrap());
-                g.entry(m.clone()).or_default().extend(deps.into_iter().filter(|d| *d != m));
-            }
-        }
+    for (rel, text) in library_files() {
+        let Some(m) = module_of(Path::new(&rel)) else { continue };
+        let deps = imports(&text);
+        g.entry(m.clone()).or_default().extend(deps.into_iter().filter(|d| *d != m));
     }
     let modules: BTreeSet<String> = g.keys().cloned().collect();
     for deps in g.values_mut() {
@@ -233,32 +251,13 @@ fn every_import_stays_in_its_layer_or_goes_down() {
 
 #[test]
 fn nothing_outside_the_cli_prints() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     // The two hooks ARCHITECTURE.md names; each must still be there (or the exception is stale).
     let allowed = ["migrate/mod.rs", "outside/serve.rs"];
-    let mut printing = BTreeSet::new();
-    let mut stack = vec![src.clone()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
-            if p.is_dir() {
-                if rel != "bin" {
-                    stack.push(p);
-                }
-            } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs") {
-                let text = std::fs::read_to_string(&p).unwrap();
-                let code = without_tests(&text);
-                let prints = code
-                    .lines()
-                    .map(|l| l.split("//").next().unwrap_or(""))
-                    .any(|l| ["print!(", "println!(", "eprint!(", "eprintln!("].iter().any(|m| l.contains(m)));
-                if prints {
-                    printing.insert(rel);
-                }
-            }
-        }
-    }
+    let printing: BTreeSet<String> = library_files()
+        .into_iter()
+        .filter(|(_, text)| code_of(text).lines().any(|l| ["print!(", "println!(", "eprint!(", "eprintln!("].iter().any(|m| l.contains(m))))
+        .map(|(rel, _)| rel)
+        .collect();
     let expected: BTreeSet<String> = allowed.iter().map(|s| s.to_string()).collect();
     assert_eq!(printing, expected, "library files that print (only the CLI may, beside the two named hooks)");
 }

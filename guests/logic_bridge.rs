@@ -69,3 +69,27 @@ impl Dag for HostDag {
         Ok(dag::op_info(id).map(|i| (Hlc { wall_ms: i.wall_ms, counter: i.counter }, i.author)))
     }
 }
+
+/// Declares the guest for `$logic` (an expression of a `StoreLogic` type) of type `$store_type`
+/// schema `$schema`, and exports it: each reference guest is this one line over its logic.
+#[macro_export]
+macro_rules! bridge_guest {
+    ($logic:expr, $store_type:expr, $schema:expr) => {
+        struct Guest;
+
+        impl lattice_guest::Logic for Guest {
+            const STORE_TYPE: &'static str = $store_type;
+            const SCHEMA_VERSION: u64 = $schema;
+
+            fn apply(id: &[u8; 32], op: &lattice_guest::Op<'_>) -> Result<(), lattice_guest::Failure> {
+                logic_bridge::apply(&$logic, id, op)
+            }
+
+            fn observe(key: &[u8], row: &[u8]) -> Result<lattice_guest::View, String> {
+                logic_bridge::observe(&$logic, key, row)
+            }
+        }
+
+        lattice_guest::export_guest!(Guest);
+    };
+}
